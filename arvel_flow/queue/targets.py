@@ -1,0 +1,276 @@
+"""Dotted paths to runnable things: `Job` classes, duck-typed Pydantic jobs, functions.
+
+A `JobRef` is what travels in plans and messages: the target's path, its parameters
+and its effective settings. `resolve_target` turns the path back into something that
+can run, importing only under the allowed module prefixes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
+
+from arvel_flow.errors import ImportTargetError
+from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
+
+TargetKind = Literal["job", "model", "function"]
+
+
+def import_object(path: str, *, allowed: Sequence[str] | None = None) -> Any:
+    """Import ``pkg.module:Name`` or ``pkg.module.Name`` (a bare name means a builtin).
+
+    With ``allowed``, the module must lie under one of those prefixes; nothing is
+    imported otherwise.
+    """
+    if not path or any(not part.isidentifier() for part in path.replace(":", ".").split(".")):
+        raise ImportTargetError(path, "not a dotted path such as 'pkg.module:Name'")
+    if allowed is not None and not _is_allowed(path, allowed):
+        raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
+    if ":" in path:
+        module_name, _, attr_path = path.partition(":")
+        return _getattr_path(_import_module(path, module_name), attr_path, path)
+    if "." not in path:
+        if hasattr(builtins, path):
+            return getattr(builtins, path)
+        raise ImportTargetError(path, "no such builtin; use a dotted path 'pkg.module.Name'")
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name):
+                continue
+            raise ImportTargetError(path, f"importing {module_name} failed: {error}") from None
+        except Exception as error:
+            raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
+        return _getattr_path(module, ".".join(parts[split:]), path)
+    raise ImportTargetError(path, f"no module named {parts[0]!r}")
+
+
+def _is_allowed(path: str, allowed: Sequence[str]) -> bool:
+    module = path.partition(":")[0] if ":" in path else path
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
+
+
+def _import_module(path: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ImportTargetError(path, f"no module named {error.name!r}") from None
+    except Exception as error:
+        raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
+
+
+def _getattr_path(module: Any, attr_path: str, path: str) -> Any:
+    obj = module
+    for name in attr_path.split("."):
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            raise ImportTargetError(path, f"{module.__name__} has no attribute {name!r}") from None
+    return obj
+
+
+def object_path(obj: Any) -> str:
+    """The ``module:QualName`` path under which ``obj`` can be imported again."""
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobTarget:
+    """A resolved job: what it is, and how to build a runnable instance of it."""
+
+    path: str
+    obj: Any
+    kind: TargetKind
+
+    @property
+    def params_model(self) -> type[BaseModel]:
+        """The Pydantic model that the job's parameters must satisfy."""
+        if self.kind == "function":
+            return _function_model(self.obj)
+        model: type[BaseModel] = self.obj
+        return model
+
+    def parameter_names(self) -> set[str]:
+        """Names the job accepts as parameters (field names and aliases)."""
+        names: set[str] = set()
+        for name, info in self.params_model.model_fields.items():
+            names.add(name)
+            if info.alias:
+                names.add(info.alias)
+        return names
+
+    def validate_params(self, params: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every problem with ``params``: unknown, missing or mistyped, each at its ``loc``."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        known = self.parameter_names()
+        for name in params:
+            if name not in known:
+                problems.append(((name,), f"unknown parameter of {self.path}"))
+        try:
+            self.params_model.model_validate({k: v for k, v in params.items() if k in known})
+        except pydantic.ValidationError as error:
+            problems.extend((tuple(e["loc"]), e["msg"]) for e in error.errors())
+        return problems
+
+    def build(self, params: Mapping[str, Any], settings: JobSettings | None = None) -> Any:
+        """A fresh instance with ``handle()``, from JSON-ready parameters."""
+        if self.kind == "function":
+            return FunctionCall(self.path, self.obj, dict(params))
+        values = dict(params)
+        if self.kind == "job" and settings is not None:
+            for name in JOB_SETTING_FIELDS:
+                values.setdefault(name, getattr(settings, name))
+        return self.obj.model_validate(values)
+
+
+class FunctionCall:
+    """Runs a plain function (sync in a worker thread, or async) as a job."""
+
+    def __init__(self, path: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        self.path = path
+        self.function = function
+        self.kwargs = kwargs
+
+    async def handle(self) -> Any:
+        """Call the function with the step's ``with:`` parameters."""
+        if inspect.iscoroutinefunction(self.function):
+            return await self.function(**self.kwargs)
+        return await asyncio.to_thread(self.function, **self.kwargs)
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        """The parameters, so that failure records and keys read them as for models."""
+        return dict(self.kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["kwargs"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _function_model(function: Callable[..., Any]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, param in inspect.signature(function).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = Any if param.annotation is param.empty else param.annotation
+        default = ... if param.default is param.empty else param.default
+        fields[name] = (annotation, default)
+    model: type[BaseModel] = pydantic.create_model(
+        f"{function.__qualname__}Params",
+        __config__=ConfigDict(arbitrary_types_allowed=True),
+        **fields,
+    )
+    return model
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve_cached(path: str) -> JobTarget:
+    obj = import_object(path)
+    return JobTarget(path, obj, classify_target(path, obj))
+
+
+def resolve_target(path: str, *, allowed: Sequence[str] | None = None) -> JobTarget:
+    """Import and classify a job path; refuses paths outside ``allowed`` before importing."""
+    if allowed is not None and not _is_allowed(path, allowed):
+        raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
+    return _resolve_cached(path)
+
+
+def classify_target(path: str, obj: Any) -> TargetKind:
+    """Say whether ``obj`` is a `Job`, a duck-typed Pydantic job or a function."""
+    if is_job_class(obj):
+        return "job"
+    if inspect.isclass(obj):
+        handle = getattr(obj, "handle", None)
+        if issubclass(obj, BaseModel) and inspect.iscoroutinefunction(handle):
+            return "model"
+        raise ImportTargetError(
+            path, "a class must be a Job or a Pydantic model with 'async def handle(self)'"
+        )
+    if inspect.isfunction(obj) or inspect.iscoroutinefunction(obj):
+        return "function"
+    raise ImportTargetError(path, f"not a job class or function but {type(obj).__name__}")
+
+
+def dump_params(job: Any) -> dict[str, Any]:
+    """A job instance's parameters as JSON-ready values, secrets included (for transport)."""
+    if isinstance(job, FunctionCall):
+        return dict(job.kwargs)
+    raw = job.model_dump(mode="python", exclude=set(JOB_SETTING_FIELDS) if is_job_class(type(job)) else None)
+    return {k: _jsonable(v) for k, v in raw.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, SecretStr | SecretBytes):
+        return _jsonable(value.get_secret_value())
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return pydantic.TypeAdapter(Any).dump_python(value, mode="json")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """What to run: a target path, its parameters and its effective settings.
+
+    ``instance`` keeps the live object when a job was handed over from Python, so an
+    in-process driver runs that very object; it never travels.
+    """
+
+    target: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    settings: JobSettings = field(default_factory=JobSettings)
+    instance: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, job: Any, **overrides: Any) -> JobRef:
+        """A ref for a job instance, a job class (no parameters) or a function."""
+        if isinstance(job, JobRef):
+            return job.with_settings(**overrides) if overrides else job
+        if inspect.isclass(job):
+            job = job() if issubclass(job, BaseModel) else job
+        if inspect.isfunction(job) or inspect.iscoroutinefunction(job):
+            classify_target(object_path(job), job)
+            return cls(object_path(job), {}, JobSettings.from_values(overrides))
+        path = object_path(type(job))
+        classify_target(path, type(job))
+        settings = JobSettings.of(job, **overrides)
+        return cls(path, dump_params(job), settings, instance=job)
+
+    def with_settings(self, **changes: Any) -> JobRef:
+        """A copy with some settings changed."""
+        return JobRef(self.target, self.params, self.settings.replace(**changes), self.instance)
+
+    def with_params(self, params: Mapping[str, Any]) -> JobRef:
+        """A copy with other parameters (a fan-out item)."""
+        return JobRef(self.target, {**self.params, **params}, self.settings)
+
+    def build(self, *, allowed: Sequence[str] | None = None) -> Any:
+        """The instance to run: the live one if present, else a fresh one."""
+        if self.instance is not None:
+            return self.instance
+        return resolve_target(self.target, allowed=allowed).build(self.params, self.settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for plans and messages."""
+        return {"target": self.target, "params": dict(self.params), "settings": self.settings.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobRef:
+        """Read back what `to_dict` wrote."""
+        return cls(data["target"], dict(data["params"]), JobSettings.from_values(data["settings"]))

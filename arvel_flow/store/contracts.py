@@ -1,0 +1,217 @@
+"""The store contract: run state, batch counters, failed jobs and rate-limit windows.
+
+One store holds everything that must outlive a process. Every method that decides
+something (a claim, a finish, a counter) is atomic in every driver, so that several
+workers sharing a store agree, and idempotent where a redelivered message may repeat
+it: finishing a step twice counts it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from arvel_flow.lock.contracts import LockContract
+
+StepState = Literal[
+    "pending",
+    "queued",
+    "running",
+    "retrying",
+    "released",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "duplicate",
+]
+FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "cancelled", "duplicate"})
+"""States a step never leaves."""
+
+RunStatus = Literal["running", "interrupted", "succeeded", "failed"]
+FINAL_RUN_STATUSES: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a pipeline or flow: its id, name and status."""
+
+    run_id: str
+    name: str
+    status: RunStatus = "running"
+    created_at: float = 0.0
+    finished_at: float | None = None
+    source: str | None = None
+    """The pipeline file it was started from, when there was one."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """The state of one step (job, chain, batch or callback) of a run."""
+
+    step: str
+    state: StepState
+    attempts: int = 0
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def final(self) -> bool:
+        """True once the step can no longer change."""
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounters:
+    """Where a batch stands: members claimed (started), finished, failed, cancelled.
+
+    ``claimed`` may run past the member count once the batch is cancelled; members
+    ``[0, min(claimed, total))`` were started, the rest were cancelled.
+    """
+
+    claimed: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    cancel_flag: bool = False
+
+    def settled(self, total: int) -> bool:
+        """True when every member has finished or been cancelled."""
+        return self.done + self.cancelled >= total
+
+
+@dataclass(frozen=True, slots=True)
+class FailedJob:
+    """A job that failed permanently, as kept in the failed-jobs store.
+
+    ``payload`` has sensitive fields redacted; the run's plan keeps the real ones.
+    """
+
+    id: str
+    job: str
+    queue: str
+    payload: Mapping[str, Any]
+    exception: str
+    message: str
+    traceback: str
+    attempts: int
+    failed_at: float
+    run_id: str | None = None
+    step: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class StoreContract(Protocol):
+    """What the runner, the orchestration and the CLI need from a store."""
+
+    def lock(self) -> LockContract:
+        """The lock driver that keeps its locks in this store."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+    # Runs ---------------------------------------------------------------------------
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
+        """Store a new run with the JSON-ready plan it will follow."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None when unknown."""
+        ...
+
+    async def load_plan(self, run_id: str) -> Mapping[str, Any]:
+        """The plan the run started with; raises `RunNotFoundError` when unknown."""
+        ...
+
+    async def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs first."""
+        ...
+
+    async def set_run_status(self, run_id: str, status: RunStatus, at: float) -> bool:
+        """Move a run to ``status``; a final status is set once (True that time only)."""
+        ...
+
+    # Steps --------------------------------------------------------------------------
+    async def claim_step(self, run_id: str, step: str, at: float) -> bool:
+        """Move a step from pending to queued; True only for the one caller that did."""
+        ...
+
+    async def update_step(
+        self, run_id: str, step: str, state: StepState, *, attempts: int | None = None,
+        error: str | None = None, at: float,
+    ) -> None:
+        """Record progress of a step that is not final (never overwrites a final state)."""
+        ...
+
+    async def finish_step(
+        self, run_id: str, step: str, state: StepState, *, attempts: int = 0,
+        error: str | None = None, at: float, batch: str | None = None,
+    ) -> BatchCounters | bool:
+        """Make a step final, once.
+
+        Returns False when the step was already final (a repeat: do nothing more).
+        Otherwise, with ``batch`` (the batch the step is a member of) its counters are
+        updated in the same atomic step (``done`` + 1, ``failed`` + 1 if ``state`` is
+        failed) and returned; without, True.
+        """
+        ...
+
+    async def mark_steps(self, run_id: str, steps: Sequence[str], state: StepState, at: float) -> None:
+        """Set a final state on every listed step that is not final yet (skipped, ...)."""
+        ...
+
+    async def get_steps(self, run_id: str, steps: Sequence[str] | None = None) -> dict[str, StepRecord]:
+        """Records of the listed steps (all when None); steps never touched are absent."""
+        ...
+
+    # Batches ------------------------------------------------------------------------
+    async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
+        """Claim the next members to start, atomically.
+
+        At most ``limit`` members may be running (claimed and not done) at once; none
+        are claimed once the batch is cancelled. Returns the claimed member indexes.
+        """
+        ...
+
+    async def cancel_members(self, run_id: str, batch: str, total: int) -> BatchCounters | None:
+        """Cancel every member not yet claimed, once; None if already cancelled."""
+        ...
+
+    async def batch_counters(self, run_id: str, batch: str) -> BatchCounters:
+        """The batch's counters (all zero before anything happened)."""
+        ...
+
+    # Failed jobs ----------------------------------------------------------------------
+    async def add_failed(self, record: FailedJob) -> None:
+        """Record a permanent failure."""
+        ...
+
+    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
+        """Failed jobs, the most recent first."""
+        ...
+
+    async def get_failed(self, failed_id: str) -> FailedJob | None:
+        """One failed job, or None."""
+        ...
+
+    async def forget_failed(self, failed_id: str) -> bool:
+        """Delete one failed job; True when it existed."""
+        ...
+
+    async def flush_failed(self) -> int:
+        """Delete every failed job; returns how many there were."""
+        ...
+
+    # Rate limits ----------------------------------------------------------------------
+    async def hit_rate_limit(self, key: str, max_attempts: int, decay_seconds: float, now: float) -> float | None:
+        """Count one hit in the sliding window of ``key``, if it fits.
+
+        None when the hit was allowed and counted; otherwise the time (same clock as
+        ``now``) at which the oldest hit leaves the window, and nothing is counted.
+        """
+        ...

@@ -1,0 +1,202 @@
+"""A store in this process's memory: for tests and throwaway runs."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from arvel_flow.errors import RunNotFoundError
+from arvel_flow.lock.contracts import LockContract
+from arvel_flow.lock.memory import MemoryLock
+from arvel_flow.store.contracts import (
+    FINAL_RUN_STATUSES,
+    BatchCounters,
+    FailedJob,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepState,
+)
+
+
+class MemoryStore:
+    """A `StoreContract` in dicts. Atomic because no method awaits before it is done."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = MemoryLock(clock)
+        self._runs: dict[str, RunRecord] = {}
+        self._plans: dict[str, Mapping[str, Any]] = {}
+        self._steps: dict[str, dict[str, StepRecord]] = {}
+        self._batches: dict[tuple[str, str], BatchCounters] = {}
+        self._failed: dict[str, FailedJob] = {}
+        self._windows: dict[str, deque[float]] = {}
+
+    def lock(self) -> LockContract:
+        """A `MemoryLock` living as long as this store."""
+        return self._lock
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
+        """Keep the run and its plan (not copied: plans are never mutated)."""
+        self._runs[record.run_id] = record
+        self._plans[record.run_id] = plan
+        self._steps[record.run_id] = {}
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None."""
+        return self._runs.get(run_id)
+
+    async def load_plan(self, run_id: str) -> Mapping[str, Any]:
+        """The stored plan."""
+        try:
+            return self._plans[run_id]
+        except KeyError:
+            raise RunNotFoundError(run_id) from None
+
+    async def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """Most recent first."""
+        return sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)[:limit]
+
+    async def set_run_status(self, run_id: str, status: RunStatus, at: float) -> bool:
+        """Final statuses are set once."""
+        record = self._runs.get(run_id)
+        if record is None:
+            raise RunNotFoundError(run_id)
+        if record.status in FINAL_RUN_STATUSES:
+            return False
+        finished = at if status in FINAL_RUN_STATUSES else None
+        self._runs[run_id] = replace(record, status=status, finished_at=finished)
+        return True
+
+    def _run_steps(self, run_id: str) -> dict[str, StepRecord]:
+        try:
+            return self._steps[run_id]
+        except KeyError:
+            raise RunNotFoundError(run_id) from None
+
+    async def claim_step(self, run_id: str, step: str, at: float) -> bool:
+        """Pending to queued, once."""
+        steps = self._run_steps(run_id)
+        if step in steps:
+            return False
+        steps[step] = StepRecord(step, "queued", started_at=at)
+        return True
+
+    async def update_step(
+        self, run_id: str, step: str, state: StepState, *, attempts: int | None = None,
+        error: str | None = None, at: float,
+    ) -> None:
+        """Progress of a step that is not final."""
+        steps = self._run_steps(run_id)
+        current = steps.get(step) or StepRecord(step, "pending", started_at=at)
+        if current.final:
+            return
+        steps[step] = replace(
+            current,
+            state=state,
+            attempts=current.attempts if attempts is None else attempts,
+            error=error if error is not None else current.error,
+            started_at=current.started_at or at,
+        )
+
+    async def finish_step(
+        self, run_id: str, step: str, state: StepState, *, attempts: int = 0,
+        error: str | None = None, at: float, batch: str | None = None,
+    ) -> BatchCounters | bool:
+        """Final once; counts into ``batch`` in the same step."""
+        steps = self._run_steps(run_id)
+        current = steps.get(step)
+        if current is not None and current.final:
+            return False
+        steps[step] = StepRecord(
+            step, state, attempts, error, current.started_at if current else at, at
+        )
+        if batch is None:
+            return True
+        counters = self._batches.get((run_id, batch), BatchCounters())
+        counters = replace(
+            counters, done=counters.done + 1, failed=counters.failed + (state == "failed")
+        )
+        self._batches[(run_id, batch)] = counters
+        return counters
+
+    async def mark_steps(self, run_id: str, steps: Sequence[str], state: StepState, at: float) -> None:
+        """Final state for steps that are not final."""
+        records = self._run_steps(run_id)
+        for step in steps:
+            current = records.get(step)
+            if current is None or not current.final:
+                records[step] = StepRecord(step, state, current.attempts if current else 0,
+                                           None, current.started_at if current else None, at)
+
+    async def get_steps(self, run_id: str, steps: Sequence[str] | None = None) -> dict[str, StepRecord]:
+        """Records of the listed steps, or all."""
+        records = self._run_steps(run_id)
+        if steps is None:
+            return dict(records)
+        return {s: records[s] for s in steps if s in records}
+
+    async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
+        """Next members, within the concurrency limit."""
+        counters = self._batches.get((run_id, batch), BatchCounters())
+        if counters.cancel_flag or counters.claimed >= total:
+            return range(0)
+        room = total - counters.claimed
+        if limit is not None:
+            room = min(room, limit - (counters.claimed - counters.done))
+        if room <= 0:
+            return range(0)
+        self._batches[(run_id, batch)] = replace(counters, claimed=counters.claimed + room)
+        return range(counters.claimed, counters.claimed + room)
+
+    async def cancel_members(self, run_id: str, batch: str, total: int) -> BatchCounters | None:
+        """Cancel members not yet claimed, once."""
+        counters = self._batches.get((run_id, batch), BatchCounters())
+        if counters.cancel_flag:
+            return None
+        started = min(counters.claimed, total)
+        counters = replace(counters, cancel_flag=True, cancelled=total - started, claimed=total)
+        self._batches[(run_id, batch)] = counters
+        return counters
+
+    async def batch_counters(self, run_id: str, batch: str) -> BatchCounters:
+        """Current counters."""
+        return self._batches.get((run_id, batch), BatchCounters())
+
+    async def add_failed(self, record: FailedJob) -> None:
+        """Keep the failure."""
+        self._failed[record.id] = record
+
+    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
+        """Most recent first."""
+        records = sorted(self._failed.values(), key=lambda r: r.failed_at, reverse=True)
+        return records[:limit] if limit is not None else records
+
+    async def get_failed(self, failed_id: str) -> FailedJob | None:
+        """One failure."""
+        return self._failed.get(failed_id)
+
+    async def forget_failed(self, failed_id: str) -> bool:
+        """Delete one."""
+        return self._failed.pop(failed_id, None) is not None
+
+    async def flush_failed(self) -> int:
+        """Delete all."""
+        count = len(self._failed)
+        self._failed.clear()
+        return count
+
+    async def hit_rate_limit(self, key: str, max_attempts: int, decay_seconds: float, now: float) -> float | None:
+        """Sliding window of hit times per key."""
+        window = self._windows.setdefault(key, deque())
+        while window and window[0] <= now - decay_seconds:
+            window.popleft()
+        if len(window) < max_attempts:
+            window.append(now)
+            return None
+        return window[0] + decay_seconds
