@@ -1,0 +1,97 @@
+"""Pure retry decisions: how long to wait, and whether to try again at all."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from arvel_flow.errors import JobTimeoutError
+from arvel_flow.queue.job import JobSettings
+from arvel_flow.queue.targets import import_object
+
+
+def compute_backoff(attempt: int, settings: JobSettings, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based).
+
+    An int waits the same every time; a list gives one wait per attempt, its last
+    repeating; ``exponential`` waits ``backoff_base ** attempt``. ``max_backoff`` caps
+    the wait, and ``jitter`` spreads it over ``[wait / 2, wait]`` so that jobs that
+    failed together do not all come back together.
+    """
+    backoff = settings.backoff
+    if backoff == "exponential":
+        delay = settings.backoff_base ** attempt
+    elif isinstance(backoff, tuple):
+        delay = backoff[min(attempt, len(backoff)) - 1] if backoff else 0.0
+    else:
+        delay = float(backoff)
+    if settings.max_backoff is not None:
+        delay = min(delay, settings.max_backoff)
+    if settings.jitter and delay > 0:
+        delay = delay / 2 + (rng or random).uniform(0, delay / 2)
+    return max(delay, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    """Try again at ``at`` (same clock as the ``now`` given)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """Stop: the job has failed permanently, for ``reason``."""
+
+    reason: str
+
+
+def next_step(
+    error: BaseException,
+    *,
+    attempts: int,
+    exceptions: int,
+    first_attempt_at: float,
+    now: float,
+    settings: JobSettings,
+    rng: random.Random | None = None,
+) -> RetryAt | GiveUp:
+    """Decide what follows a failed attempt.
+
+    ``attempts`` counts the attempts made so far (this one included), ``exceptions``
+    the ones where the job itself raised (a timeout is a failed attempt, not an
+    exception of the job's, as in Laravel).
+    """
+    if not is_retryable(error, settings):
+        return GiveUp(f"{type(error).__name__} is not retried")
+    if attempts > settings.max_retries:
+        return GiveUp(f"attempts exhausted ({attempts})")
+    if settings.max_exceptions is not None and exceptions >= settings.max_exceptions:
+        return GiveUp(f"max_exceptions reached ({exceptions})")
+    at = now + compute_backoff(attempts, settings, rng)
+    if settings.retry_until is not None and at > first_attempt_at + settings.retry_until:
+        return GiveUp(f"retry_until passed ({settings.retry_until:g}s)")
+    return RetryAt(at)
+
+
+def is_retryable(error: BaseException, settings: JobSettings) -> bool:
+    """Whether ``retry_on`` / ``dont_retry_on`` let ``error`` be retried."""
+    if settings.dont_retry_on and isinstance(error, exception_classes(settings.dont_retry_on)):
+        return False
+    if settings.retry_on:
+        return isinstance(error, exception_classes(settings.retry_on))
+    return True
+
+
+def exception_classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
+    """Import exception classes by builtin name or dotted path.
+
+    ``TimeoutError`` also matches a job timeout, which is what a user naming it means.
+    """
+    classes: list[type[BaseException]] = []
+    for name in names:
+        cls = import_object(name)
+        classes.append(cls)
+        if cls is TimeoutError:
+            classes.append(JobTimeoutError)
+    return tuple(classes)

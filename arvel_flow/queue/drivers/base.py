@@ -1,0 +1,141 @@
+"""What every driver shares: the runner, the orchestration, and the job API on top."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from arvel_flow.lock.contracts import LockContract
+from arvel_flow.queue.clock import Clock, SystemClock
+from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.orchestrator import Orchestrator
+from arvel_flow.queue.plan import Plan
+from arvel_flow.queue.result import BatchResult
+from arvel_flow.queue.runner import Failed, JobRunner, Outcome, Released, Retrying, Succeeded
+from arvel_flow.queue.targets import JobRef
+from arvel_flow.store.contracts import StoreContract
+from arvel_flow.store.memory import MemoryStore
+
+
+class BaseQueue:
+    """A driver's common part; subclasses say how envelopes travel (`_send`).
+
+    Every driver executes through the same `JobRunner`, so a job behaves the same
+    under each. Store and lock come in through the constructor (memory ones by
+    default).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: StoreContract | None = None,
+        lock: LockContract | None = None,
+        events: EventBus | None = None,
+        clock: Clock | None = None,
+        allowed_modules: tuple[str, ...] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store if store is not None else MemoryStore()
+        self.lock = lock if lock is not None else self.store.lock()
+        self.events = events if events is not None else EventBus()
+        self.clock = clock if clock is not None else SystemClock()
+        self.runner = JobRunner(store=self.store, lock=self.lock, events=self.events, clock=self.clock,
+                                allowed_modules=allowed_modules, rng=rng)
+        self.orchestrator = Orchestrator(store=self.store, guard=self.runner.guard, events=self.events,
+                                         clock=self.clock, send=self._deliver)
+
+    # QueueContract ----------------------------------------------------------------------
+
+    async def dispatch(self, job: Any) -> str | None:
+        """Queue one job; its message id, or None when refused as a duplicate."""
+        return (await self.bulk([job]))[0]
+
+    async def later(self, delay: float, job: Any) -> str | None:
+        """Queue one job to run after ``delay`` seconds."""
+        envelope = Envelope(JobRef.of(job), new_id(), available_at=self.clock.now() + delay)
+        return (await self._dispatch_envelopes([envelope]))[0]
+
+    async def bulk(self, jobs: Sequence[Any]) -> list[str | None]:
+        """Queue several jobs in one go."""
+        envelopes = []
+        for job in jobs:
+            ref = JobRef.of(job)
+            delay = ref.settings.delay
+            envelopes.append(Envelope(ref, new_id(), available_at=self.clock.now() + delay if delay else 0.0))
+        return await self._dispatch_envelopes(envelopes)
+
+    async def size(self, queue_name: str = "default") -> int:
+        """Jobs waiting in ``queue_name``; drivers that hold no queue report 0."""
+        return 0
+
+    async def _dispatch_envelopes(self, envelopes: Sequence[Envelope]) -> list[str | None]:
+        accepted: list[Envelope] = []
+        ids: list[str | None] = []
+        for envelope in envelopes:
+            claimed = await self.orchestrator.claim_unique(envelope)
+            ids.append(None if claimed is None else claimed.id)
+            if claimed is not None:
+                accepted.append(claimed)
+        await self._deliver(accepted)
+        return ids
+
+    # FlowQueue --------------------------------------------------------------------------
+
+    async def start(self, plan: Plan, *, source: str | None = None) -> str:
+        """Start a run of ``plan``; its id."""
+        return await self.orchestrator.start(plan, source=source)
+
+    async def wait(self, run_id: str) -> BatchResult:
+        """Wait for the run to finish; its result."""
+        return await self.orchestrator.wait(run_id)
+
+    async def resume(self, run_id: str) -> str:
+        """Continue an interrupted run from its stored plan."""
+        await self.orchestrator.resume(run_id)
+        return run_id
+
+    async def close(self) -> None:
+        """Stop the driver and release its store."""
+        await self.store.close()
+
+    # Execution --------------------------------------------------------------------------
+
+    async def process(self, envelope: Envelope) -> Outcome:
+        """Run one delivery: one attempt, then schedule the next or advance the run."""
+        if envelope.run_id is not None and envelope.step is not None:
+            await self.store.update_step(envelope.run_id, envelope.step, "running",
+                                         attempts=envelope.attempts, at=self.clock.now())
+        outcome = await self.runner.attempt(envelope)
+        if isinstance(outcome, Retrying | Released):
+            await self._record_waiting(outcome)
+            await self._send([outcome.envelope])
+        elif isinstance(outcome, Succeeded):
+            await self.orchestrator.job_finished(envelope, "succeeded", outcome.attempts, None)
+        elif isinstance(outcome, Failed):
+            error = f"{type(outcome.error).__name__}: {outcome.error}"
+            await self.orchestrator.job_finished(envelope, "failed", outcome.attempts, error)
+        return outcome
+
+    async def _record_waiting(self, outcome: Retrying | Released) -> None:
+        envelope = outcome.envelope
+        if envelope.run_id is None or envelope.step is None:
+            return
+        state = "retrying" if isinstance(outcome, Retrying) else "released"
+        error = f"{type(outcome.error).__name__}: {outcome.error}" if isinstance(outcome, Retrying) else None
+        await self.store.update_step(envelope.run_id, envelope.step, state, attempts=envelope.attempts,
+                                     error=error, at=self.clock.now())
+
+    async def _deliver(self, envelopes: Sequence[Envelope]) -> None:
+        """Send newly dispatched jobs (retries and releases go to `_send` directly)."""
+        if self.events.active:
+            now = self.clock.now()
+            for envelope in envelopes:
+                self.events.emit(Event("job.dispatched", now, envelope.run_id, envelope.label,
+                                       envelope.job.target, envelope.attempts + 1))
+        await self._send(envelopes)
+
+    async def _send(self, envelopes: Sequence[Envelope]) -> None:
+        """Deliver ``envelopes`` (each at its ``available_at``)."""
+        raise NotImplementedError

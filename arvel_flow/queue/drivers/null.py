@@ -1,0 +1,45 @@
+"""`NullQueue`: runs nothing, records what would run (dry runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from arvel_flow.queue.drivers.base import BaseQueue
+from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.plan import JobNode, Plan
+from arvel_flow.queue.result import BatchResult
+
+
+class NullQueue(BaseQueue):
+    """Accepts jobs and flows and runs none of them.
+
+    ``dispatched`` lists every job dispatched; ``planned[run_id]`` every job a flow
+    would run, in tree order (fan-outs expanded, callbacks included).
+    """
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.dispatched: list[Envelope] = []
+        self.planned: dict[str, list[JobNode]] = {}
+
+    async def size(self, queue_name: str = "default") -> int:
+        """Jobs recorded for ``queue_name``."""
+        return sum(1 for e in self.dispatched if e.job.settings.queue_name == queue_name)
+
+    async def start(self, plan: Plan, *, source: str | None = None) -> str:
+        """Record what the plan would run; nothing is stored or executed."""
+        run_id = new_id()[:12]
+        self.planned[run_id] = list(plan.jobs())
+        return run_id
+
+    async def wait(self, run_id: str) -> BatchResult:
+        """A dry run's result: every job pending."""
+        jobs = self.planned.get(run_id, [])
+        return BatchResult(run_id, "dry-run", pending=tuple(j.key for j in jobs), progress=(0, len(jobs)))
+
+    async def resume(self, run_id: str) -> str:
+        """Nothing to resume in a dry run."""
+        return run_id
+
+    async def _send(self, envelopes: Sequence[Envelope]) -> None:
+        self.dispatched.extend(envelopes)

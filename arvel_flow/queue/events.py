@@ -1,0 +1,65 @@
+"""Events emitted by the runner and the orchestration, to any number of listeners."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened: ``job.started``, ``batch.progress``, ``run.finished``, ...
+
+    Job events carry ``step``, ``job`` (the class path) and ``attempt``; ``data`` holds
+    the rest (error, delay, counters). Nothing secret is ever put in an event.
+    """
+
+    event: str
+    time: float
+    run_id: str | None = None
+    step: str | None = None
+    job: str | None = None
+    attempt: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-lines form of SPEC §5: fixed keys first, then ``data``."""
+        out: dict[str, Any] = {"event": self.event, "time": self.time, "run_id": self.run_id}
+        if self.step is not None:
+            out["step"] = self.step
+        if self.job is not None:
+            out.update(job=self.job, attempt=self.attempt)
+        out.update(self.data)
+        return out
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to listeners; a listener that raises is logged, never fatal."""
+
+    def __init__(self, *listeners: Listener) -> None:
+        self._listeners: list[Listener] = list(listeners)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Add a listener; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    @property
+    def active(self) -> bool:
+        """True when someone listens (lets hot paths skip building events)."""
+        return bool(self._listeners)
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every listener, in subscription order."""
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("event listener %r failed on %s", listener, event.event)

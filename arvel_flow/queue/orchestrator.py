@@ -1,0 +1,264 @@
+"""Advances runs through their plans as jobs finish: continuation passing, in the store.
+
+No coordinator holds a run in memory. When a job finishes, whoever ran it records the
+outcome and advances the enclosing chain or batch with atomic store operations: a step
+is claimed once, finished once, and a batch's counters change in the same step as the
+member that finished. Whichever finish completes a group fires its callbacks, so they
+fire once however many workers share the store. Every advance reads the state it acts
+on, which makes it safe to repeat: that is how `resume` continues a crashed run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from arvel_flow.errors import RunNotFoundError
+from arvel_flow.queue.clock import Clock
+from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.middleware import UniqueJobGuard
+from arvel_flow.queue.plan import BatchNode, ChainNode, JobNode, Node, Plan, callbacks
+from arvel_flow.queue.plan_json import plan_from_dict, plan_to_dict
+from arvel_flow.queue.result import BatchResult, compute_result
+from arvel_flow.store.contracts import (
+    FINAL_RUN_STATUSES,
+    BatchCounters,
+    RunRecord,
+    StepRecord,
+    StepState,
+    StoreContract,
+)
+
+Send = Callable[[Sequence[Envelope]], Awaitable[None]]
+OK_STATES = frozenset({"succeeded", "duplicate"})
+"""Final states that count as success for the enclosing chain or batch."""
+
+
+class Orchestrator:
+    """Starts, advances and resumes runs of plans on a store."""
+
+    def __init__(self, *, store: StoreContract, guard: UniqueJobGuard, events: EventBus,
+                 clock: Clock, send: Send) -> None:
+        self.store = store
+        self.guard = guard
+        self.events = events
+        self.clock = clock
+        self._send = send
+        self._plans: dict[str, Plan] = {}
+        self._done: dict[str, asyncio.Event] = {}
+
+    async def start(self, plan: Plan, *, source: str | None = None, run_id: str | None = None) -> str:
+        """Record a new run of ``plan`` and dispatch its first jobs; returns the run id."""
+        run_id = run_id or new_id()[:12]
+        now = self.clock.now()
+        await self.store.create_run(RunRecord(run_id, plan.name, created_at=now, source=source), plan_to_dict(plan))
+        self._plans[run_id] = plan
+        self._emit("run.started", run_id, name=plan.name)
+        outbox: list[Envelope] = []
+        await self._start(run_id, plan, plan.root, outbox)
+        await self._send(outbox)
+        return run_id
+
+    async def resume(self, run_id: str) -> Plan:
+        """Continue a run after its process died: resend unfinished jobs, re-advance groups.
+
+        Finished steps are not run again and callbacks that fired do not fire again.
+        """
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        plan = await self.plan_of(run_id)
+        if run.status in FINAL_RUN_STATUSES:
+            return plan
+        await self.store.set_run_status(run_id, "running", self.clock.now())
+        records = await self.store.get_steps(run_id)
+        outbox: list[Envelope] = []
+        for key, record in records.items():
+            node = plan.node(key)
+            if isinstance(node, JobNode) and not record.final:
+                outbox.append(self._envelope(run_id, node, attempts=record.attempts))
+        for group in plan.groups_deepest_first():
+            record = records.get(group.key)
+            if record is not None and not record.final:
+                await self._advance(run_id, plan, group, outbox)
+        if plan.root.key not in records:
+            await self._start(run_id, plan, plan.root, outbox)
+        await self._send(outbox)
+        return plan
+
+    async def job_finished(self, envelope: Envelope, state: StepState, attempts: int, error: str | None) -> None:
+        """Record a job's final state and advance its run (no-op outside a run)."""
+        if envelope.run_id is None or envelope.step is None:
+            return
+        plan = await self.plan_of(envelope.run_id)
+        outbox: list[Envelope] = []
+        await self._finish(envelope.run_id, plan, envelope.step, state, outbox, attempts=attempts, error=error)
+        await self._send(outbox)
+
+    async def plan_of(self, run_id: str) -> Plan:
+        """The run's plan, loaded from the store once per process."""
+        plan = self._plans.get(run_id)
+        if plan is None:
+            plan = plan_from_dict(await self.store.load_plan(run_id))
+            self._plans[run_id] = plan
+        return plan
+
+    async def wait(self, run_id: str, poll_seconds: float = 0.2) -> BatchResult:
+        """Wait until the run has finished (here or in another process); its result."""
+        done = self._done.setdefault(run_id, asyncio.Event())
+        while True:
+            run = await self.store.get_run(run_id)
+            if run is None:
+                raise RunNotFoundError(run_id)
+            if run.status in FINAL_RUN_STATUSES:
+                return await self.result(run_id)
+            try:
+                await asyncio.wait_for(done.wait(), poll_seconds)
+            except TimeoutError:
+                continue
+
+    async def result(self, run_id: str) -> BatchResult:
+        """Where the run stands now."""
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        plan = await self.plan_of(run_id)
+        return compute_result(run_id, run.status, plan, await self.store.get_steps(run_id))
+
+    # Starting ---------------------------------------------------------------------------
+
+    async def _start(self, run_id: str, plan: Plan, node: Node, outbox: list[Envelope]) -> None:
+        """Claim ``node`` (once) and start it."""
+        if await self.store.claim_step(run_id, node.key, self.clock.now()):
+            await self._start_claimed(run_id, plan, node, outbox)
+
+    async def _start_claimed(self, run_id: str, plan: Plan, node: Node, outbox: list[Envelope]) -> None:
+        parent = plan.parent(node.key)
+        if parent is not None and isinstance(parent[0], ChainNode) and parent[1] == "step":
+            self._emit("chain.step", run_id, step=node.key, chain=parent[0].key)
+        if not isinstance(node, JobNode):
+            await self.store.update_step(run_id, node.key, "running", at=self.clock.now())
+            await self._advance(run_id, plan, node, outbox)
+            return
+        envelope = await self.claim_unique(self._envelope(run_id, node, attempts=0))
+        if envelope is None:
+            await self._finish(run_id, plan, node.key, "duplicate", outbox)
+            return
+        outbox.append(envelope)
+
+    def _envelope(self, run_id: str, node: JobNode, *, attempts: int) -> Envelope:
+        available_at = self.clock.now() + node.job.settings.delay if node.job.settings.delay else 0.0
+        return Envelope(node.job, new_id(), run_id, node.key, attempts=attempts, available_at=available_at)
+
+    async def claim_unique(self, envelope: Envelope) -> Envelope | None:
+        """Take the unique lock of a job with ``unique_for`` at dispatch.
+
+        Returns the envelope marked as the lock's owner, or None (reported as
+        ``job.duplicate``) when another dispatch holds the lock.
+        """
+        settings = envelope.job.settings
+        if not settings.unique_for:
+            return envelope
+        job = envelope.job.build()
+        if await self.guard.claim(job, settings, envelope.job.target, envelope.id):
+            return envelope.next(unique_owner=envelope.id)
+        self._emit("job.duplicate", envelope.run_id, step=envelope.label, job=envelope.job.target, attempt=0)
+        return None
+
+    # Finishing --------------------------------------------------------------------------
+
+    async def _finish(self, run_id: str, plan: Plan, key: str, state: StepState, outbox: list[Envelope],
+                      *, attempts: int = 0, error: str | None = None) -> None:
+        """Make ``key`` final (once) and advance whatever it belongs to."""
+        parent = plan.parent(key)
+        batch = parent[0].key if parent is not None and parent[1] == "member" else None
+        counters = await self.store.finish_step(
+            run_id, key, state, attempts=attempts, error=error, at=self.clock.now(), batch=batch
+        )
+        if counters is False:
+            return
+        if parent is None:
+            await self._finish_run(run_id, state)
+            return
+        group, _ = parent
+        if isinstance(group, BatchNode) and isinstance(counters, BatchCounters):
+            self._emit("batch.progress", run_id, step=group.key, finished=counters.done + counters.cancelled,
+                       failed=counters.failed, total=group.total)
+        await self._advance(run_id, plan, group, outbox,
+                            counters if isinstance(counters, BatchCounters) else None)
+
+    async def _finish_run(self, run_id: str, state: StepState) -> None:
+        status = "succeeded" if state in OK_STATES else "failed"
+        if await self.store.set_run_status(run_id, status, self.clock.now()):
+            self._emit("run.finished", run_id, status=status)
+        self._done.setdefault(run_id, asyncio.Event()).set()
+
+    # Advancing --------------------------------------------------------------------------
+
+    async def _advance(self, run_id: str, plan: Plan, group: Node, outbox: list[Envelope],
+                       counters: BatchCounters | None = None) -> None:
+        if isinstance(group, ChainNode):
+            await self._advance_chain(run_id, plan, group, outbox)
+        elif isinstance(group, BatchNode):
+            await self._advance_batch(run_id, plan, group, outbox, counters)
+
+    async def _advance_chain(self, run_id: str, plan: Plan, chain: ChainNode, outbox: list[Envelope]) -> None:
+        """Start the next step, or stop at a failure, then settle the chain."""
+        keys = [step.key for step in chain.steps]
+        records = await self.store.get_steps(run_id, keys + [cb.key for _, cb in callbacks(chain)])
+        outcome: StepState = "succeeded"
+        for index, step in enumerate(chain.steps):
+            record = records.get(step.key)
+            if record is None:
+                await self._start(run_id, plan, step, outbox)
+                return
+            if not record.final:
+                return
+            if record.state not in OK_STATES:
+                outcome = "failed"
+                await self.store.mark_steps(run_id, keys[index + 1:], "skipped", self.clock.now())
+                break
+        await self._settle(run_id, plan, chain, outcome, records, outbox)
+
+    async def _advance_batch(self, run_id: str, plan: Plan, batch: BatchNode, outbox: list[Envelope],
+                             counters: BatchCounters | None) -> None:
+        """Start members within the concurrency, or cancel the rest past the allowance."""
+        total = batch.total
+        allowance = batch.allowed_failures()
+        counters = counters or await self.store.batch_counters(run_id, batch.key)
+        failing = allowance is not None and counters.failed > allowance
+        if failing:
+            if not counters.cancel_flag:
+                cancelled = await self.store.cancel_members(run_id, batch.key, total)
+                counters = cancelled or counters
+            if batch.catch is not None:
+                await self._start(run_id, plan, batch.catch, outbox)
+        else:
+            for index in await self.store.claim_members(run_id, batch.key, total, batch.concurrency):
+                await self._start_claimed(run_id, plan, batch.member(index), outbox)
+        if counters.settled(total):
+            records = await self.store.get_steps(run_id, [cb.key for _, cb in callbacks(batch)])
+            await self._settle(run_id, plan, batch, "failed" if failing else "succeeded", records, outbox)
+
+    async def _settle(self, run_id: str, plan: Plan, group: ChainNode | BatchNode, outcome: StepState,
+                      records: dict[str, StepRecord], outbox: list[Envelope]) -> None:
+        """Run the callbacks due for ``outcome`` one after another, then finish the group."""
+        due = [node for role, node in callbacks(group)
+               if role == "finally" or (role == "catch") == (outcome == "failed")]
+        for callback in due:
+            record = records.get(callback.key)
+            if record is None:
+                await self._start(run_id, plan, callback, outbox)
+                return
+            if not record.final:
+                return
+        if isinstance(group, BatchNode):
+            self._emit("batch.finished", run_id, step=group.key, status=outcome)
+        await self._finish(run_id, plan, group.key, outcome, outbox)
+
+    def _emit(self, event: str, run_id: str | None, *, step: str | None = None, job: str | None = None,
+              attempt: int | None = None, **data: Any) -> None:
+        if self.events.active:
+            self.events.emit(Event(event, self.clock.now(), run_id, step, job, attempt, data))

@@ -1,0 +1,46 @@
+"""Keep secrets out of output, events and the failed-jobs store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+REDACTED = "***"
+_SENSITIVE = re.compile(
+    r"passw(or)?d|passphrase|token|secret|api[_-]?key|authorization|credential|private[_-]?key",
+    re.IGNORECASE,
+)
+
+
+def is_sensitive_name(name: str) -> bool:
+    """True for field names like password, token, secret, api_key."""
+    return bool(_SENSITIVE.search(name))
+
+
+def secret_fields(job: Any) -> set[str]:
+    """Names of a job's fields that hold `SecretStr` / `SecretBytes` values."""
+    if not isinstance(job, BaseModel):
+        return set()
+    return {
+        name
+        for name in type(job).model_fields
+        if isinstance(getattr(job, name, None), SecretStr | SecretBytes)
+    }
+
+
+def redact(data: Mapping[str, Any], secrets: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A copy of ``data`` with sensitive values replaced by ``***``, nested dicts too."""
+    return {key: _redact_value(key, value, secrets) for key, value in data.items()}
+
+
+def _redact_value(key: str, value: Any, secrets: set[str] | frozenset[str]) -> Any:
+    if key in secrets or is_sensitive_name(key) or isinstance(value, SecretStr | SecretBytes):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [redact(v) if isinstance(v, Mapping) else v for v in value]
+    return value

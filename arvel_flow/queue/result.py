@@ -1,0 +1,86 @@
+"""`BatchResult`: how a run of a chain or batch ended, step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from arvel_flow.queue.plan import ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
+from arvel_flow.store.contracts import FINAL_STATES, StepRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The outcome of a run (of a batch, or likewise of a chain).
+
+    Lists hold step keys of jobs; ``failed`` maps each failed job to its error.
+    ``progress`` is (finished, total) over the jobs of the flow, callbacks aside.
+    """
+
+    run_id: str
+    status: str
+    succeeded: tuple[str, ...] = ()
+    failed: Mapping[str, str] = field(default_factory=dict)
+    cancelled: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    progress: tuple[int, int] = (0, 0)
+
+    @property
+    def has_failures(self) -> bool:
+        """True when any job failed for good (within the allowance or not)."""
+        return bool(self.failed)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run finished and succeeded."""
+        return self.status == "succeeded"
+
+
+def compute_result(run_id: str, status: str, plan: Plan, records: Mapping[str, StepRecord]) -> BatchResult:
+    """Sort every job of ``plan`` by the state ``records`` give it.
+
+    A job without a record takes its group's fate: skipped inside a skipped chain
+    step, cancelled inside a batch that finished without starting it.
+    """
+    buckets: dict[str, list[str]] = {s: [] for s in ("succeeded", "failed", "cancelled", "skipped", "duplicate", "pending")}
+    counted = [0, 0]
+
+    def visit(node: Node | FanOutNode, inherited: str | None, is_callback: bool) -> None:
+        if isinstance(node, FanOutNode):
+            for i in range(len(node.items)):
+                visit(node.member(i), inherited, is_callback)
+            return
+        record = records.get(node.key)
+        state = record.state if record is not None else inherited
+        if isinstance(node, JobNode):
+            final = state in FINAL_STATES
+            buckets[state if final and state in buckets else "pending"].append(node.key)
+            if not is_callback:
+                counted[0] += final
+                counted[1] += 1
+            return
+        fate = "skipped" if isinstance(node, ChainNode) else "cancelled"
+        if state in ("skipped", "cancelled"):
+            fate = state
+        children_state = fate if state in FINAL_STATES else None
+        for child in node.steps if isinstance(node, ChainNode) else node.members:
+            visit(child, children_state, is_callback)
+        for _, callback in callbacks(node):
+            if callback.key in records:
+                visit(callback, None, True)
+
+    visit(plan.root, None, False)
+    return BatchResult(
+        run_id=run_id,
+        status=status,
+        succeeded=tuple(buckets["succeeded"]),
+        failed={key: records[key].error or "failed" for key in buckets["failed"] if key in records},
+        cancelled=tuple(buckets["cancelled"]),
+        skipped=tuple(buckets["skipped"]),
+        duplicates=tuple(buckets["duplicate"]),
+        pending=tuple(buckets["pending"]),
+        progress=(counted[0], counted[1]),
+    )
+

@@ -1,0 +1,229 @@
+"""`JobRunner`: one attempt of a job through its middleware, timeout and failure hooks.
+
+`attempt` runs once and says what comes next (succeeded, retry at T, released until T,
+failed for good); drivers schedule the next delivery, so a job waiting out its backoff
+holds no worker slot. `execute` runs the whole attempt loop in place, waiting between
+attempts, for callers that want a job done here and now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from arvel_flow.errors import (
+    ImportTargetError,
+    JobFailedError,
+    JobMaxRetriesError,
+    JobTimeoutError,
+    LockError,
+)
+from arvel_flow.lock.contracts import LockContract
+from arvel_flow.queue.backoff import GiveUp, next_step
+from arvel_flow.queue.clock import Clock, SystemClock
+from arvel_flow.queue.context import JobContext, reset_context, set_context
+from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
+from arvel_flow.queue.redaction import redact, secret_fields
+from arvel_flow.queue.targets import JobRef
+from arvel_flow.store.contracts import FailedJob, StoreContract
+from arvel_flow.store.memory import MemoryStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """The attempt succeeded; ``attempts`` counts every attempt made."""
+
+    result: Any
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """The attempt failed and the job runs again as ``envelope`` (at its ``available_at``)."""
+
+    envelope: Envelope
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """Middleware put the job back; it runs again as ``envelope``, no attempt spent."""
+
+    envelope: Envelope
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The job failed for good: hooks ran and the failure is in the failed-jobs store."""
+
+    error: BaseException
+    attempts: int
+    reason: str
+
+
+Outcome = Succeeded | Retrying | Released | Failed
+
+_BAD_JOB = (ImportTargetError, pydantic.ValidationError, LockError, TypeError, ValueError)
+"""Errors that mean the job cannot even be built: failed at once, never retried."""
+
+
+class JobRunner:
+    """Executes jobs: middleware, retries and backoff, timeouts, failure hooks and records."""
+
+    def __init__(
+        self,
+        *,
+        store: StoreContract | None = None,
+        lock: LockContract | None = None,
+        events: EventBus | None = None,
+        clock: Clock | None = None,
+        allowed_modules: tuple[str, ...] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store if store is not None else MemoryStore()
+        self.lock = lock if lock is not None else self.store.lock()
+        self.events = events if events is not None else EventBus()
+        self.clock = clock if clock is not None else SystemClock()
+        self.allowed_modules = allowed_modules
+        self.guard = UniqueJobGuard(self.lock)
+        self._rng = rng
+
+    async def execute(self, job: Any) -> Any:
+        """Run ``job`` to the end in place, waiting between attempts; return its result.
+
+        Raises `JobMaxRetriesError` (or `JobFailedError` when the error was not to be
+        retried) with the last error as ``__cause__``.
+        """
+        envelope = Envelope(JobRef.of(job), new_id())
+        while True:
+            outcome = await self.attempt(envelope)
+            if isinstance(outcome, Succeeded):
+                return outcome.result
+            if isinstance(outcome, Failed):
+                exhausted = outcome.attempts > envelope.job.settings.max_retries
+                error_cls = JobMaxRetriesError if exhausted else JobFailedError
+                message = f"{envelope.job.target} failed after {outcome.attempts} attempt(s): {outcome.reason}"
+                raise error_cls(message, job=envelope.job.target, attempts=outcome.attempts) from outcome.error
+            envelope = outcome.envelope
+            await self.clock.sleep(envelope.available_at - self.clock.now())
+
+    async def attempt(self, envelope: Envelope) -> Outcome:
+        """Run one attempt of ``envelope`` and decide what follows."""
+        ref = envelope.job
+        try:
+            job = ref.build(allowed=self.allowed_modules)
+        except _BAD_JOB as error:
+            return await self._fail(None, envelope, error, envelope.attempts, "the job could not be built")
+        now = self.clock.now()
+        first_attempt_at = envelope.first_attempt_at if envelope.first_attempt_at is not None else now
+        if envelope.attempts == 0 and ref.settings.unique_until_processing:
+            await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
+        number = envelope.attempts + 1
+        self._emit("job.started", envelope, number)
+        try:
+            result = await self._run_once(job, envelope)
+        except Exception as error:
+            timed_out = isinstance(error, JobTimeoutError)
+            exceptions = envelope.exceptions + (0 if timed_out else 1)
+            decision = next_step(
+                error, attempts=number, exceptions=exceptions, first_attempt_at=first_attempt_at,
+                now=self.clock.now(), settings=ref.settings, rng=self._rng,
+            )
+            if isinstance(decision, GiveUp):
+                return await self._fail(job, envelope, error, number, decision.reason)
+            retry = envelope.next(
+                attempts=number, exceptions=exceptions, first_attempt_at=first_attempt_at,
+                available_at=decision.at,
+            )
+            self._emit("job.retrying", envelope, number, error=_describe(error),
+                       delay=round(decision.at - self.clock.now(), 3))
+            return Retrying(retry, error)
+        if isinstance(result, Release):
+            released = envelope.next(
+                first_attempt_at=first_attempt_at, available_at=self.clock.now() + result.delay
+            )
+            self._emit("job.released", envelope, number, delay=result.delay, reason=result.reason)
+            return Released(released, result.reason)
+        await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
+        self._emit("job.succeeded", envelope, number)
+        return Succeeded(result, number)
+
+    async def _run_once(self, job: Any, envelope: Envelope) -> Any:
+        """Middleware, then ``handle()``, all under the timeout, with the context set."""
+        settings = envelope.job.settings
+        token = set_context(JobContext(envelope, self.store, self.lock, self.clock))
+        try:
+            stack = await collect_middleware(job, settings, allowed=self.allowed_modules)
+            timeout = settings.timeout_seconds if settings.timeout_seconds > 0 else None
+            scope = asyncio.timeout(timeout)
+            try:
+                async with scope:
+                    return await run_through(stack, job, job.handle)
+            except TimeoutError:
+                if scope.expired():
+                    raise JobTimeoutError(job=envelope.job.target, timeout_seconds=settings.timeout_seconds) from None
+                raise
+        finally:
+            reset_context(token)
+
+    async def _fail(
+        self, job: Any, envelope: Envelope, error: BaseException, attempts: int, reason: str
+    ) -> Failed:
+        """Permanent failure: ``on_failure`` once, the failed-jobs record, the event."""
+        ref = envelope.job
+        if job is not None:
+            await self._call_on_failure(job, error)
+            await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
+        record = FailedJob(
+            id=new_id(),
+            job=ref.target,
+            queue=ref.settings.queue_name,
+            payload=redact(ref.params, secret_fields(job)),
+            exception=_exception_path(error),
+            message=str(error),
+            traceback="".join(traceback.format_exception(error)),
+            attempts=attempts,
+            failed_at=self.clock.now(),
+            run_id=envelope.run_id,
+            step=envelope.step,
+            settings=ref.settings.to_dict(),
+        )
+        await self.store.add_failed(record)
+        self._emit("job.failed", envelope, attempts, error=_describe(error), reason=reason,
+                   failed_id=record.id)
+        return Failed(error, attempts, reason)
+
+    async def _call_on_failure(self, job: Any, error: BaseException) -> None:
+        hook = getattr(job, "on_failure", None)
+        if hook is None:
+            return
+        try:
+            await hook(error)
+        except Exception:
+            # The job has failed already; a broken hook must not hide that failure.
+            logger.exception("on_failure of %s raised", type(job).__qualname__)
+
+    def _emit(self, name: str, envelope: Envelope, attempt: int, **data: Any) -> None:
+        if self.events.active:
+            self.events.emit(Event(name, self.clock.now(), envelope.run_id, envelope.label,
+                                   envelope.job.target, attempt, data))
+
+
+def _exception_path(error: BaseException) -> str:
+    cls = type(error)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _describe(error: BaseException) -> str:
+    return f"{_exception_path(error)}: {error}"
