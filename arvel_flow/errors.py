@@ -2,7 +2,7 @@
 
 ```
 FlowError
-├── ConfigError          .issues: tuple[ConfigIssue, ...]   a pipeline or argument is invalid (exit 2)
+├── ConfigError          .issues: tuple[ConfigIssue, ...]   invalid pipeline or argument (exit 2)
 ├── ImportTargetError    .path, .reason                     a dotted path cannot be used
 ├── JobError             .job
 │   ├── JobTimeoutError        .timeout_seconds

@@ -20,7 +20,7 @@ def compute_backoff(attempt: int, settings: JobSettings, rng: random.Random | No
     """
     backoff = settings.backoff
     if backoff == "exponential":
-        delay = settings.backoff_base ** attempt
+        delay = settings.backoff_base**attempt
     elif isinstance(backoff, tuple):
         delay = backoff[min(attempt, len(backoff)) - 1] if backoff else 0.0
     else:

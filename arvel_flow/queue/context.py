@@ -34,7 +34,9 @@ def current_context() -> JobContext:
     try:
         return _current.get()
     except LookupError:
-        raise RuntimeError("no job is running in this task (use inside handle or middleware)") from None
+        raise RuntimeError(
+            "no job is running in this task (use inside handle or middleware)"
+        ) from None
 
 
 def set_context(context: JobContext) -> object:

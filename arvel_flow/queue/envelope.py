@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,8 +11,8 @@ from arvel_flow.queue.targets import JobRef
 
 
 def new_id() -> str:
-    """A fresh random id (32 hex digits)."""
-    return uuid.uuid4().hex
+    """A fresh random id (32 hex digits, 128 random bits)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)

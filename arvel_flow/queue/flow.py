@@ -57,7 +57,9 @@ class Flow:
         """The plan a run of this flow follows."""
         return Plan.of(name, self.node(self.id or "root"))
 
-    async def dispatch(self, queue: FlowQueue, *, wait: bool = True, name: str = "flow") -> BatchResult | str:
+    async def dispatch(
+        self, queue: FlowQueue, *, wait: bool = True, name: str = "flow"
+    ) -> BatchResult | str:
         """Run this flow through ``queue``.
 
         By default waits until it has finished and returns its `BatchResult`; with

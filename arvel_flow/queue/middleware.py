@@ -65,7 +65,9 @@ class RateLimited(JobMiddleware):
         context = current_context()
         now = context.clock.now()
         key = "rate:" + resolve_key(self.key, job)
-        free_at = await context.store.hit_rate_limit(key, self.max_attempts, self.decay_seconds, now)
+        free_at = await context.store.hit_rate_limit(
+            key, self.max_attempts, self.decay_seconds, now
+        )
         if free_at is not None:
             return Release(max(free_at - now, 0.0), f"rate limit {key}")
         return await next_call()
@@ -78,7 +80,9 @@ class WithoutOverlapping(JobMiddleware):
     that is the job's timeout plus a minute (an hour for jobs without a timeout).
     """
 
-    def __init__(self, key: str, release_after: float = 5, expire_after: float | None = None) -> None:
+    def __init__(
+        self, key: str, release_after: float = 5, expire_after: float | None = None
+    ) -> None:
         self.key = key
         self.release_after = float(release_after)
         self.expire_after = expire_after
@@ -140,9 +144,13 @@ class UniqueJobGuard:
         """Take the unique lock at dispatch; False means the dispatch is a duplicate."""
         if not settings.unique_for:
             return True
-        return await self.lock.acquire(self.key_for(job, settings, target), owner, settings.unique_for)
+        return await self.lock.acquire(
+            self.key_for(job, settings, target), owner, settings.unique_for
+        )
 
-    async def release(self, job: Any, settings: JobSettings, target: str, owner: str | None) -> None:
+    async def release(
+        self, job: Any, settings: JobSettings, target: str, owner: str | None
+    ) -> None:
         """Give the unique lock back (only the dispatch that took it can)."""
         if settings.unique_for and owner is not None:
             await self.lock.release(self.key_for(job, settings, target), owner)
@@ -164,6 +172,8 @@ async def collect_middleware(
 
 async def run_through(stack: Sequence[JobMiddleware], job: Any, core: NextCall) -> Any:
     """Call ``core`` inside ``stack``, the first middleware outermost."""
+    if not stack:
+        return await core()
 
     async def call(index: int) -> Any:
         if index == len(stack):

@@ -19,13 +19,22 @@ from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.middleware import UniqueJobGuard
-from arvel_flow.queue.plan import BatchNode, ChainNode, JobNode, Node, Plan, callbacks
+from arvel_flow.queue.plan import (
+    BatchNode,
+    ChainNode,
+    JobNode,
+    Node,
+    Plan,
+    callbacks,
+    compute_allowance,
+)
 from arvel_flow.queue.plan_json import plan_from_dict, plan_to_dict
 from arvel_flow.queue.result import BatchResult, compute_result
 from arvel_flow.store.contracts import (
     FINAL_RUN_STATUSES,
     BatchCounters,
     RunRecord,
+    RunStatus,
     StepRecord,
     StepState,
     StoreContract,
@@ -39,8 +48,15 @@ OK_STATES = frozenset({"succeeded", "duplicate"})
 class Orchestrator:
     """Starts, advances and resumes runs of plans on a store."""
 
-    def __init__(self, *, store: StoreContract, guard: UniqueJobGuard, events: EventBus,
-                 clock: Clock, send: Send) -> None:
+    def __init__(
+        self,
+        *,
+        store: StoreContract,
+        guard: UniqueJobGuard,
+        events: EventBus,
+        clock: Clock,
+        send: Send,
+    ) -> None:
         self.store = store
         self.guard = guard
         self.events = events
@@ -49,11 +65,15 @@ class Orchestrator:
         self._plans: dict[str, Plan] = {}
         self._done: dict[str, asyncio.Event] = {}
 
-    async def start(self, plan: Plan, *, source: str | None = None, run_id: str | None = None) -> str:
+    async def start(
+        self, plan: Plan, *, source: str | None = None, run_id: str | None = None
+    ) -> str:
         """Record a new run of ``plan`` and dispatch its first jobs; returns the run id."""
         run_id = run_id or new_id()[:12]
         now = self.clock.now()
-        await self.store.create_run(RunRecord(run_id, plan.name, created_at=now, source=source), plan_to_dict(plan))
+        await self.store.create_run(
+            RunRecord(run_id, plan.name, created_at=now, source=source), plan_to_dict(plan)
+        )
         self._plans[run_id] = plan
         self._emit("run.started", run_id, name=plan.name)
         outbox: list[Envelope] = []
@@ -80,21 +100,25 @@ class Orchestrator:
             if isinstance(node, JobNode) and not record.final:
                 outbox.append(self._envelope(run_id, node, attempts=record.attempts))
         for group in plan.groups_deepest_first():
-            record = records.get(group.key)
-            if record is not None and not record.final:
+            group_record = records.get(group.key)
+            if group_record is not None and not group_record.final:
                 await self._advance(run_id, plan, group, outbox)
         if plan.root.key not in records:
             await self._start(run_id, plan, plan.root, outbox)
         await self._send(outbox)
         return plan
 
-    async def job_finished(self, envelope: Envelope, state: StepState, attempts: int, error: str | None) -> None:
+    async def job_finished(
+        self, envelope: Envelope, state: StepState, attempts: int, error: str | None
+    ) -> None:
         """Record a job's final state and advance its run (no-op outside a run)."""
         if envelope.run_id is None or envelope.step is None:
             return
         plan = await self.plan_of(envelope.run_id)
         outbox: list[Envelope] = []
-        await self._finish(envelope.run_id, plan, envelope.step, state, outbox, attempts=attempts, error=error)
+        await self._finish(
+            envelope.run_id, plan, envelope.step, state, outbox, attempts=attempts, error=error
+        )
         await self._send(outbox)
 
     async def plan_of(self, run_id: str) -> Plan:
@@ -134,7 +158,9 @@ class Orchestrator:
         if await self.store.claim_step(run_id, node.key, self.clock.now()):
             await self._start_claimed(run_id, plan, node, outbox)
 
-    async def _start_claimed(self, run_id: str, plan: Plan, node: Node, outbox: list[Envelope]) -> None:
+    async def _start_claimed(
+        self, run_id: str, plan: Plan, node: Node, outbox: list[Envelope]
+    ) -> None:
         parent = plan.parent(node.key)
         if parent is not None and isinstance(parent[0], ChainNode) and parent[1] == "step":
             self._emit("chain.step", run_id, step=node.key, chain=parent[0].key)
@@ -149,8 +175,12 @@ class Orchestrator:
         outbox.append(envelope)
 
     def _envelope(self, run_id: str, node: JobNode, *, attempts: int) -> Envelope:
-        available_at = self.clock.now() + node.job.settings.delay if node.job.settings.delay else 0.0
-        return Envelope(node.job, new_id(), run_id, node.key, attempts=attempts, available_at=available_at)
+        available_at = (
+            self.clock.now() + node.job.settings.delay if node.job.settings.delay else 0.0
+        )
+        return Envelope(
+            node.job, new_id(), run_id, node.key, attempts=attempts, available_at=available_at
+        )
 
     async def claim_unique(self, envelope: Envelope) -> Envelope | None:
         """Take the unique lock of a job with ``unique_for`` at dispatch.
@@ -164,13 +194,28 @@ class Orchestrator:
         job = envelope.job.build()
         if await self.guard.claim(job, settings, envelope.job.target, envelope.id):
             return envelope.next(unique_owner=envelope.id)
-        self._emit("job.duplicate", envelope.run_id, step=envelope.label, job=envelope.job.target, attempt=0)
+        self._emit(
+            "job.duplicate",
+            envelope.run_id,
+            step=envelope.label,
+            job=envelope.job.target,
+            attempt=0,
+        )
         return None
 
     # Finishing --------------------------------------------------------------------------
 
-    async def _finish(self, run_id: str, plan: Plan, key: str, state: StepState, outbox: list[Envelope],
-                      *, attempts: int = 0, error: str | None = None) -> None:
+    async def _finish(
+        self,
+        run_id: str,
+        plan: Plan,
+        key: str,
+        state: StepState,
+        outbox: list[Envelope],
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+    ) -> None:
         """Make ``key`` final (once) and advance whatever it belongs to."""
         parent = plan.parent(key)
         batch = parent[0].key if parent is not None and parent[1] == "member" else None
@@ -184,27 +229,42 @@ class Orchestrator:
             return
         group, _ = parent
         if isinstance(group, BatchNode) and isinstance(counters, BatchCounters):
-            self._emit("batch.progress", run_id, step=group.key, finished=counters.done + counters.cancelled,
-                       failed=counters.failed, total=group.total)
-        await self._advance(run_id, plan, group, outbox,
-                            counters if isinstance(counters, BatchCounters) else None)
+            self._emit(
+                "batch.progress",
+                run_id,
+                step=group.key,
+                finished=counters.done + counters.cancelled,
+                failed=counters.failed,
+                total=group.total,
+            )
+        await self._advance(
+            run_id, plan, group, outbox, counters if isinstance(counters, BatchCounters) else None
+        )
 
     async def _finish_run(self, run_id: str, state: StepState) -> None:
-        status = "succeeded" if state in OK_STATES else "failed"
+        status: RunStatus = "succeeded" if state in OK_STATES else "failed"
         if await self.store.set_run_status(run_id, status, self.clock.now()):
             self._emit("run.finished", run_id, status=status)
         self._done.setdefault(run_id, asyncio.Event()).set()
 
     # Advancing --------------------------------------------------------------------------
 
-    async def _advance(self, run_id: str, plan: Plan, group: Node, outbox: list[Envelope],
-                       counters: BatchCounters | None = None) -> None:
+    async def _advance(
+        self,
+        run_id: str,
+        plan: Plan,
+        group: Node,
+        outbox: list[Envelope],
+        counters: BatchCounters | None = None,
+    ) -> None:
         if isinstance(group, ChainNode):
             await self._advance_chain(run_id, plan, group, outbox)
         elif isinstance(group, BatchNode):
             await self._advance_batch(run_id, plan, group, outbox, counters)
 
-    async def _advance_chain(self, run_id: str, plan: Plan, chain: ChainNode, outbox: list[Envelope]) -> None:
+    async def _advance_chain(
+        self, run_id: str, plan: Plan, chain: ChainNode, outbox: list[Envelope]
+    ) -> None:
         """Start the next step, or stop at a failure, then settle the chain."""
         keys = [step.key for step in chain.steps]
         records = await self.store.get_steps(run_id, keys + [cb.key for _, cb in callbacks(chain)])
@@ -218,15 +278,21 @@ class Orchestrator:
                 return
             if record.state not in OK_STATES:
                 outcome = "failed"
-                await self.store.mark_steps(run_id, keys[index + 1:], "skipped", self.clock.now())
+                await self.store.mark_steps(run_id, keys[index + 1 :], "skipped", self.clock.now())
                 break
         await self._settle(run_id, plan, chain, outcome, records, outbox)
 
-    async def _advance_batch(self, run_id: str, plan: Plan, batch: BatchNode, outbox: list[Envelope],
-                             counters: BatchCounters | None) -> None:
+    async def _advance_batch(
+        self,
+        run_id: str,
+        plan: Plan,
+        batch: BatchNode,
+        outbox: list[Envelope],
+        counters: BatchCounters | None,
+    ) -> None:
         """Start members within the concurrency, or cancel the rest past the allowance."""
         total = batch.total
-        allowance = batch.allowed_failures()
+        allowance = compute_allowance(batch.allow_failures, total)
         counters = counters or await self.store.batch_counters(run_id, batch.key)
         failing = allowance is not None and counters.failed > allowance
         if failing:
@@ -235,18 +301,32 @@ class Orchestrator:
                 counters = cancelled or counters
             if batch.catch is not None:
                 await self._start(run_id, plan, batch.catch, outbox)
-        else:
-            for index in await self.store.claim_members(run_id, batch.key, total, batch.concurrency):
+        elif counters.claimed < total:
+            for index in await self.store.claim_members(
+                run_id, batch.key, total, batch.concurrency
+            ):
                 await self._start_claimed(run_id, plan, batch.member(index), outbox)
         if counters.settled(total):
             records = await self.store.get_steps(run_id, [cb.key for _, cb in callbacks(batch)])
-            await self._settle(run_id, plan, batch, "failed" if failing else "succeeded", records, outbox)
+            await self._settle(
+                run_id, plan, batch, "failed" if failing else "succeeded", records, outbox
+            )
 
-    async def _settle(self, run_id: str, plan: Plan, group: ChainNode | BatchNode, outcome: StepState,
-                      records: dict[str, StepRecord], outbox: list[Envelope]) -> None:
+    async def _settle(
+        self,
+        run_id: str,
+        plan: Plan,
+        group: ChainNode | BatchNode,
+        outcome: StepState,
+        records: dict[str, StepRecord],
+        outbox: list[Envelope],
+    ) -> None:
         """Run the callbacks due for ``outcome`` one after another, then finish the group."""
-        due = [node for role, node in callbacks(group)
-               if role == "finally" or (role == "catch") == (outcome == "failed")]
+        due = [
+            node
+            for role, node in callbacks(group)
+            if role == "finally" or (role == "catch") == (outcome == "failed")
+        ]
         for callback in due:
             record = records.get(callback.key)
             if record is None:
@@ -258,7 +338,15 @@ class Orchestrator:
             self._emit("batch.finished", run_id, step=group.key, status=outcome)
         await self._finish(run_id, plan, group.key, outcome, outbox)
 
-    def _emit(self, event: str, run_id: str | None, *, step: str | None = None, job: str | None = None,
-              attempt: int | None = None, **data: Any) -> None:
+    def _emit(
+        self,
+        event: str,
+        run_id: str | None,
+        *,
+        step: str | None = None,
+        job: str | None = None,
+        attempt: int | None = None,
+        **data: Any,
+    ) -> None:
         if self.events.active:
             self.events.emit(Event(event, self.clock.now(), run_id, step, job, attempt, data))

@@ -116,7 +116,10 @@ Node = JobNode | ChainNode | BatchNode
 
 def make_batch(key: str, members: Sequence[Node | FanOutNode], **options: Any) -> BatchNode:
     """A `BatchNode` with its member offsets computed."""
-    offsets = [0, *itertools.accumulate(len(m.items) if isinstance(m, FanOutNode) else 1 for m in members)]
+    offsets = [
+        0,
+        *itertools.accumulate(len(m.items) if isinstance(m, FanOutNode) else 1 for m in members),
+    ]
     return BatchNode(key, tuple(members), offsets=tuple(offsets[: len(members)]), **options)
 
 
@@ -201,7 +204,9 @@ def _index(
     nodes[node.key] = node
     if isinstance(node, JobNode | FanOutNode):
         return
-    children: Sequence[Node | FanOutNode] = node.steps if isinstance(node, ChainNode) else node.members
+    children: Sequence[Node | FanOutNode] = (
+        node.steps if isinstance(node, ChainNode) else node.members
+    )
     role: Role = "step" if isinstance(node, ChainNode) else "member"
     for child in children:
         parents[child.key] = (node, role)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Matrix, Node, Plan, make_batch
+from arvel_flow.queue.plan import (
+    ChainNode,
+    FanOutNode,
+    JobNode,
+    Matrix,
+    Node,
+    Plan,
+    make_batch,
+)
 from arvel_flow.queue.targets import JobRef
 
 PLAN_FORMAT = 1
@@ -33,18 +41,28 @@ def _node_to_dict(node: Node | FanOutNode) -> dict[str, Any]:
     if isinstance(node, JobNode):
         return {"kind": "job", "key": node.key, "job": node.job.to_dict()}
     if isinstance(node, FanOutNode):
-        items: Any = {"matrix": node.items.axes} if isinstance(node.items, Matrix) else list(node.items)
+        items: Any = (
+            {"matrix": node.items.axes} if isinstance(node.items, Matrix) else list(node.items)
+        )
         return {"kind": "fanout", "key": node.key, "job": node.job.to_dict(), "items": items}
     if isinstance(node, ChainNode):
         return {
-            "kind": "chain", "key": node.key, "steps": [_node_to_dict(s) for s in node.steps],
-            "catch": _optional(node.catch), "finally": _optional(node.finally_),
+            "kind": "chain",
+            "key": node.key,
+            "steps": [_node_to_dict(s) for s in node.steps],
+            "catch": _optional(node.catch),
+            "finally": _optional(node.finally_),
         }
     return {
-        "kind": "batch", "key": node.key, "name": node.name,
+        "kind": "batch",
+        "key": node.key,
+        "name": node.name,
         "members": [_node_to_dict(m) for m in node.members],
-        "allow_failures": node.allow_failures, "concurrency": node.concurrency,
-        "then": _optional(node.then), "catch": _optional(node.catch), "finally": _optional(node.finally_),
+        "allow_failures": node.allow_failures,
+        "concurrency": node.concurrency,
+        "then": _optional(node.then),
+        "catch": _optional(node.catch),
+        "finally": _optional(node.finally_),
     }
 
 
@@ -68,7 +86,12 @@ def _node_from_dict(data: Mapping[str, Any]) -> Node | FanOutNode:
         steps = tuple(s for s in (_step(d) for d in data["steps"]) if s is not None)
         return ChainNode(key, steps, catch=_step(data["catch"]), finally_=_step(data["finally"]))
     return make_batch(
-        key, [_node_from_dict(m) for m in data["members"]], name=data["name"],
-        allow_failures=data["allow_failures"], concurrency=data["concurrency"],
-        then=_step(data["then"]), catch=_step(data["catch"]), finally_=_step(data["finally"]),
+        key,
+        [_node_from_dict(m) for m in data["members"]],
+        name=data["name"],
+        allow_failures=data["allow_failures"],
+        concurrency=data["concurrency"],
+        then=_step(data["then"]),
+        catch=_step(data["catch"]),
+        finally_=_step(data["finally"]),
     )

@@ -31,7 +31,9 @@ def secret_fields(job: Any) -> set[str]:
     }
 
 
-def redact(data: Mapping[str, Any], secrets: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+def redact(
+    data: Mapping[str, Any], secrets: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """A copy of ``data`` with sensitive values replaced by ``***``, nested dicts too."""
     return {key: _redact_value(key, value, secrets) for key, value in data.items()}
 

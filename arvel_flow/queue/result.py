@@ -38,28 +38,38 @@ class BatchResult:
         return self.status == "succeeded"
 
 
-def compute_result(run_id: str, status: str, plan: Plan, records: Mapping[str, StepRecord]) -> BatchResult:
+def compute_result(
+    run_id: str, status: str, plan: Plan, records: Mapping[str, StepRecord]
+) -> BatchResult:
     """Sort every job of ``plan`` by the state ``records`` give it.
 
     A job without a record takes its group's fate: skipped inside a skipped chain
     step, cancelled inside a batch that finished without starting it.
     """
-    buckets: dict[str, list[str]] = {s: [] for s in ("succeeded", "failed", "cancelled", "skipped", "duplicate", "pending")}
+    buckets: dict[str, list[str]] = {
+        s: [] for s in ("succeeded", "failed", "cancelled", "skipped", "duplicate", "pending")
+    }
     counted = [0, 0]
+
+    def place(key: str, state: str | None, is_callback: bool) -> None:
+        final = state in FINAL_STATES
+        buckets[state if final and state in buckets else "pending"].append(key)
+        if not is_callback:
+            counted[0] += final
+            counted[1] += 1
 
     def visit(node: Node | FanOutNode, inherited: str | None, is_callback: bool) -> None:
         if isinstance(node, FanOutNode):
+            # Member keys only: building 100,000 member nodes just to read keys is waste.
             for i in range(len(node.items)):
-                visit(node.member(i), inherited, is_callback)
+                key = f"{node.key}[{i}]"
+                record = records.get(key)
+                place(key, record.state if record is not None else inherited, is_callback)
             return
         record = records.get(node.key)
         state = record.state if record is not None else inherited
         if isinstance(node, JobNode):
-            final = state in FINAL_STATES
-            buckets[state if final and state in buckets else "pending"].append(node.key)
-            if not is_callback:
-                counted[0] += final
-                counted[1] += 1
+            place(node.key, state, is_callback)
             return
         fate = "skipped" if isinstance(node, ChainNode) else "cancelled"
         if state in ("skipped", "cancelled"):
@@ -83,4 +93,3 @@ def compute_result(run_id: str, status: str, plan: Plan, records: Mapping[str, S
         pending=tuple(buckets["pending"]),
         progress=(counted[0], counted[1]),
     )
-

@@ -113,8 +113,9 @@ class JobRunner:
             if isinstance(outcome, Failed):
                 exhausted = outcome.attempts > envelope.job.settings.max_retries
                 error_cls = JobMaxRetriesError if exhausted else JobFailedError
-                message = f"{envelope.job.target} failed after {outcome.attempts} attempt(s): {outcome.reason}"
-                raise error_cls(message, job=envelope.job.target, attempts=outcome.attempts) from outcome.error
+                target = envelope.job.target
+                message = f"{target} failed after {outcome.attempts} attempt(s): {outcome.reason}"
+                raise error_cls(message, job=target, attempts=outcome.attempts) from outcome.error
             envelope = outcome.envelope
             await self.clock.sleep(envelope.available_at - self.clock.now())
 
@@ -124,9 +125,13 @@ class JobRunner:
         try:
             job = ref.build(allowed=self.allowed_modules)
         except _BAD_JOB as error:
-            return await self._fail(None, envelope, error, envelope.attempts, "the job could not be built")
+            return await self._fail(
+                None, envelope, error, envelope.attempts, "the job could not be built"
+            )
         now = self.clock.now()
-        first_attempt_at = envelope.first_attempt_at if envelope.first_attempt_at is not None else now
+        first_attempt_at = (
+            envelope.first_attempt_at if envelope.first_attempt_at is not None else now
+        )
         if envelope.attempts == 0 and ref.settings.unique_until_processing:
             await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
         number = envelope.attempts + 1
@@ -137,17 +142,29 @@ class JobRunner:
             timed_out = isinstance(error, JobTimeoutError)
             exceptions = envelope.exceptions + (0 if timed_out else 1)
             decision = next_step(
-                error, attempts=number, exceptions=exceptions, first_attempt_at=first_attempt_at,
-                now=self.clock.now(), settings=ref.settings, rng=self._rng,
+                error,
+                attempts=number,
+                exceptions=exceptions,
+                first_attempt_at=first_attempt_at,
+                now=self.clock.now(),
+                settings=ref.settings,
+                rng=self._rng,
             )
             if isinstance(decision, GiveUp):
                 return await self._fail(job, envelope, error, number, decision.reason)
             retry = envelope.next(
-                attempts=number, exceptions=exceptions, first_attempt_at=first_attempt_at,
+                attempts=number,
+                exceptions=exceptions,
+                first_attempt_at=first_attempt_at,
                 available_at=decision.at,
             )
-            self._emit("job.retrying", envelope, number, error=_describe(error),
-                       delay=round(decision.at - self.clock.now(), 3))
+            self._emit(
+                "job.retrying",
+                envelope,
+                number,
+                error=_describe(error),
+                delay=round(decision.at - self.clock.now(), 3),
+            )
             return Retrying(retry, error)
         if isinstance(result, Release):
             released = envelope.next(
@@ -172,7 +189,9 @@ class JobRunner:
                     return await run_through(stack, job, job.handle)
             except TimeoutError:
                 if scope.expired():
-                    raise JobTimeoutError(job=envelope.job.target, timeout_seconds=settings.timeout_seconds) from None
+                    raise JobTimeoutError(
+                        job=envelope.job.target, timeout_seconds=settings.timeout_seconds
+                    ) from None
                 raise
         finally:
             reset_context(token)
@@ -200,8 +219,14 @@ class JobRunner:
             settings=ref.settings.to_dict(),
         )
         await self.store.add_failed(record)
-        self._emit("job.failed", envelope, attempts, error=_describe(error), reason=reason,
-                   failed_id=record.id)
+        self._emit(
+            "job.failed",
+            envelope,
+            attempts,
+            error=_describe(error),
+            reason=reason,
+            failed_id=record.id,
+        )
         return Failed(error, attempts, reason)
 
     async def _call_on_failure(self, job: Any, error: BaseException) -> None:
@@ -216,13 +241,24 @@ class JobRunner:
 
     def _emit(self, name: str, envelope: Envelope, attempt: int, **data: Any) -> None:
         if self.events.active:
-            self.events.emit(Event(name, self.clock.now(), envelope.run_id, envelope.label,
-                                   envelope.job.target, attempt, data))
+            self.events.emit(
+                Event(
+                    name,
+                    self.clock.now(),
+                    envelope.run_id,
+                    envelope.label,
+                    envelope.job.target,
+                    attempt,
+                    data,
+                )
+            )
 
 
 def _exception_path(error: BaseException) -> str:
     cls = type(error)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
 
 
 def _describe(error: BaseException) -> str:

@@ -14,10 +14,12 @@ import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
+from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import ImportTargetError
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
@@ -128,11 +130,49 @@ class JobTarget:
         """A fresh instance with ``handle()``, from JSON-ready parameters."""
         if self.kind == "function":
             return FunctionCall(self.path, self.obj, dict(params))
-        values = dict(params)
+        job = self.obj.model_validate(params)
         if self.kind == "job" and settings is not None:
-            for name in JOB_SETTING_FIELDS:
-                values.setdefault(name, getattr(settings, name))
-        return self.obj.model_validate(values)
+            # Settings are validated already: set those that differ from the class's
+            # defaults, which keeps building a job as cheap as validating its params.
+            for name, value in _settings_overrides(self.obj, _Identity(settings)):
+                if name not in params:
+                    object.__setattr__(job, name, value)
+        return job
+
+
+class _Identity:
+    """Hashes an object by identity, so unhashable settings can key a cache."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: JobSettings) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.value is self.value
+
+
+@functools.lru_cache(maxsize=1024)
+def _settings_overrides(cls: type[BaseModel], settings: _Identity) -> tuple[tuple[str, Any], ...]:
+    """The settings that differ from ``cls``'s field defaults, as field values."""
+    defaults = _class_default_settings(cls)
+    return tuple(
+        (name, _field_value(name, getattr(settings.value, name)))
+        for name in JOB_SETTING_FIELDS
+        if getattr(settings.value, name) != getattr(defaults, name)
+    )
+
+
+def _field_value(name: str, value: Any) -> Any:
+    """A settings value in the type the `Job` field holds."""
+    if name == "backoff" and isinstance(value, tuple):
+        return list(value)
+    if name == "retry_until" and value is not None:
+        return timedelta(seconds=value)
+    return value
 
 
 class FunctionCall:
@@ -210,18 +250,55 @@ def dump_params(job: Any) -> dict[str, Any]:
     """A job instance's parameters as JSON-ready values, secrets included (for transport)."""
     if isinstance(job, FunctionCall):
         return dict(job.kwargs)
-    raw = job.model_dump(mode="python", exclude=set(JOB_SETTING_FIELDS) if is_job_class(type(job)) else None)
-    return {k: _jsonable(v) for k, v in raw.items()}
+    job_class: object = type(job)
+    exclude = set(JOB_SETTING_FIELDS) if is_job_class(job_class) else None
+    if not _holds_secrets(job_class):
+        params: dict[str, Any] = job.model_dump(mode="json", exclude=exclude)
+        return params
+    raw = job.model_dump(mode="python", exclude=exclude)
+    return {k: to_jsonable_python(_reveal(v)) for k, v in raw.items()}
 
 
-def _jsonable(value: Any) -> Any:
+@functools.lru_cache(maxsize=1024)
+def _holds_secrets(cls: Any) -> bool:
+    """Whether any field, at any depth, may hold a `SecretStr` / `SecretBytes`."""
+    for info in cls.model_fields.values():
+        annotation = info.annotation
+        if "Secret" in repr(annotation):
+            return True
+        nested = inspect.isclass(annotation) and issubclass(annotation, BaseModel)
+        if nested and annotation is not cls and _holds_secrets(annotation):
+            return True
+    return False
+
+
+def _reveal(value: Any) -> Any:
+    """``value`` with secrets replaced by their plain values (JSON would mask them)."""
     if isinstance(value, SecretStr | SecretBytes):
-        return _jsonable(value.get_secret_value())
+        return value.get_secret_value()
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: _reveal(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    return pydantic.TypeAdapter(Any).dump_python(value, mode="json")
+        return [_reveal(v) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _instance_class_path(cls: Any) -> str:
+    """The path of a job class, checked once to be runnable."""
+    path = object_path(cls)
+    classify_target(path, cls)
+    return path
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_default_settings(cls: Any) -> JobSettings:
+    """The settings of a job class's instances that override none (shared, immutable)."""
+    fields = getattr(cls, "model_fields", {})
+    defaults = type(
+        "Defaults", (), {n: fields[n].default for n in JOB_SETTING_FIELDS if n in fields}
+    )
+    return JobSettings.of(defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +324,14 @@ class JobRef:
         if inspect.isfunction(job) or inspect.iscoroutinefunction(job):
             classify_target(object_path(job), job)
             return cls(object_path(job), {}, JobSettings.from_values(overrides))
-        path = object_path(type(job))
-        classify_target(path, type(job))
-        settings = JobSettings.of(job, **overrides)
+        job_class: object = type(job)
+        path = _instance_class_path(job_class)
+        if overrides or (
+            is_job_class(job_class) and not job.model_fields_set.isdisjoint(JOB_SETTING_FIELDS)
+        ):
+            settings = JobSettings.of(job, **overrides)
+        else:
+            settings = _class_default_settings(job_class)
         return cls(path, dump_params(job), settings, instance=job)
 
     def with_settings(self, **changes: Any) -> JobRef:
@@ -268,7 +350,11 @@ class JobRef:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for plans and messages."""
-        return {"target": self.target, "params": dict(self.params), "settings": self.settings.to_dict()}
+        return {
+            "target": self.target,
+            "params": dict(self.params),
+            "settings": self.settings.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobRef:

@@ -15,7 +15,7 @@ from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.queue.runner import Failed, JobRunner, Outcome, Released, Retrying, Succeeded
 from arvel_flow.queue.targets import JobRef
-from arvel_flow.store.contracts import StoreContract
+from arvel_flow.store.contracts import StepState, StoreContract
 from arvel_flow.store.memory import MemoryStore
 
 
@@ -41,10 +41,21 @@ class BaseQueue:
         self.lock = lock if lock is not None else self.store.lock()
         self.events = events if events is not None else EventBus()
         self.clock = clock if clock is not None else SystemClock()
-        self.runner = JobRunner(store=self.store, lock=self.lock, events=self.events, clock=self.clock,
-                                allowed_modules=allowed_modules, rng=rng)
-        self.orchestrator = Orchestrator(store=self.store, guard=self.runner.guard, events=self.events,
-                                         clock=self.clock, send=self._deliver)
+        self.runner = JobRunner(
+            store=self.store,
+            lock=self.lock,
+            events=self.events,
+            clock=self.clock,
+            allowed_modules=allowed_modules,
+            rng=rng,
+        )
+        self.orchestrator = Orchestrator(
+            store=self.store,
+            guard=self.runner.guard,
+            events=self.events,
+            clock=self.clock,
+            send=self._deliver,
+        )
 
     # QueueContract ----------------------------------------------------------------------
 
@@ -63,7 +74,9 @@ class BaseQueue:
         for job in jobs:
             ref = JobRef.of(job)
             delay = ref.settings.delay
-            envelopes.append(Envelope(ref, new_id(), available_at=self.clock.now() + delay if delay else 0.0))
+            envelopes.append(
+                Envelope(ref, new_id(), available_at=self.clock.now() + delay if delay else 0.0)
+            )
         return await self._dispatch_envelopes(envelopes)
 
     async def size(self, queue_name: str = "default") -> int:
@@ -104,9 +117,6 @@ class BaseQueue:
 
     async def process(self, envelope: Envelope) -> Outcome:
         """Run one delivery: one attempt, then schedule the next or advance the run."""
-        if envelope.run_id is not None and envelope.step is not None:
-            await self.store.update_step(envelope.run_id, envelope.step, "running",
-                                         attempts=envelope.attempts, at=self.clock.now())
         outcome = await self.runner.attempt(envelope)
         if isinstance(outcome, Retrying | Released):
             await self._record_waiting(outcome)
@@ -122,18 +132,38 @@ class BaseQueue:
         envelope = outcome.envelope
         if envelope.run_id is None or envelope.step is None:
             return
-        state = "retrying" if isinstance(outcome, Retrying) else "released"
-        error = f"{type(outcome.error).__name__}: {outcome.error}" if isinstance(outcome, Retrying) else None
-        await self.store.update_step(envelope.run_id, envelope.step, state, attempts=envelope.attempts,
-                                     error=error, at=self.clock.now())
+        state: StepState = "retrying" if isinstance(outcome, Retrying) else "released"
+        error = (
+            f"{type(outcome.error).__name__}: {outcome.error}"
+            if isinstance(outcome, Retrying)
+            else None
+        )
+        await self.store.update_step(
+            envelope.run_id,
+            envelope.step,
+            state,
+            attempts=envelope.attempts,
+            error=error,
+            at=self.clock.now(),
+        )
 
     async def _deliver(self, envelopes: Sequence[Envelope]) -> None:
         """Send newly dispatched jobs (retries and releases go to `_send` directly)."""
+        if not envelopes:
+            return
         if self.events.active:
             now = self.clock.now()
             for envelope in envelopes:
-                self.events.emit(Event("job.dispatched", now, envelope.run_id, envelope.label,
-                                       envelope.job.target, envelope.attempts + 1))
+                self.events.emit(
+                    Event(
+                        "job.dispatched",
+                        now,
+                        envelope.run_id,
+                        envelope.label,
+                        envelope.job.target,
+                        envelope.attempts + 1,
+                    )
+                )
         await self._send(envelopes)
 
     async def _send(self, envelopes: Sequence[Envelope]) -> None:

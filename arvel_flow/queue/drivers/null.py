@@ -35,7 +35,9 @@ class NullQueue(BaseQueue):
     async def wait(self, run_id: str) -> BatchResult:
         """A dry run's result: every job pending."""
         jobs = self.planned.get(run_id, [])
-        return BatchResult(run_id, "dry-run", pending=tuple(j.key for j in jobs), progress=(0, len(jobs)))
+        return BatchResult(
+            run_id, "dry-run", pending=tuple(j.key for j in jobs), progress=(0, len(jobs))
+        )
 
     async def resume(self, run_id: str) -> str:
         """Nothing to resume in a dry run."""

@@ -27,7 +27,9 @@ TASK_NAME = "arvel_flow.run_envelope"
 class TaskiqQueue(BaseQueue):
     """Runs jobs through a Taskiq broker, at most ``concurrency`` at once in this process."""
 
-    def __init__(self, broker: AsyncBroker | None = None, *, concurrency: int = 16, **options: Any) -> None:
+    def __init__(
+        self, broker: AsyncBroker | None = None, *, concurrency: int = 16, **options: Any
+    ) -> None:
         super().__init__(**options)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -50,7 +52,9 @@ class TaskiqQueue(BaseQueue):
     async def size(self, queue_name: str = "default") -> int:
         """Jobs waiting here for a slot or a timer (not those running)."""
         waiting = [*self._ready, *self._local.values()]
-        return sum(1 for e in waiting if e.job.settings.queue_name == queue_name) + len(self._timers)
+        return sum(1 for e in waiting if e.job.settings.queue_name == queue_name) + len(
+            self._timers
+        )
 
     async def join(self) -> None:
         """Wait until nothing is running, ready or scheduled here."""

@@ -1,0 +1,45 @@
+"""`QueueSettings`: where jobs go and where state lives, from ``ARVEL_FLOW_*`` variables.
+
+Settings resolve, strongest first: command-line flags, ``ARVEL_FLOW_*`` environment
+variables, the pipeline file's ``queue:`` section, then the defaults below.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DriverName = Literal["sync", "null", "taskiq"]
+BrokerName = Literal["memory", "redis", "nats", "rabbitmq"]
+
+
+class QueueSettings(BaseSettings):
+    """How arvel-flow dispatches and runs jobs."""
+
+    model_config = SettingsConfigDict(env_prefix="ARVEL_FLOW_", extra="forbid")
+
+    driver: DriverName = Field("taskiq", description="sync (inline), null (dry run) or taskiq.")
+    broker: BrokerName = Field(
+        "memory", description="The Taskiq broker: memory (in-process) or a server."
+    )
+    url: str | None = Field(None, description="The broker's URL, for redis, nats and rabbitmq.")
+    store: str = Field(
+        "sqlite:.arvel-flow/state.db",
+        description="Run state, failed jobs, locks: memory, sqlite:PATH or redis://...",
+    )
+    concurrency: int = Field(16, ge=1, description="Jobs run at once by this process.")
+    allowed_modules: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Module prefixes a worker may import job classes from (comma-separated)."
+    )
+    redelivery_timeout: float = Field(
+        600.0, gt=0, description="Seconds before a broker redelivers an unacknowledged job."
+    )
+
+    @field_validator("allowed_modules", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
