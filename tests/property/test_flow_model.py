@@ -1,0 +1,220 @@
+"""Random nested chains and batches against a small reference model.
+
+Hypothesis builds trees of chains and batches (any depth) whose leaf jobs succeed or
+fail for good, with random allowances, concurrency and callbacks; the tree runs
+through a driver, and every outcome is checked against what SPEC §2 says it must be:
+final states, which callbacks fired and that each fired exactly once, the order of
+steps inside chains, and that only members of a failed batch are ever cancelled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from arvel_flow.queue.batch import Batch
+from arvel_flow.queue.chain import Chain
+from arvel_flow.queue.drivers.base import BaseQueue
+from arvel_flow.queue.drivers.sync import SyncQueue
+from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.job import Job
+from arvel_flow.queue.plan import compute_allowance
+
+
+class Scripted(Job):
+    """Succeeds or fails for good, as the tree says."""
+
+    fail: bool = False
+    max_retries: int = 0
+
+    async def handle(self) -> None:
+        if self.fail:
+            raise RuntimeError("scripted failure")
+
+
+@dataclass
+class Leaf:
+    fail: bool
+
+
+@dataclass
+class Group:
+    kind: str  # "chain" or "batch"
+    children: list[Any]
+    catch: bool = False
+    finally_: bool = False
+    then: bool = False
+    allowance: bool | int | str = False
+    concurrency: int | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+leaves = st.builds(Leaf, fail=st.booleans())
+
+
+def groups(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Group]:
+    members = st.lists(children, min_size=1, max_size=4)
+    chain = st.builds(Group, kind=st.just("chain"), children=members, catch=st.booleans(),
+                      finally_=st.booleans())
+    batch = st.builds(
+        Group, kind=st.just("batch"), children=members, catch=st.booleans(), finally_=st.booleans(),
+        then=st.booleans(),
+        allowance=st.one_of(st.booleans(), st.integers(0, 3), st.sampled_from(["50%", "34%"])),
+        concurrency=st.sampled_from([None, 1, 2]),
+    )
+    return st.one_of(chain, batch)
+
+
+trees = st.recursive(leaves, groups, max_leaves=10).filter(lambda t: isinstance(t, Group))
+
+
+def build(node: Any) -> Any:
+    """The builder object for a model node."""
+    if isinstance(node, Leaf):
+        return Scripted(fail=node.fail)
+    children = [build(child) for child in node.children]
+    flow: Any = Chain(*children) if node.kind == "chain" else Batch(
+        children, allow_failures=node.allowance, concurrency=node.concurrency)
+    if node.then:
+        flow = flow.then(Scripted())
+    if node.catch:
+        flow = flow.catch(Scripted())
+    if node.finally_:
+        flow = flow.finally_(Scripted())
+    return flow
+
+
+def expected_outcome(node: Any) -> str:
+    """What the reference model says a node ends as, if it runs."""
+    if isinstance(node, Leaf):
+        return "failed" if node.fail else "succeeded"
+    outcomes = [expected_outcome(child) for child in node.children]
+    if node.kind == "chain":
+        return "failed" if "failed" in outcomes else "succeeded"
+    allowed = compute_allowance(node.allowance, len(node.children))
+    failures = outcomes.count("failed")
+    return "failed" if allowed is not None and failures > allowed else "succeeded"
+
+
+class Trace:
+    """Job events in order, by step key."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        if event.event in ("job.started", "job.succeeded", "job.failed"):
+            self.events.append(event)
+
+    def starts(self) -> Counter[str]:
+        return Counter(e.step for e in self.events if e.event == "job.started" and e.step)
+
+    def index(self, step_prefix: str, event: str, pick: Any) -> int | None:
+        found = [i for i, e in enumerate(self.events)
+                 if e.event == event and e.step is not None and _inside(e.step, step_prefix)]
+        return pick(found) if found else None
+
+
+def _inside(step: str, key: str) -> bool:
+    return step == key or step.startswith(key + ".")
+
+
+class Checker:
+    """Walks the model alongside what happened."""
+
+    def __init__(self, trace: Trace, states: dict[str, str]) -> None:
+        self.trace = trace
+        self.starts = trace.starts()
+        self.states = states
+
+    def check(self, node: Any, key: str, started: bool) -> None:
+        if not started:
+            assert not any(_inside(step, key) for step in self.starts), f"{key} ran but should not"
+            return
+        if isinstance(node, Leaf):
+            assert self.starts[key] == 1, f"{key} started {self.starts[key]} times"
+            assert self.states[key] == expected_outcome(node), key
+            return
+        outcome = expected_outcome(node)
+        if node.kind == "chain":
+            self._check_chain(node, key)
+        else:
+            self._check_batch(node, key, outcome)
+        self._check_callbacks(node, key, outcome)
+
+    def _check_chain(self, node: Group, key: str) -> None:
+        previous_ok = True
+        for i, child in enumerate(node.children):
+            child_key = f"{key}.{i}"
+            self.check(child, child_key, previous_ok)
+            if not previous_ok:
+                assert self.states.get(child_key, "skipped") == "skipped", child_key
+            if previous_ok and i > 0:
+                before = self.trace.index(f"{key}.{i - 1}", "job.started", max)
+                first = self.trace.index(child_key, "job.started", min)
+                if before is not None and first is not None:
+                    assert before < first, f"{child_key} started before {key}.{i - 1} finished"
+            previous_ok = previous_ok and expected_outcome(child) == "succeeded"
+
+    def _check_batch(self, node: Group, key: str, outcome: str) -> None:
+        for i, child in enumerate(node.children):
+            child_key = f"{key}.{i}"
+            ran = any(_inside(step, child_key) for step in self.starts) or child_key in self.states
+            if not ran:
+                assert outcome == "failed", f"{child_key} was cancelled in a batch that succeeded"
+            self.check(child, child_key, ran)
+
+    def _check_callbacks(self, node: Group, key: str, outcome: str) -> None:
+        due = {
+            "then": node.then and outcome == "succeeded",
+            "catch": node.catch and outcome == "failed",
+            "finally": node.finally_,
+        }
+        for role, fires in due.items():
+            count = self.starts[f"{key}.{role}"]
+            assert count == (1 if fires else 0), f"{key}.{role} fired {count} times"
+        if due["catch"] and due["finally"]:
+            catch_done = self.trace.index(f"{key}.catch", "job.succeeded", max)
+            finally_start = self.trace.index(f"{key}.finally", "job.started", min)
+            assert catch_done is not None and finally_start is not None
+            assert catch_done < finally_start, f"{key}: finally ran before catch finished"
+        if due["finally"]:
+            last_child = max(filter(None, (self.trace.index(f"{key}.{i}", "job.started", max)
+                                           for i in range(len(node.children)))), default=-1)
+            assert self.trace.index(f"{key}.finally", "job.started", min) > last_child
+
+
+async def run_and_check(tree: Group, queue: BaseQueue, trace: Trace) -> None:
+    result = await build(tree).dispatch(queue)
+    if isinstance(queue, TaskiqQueue):
+        await queue.join()
+    records = await queue.store.get_steps(result.run_id)
+    states = {key: record.state for key, record in records.items()}
+    assert result.status == expected_outcome(tree)
+    Checker(trace, states).check(tree, "root", started=True)
+
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(tree=trees)
+async def test_sync_driver_matches_the_reference_model(tree: Group) -> None:
+    trace = Trace()
+    await run_and_check(tree, SyncQueue(events=EventBus(trace)), trace)
+
+
+@SETTINGS
+@given(tree=trees)
+async def test_inmemory_taskiq_driver_matches_the_reference_model(tree: Group) -> None:
+    trace = Trace()
+    queue = TaskiqQueue(concurrency=3, events=EventBus(trace))
+    try:
+        await run_and_check(tree, queue, trace)
+    finally:
+        await queue.close()
