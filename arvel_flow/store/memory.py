@@ -22,6 +22,9 @@ from arvel_flow.store.contracts import (
 )
 
 
+_ZERO = BatchCounters()
+
+
 class MemoryStore:
     """A `StoreContract` in dicts. Atomic because no method awaits before it is done."""
 
@@ -96,12 +99,12 @@ class MemoryStore:
         current = steps.get(step) or StepRecord(step, "pending", started_at=at)
         if current.final:
             return
-        steps[step] = replace(
-            current,
-            state=state,
-            attempts=current.attempts if attempts is None else attempts,
-            error=error if error is not None else current.error,
-            started_at=current.started_at or at,
+        steps[step] = StepRecord(
+            step,
+            state,
+            current.attempts if attempts is None else attempts,
+            error if error is not None else current.error,
+            current.started_at or at,
         )
 
     async def finish_step(
@@ -118,9 +121,9 @@ class MemoryStore:
         )
         if batch is None:
             return True
-        counters = self._batches.get((run_id, batch), BatchCounters())
-        counters = replace(
-            counters, done=counters.done + 1, failed=counters.failed + (state == "failed")
+        old = self._batches.get((run_id, batch), _ZERO)
+        counters = BatchCounters(
+            old.claimed, old.done + 1, old.failed + (state == "failed"), old.cancelled, old.cancel_flag
         )
         self._batches[(run_id, batch)] = counters
         return counters
