@@ -101,12 +101,30 @@ class Orchestrator:
                 outbox.append(self._envelope(run_id, node, attempts=record.attempts))
         for group in plan.groups_deepest_first():
             group_record = records.get(group.key)
-            if group_record is not None and not group_record.final:
-                await self._advance(run_id, plan, group, outbox)
+            if group_record is None or group_record.final:
+                continue
+            if isinstance(group, BatchNode):
+                await self._resend_started_members(run_id, group, records, outbox)
+            await self._advance(run_id, plan, group, outbox)
         if plan.root.key not in records:
             await self._start(run_id, plan, plan.root, outbox)
         await self._send(outbox)
         return plan
+
+    async def _resend_started_members(
+        self, run_id: str, batch: BatchNode, records: dict[str, StepRecord], outbox: list[Envelope]
+    ) -> None:
+        """Resend the batch's started job members that left no record before the crash.
+
+        Members are claimed through the batch's counters, not one by one, so a started
+        member has a record only once it retried or finished.
+        """
+        counters = await self.store.batch_counters(run_id, batch.key)
+        started = min(counters.claimed, batch.total) - counters.cancelled
+        for index in range(started):
+            member = batch.member(index)
+            if isinstance(member, JobNode) and member.key not in records:
+                outbox.append(self._envelope(run_id, member, attempts=0))
 
     async def job_finished(
         self, envelope: Envelope, state: StepState, attempts: int, error: str | None
