@@ -72,7 +72,8 @@ class Orchestrator:
         run_id = run_id or new_id()[:12]
         now = self.clock.now()
         await self.store.create_run(
-            RunRecord(run_id, plan.name, created_at=now, source=source), plan_to_dict(plan)
+            RunRecord(run_id, plan.name, created_at=now, source=source or plan.origin),
+            plan_to_dict(plan),
         )
         self._plans[run_id] = plan
         self._emit("run.started", run_id, name=plan.name)

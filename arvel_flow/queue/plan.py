@@ -150,14 +150,20 @@ class Plan:
     root: Node
     nodes: dict[str, Node | FanOutNode]
     parents: dict[str, tuple[ChainNode | BatchNode, Role]]
+    origin: str | None = None
+    """The pipeline file the plan was compiled from, if any."""
+    digest: str | None = None
+    """SHA-256 of that file's text when compiled (a resume says when it changed)."""
 
     @classmethod
-    def of(cls, name: str, root: Node) -> Plan:
+    def of(
+        cls, name: str, root: Node, *, origin: str | None = None, digest: str | None = None
+    ) -> Plan:
         """Index a tree."""
         nodes: dict[str, Node | FanOutNode] = {}
         parents: dict[str, tuple[ChainNode | BatchNode, Role]] = {}
         _index(root, nodes, parents)
-        return cls(name, root, nodes, parents)
+        return cls(name, root, nodes, parents, origin, digest)
 
     def node(self, key: str) -> Node:
         """The node with ``key`` (fan-out members included)."""

@@ -21,7 +21,13 @@ PLAN_FORMAT = 1
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan as JSON-ready data; a matrix is kept as its axes, not expanded."""
-    return {"format": PLAN_FORMAT, "name": plan.name, "root": _node_to_dict(plan.root)}
+    return {
+        "format": PLAN_FORMAT,
+        "name": plan.name,
+        "origin": plan.origin,
+        "digest": plan.digest,
+        "root": _node_to_dict(plan.root),
+    }
 
 
 def plan_from_dict(data: Mapping[str, Any]) -> Plan:
@@ -30,7 +36,7 @@ def plan_from_dict(data: Mapping[str, Any]) -> Plan:
         raise ValueError(f"unsupported plan format {data.get('format')!r}")
     root = _node_from_dict(data["root"])
     assert not isinstance(root, FanOutNode)
-    return Plan.of(data["name"], root)
+    return Plan.of(data["name"], root, origin=data.get("origin"), digest=data.get("digest"))
 
 
 def _optional(node: Node | None) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,21 @@ def secret_fields(job: Any) -> set[str]:
         for name in type(job).model_fields
         if isinstance(getattr(job, name, None), SecretStr | SecretBytes)
     }
+
+
+def declared_secret_fields(model: type[BaseModel]) -> set[str]:
+    """Names of a model's fields declared as `SecretStr` / `SecretBytes` (optional or not).
+
+    For a job that could not be built: its parameters arrive as plain text, and only
+    the class can say which of them are secrets.
+    """
+    return {name for name, info in model.model_fields.items() if _holds_secret(info.annotation)}
+
+
+def _holds_secret(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_holds_secret(arg) for arg in typing.get_args(annotation))
 
 
 def redact(

@@ -31,8 +31,8 @@ from arvel_flow.queue.context import JobContext, reset_context, set_context
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
-from arvel_flow.queue.redaction import redact, secret_fields
-from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.redaction import declared_secret_fields, redact, secret_fields
+from arvel_flow.queue.targets import JobRef, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
 from arvel_flow.store.memory import MemoryStore
 
@@ -76,6 +76,14 @@ Outcome = Succeeded | Retrying | Released | Failed
 
 _BAD_JOB = (ImportTargetError, pydantic.ValidationError, LockError, TypeError, ValueError)
 """Errors that mean the job cannot even be built: failed at once, never retried."""
+
+
+class _UnbuildableMiddleware(Exception):
+    """The job's middleware stack cannot be built: like a job that cannot be, not retried."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class JobRunner:
@@ -138,6 +146,9 @@ class JobRunner:
         self._emit("job.started", envelope, number)
         try:
             result = await self._run_once(job, envelope)
+        except _UnbuildableMiddleware as wrapped:
+            reason = "its middleware could not be built"
+            return await self._fail(job, envelope, wrapped.error, number, reason)
         except Exception as error:
             timed_out = isinstance(error, JobTimeoutError)
             exceptions = envelope.exceptions + (0 if timed_out else 1)
@@ -181,7 +192,10 @@ class JobRunner:
         settings = envelope.job.settings
         token = set_context(JobContext(envelope, self.store, self.lock, self.clock))
         try:
-            stack = await collect_middleware(job, settings, allowed=self.allowed_modules)
+            try:
+                stack = await collect_middleware(job, settings, allowed=self.allowed_modules)
+            except _BAD_JOB as error:
+                raise _UnbuildableMiddleware(error) from error
             timeout = settings.timeout_seconds if settings.timeout_seconds > 0 else None
             scope = asyncio.timeout(timeout)
             try:
@@ -208,7 +222,7 @@ class JobRunner:
             id=new_id(),
             job=ref.target,
             queue=ref.settings.queue_name,
-            payload=redact(ref.params, secret_fields(job)),
+            payload=redact(ref.params, self._secret_fields(job, ref)),
             exception=_exception_path(error),
             message=str(error),
             traceback="".join(traceback.format_exception(error)),
@@ -228,6 +242,16 @@ class JobRunner:
             failed_id=record.id,
         )
         return Failed(error, attempts, reason)
+
+    def _secret_fields(self, job: Any, ref: JobRef) -> set[str]:
+        """Fields holding secrets: from the instance, or as declared when it could not be built."""
+        if job is not None:
+            return secret_fields(job)
+        try:
+            target = resolve_target(ref.target, allowed=self.allowed_modules)
+        except ImportTargetError:
+            return set()
+        return declared_secret_fields(target.params_model)
 
     async def _call_on_failure(self, job: Any, error: BaseException) -> None:
         hook = getattr(job, "on_failure", None)

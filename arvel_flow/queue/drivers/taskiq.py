@@ -44,8 +44,10 @@ class TaskiqQueue(BaseQueue):
         self._ready: deque[Envelope] = deque()
         self._local: dict[str, Envelope] = {}
         self._timers: set[asyncio.Task[None]] = set()
+        self._working: set[asyncio.Task[Any]] = set()
         self._running = 0
         self._started = False
+        self._paused = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -62,13 +64,30 @@ class TaskiqQueue(BaseQueue):
             self._idle.clear()
             await self._idle.wait()
 
-    async def close(self) -> None:
-        """Cancel timers, let running jobs finish, shut the broker down, close the store."""
+    def pause(self) -> None:
+        """Stop handing jobs to the broker; running jobs go on, waiting ones stay put.
+
+        What has not run stays unfinished in the store, so the run can be resumed.
+        """
+        self._paused = True
         for timer in tuple(self._timers):
             timer.cancel()
+
+    def cancel_running(self) -> None:
+        """Cancel the jobs running now (a second Ctrl-C); they count as unfinished."""
+        for task in tuple(self._working):
+            task.cancel()
+
+    async def drain(self) -> None:
+        """Wait until no job runs here."""
         while self._running:
             self._idle.clear()
             await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop dispatching, let running jobs finish, shut the broker down, close the store."""
+        self.pause()
+        await self.drain()
         if self._started:
             await self.broker.shutdown()
         await super().close()
@@ -100,7 +119,7 @@ class TaskiqQueue(BaseQueue):
         if not self._started:
             self._started = True
             await self.broker.startup()
-        while self._ready and self._running < self.concurrency:
+        while self._ready and self._running < self.concurrency and not self._paused:
             envelope = self._ready.popleft()
             self._running += 1
             self._idle.clear()
@@ -112,16 +131,22 @@ class TaskiqQueue(BaseQueue):
 
     async def _receive(self, payload: str) -> None:
         """The Taskiq task: run one envelope, then free the slot."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._working.add(task)
         try:
             envelope = self._local.pop(payload) if self._in_process else Envelope.from_json(payload)
             await self.process(envelope)
         except Exception:
             logger.exception("arvel-flow could not process a delivery")
         finally:
+            if task is not None:
+                self._working.discard(task)
             self._running -= 1
             await self._pump()
             self._check_idle()
 
     def _check_idle(self) -> None:
-        if not (self._running or self._ready or self._timers):
+        # Idle: nothing left at all, or nothing running while paused.
+        if not self._running and (self._paused or not (self._ready or self._timers)):
             self._idle.set()
