@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from arvel_flow.store.sqlite import SqliteDatabase
+from arvel_flow.store.sqlite_db import SqliteDatabase
 
 
 class SqliteLock:
@@ -38,9 +38,7 @@ class SqliteLock:
 
     @staticmethod
     def _live_owner(conn: sqlite3.Connection, key: str, now: float) -> str | None:
-        row = conn.execute(
-            'SELECT owner, expires_at FROM locks WHERE "key" = ?', (key,)
-        ).fetchone()
+        row = conn.execute('SELECT owner, expires_at FROM locks WHERE "key" = ?', (key,)).fetchone()
         if row is None or row[1] <= now:
             return None
         owner: str = row[0]

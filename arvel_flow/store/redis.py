@@ -1,0 +1,386 @@
+"""A store in Redis: run state shared by workers on many machines.
+
+Every decision is one Lua script, so it is atomic on the server however many workers
+race for it. Keys, under the prefix (``arvel-flow:`` by default)::
+
+    run:{run_id}             hash    name, status, created_at, finished_at, source
+    plan:{run_id}            string  the plan, JSON
+    steps:{run_id}           hash    step -> JSON record
+    batch:{run_id}:{batch}   hash    claimed, done, failed, cancelled, cancel_flag
+    runs                     zset    run ids by created_at
+    failed                   hash    failed-job id -> JSON record
+    failed:index             zset    failed-job ids by failed_at
+    rl:{key}                 zset    rate-limit hits by time
+    lock:{key}               string  lock owner (see `RedisLock`)
+
+Times inside JSON step records are strings holding Python's ``repr`` of the float:
+Lua's cjson would round numbers to 14 digits, a tenth of a millisecond on epoch times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from arvel_flow.errors import ConfigError, ConfigIssue, RunNotFoundError
+from arvel_flow.lock.contracts import LockContract
+from arvel_flow.lock.redis import RedisLock, describe_client, redis_errors
+from arvel_flow.store import redis_scripts as scripts
+from arvel_flow.store.contracts import (
+    BatchCounters,
+    FailedJob,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepState,
+)
+from arvel_flow.store.urls import mask_url
+
+__all__ = ["RedisStore", "mask_url"]
+
+_COUNTER_FIELDS = ("claimed", "done", "failed", "cancelled", "cancel_flag")
+_MISSING_RUN = -1
+_CONNECT_TIMEOUT = 5.0
+# Rate-limit windows outlive their last hit by this much, then Redis drops them.
+_WINDOW_GRACE_MS = 60_000
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _time(value: float) -> str:
+    # repr round-trips exactly; Redis and this module then compare the same doubles.
+    return repr(float(value))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _step(step: str, raw: bytes | str) -> StepRecord:
+    data = json.loads(raw)
+    return StepRecord(
+        step,
+        data["state"],
+        int(data["attempts"]),
+        data["error"],
+        _float(data["started_at"]),
+        _float(data["finished_at"]),
+    )
+
+
+def _counters(values: Sequence[Any]) -> BatchCounters:
+    claimed, done, failed, cancelled, flag = (int(v or 0) for v in values)
+    return BatchCounters(claimed, done, failed, cancelled, bool(flag))
+
+
+def _run(run_id: str, raw: Mapping[Any, Any]) -> RunRecord | None:
+    if not raw:
+        return None
+    data = {_text(k): _text(v) for k, v in raw.items()}
+    return RunRecord(
+        run_id,
+        data["name"],
+        cast(RunStatus, data["status"]),
+        float(data["created_at"]),
+        _float(data.get("finished_at")),
+        data.get("source"),
+    )
+
+
+def _failed_json(record: FailedJob) -> str:
+    data = {f.name: getattr(record, f.name) for f in fields(record)}
+    data.update(payload=dict(record.payload), settings=dict(record.settings))
+    # Recording a failure must not fail itself: values JSON cannot hold become text.
+    return json.dumps(data, default=str)
+
+
+def _failed(raw: bytes | str) -> FailedJob:
+    return FailedJob(**json.loads(raw))
+
+
+def _error_args(error: str | None) -> list[str]:
+    # A flag and a value: script arguments cannot be nil, and "" is a valid message.
+    return ["0", ""] if error is None else ["1", error]
+
+
+class RedisStore:
+    """A `StoreContract` in Redis, shared by every process that uses the same server.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py accepts it.
+        prefix: Put before every key, so several deployments can share one database.
+
+    Raises:
+        ConfigError: The URL cannot be parsed.
+
+    Connection problems surface on first use, as `BackendError` naming the URL with
+    its password masked.
+    """
+
+    _client: Redis
+    _owns_client: bool
+
+    def __init__(self, url: str, prefix: str = "arvel-flow:") -> None:
+        backend = mask_url(url)
+        try:
+            client = Redis.from_url(
+                url, decode_responses=True, socket_connect_timeout=_CONNECT_TIMEOUT
+            )
+        except ValueError as exc:
+            issue = ConfigIssue(f"invalid redis URL {backend!r}: {exc}", path="store")
+            raise ConfigError([issue]) from None
+        self._bind(client, prefix, backend, owns_client=True)
+
+    @classmethod
+    def from_client(cls, client: Redis, prefix: str = "arvel-flow:") -> RedisStore:
+        """A store on an existing client, which the caller keeps and closes."""
+        store = cls.__new__(cls)
+        store._bind(client, prefix, describe_client(client), owns_client=False)
+        return store
+
+    def _bind(self, client: Redis, prefix: str, backend: str, *, owns_client: bool) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._backend = backend
+        self._owns_client = owns_client
+        self._lock = RedisLock(client, prefix=f"{prefix}lock:")
+        self._scripts = {name: client.register_script(text) for name, text in scripts.ALL.items()}
+
+    def lock(self) -> LockContract:
+        """A `RedisLock` on the same client, its keys under ``{prefix}lock:``."""
+        return self._lock
+
+    async def close(self) -> None:
+        """Close the client if this store created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    # Plumbing -----------------------------------------------------------------------
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    async def _eval(self, script: str, keys: Sequence[str], args: Iterable[Any]) -> Any:
+        with redis_errors(self._backend):
+            return await self._scripts[script](keys=list(keys), args=list(args))
+
+    async def _eval_on_run(
+        self, script: str, run_id: str, keys: Sequence[str], args: Iterable[Any]
+    ) -> Any:
+        """Run a script whose first key is the run; it answers -1 when the run is unknown."""
+        result = await self._eval(script, [self._key("run", run_id), *keys], args)
+        if result == _MISSING_RUN:
+            raise RunNotFoundError(run_id)
+        return result
+
+    async def _multi(self, *commands: tuple[str, Sequence[Any]]) -> list[Any]:
+        """Run commands as one MULTI/EXEC transaction; for writes that decide nothing."""
+        with redis_errors(self._backend):
+            async with self._client.pipeline(transaction=True) as pipe:
+                for name, args in commands:
+                    pipe.execute_command(name, *args)
+                return await pipe.execute()
+
+    async def _newest(self, index: str, limit: int | None) -> list[str]:
+        """Members of a sorted set, highest score first, at most ``limit``."""
+        with redis_errors(self._backend):
+            members = await self._client.zrevrange(index, 0, -1 if limit is None else limit - 1)
+        return [_text(cast(bytes | str, member)) for member in members]
+
+    # Runs ---------------------------------------------------------------------------
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
+        """Store the run and its plan; a run created again starts with no steps."""
+        run_key = self._key("run", record.run_id)
+        values: list[str] = [
+            "name",
+            record.name,
+            "status",
+            record.status,
+            "created_at",
+            _time(record.created_at),
+        ]
+        if record.finished_at is not None:
+            values += ["finished_at", _time(record.finished_at)]
+        if record.source is not None:
+            values += ["source", record.source]
+        await self._multi(
+            ("DEL", [run_key]),
+            ("HSET", [run_key, *values]),
+            ("SET", [self._key("plan", record.run_id), json.dumps(dict(plan))]),
+            ("DEL", [self._key("steps", record.run_id)]),
+            ("ZADD", [self._key("runs"), _time(record.created_at), record.run_id]),
+        )
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None."""
+        with redis_errors(self._backend):
+            raw = await self._client.hgetall(self._key("run", run_id))
+        return _run(run_id, raw)
+
+    async def load_plan(self, run_id: str) -> Mapping[str, Any]:
+        """The plan stored with the run."""
+        with redis_errors(self._backend):
+            raw = await self._client.get(self._key("plan", run_id))
+        if raw is None:
+            raise RunNotFoundError(run_id)
+        return cast(Mapping[str, Any], json.loads(raw))
+
+    async def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """Most recent first (runs created at the same instant: by id, descending)."""
+        if limit <= 0:
+            return []
+        ids = await self._newest(self._key("runs"), limit)
+        hashes = await self._multi(*(("HGETALL", [self._key("run", i)]) for i in ids))
+        runs = (_run(run_id, raw) for run_id, raw in zip(ids, hashes, strict=True))
+        return [run for run in runs if run is not None]
+
+    async def set_run_status(self, run_id: str, status: RunStatus, at: float) -> bool:
+        """Final statuses are set once (one script)."""
+        return bool(await self._eval_on_run("set_run_status", run_id, [], [status, _time(at)]))
+
+    # Steps --------------------------------------------------------------------------
+    async def claim_step(self, run_id: str, step: str, at: float) -> bool:
+        """Pending to queued, once (``HSETNX``)."""
+        record = {
+            "state": "queued",
+            "attempts": 0,
+            "error": None,
+            "started_at": _time(at),
+            "finished_at": None,
+        }
+        keys = [self._key("steps", run_id)]
+        return bool(await self._eval_on_run("claim_step", run_id, keys, [step, json.dumps(record)]))
+
+    async def update_step(
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        at: float,
+    ) -> None:
+        """Progress of a step that is not final (one script)."""
+        args = [step, state, "" if attempts is None else attempts, *_error_args(error), _time(at)]
+        await self._eval_on_run("update_step", run_id, [self._key("steps", run_id)], args)
+
+    async def finish_step(
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+        batch: str | None = None,
+    ) -> BatchCounters | bool:
+        """Final once; counts into ``batch`` in the same script."""
+        keys = [self._key("steps", run_id)]
+        if batch is not None:
+            keys.append(self._key("batch", run_id, batch))
+        args = [step, state, attempts, *_error_args(error), _time(at)]
+        result = await self._eval_on_run("finish_step", run_id, keys, args)
+        if isinstance(result, list):
+            return _counters(result)
+        return bool(result)
+
+    async def mark_steps(
+        self, run_id: str, steps: Sequence[str], state: StepState, at: float
+    ) -> None:
+        """Final state for the listed steps that are not final (one script)."""
+        keys = [self._key("steps", run_id)]
+        await self._eval_on_run("mark_steps", run_id, keys, [state, _time(at), *steps])
+
+    async def get_steps(
+        self, run_id: str, steps: Sequence[str] | None = None
+    ) -> dict[str, StepRecord]:
+        """Records of the listed steps, or all."""
+        exists, raw = await self._multi(
+            ("EXISTS", [self._key("run", run_id)]), ("HGETALL", [self._key("steps", run_id)])
+        )
+        if not exists:
+            raise RunNotFoundError(run_id)
+        records = {_text(k): _step(_text(k), v) for k, v in raw.items()}
+        if steps is None:
+            return records
+        return {s: records[s] for s in steps if s in records}
+
+    # Batches ------------------------------------------------------------------------
+    async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
+        """Next members, within the concurrency limit (one script)."""
+        args = [total, "" if limit is None else limit]
+        start, count = await self._eval("claim_members", [self._key("batch", run_id, batch)], args)
+        return range(int(start), int(start) + int(count)) if count else range(0)
+
+    async def cancel_members(self, run_id: str, batch: str, total: int) -> BatchCounters | None:
+        """Cancel members not yet claimed, once (one script)."""
+        result = await self._eval("cancel_members", [self._key("batch", run_id, batch)], [total])
+        return None if result is None else _counters(result)
+
+    async def batch_counters(self, run_id: str, batch: str) -> BatchCounters:
+        """Current counters."""
+        with redis_errors(self._backend):
+            values = await self._client.hmget(self._key("batch", run_id, batch), _COUNTER_FIELDS)
+        return _counters(values)
+
+    # Failed jobs ----------------------------------------------------------------------
+    async def add_failed(self, record: FailedJob) -> None:
+        """Keep the failure; the same id again replaces it."""
+        await self._multi(
+            ("HSET", [self._key("failed"), record.id, _failed_json(record)]),
+            ("ZADD", [self._key("failed:index"), _time(record.failed_at), record.id]),
+        )
+
+    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
+        """Most recent first (failed at the same instant: by id, descending)."""
+        if limit is not None and limit <= 0:
+            return []
+        ids = await self._newest(self._key("failed:index"), limit)
+        with redis_errors(self._backend):
+            raw = await self._client.hmget(self._key("failed"), ids) if ids else []
+        # A job forgotten between the two reads is simply not listed.
+        return [_failed(item) for item in raw if item is not None]
+
+    async def get_failed(self, failed_id: str) -> FailedJob | None:
+        """One failure, or None."""
+        with redis_errors(self._backend):
+            raw = await self._client.hget(self._key("failed"), failed_id)
+        return None if raw is None else _failed(raw)
+
+    async def forget_failed(self, failed_id: str) -> bool:
+        """Delete one."""
+        deleted, _ = await self._multi(
+            ("HDEL", [self._key("failed"), failed_id]),
+            ("ZREM", [self._key("failed:index"), failed_id]),
+        )
+        return bool(deleted)
+
+    async def flush_failed(self) -> int:
+        """Delete all; returns how many there were."""
+        count, _, _ = await self._multi(
+            ("HLEN", [self._key("failed")]),
+            ("DEL", [self._key("failed")]),
+            ("DEL", [self._key("failed:index")]),
+        )
+        return int(count)
+
+    # Rate limits ----------------------------------------------------------------------
+    async def hit_rate_limit(
+        self, key: str, max_attempts: int, decay_seconds: float, now: float
+    ) -> float | None:
+        """Sliding window of hit times per key, in a sorted set every worker shares."""
+        # The cut-off is computed here, not in Lua, whose number formatting would
+        # round it; members are unique so two hits at the same instant both count.
+        ttl_ms = math.ceil(decay_seconds * 1000) + _WINDOW_GRACE_MS
+        args = [_time(now - decay_seconds), _time(now), max_attempts, uuid.uuid4().hex, ttl_ms]
+        oldest = await self._eval("hit_rate_limit", [self._key("rl", key)], args)
+        return None if oldest is None else float(oldest) + decay_seconds

@@ -1,0 +1,158 @@
+"""The sqlite connection and schema shared by `SqliteStore` and `SqliteLock`.
+
+Opening sets the file up for several processes at once: WAL (readers never wait for
+the writer), ``busy_timeout`` (a writer waits for the lock instead of failing) and
+``synchronous=NORMAL`` (durable in WAL mode except for the last commits on power
+loss). Writes go through `SqliteDatabase.transaction`, a ``BEGIN IMMEDIATE``
+transaction: the write lock is taken before the first read, so check-then-write is
+atomic across processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from arvel_flow.errors import BackendError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = (
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE runs (run_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+        created_at REAL NOT NULL, finished_at REAL, source TEXT, plan TEXT NOT NULL)""",
+    "CREATE INDEX runs_by_created ON runs (created_at)",
+    """CREATE TABLE steps (run_id TEXT NOT NULL, step TEXT NOT NULL, state TEXT NOT NULL,
+        attempts INTEGER NOT NULL, error TEXT, started_at REAL, finished_at REAL,
+        PRIMARY KEY (run_id, step))""",
+    """CREATE TABLE batches (run_id TEXT NOT NULL, batch TEXT NOT NULL,
+        claimed INTEGER NOT NULL, done INTEGER NOT NULL, failed INTEGER NOT NULL,
+        cancelled INTEGER NOT NULL, cancel_flag INTEGER NOT NULL, PRIMARY KEY (run_id, batch))""",
+    """CREATE TABLE failed_jobs (id TEXT PRIMARY KEY, job TEXT NOT NULL, queue TEXT NOT NULL,
+        payload TEXT NOT NULL, exception TEXT NOT NULL, message TEXT NOT NULL,
+        traceback TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at REAL NOT NULL,
+        run_id TEXT, step TEXT, settings TEXT NOT NULL)""",
+    "CREATE INDEX failed_jobs_by_time ON failed_jobs (failed_at)",
+    "CREATE TABLE rate_hits (key TEXT NOT NULL, at REAL NOT NULL)",
+    "CREATE INDEX rate_hits_by_key ON rate_hits (key, at)",
+    'CREATE TABLE locks ("key" TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)',
+    "CREATE INDEX locks_by_expiry ON locks (expires_at)",
+)
+
+
+class SqliteDatabase:
+    """One sqlite connection set up for arvel-flow, shared by `SqliteStore` and `SqliteLock`.
+
+    Opening creates the parent directory and the schema, and switches the file to WAL.
+
+    Raises:
+        BackendError: The file cannot be opened, is not a database, or was written by
+            a newer arvel-flow.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.backend = f"sqlite:{path}"
+        self._conn: sqlite3.Connection | None = None
+        with self._errors():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            try:
+                self._set_up(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable in WAL mode except for the last commits on power loss.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with self._begin(conn):
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if exists is None:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            return
+        (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise BackendError(
+                self.backend,
+                f"schema version {version} is newer than this arvel-flow ({SCHEMA_VERSION})",
+            )
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        # Only failures of the file or the server become BackendError; misuse of the
+        # API (IntegrityError, ProgrammingError) is a bug and stays visible.
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise BackendError(self.backend, str(exc) or type(exc).__name__) from exc
+
+    @staticmethod
+    @contextmanager
+    def _begin(conn: sqlite3.Connection) -> Iterator[None]:
+        # IMMEDIATE takes the write lock before the first read: check-then-write is
+        # atomic across processes, and lock waits happen here, under busy_timeout.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            # Some errors (a full disk, for one) have rolled back already.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._conn is None:
+            raise BackendError(self.backend, "the store is closed")
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends."""
+        with self._errors():
+            conn = self.conn
+            with self._begin(conn):
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads outside a transaction (each statement sees a snapshot)."""
+        with self._errors():
+            yield self.conn
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def upsert(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+    """SQL that inserts a row or updates it in place.
+
+    Unlike ``INSERT OR REPLACE`` the row keeps its rowid, so ``ORDER BY rowid`` stays
+    the order in which rows were first stored, as dicts keep insertion order.
+    """
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )

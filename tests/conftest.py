@@ -1,0 +1,47 @@
+"""Fixtures shared by every test suite."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+# Database 15 keeps tests away from the data of anything else on a developer's Redis.
+REDIS_URL = os.environ.get("ARVEL_FLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of the Redis test database.
+
+    Skips the test when Redis is unreachable, except under ``CI=true``, where a
+    missing service is a broken pipeline and fails the test.
+    """
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if CI:
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable under CI=true: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"arvel-flow-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -1,0 +1,618 @@
+"""One suite for every `StoreContract` driver: memory, sqlite and redis behave the same."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from arvel_flow.errors import BackendError, ConfigError, RunNotFoundError
+from arvel_flow.lock.contracts import LockContract
+from arvel_flow.store import MemoryStore, RedisStore, SqliteStore, StoreContract, open_store
+from arvel_flow.store.contracts import BatchCounters, FailedJob, RunRecord
+from arvel_flow.store.urls import mask_url
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = 1_712_345_678.123456
+"""An epoch time with microseconds: stores must keep every digit."""
+
+BACKENDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreContract]:
+    """Each driver in turn, empty, closed after the test."""
+    backend: StoreContract
+    if request.param == "memory":
+        backend = MemoryStore()
+    elif request.param == "sqlite":
+        backend = SqliteStore(tmp_path / "state.db")
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisStore(url, prefix=request.getfixturevalue("redis_prefix"))
+    yield backend
+    await backend.close()
+
+
+@pytest.fixture
+async def run(store: StoreContract) -> str:
+    """A run, created, with a small plan."""
+    await store.create_run(RunRecord("run-1", "nightly", created_at=T0), {"root": "chain"})
+    return "run-1"
+
+
+def failed_job(failed_id: str, failed_at: float) -> FailedJob:
+    return FailedJob(
+        id=failed_id,
+        job="myapp.jobs.Import",
+        queue="default",
+        payload={"path": "rows.csv", "token": "***"},
+        exception="ValueError",
+        message="bad row",
+        traceback="Traceback ...",
+        attempts=3,
+        failed_at=failed_at,
+        run_id="run-1",
+        step="import",
+        settings={"max_retries": 2},
+    )
+
+
+# Runs -------------------------------------------------------------------------------
+
+
+async def test_store_satisfies_the_contract(store: StoreContract) -> None:
+    # Given a driver / Then it is a StoreContract with a LockContract of its own
+    assert isinstance(store, StoreContract)
+    assert isinstance(store.lock(), LockContract)
+
+
+async def test_created_run_is_returned_with_its_plan(store: StoreContract) -> None:
+    # Given a run created with a plan
+    record = RunRecord("run-1", "nightly", created_at=T0, source="pipeline.yaml")
+    await store.create_run(record, {"root": {"chain": ["a", "b"]}, "n": 1.5})
+    # When it is read back
+    loaded = await store.get_run("run-1")
+    plan = await store.load_plan("run-1")
+    # Then record and plan are what was stored
+    assert loaded == record
+    assert plan == {"root": {"chain": ["a", "b"]}, "n": 1.5}
+
+
+async def test_unknown_run_is_none_and_has_no_plan(store: StoreContract) -> None:
+    # Given an empty store / When an unknown run is read / Then None, and no plan
+    assert await store.get_run("nope") is None
+    with pytest.raises(RunNotFoundError) as caught:
+        await store.load_plan("nope")
+    assert caught.value.run_id == "nope"
+
+
+async def test_list_runs_returns_most_recent_first_up_to_limit(store: StoreContract) -> None:
+    # Given three runs created at different times, not in time order
+    for run_id, created in (("b", T0 + 2), ("a", T0 + 1), ("c", T0 + 3)):
+        await store.create_run(RunRecord(run_id, "p", created_at=created), {})
+    # When the two most recent are listed
+    listed = await store.list_runs(limit=2)
+    # Then they come newest first
+    assert [r.run_id for r in listed] == ["c", "b"]
+
+
+async def test_final_run_status_is_set_once(store: StoreContract, run: str) -> None:
+    # Given a running run that succeeded
+    assert await store.set_run_status(run, "succeeded", at=T0 + 5) is True
+    # When something later tries to mark it failed
+    changed = await store.set_run_status(run, "failed", at=T0 + 9)
+    # Then nothing changes
+    record = await store.get_run(run)
+    assert changed is False
+    assert record is not None
+    assert (record.status, record.finished_at) == ("succeeded", T0 + 5)
+
+
+async def test_interrupted_run_may_run_again(store: StoreContract, run: str) -> None:
+    # Given an interrupted run
+    assert await store.set_run_status(run, "interrupted", at=T0 + 1) is True
+    # When it is resumed
+    resumed = await store.set_run_status(run, "running", at=T0 + 2)
+    # Then it is running and not finished
+    record = await store.get_run(run)
+    assert resumed is True
+    assert record is not None
+    assert (record.status, record.finished_at) == ("running", None)
+
+
+async def test_run_status_of_unknown_run_is_an_error(store: StoreContract) -> None:
+    # Given no run / When its status is set / Then RunNotFoundError
+    with pytest.raises(RunNotFoundError):
+        await store.set_run_status("nope", "failed", at=T0)
+
+
+# Steps ------------------------------------------------------------------------------
+
+
+async def test_claim_step_succeeds_once(store: StoreContract, run: str) -> None:
+    # Given a step nobody touched
+    # When two callers claim it
+    first = await store.claim_step(run, "import", at=T0)
+    second = await store.claim_step(run, "import", at=T0 + 1)
+    # Then only the first wins, and the step is queued since the first claim
+    steps = await store.get_steps(run)
+    assert (first, second) == (True, False)
+    assert steps["import"].state == "queued"
+    assert steps["import"].started_at == T0
+
+
+async def test_concurrent_claims_have_one_winner(store: StoreContract, run: str) -> None:
+    # Given 20 callers racing for one step
+    results = await asyncio.gather(*(store.claim_step(run, "s", at=T0) for _ in range(20)))
+    # Then exactly one claimed it
+    assert results.count(True) == 1
+
+
+async def test_update_step_records_progress(store: StoreContract, run: str) -> None:
+    # Given a claimed step that failed once
+    await store.claim_step(run, "s", at=T0)
+    await store.update_step(run, "s", "retrying", attempts=1, error="boom", at=T0 + 1)
+    # When it runs again without a new error
+    await store.update_step(run, "s", "running", attempts=2, at=T0 + 2)
+    # Then state and attempts move on, and the last error is kept
+    record = (await store.get_steps(run, ["s"]))["s"]
+    assert (record.state, record.attempts, record.error) == ("running", 2, "boom")
+    assert record.started_at == T0
+
+
+async def test_update_step_never_overwrites_a_final_state(store: StoreContract, run: str) -> None:
+    # Given a step that succeeded
+    await store.finish_step(run, "s", "succeeded", attempts=1, at=T0)
+    # When a late update arrives
+    await store.update_step(run, "s", "running", attempts=5, at=T0 + 1)
+    # Then the step is still succeeded
+    record = (await store.get_steps(run))["s"]
+    assert (record.state, record.attempts) == ("succeeded", 1)
+
+
+async def test_finish_step_is_idempotent(store: StoreContract, run: str) -> None:
+    # Given a batch member that finished
+    first = await store.finish_step(run, "m0", "succeeded", attempts=1, at=T0, batch="b")
+    # When the same finish is delivered again
+    again = await store.finish_step(run, "m0", "failed", attempts=2, at=T0 + 1, batch="b")
+    # Then the repeat is refused and counted nowhere
+    assert first == BatchCounters(done=1)
+    assert again is False
+    assert await store.batch_counters(run, "b") == BatchCounters(done=1)
+    assert (await store.get_steps(run))["m0"].state == "succeeded"
+
+
+async def test_finish_step_counts_failures(store: StoreContract, run: str) -> None:
+    # Given two batch members, one failing
+    await store.finish_step(run, "m0", "succeeded", at=T0, batch="b")
+    # When the other fails
+    counters = await store.finish_step(run, "m1", "failed", error="boom", at=T0, batch="b")
+    # Then both are done and one failed
+    assert counters == BatchCounters(done=2, failed=1)
+    assert (await store.get_steps(run))["m1"].error == "boom"
+
+
+async def test_finish_step_outside_a_batch_returns_true(store: StoreContract, run: str) -> None:
+    # Given a queued step / When it finishes with no batch / Then True, and it is final
+    await store.claim_step(run, "s", at=T0)
+    assert await store.finish_step(run, "s", "succeeded", attempts=1, at=T0 + 3) is True
+    record = (await store.get_steps(run))["s"]
+    assert (record.state, record.started_at, record.finished_at) == ("succeeded", T0, T0 + 3)
+
+
+async def test_mark_steps_leaves_final_steps_alone(store: StoreContract, run: str) -> None:
+    # Given one succeeded step, one running and one never touched
+    await store.finish_step(run, "done", "succeeded", attempts=1, at=T0)
+    await store.update_step(run, "busy", "running", attempts=1, at=T0)
+    # When all three are marked skipped
+    await store.mark_steps(run, ["done", "busy", "later"], "skipped", at=T0 + 1)
+    # Then only the unfinished ones are skipped
+    steps = await store.get_steps(run)
+    assert {name: record.state for name, record in steps.items()} == {
+        "done": "succeeded",
+        "busy": "skipped",
+        "later": "skipped",
+    }
+    assert steps["busy"].attempts == 1
+
+
+async def test_get_steps_lists_only_touched_steps(store: StoreContract, run: str) -> None:
+    # Given one claimed step / When it and an untouched one are asked for
+    await store.claim_step(run, "a", at=T0)
+    steps = await store.get_steps(run, ["a", "never"])
+    # Then only the touched one is there
+    assert list(steps) == ["a"]
+
+
+async def test_step_calls_on_an_unknown_run_are_errors(store: StoreContract) -> None:
+    # Given no run / When its steps are used / Then RunNotFoundError, nothing created
+    with pytest.raises(RunNotFoundError):
+        await store.claim_step("nope", "s", at=T0)
+    with pytest.raises(RunNotFoundError):
+        await store.finish_step("nope", "s", "succeeded", at=T0, batch="b")
+    with pytest.raises(RunNotFoundError):
+        await store.get_steps("nope")
+    assert await store.batch_counters("nope", "b") == BatchCounters()
+
+
+# Batches ----------------------------------------------------------------------------
+
+
+async def test_batch_counters_start_at_zero(store: StoreContract, run: str) -> None:
+    # Given a batch nothing happened to / Then its counters are zero
+    assert await store.batch_counters(run, "b") == BatchCounters()
+
+
+async def test_claim_members_respects_the_concurrency_limit(store: StoreContract, run: str) -> None:
+    # Given a batch of 5 with at most 2 running, 2 already claimed
+    assert await store.claim_members(run, "b", total=5, limit=2) == range(0, 2)
+    # When one more is asked for before any finished
+    full = await store.claim_members(run, "b", total=5, limit=2)
+    # Then none is claimed; once one finished, exactly one more is
+    assert full == range(0)
+    await store.finish_step(run, "m0", "succeeded", at=T0, batch="b")
+    assert await store.claim_members(run, "b", total=5, limit=2) == range(2, 3)
+
+
+async def test_claim_members_stops_at_the_total(store: StoreContract, run: str) -> None:
+    # Given every member of a batch of 3 claimed
+    assert await store.claim_members(run, "b", total=3, limit=None) == range(0, 3)
+    # When more are asked for / Then there are none
+    assert await store.claim_members(run, "b", total=3, limit=None) == range(0)
+
+
+async def test_claim_members_stops_after_cancel(store: StoreContract, run: str) -> None:
+    # Given a cancelled batch with members left
+    await store.claim_members(run, "b", total=5, limit=1)
+    await store.cancel_members(run, "b", total=5)
+    # When a member finishes and more are asked for
+    await store.finish_step(run, "m0", "failed", at=T0, batch="b")
+    # Then none is claimed
+    assert await store.claim_members(run, "b", total=5, limit=1) == range(0)
+
+
+async def test_cancel_members_cancels_the_unclaimed_once(store: StoreContract, run: str) -> None:
+    # Given a batch of 5 with 2 members started
+    await store.claim_members(run, "b", total=5, limit=2)
+    # When it is cancelled twice
+    first = await store.cancel_members(run, "b", total=5)
+    second = await store.cancel_members(run, "b", total=5)
+    # Then the 3 unstarted members are cancelled, by the first call only
+    assert first == BatchCounters(claimed=5, cancelled=3, cancel_flag=True)
+    assert second is None
+    assert await store.batch_counters(run, "b") == first
+
+
+async def test_concurrent_finishes_count_every_member_once(store: StoreContract, run: str) -> None:
+    # Given 50 members of one batch, all claimed
+    await store.claim_members(run, "b", total=50, limit=None)
+    # When they all finish at once
+    results = await asyncio.gather(
+        *(store.finish_step(run, f"m{i}", "succeeded", at=T0, batch="b") for i in range(50))
+    )
+    # Then all are counted, and exactly one caller saw the batch complete
+    assert await store.batch_counters(run, "b") == BatchCounters(claimed=50, done=50)
+    assert [isinstance(r, BatchCounters) and r.done == 50 for r in results].count(True) == 1
+
+
+# Failed jobs ------------------------------------------------------------------------
+
+
+async def test_failed_job_round_trips(store: StoreContract) -> None:
+    # Given a recorded failure / When it is read back / Then every field is kept
+    record = failed_job("f1", T0)
+    await store.add_failed(record)
+    assert await store.get_failed("f1") == record
+    assert await store.get_failed("nope") is None
+
+
+async def test_list_failed_is_most_recent_first(store: StoreContract) -> None:
+    # Given three failures recorded out of time order
+    for failed_id, at in (("f2", T0 + 2), ("f1", T0 + 1), ("f3", T0 + 3)):
+        await store.add_failed(failed_job(failed_id, at))
+    # When they are listed, all and the newest two
+    everything = await store.list_failed()
+    newest = await store.list_failed(limit=2)
+    # Then newest come first
+    assert [f.id for f in everything] == ["f3", "f2", "f1"]
+    assert [f.id for f in newest] == ["f3", "f2"]
+
+
+async def test_forget_failed_deletes_once(store: StoreContract) -> None:
+    # Given a recorded failure / When it is forgotten twice
+    await store.add_failed(failed_job("f1", T0))
+    first = await store.forget_failed("f1")
+    second = await store.forget_failed("f1")
+    # Then it existed the first time only, and is gone
+    assert (first, second) == (True, False)
+    assert await store.list_failed() == []
+
+
+async def test_flush_failed_deletes_all_and_counts_them(store: StoreContract) -> None:
+    # Given two failures / When flushed / Then 2 are reported and none remain
+    await store.add_failed(failed_job("f1", T0))
+    await store.add_failed(failed_job("f2", T0 + 1))
+    assert await store.flush_failed() == 2
+    assert await store.list_failed() == []
+    assert await store.flush_failed() == 0
+
+
+# Rate limits ------------------------------------------------------------------------
+
+
+async def test_rate_limit_allows_up_to_max_then_tells_when(store: StoreContract) -> None:
+    # Given a window of 3 hits per 10 seconds, filled at T0, T0+1, T0+2
+    for offset in (0, 1, 2):
+        assert await store.hit_rate_limit("api", 3, 10.0, now=T0 + offset) is None
+    # When a fourth hit comes / Then it is refused until the oldest hit leaves
+    assert await store.hit_rate_limit("api", 3, 10.0, now=T0 + 3) == T0 + 10.0
+    assert await store.hit_rate_limit("api", 3, 10.0, now=T0 + 9.5) == T0 + 10.0
+
+
+async def test_rate_limit_allows_again_once_the_oldest_left(store: StoreContract) -> None:
+    # Given a full window of 2 hits per 10 seconds
+    await store.hit_rate_limit("api", 2, 10.0, now=T0)
+    await store.hit_rate_limit("api", 2, 10.0, now=T0 + 1)
+    free_at = await store.hit_rate_limit("api", 2, 10.0, now=T0 + 2)
+    assert free_at is not None
+    # When a hit comes at the time it was given / Then it is allowed, the next one not
+    assert await store.hit_rate_limit("api", 2, 10.0, now=free_at) is None
+    assert await store.hit_rate_limit("api", 2, 10.0, now=free_at) == T0 + 11.0
+
+
+async def test_rate_limit_windows_are_per_key(store: StoreContract) -> None:
+    # Given a full window for one key / When another key is hit / Then it is allowed
+    await store.hit_rate_limit("a", 1, 10.0, now=T0)
+    assert await store.hit_rate_limit("a", 1, 10.0, now=T0) == T0 + 10.0
+    assert await store.hit_rate_limit("b", 1, 10.0, now=T0) is None
+
+
+# Same answers as the reference ----------------------------------------------------
+
+_STATES = ("queued", "running", "retrying", "succeeded", "failed", "skipped", "cancelled")
+
+
+def _random_call(rng: random.Random, now: float) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """One store call with arguments drawn from small pools, so calls collide often."""
+    run, step, batch = rng.choice(["r1", "r2"]), rng.choice("abcd"), rng.choice("xy")
+    at = now + rng.choice([0.0, 0.25])
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("create_run", (RunRecord(run, "p", created_at=now + rng.random()), {"p": run}), {}),
+        ("set_run_status", (run, rng.choice(["running", "interrupted", "failed"]), at), {}),
+        ("claim_step", (run, step, at), {}),
+        ("update_step", (run, step, rng.choice(_STATES)), {"attempts": 1, "error": "e", "at": at}),
+        ("finish_step", (run, step, rng.choice(_STATES)), {"at": at, "batch": batch}),
+        ("mark_steps", (run, rng.choices("abcd", k=2), "skipped", at), {}),
+        ("get_steps", (run,), {}),
+        ("claim_members", (run, batch, rng.randrange(1, 6), rng.choice([None, 1, 2])), {}),
+        ("cancel_members", (run, batch, rng.randrange(1, 6)), {}),
+        ("list_runs", (rng.choice([1, 20]),), {}),
+        ("hit_rate_limit", (rng.choice("kl"), rng.choice([1, 2]), 1.5, now), {}),
+        ("add_failed", (failed_job(rng.choice(["f1", "f2"]), now + rng.random()),), {}),
+        ("forget_failed", (rng.choice(["f1", "f2"]),), {}),
+        ("list_failed", (rng.choice([None, 1]),), {}),
+    ]
+    return rng.choice(calls)
+
+
+async def _answer(store: StoreContract, call: tuple[str, tuple[Any, ...], dict[str, Any]]) -> Any:
+    name, args, kwargs = call
+    try:
+        return await getattr(store, name)(*args, **kwargs)
+    except RunNotFoundError as exc:
+        return ("RunNotFoundError", exc.run_id)
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_random_calls_get_the_answers_of_the_memory_store(
+    store: StoreContract, seed: int
+) -> None:
+    # Given the reference store and a driver, both empty
+    reference, rng, now = MemoryStore(), random.Random(seed), 0.0
+    # When both get the same 300 random calls (times from 0, so zeros come up too)
+    for _ in range(300):
+        now += rng.choice([0.0, 0.5, 1.0])
+        call = _random_call(rng, now)
+        expected, actual = await _answer(reference, call), await _answer(store, call)
+        # Then every answer is the same
+        assert actual == expected, call
+
+
+# Durable drivers --------------------------------------------------------------------
+
+
+async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
+    # Given a run with a finished step in a sqlite file that was closed
+    path = tmp_path / "deep" / "dir" / "state.db"
+    store = SqliteStore(path)
+    await store.create_run(RunRecord("r", "p", created_at=T0), {"k": [1, 2]})
+    await store.finish_step("r", "s", "succeeded", attempts=1, at=T0, batch="b")
+    await store.close()
+    # When the file is opened again
+    reopened = SqliteStore(path)
+    try:
+        steps = await reopened.get_steps("r")
+        plan = await reopened.load_plan("r")
+        counters = await reopened.batch_counters("r", "b")
+    finally:
+        await reopened.close()
+    # Then everything is there
+    assert steps["s"].state == "succeeded"
+    assert plan == {"k": [1, 2]}
+    assert counters == BatchCounters(done=1)
+
+
+def test_sqlite_file_that_is_not_a_database_is_a_backend_error(tmp_path: Path) -> None:
+    # Given a file that holds something else
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is not a database, just some text" * 100)
+    # When a store opens it / Then BackendError names the store
+    with pytest.raises(BackendError) as caught:
+        SqliteStore(path)
+    assert caught.value.backend == f"sqlite:{path}"
+
+
+def test_sqlite_path_that_is_a_directory_is_a_backend_error(tmp_path: Path) -> None:
+    # Given a path that is a directory / When a store opens it / Then BackendError
+    with pytest.raises(BackendError) as caught:
+        SqliteStore(tmp_path)
+    assert caught.value.backend == f"sqlite:{tmp_path}"
+
+
+_HAMMER = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, time
+    from arvel_flow.store.sqlite import SqliteStore
+
+    async def main(path, total, me, other):
+        store = SqliteStore(path)
+        claimed, saw_last = [], 0
+        # Start together, so the two really race for the same rows.
+        open(me, "w").close()
+        while not os.path.exists(other):
+            time.sleep(0.001)
+        try:
+            while True:
+                members = await store.claim_members("r", "b", total, 4)
+                if not members:
+                    if (await store.batch_counters("r", "b")).claimed >= total:
+                        break
+                    time.sleep(0.001)  # the other process holds the free slots
+                for i in members:
+                    claimed.append(i)
+                    time.sleep(0.0002)  # the job's work, outside any transaction
+                    state = "failed" if i % 7 == 0 else "succeeded"
+                    counters = await store.finish_step("r", f"m{i}", state, at=1.0, batch="b")
+                    saw_last += counters.done == total
+        finally:
+            await store.close()
+        print(json.dumps({"claimed": claimed, "saw_last": saw_last}))
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+    """
+)
+
+
+async def _run_hammer(path: Path, total: int, me: Path, other: Path) -> dict[str, Any]:
+    worker = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-c", _HAMMER, str(path), str(total), str(me), str(other)],
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await worker.communicate()
+    assert worker.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+async def _sqlite_counters(path: Path, run_id: str, batch: str) -> BatchCounters:
+    store = SqliteStore(path)
+    try:
+        return await store.batch_counters(run_id, batch)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_two_processes_lose_no_counts(tmp_path: Path) -> None:
+    # Given a run in a sqlite file and two worker processes sharing a batch of 400
+    path, total = tmp_path / "state.db", 400
+    store = SqliteStore(path)
+    await store.create_run(RunRecord("r", "p", created_at=T0), {})
+    await store.close()
+    ready = tmp_path / "ready-0", tmp_path / "ready-1"
+    # When both claim and finish members as fast as they can
+    outputs = await asyncio.gather(
+        _run_hammer(path, total, ready[0], ready[1]), _run_hammer(path, total, ready[1], ready[0])
+    )
+    # Then every member was claimed by exactly one, and counted exactly once
+    claimed = sorted(i for out in outputs for i in out["claimed"])
+    assert claimed == list(range(total))
+    assert all(out["claimed"] for out in outputs), "both workers took part"
+    expected = BatchCounters(claimed=total, done=total, failed=len(range(0, total, 7)))
+    assert await _sqlite_counters(path, "r", "b") == expected
+    assert sum(out["saw_last"] for out in outputs) == 1
+
+
+@pytest.mark.redis
+async def test_redis_windows_are_shared_by_separate_clients(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # Given two workers with clients of their own on one Redis
+    clients = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
+    first, second = (RedisStore.from_client(c, prefix=redis_prefix) for c in clients)
+    try:
+        # When each takes one hit of a limit of 2
+        assert await first.hit_rate_limit("api", 2, 10.0, now=T0) is None
+        assert await second.hit_rate_limit("api", 2, 10.0, now=T0 + 1) is None
+        # Then the window is full for both
+        assert await first.hit_rate_limit("api", 2, 10.0, now=T0 + 2) == T0 + 10.0
+        assert await second.hit_rate_limit("api", 2, 10.0, now=T0 + 2) == T0 + 10.0
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_unreachable_redis_is_a_backend_error_with_the_password_masked() -> None:
+    # Given a store whose server does not exist (port 1 refuses connections)
+    store = RedisStore("redis://worker:s3cret@127.0.0.1:1/0")
+    # When it is used / Then BackendError names the server, never the password
+    try:
+        with pytest.raises(BackendError) as caught:
+            await store.get_run("r")
+    finally:
+        await store.close()
+    assert caught.value.backend == "redis://worker:***@127.0.0.1:1/0"
+    assert "s3cret" not in str(caught.value)
+
+
+# Opening stores ---------------------------------------------------------------------
+
+
+async def test_open_store_picks_the_driver_from_the_url(tmp_path: Path) -> None:
+    # Given one value per driver / When each is opened / Then the matching store
+    opened = [
+        open_store("memory"),
+        open_store(f"sqlite:{tmp_path / 'state.db'}"),
+        open_store("redis://127.0.0.1:6379/15"),
+    ]
+    try:
+        assert [type(s) for s in opened] == [MemoryStore, SqliteStore, RedisStore]
+    finally:
+        for store in opened:
+            await store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://u:hunter2@db/x", "sqlite:", "", "redis:/x", "redis://u:hunter2@h:port/0"]
+)
+def test_open_store_rejects_unknown_values_without_leaking_passwords(url: str) -> None:
+    # Given a value naming no store / When opened / Then ConfigError, password hidden
+    with pytest.raises(ConfigError) as caught:
+        open_store(url)
+    assert "invalid" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://user:p@ss:w0rd@host/1", "rediss://user:***@host/1"),
+        ("redis://user@host/0", "redis://user@host/0"),
+        ("unix:///run/redis.sock?db=2&password=pw", "unix:///run/redis.sock?db=2&password=***"),
+        ("redis://localhost", "redis://localhost"),
+    ],
+)
+def test_mask_url_hides_passwords_only(url: str, shown: str) -> None:
+    # Given a URL / When masked / Then only its password is hidden
+    assert mask_url(url) == shown
