@@ -26,7 +26,9 @@ StepState = Literal[
     "cancelled",
     "duplicate",
 ]
-FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "cancelled", "duplicate"})
+FINAL_STATES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "skipped", "cancelled", "duplicate"}
+)
 """States a step never leaves."""
 
 RunStatus = Literal["running", "interrupted", "succeeded", "failed"]
@@ -142,15 +144,28 @@ class StoreContract(Protocol):
         ...
 
     async def update_step(
-        self, run_id: str, step: str, state: StepState, *, attempts: int | None = None,
-        error: str | None = None, at: float,
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        at: float,
     ) -> None:
         """Record progress of a step that is not final (never overwrites a final state)."""
         ...
 
     async def finish_step(
-        self, run_id: str, step: str, state: StepState, *, attempts: int = 0,
-        error: str | None = None, at: float, batch: str | None = None,
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+        batch: str | None = None,
     ) -> BatchCounters | bool:
         """Make a step final, once.
 
@@ -161,11 +176,15 @@ class StoreContract(Protocol):
         """
         ...
 
-    async def mark_steps(self, run_id: str, steps: Sequence[str], state: StepState, at: float) -> None:
+    async def mark_steps(
+        self, run_id: str, steps: Sequence[str], state: StepState, at: float
+    ) -> None:
         """Set a final state on every listed step that is not final yet (skipped, ...)."""
         ...
 
-    async def get_steps(self, run_id: str, steps: Sequence[str] | None = None) -> dict[str, StepRecord]:
+    async def get_steps(
+        self, run_id: str, steps: Sequence[str] | None = None
+    ) -> dict[str, StepRecord]:
         """Records of the listed steps (all when None); steps never touched are absent."""
         ...
 
@@ -208,7 +227,9 @@ class StoreContract(Protocol):
         ...
 
     # Rate limits ----------------------------------------------------------------------
-    async def hit_rate_limit(self, key: str, max_attempts: int, decay_seconds: float, now: float) -> float | None:
+    async def hit_rate_limit(
+        self, key: str, max_attempts: int, decay_seconds: float, now: float
+    ) -> float | None:
         """Count one hit in the sliding window of ``key``, if it fits.
 
         None when the hit was allowed and counted; otherwise the time (same clock as

@@ -21,7 +21,6 @@ from arvel_flow.store.contracts import (
     StepState,
 )
 
-
 _ZERO = BatchCounters()
 
 
@@ -91,8 +90,14 @@ class MemoryStore:
         return True
 
     async def update_step(
-        self, run_id: str, step: str, state: StepState, *, attempts: int | None = None,
-        error: str | None = None, at: float,
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        *,
+        attempts: int | None = None,
+        error: str | None = None,
+        at: float,
     ) -> None:
         """Progress of a step that is not final."""
         steps = self._run_steps(run_id)
@@ -108,8 +113,15 @@ class MemoryStore:
         )
 
     async def finish_step(
-        self, run_id: str, step: str, state: StepState, *, attempts: int = 0,
-        error: str | None = None, at: float, batch: str | None = None,
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+        batch: str | None = None,
     ) -> BatchCounters | bool:
         """Final once; counts into ``batch`` in the same step."""
         steps = self._run_steps(run_id)
@@ -123,21 +135,35 @@ class MemoryStore:
             return True
         old = self._batches.get((run_id, batch), _ZERO)
         counters = BatchCounters(
-            old.claimed, old.done + 1, old.failed + (state == "failed"), old.cancelled, old.cancel_flag
+            old.claimed,
+            old.done + 1,
+            old.failed + (state == "failed"),
+            old.cancelled,
+            old.cancel_flag,
         )
         self._batches[(run_id, batch)] = counters
         return counters
 
-    async def mark_steps(self, run_id: str, steps: Sequence[str], state: StepState, at: float) -> None:
+    async def mark_steps(
+        self, run_id: str, steps: Sequence[str], state: StepState, at: float
+    ) -> None:
         """Final state for steps that are not final."""
         records = self._run_steps(run_id)
         for step in steps:
             current = records.get(step)
             if current is None or not current.final:
-                records[step] = StepRecord(step, state, current.attempts if current else 0,
-                                           None, current.started_at if current else None, at)
+                records[step] = StepRecord(
+                    step,
+                    state,
+                    current.attempts if current else 0,
+                    None,
+                    current.started_at if current else None,
+                    at,
+                )
 
-    async def get_steps(self, run_id: str, steps: Sequence[str] | None = None) -> dict[str, StepRecord]:
+    async def get_steps(
+        self, run_id: str, steps: Sequence[str] | None = None
+    ) -> dict[str, StepRecord]:
         """Records of the listed steps, or all."""
         records = self._run_steps(run_id)
         if steps is None:
@@ -194,7 +220,9 @@ class MemoryStore:
         self._failed.clear()
         return count
 
-    async def hit_rate_limit(self, key: str, max_attempts: int, decay_seconds: float, now: float) -> float | None:
+    async def hit_rate_limit(
+        self, key: str, max_attempts: int, decay_seconds: float, now: float
+    ) -> float | None:
         """Sliding window of hit times per key."""
         window = self._windows.setdefault(key, deque())
         while window and window[0] <= now - decay_seconds:
