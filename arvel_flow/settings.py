@@ -30,6 +30,12 @@ class QueueSettings(BaseSettings):
         description="Run state, failed jobs, locks: memory, sqlite:PATH or redis://...",
     )
     concurrency: int = Field(16, ge=1, description="Jobs run at once by this process.")
+    commit_interval: float = Field(
+        0.05,
+        ge=0,
+        description="sqlite store: seconds of writes grouped into one commit (0: every write). "
+        "A crash loses at most that much progress, whole; those jobs run again on resume.",
+    )
     allowed_modules: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Module prefixes a worker may import job classes from (comma-separated)."
     )

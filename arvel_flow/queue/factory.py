@@ -14,7 +14,8 @@ def make_queue(
     settings: QueueSettings, *, events: EventBus | None = None, store: StoreContract | None = None
 ) -> BaseQueue:
     """The driver named by ``settings``, on the store it names (or ``store``)."""
-    store = store if store is not None else open_store(settings.store)
+    if store is None:
+        store = open_store(settings.store, commit_interval=settings.commit_interval)
     allowed = settings.allowed_modules or None
     if settings.driver == "sync":
         from arvel_flow.queue.drivers.sync import SyncQueue

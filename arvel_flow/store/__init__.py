@@ -49,12 +49,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_store(url: str) -> StoreContract:
+def open_store(url: str, *, commit_interval: float = 0.0) -> StoreContract:
     """Open the store a ``--store`` / ``queue.store`` value names.
 
     Args:
         url: ``memory``, ``sqlite:PATH`` (``~`` is expanded), or a ``redis://``,
             ``rediss://`` or ``unix://`` URL.
+        commit_interval: For sqlite, seconds to group writes into one transaction.
 
     Raises:
         ConfigError: The value names no known store.
@@ -66,7 +67,7 @@ def open_store(url: str) -> StoreContract:
         path = url.removeprefix("sqlite:")
         if not path:
             raise _invalid_store(url, "sqlite needs a file: sqlite:PATH")
-        return SqliteStore(Path(path).expanduser())
+        return SqliteStore(Path(path).expanduser(), commit_interval=commit_interval)
     if url.startswith(_REDIS_SCHEMES):
         from arvel_flow.store.redis import RedisStore
 

@@ -22,6 +22,7 @@ from arvel_flow.errors import RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
 from arvel_flow.store.contracts import (
     FINAL_RUN_STATUSES,
+    FINAL_STATES,
     BatchCounters,
     FailedJob,
     RunRecord,
@@ -40,6 +41,22 @@ _UPSERT_RUN = upsert("runs", (*_RUN_COLUMNS, "plan"), ("run_id",))
 _UPSERT_STEP = upsert("steps", ("run_id", *_STEP_COLUMNS), ("run_id", "step"))
 _UPSERT_COUNTERS = upsert("batches", ("run_id", "batch", *_COUNTER_COLUMNS), ("run_id", "batch"))
 _UPSERT_FAILED = upsert("failed_jobs", _FAILED_COLUMNS, ("id",))
+_CHUNK = 500
+"""Keys per ``IN (...)`` query: well under sqlite's limit on bound parameters."""
+_FINAL = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
+_FINISH_STEP = (
+    "INSERT INTO steps (run_id, step, state, attempts, error, started_at, finished_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step) DO UPDATE SET"
+    " state = excluded.state, attempts = excluded.attempts, error = excluded.error,"
+    " started_at = COALESCE(NULLIF(steps.started_at, 0), excluded.started_at),"
+    f" finished_at = excluded.finished_at WHERE steps.state NOT IN ({_FINAL})"
+)
+_COUNT_MEMBER = (
+    "INSERT INTO batches (run_id, batch, claimed, done, failed, cancelled, cancel_flag)"
+    " VALUES (?, ?, 0, 1, ?3, 0, 0) ON CONFLICT (run_id, batch) DO UPDATE SET"
+    " done = done + 1, failed = failed + excluded.failed"
+    " RETURNING claimed, done, failed, cancelled, cancel_flag"
+)
 _SELECT_RUN = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
 _SELECT_STEP = f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps"
 _SELECT_COUNTERS = f"SELECT {', '.join(_COUNTER_COLUMNS)} FROM batches"
@@ -78,13 +95,15 @@ class SqliteStore:
 
     Args:
         path: The database file; it and its directory are created when missing.
+        commit_interval: Seconds to group writes into one transaction (0: commit each
+            write); see `arvel_flow.store.sqlite_db`.
 
     Raises:
         BackendError: The file cannot be opened or is not an arvel-flow database.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = SqliteDatabase(path)
+    def __init__(self, path: str | Path, *, commit_interval: float = 0.0) -> None:
+        self._db = SqliteDatabase(path, commit_interval=commit_interval)
         self._lock: LockContract | None = None
 
     @property
@@ -245,20 +264,16 @@ class SqliteStore:
         at: float,
         batch: str | None,
     ) -> BatchCounters | bool:
+        # One statement each for the step and the counters: this is the hot path, once
+        # per job. The upsert changes nothing (rowcount 0) when the step is final.
         self._require_run(conn, run_id)
-        current = self._get_step(conn, run_id, step)
-        if current is not None and current.final:
+        finished = conn.execute(_FINISH_STEP, (run_id, step, state, attempts, error, at, at))
+        if finished.rowcount == 0:
             return False
-        started = current.started_at if current else at
-        self._put_step(conn, run_id, StepRecord(step, state, attempts, error, started, at))
         if batch is None:
             return True
-        counters = self._counters(conn, run_id, batch)
-        counters = replace(
-            counters, done=counters.done + 1, failed=counters.failed + (state == "failed")
-        )
-        self._put_counters(conn, run_id, batch, counters)
-        return counters
+        row = conn.execute(_COUNT_MEMBER, (run_id, batch, int(state == "failed"))).fetchone()
+        return _counters(row)
 
     async def mark_steps(
         self, run_id: str, steps: Sequence[str], state: StepState, at: float
@@ -280,10 +295,17 @@ class SqliteStore:
         """Records of the listed steps, or all in the order they were first touched."""
         with self._db.read() as conn:
             self._require_run(conn, run_id)
-            query = f"{_SELECT_STEP} WHERE run_id = ? ORDER BY rowid"
-            records = {row[0]: StepRecord(*row) for row in conn.execute(query, (run_id,))}
-        if steps is None:
-            return records
+            if steps is None:
+                query = f"{_SELECT_STEP} WHERE run_id = ? ORDER BY rowid"
+                return {row[0]: StepRecord(*row) for row in conn.execute(query, (run_id,))}
+            records: dict[str, StepRecord] = {}
+            for start in range(0, len(steps), _CHUNK):
+                chunk = list(steps[start : start + _CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                query = f"{_SELECT_STEP} WHERE run_id = ? AND step IN ({marks})"
+                records.update(
+                    (row[0], StepRecord(*row)) for row in conn.execute(query, (run_id, *chunk))
+                )
         return {s: records[s] for s in steps if s in records}
 
     # Batches ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 T0 = 1_712_345_678.123456
 """An epoch time with microseconds: stores must keep every digit."""
 
-BACKENDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+BACKENDS = ["memory", "sqlite", "sqlite-grouped", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -35,6 +35,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         backend = MemoryStore()
     elif request.param == "sqlite":
         backend = SqliteStore(tmp_path / "state.db")
+    elif request.param == "sqlite-grouped":
+        # Writes grouped into one transaction per interval must decide exactly the same.
+        backend = SqliteStore(tmp_path / "state.db", commit_interval=0.05)
     else:
         url = request.getfixturevalue("redis_url")
         backend = RedisStore(url, prefix=request.getfixturevalue("redis_prefix"))

@@ -43,7 +43,7 @@ class TaskiqQueue(BaseQueue):
         self._task = self.broker.register_task(run_envelope, task_name=TASK_NAME)
         self._ready: deque[Envelope] = deque()
         self._local: dict[str, Envelope] = {}
-        self._timers: set[asyncio.Task[None]] = set()
+        self._timers: dict[asyncio.Task[None], Envelope] = {}
         self._working: set[asyncio.Task[Any]] = set()
         self._running = 0
         self._started = False
@@ -53,10 +53,8 @@ class TaskiqQueue(BaseQueue):
 
     async def size(self, queue_name: str = "default") -> int:
         """Jobs waiting here for a slot or a timer (not those running)."""
-        waiting = [*self._ready, *self._local.values()]
-        return sum(1 for e in waiting if e.job.settings.queue_name == queue_name) + len(
-            self._timers
-        )
+        waiting = [*self._ready, *self._local.values(), *self._timers.values()]
+        return sum(1 for e in waiting if e.job.settings.queue_name == queue_name)
 
     async def join(self) -> None:
         """Wait until nothing is running, ready or scheduled here."""
@@ -97,7 +95,7 @@ class TaskiqQueue(BaseQueue):
         for envelope in envelopes:
             if envelope.available_at > now:
                 timer = asyncio.create_task(self._after(envelope.available_at - now, envelope))
-                self._timers.add(timer)
+                self._timers[timer] = envelope
                 timer.add_done_callback(self._timer_done)
             else:
                 self._ready.append(envelope)
@@ -109,7 +107,7 @@ class TaskiqQueue(BaseQueue):
         await self._pump()
 
     def _timer_done(self, timer: asyncio.Task[None]) -> None:
-        self._timers.discard(timer)
+        self._timers.pop(timer, None)
         if not timer.cancelled() and timer.exception() is not None:
             logger.error("scheduling a delayed job failed", exc_info=timer.exception())
         self._check_idle()

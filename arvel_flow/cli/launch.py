@@ -1,0 +1,144 @@
+"""Starting, resuming and following one run: what ``arvel-flow run`` does, minus parsing.
+
+A run goes: load and compile the file (or take the stored plan of the run to resume),
+pick the queue its settings describe, dispatch, and wait while reporters show progress.
+The first Ctrl-C stops dispatching and lets running jobs finish; a second cancels them.
+Either way the run is left ``interrupted`` in the store, ready for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import signal
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arvel_flow.errors import RunNotFoundError
+from arvel_flow.queue.drivers.base import BaseQueue
+from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from arvel_flow.queue.plan import Plan
+from arvel_flow.queue.result import BatchResult
+from arvel_flow.settings import QueueSettings
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def resolve_settings(file_queue: Mapping[str, Any], flags: Mapping[str, Any]) -> QueueSettings:
+    """Settings, strongest first: flags, ``ARVEL_FLOW_*`` variables, the file, defaults."""
+    from_env = QueueSettings()
+    values: dict[str, Any] = {k: v for k, v in file_queue.items() if v is not None}
+    values.update({name: getattr(from_env, name) for name in from_env.model_fields_set})
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return QueueSettings(**values)
+
+
+def compile_file(path: str, set_vars: Mapping[str, Any]) -> tuple[Plan, Mapping[str, Any]]:
+    """The plan of a pipeline file and its ``queue:`` section; ConfigError if invalid."""
+    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.spec.loader import load_pipeline
+
+    spec = load_pipeline(path, set_vars=set_vars)
+    plan = compile_pipeline(spec).to_plan(spec.name)
+    plan = dataclasses.replace(plan, origin=str(Path(path).resolve()), digest=file_digest(path))
+    return plan, spec.queue.model_dump(exclude_none=True)
+
+
+def file_digest(path: str | Path) -> str | None:
+    """SHA-256 of a file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def describe_drift(plan: Plan) -> str | None:
+    """A note when the file a stored plan came from has changed since."""
+    if plan.origin is None or plan.digest is None:
+        return None
+    current = file_digest(plan.origin)
+    if current == plan.digest:
+        return None
+    change = "is gone" if current is None else "changed"
+    return f"{plan.origin} {change} since this run started; resuming the plan it started with"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How following a run ended: its result, or an interruption."""
+
+    run_id: str
+    result: BatchResult | None
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 succeeded, 1 failed, 130 interrupted (SPEC §5)."""
+        if self.interrupted or self.result is None:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if self.result.ok else EXIT_RUN_FAILED
+
+
+class Launcher:
+    """Runs a plan (or resumes a run) on a queue until it ends or is interrupted."""
+
+    def __init__(self, queue: BaseQueue) -> None:
+        self.queue = queue
+        self._interrupts = 0
+        self._stop = asyncio.Event()
+        self._main: asyncio.Task[Any] | None = None
+
+    async def run(self, plan: Plan, run_id: str) -> Outcome:
+        """Start a run of ``plan`` under ``run_id`` and follow it."""
+        return await self._follow(run_id, self.queue.start(plan, run_id=run_id))
+
+    async def resume(self, run_id: str) -> Outcome:
+        """Continue a stored run and follow it."""
+        if await self.queue.store.get_run(run_id) is None:
+            raise RunNotFoundError(run_id)
+        return await self._follow(run_id, self.queue.resume(run_id))
+
+    async def _follow(self, run_id: str, begin: Awaitable[str]) -> Outcome:
+        loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.interrupt)
+        try:
+            await begin
+            waiting = asyncio.create_task(self.queue.wait(run_id))
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if waiting.done():
+                return Outcome(run_id, waiting.result())
+            waiting.cancel()
+            return await self._interrupted(run_id)
+        except asyncio.CancelledError:
+            # A queue that cannot pause (sync) is interrupted by cancelling the run itself.
+            return await self._interrupted(run_id)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    def interrupt(self) -> None:
+        """First call: stop dispatching, let running jobs finish. Second: cancel them."""
+        self._interrupts += 1
+        if isinstance(self.queue, TaskiqQueue):
+            if self._interrupts == 1:
+                self.queue.pause()
+                self._stop.set()
+            else:
+                self.queue.cancel_running()
+        elif self._main is not None:
+            self._main.cancel()
+
+    async def _interrupted(self, run_id: str) -> Outcome:
+        if isinstance(self.queue, TaskiqQueue):
+            await self.queue.drain()
+        await self.queue.store.set_run_status(run_id, "interrupted", self.queue.clock.now())
+        return Outcome(run_id, None, interrupted=True)

@@ -1,0 +1,75 @@
+"""Grouped commits in the sqlite store: fewer commits, same decisions, atomic groups."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from arvel_flow.store.contracts import RunRecord
+from arvel_flow.store.sqlite import SqliteStore
+
+
+def _steps_seen_by_another_process(path: Path) -> set[str]:
+    # A second connection stands for another process reading the file.
+    with sqlite3.connect(path) as other:
+        return {row[0] for row in other.execute("SELECT step FROM steps")}
+
+
+async def _store_with_run(path: Path) -> SqliteStore:
+    store = SqliteStore(path, commit_interval=60)
+    await store.create_run(RunRecord("r", "n", created_at=1.0), {"format": 1})
+    return store
+
+
+async def test_grouped_writes_become_visible_together_at_the_flush(tmp_path: Path) -> None:
+    # Given a store that groups writes for a long interval
+    path = tmp_path / "state.db"
+    store = await _store_with_run(path)
+    # When two steps finish
+    await store.finish_step("r", "a", "succeeded", at=2.0)
+    await store.finish_step("r", "b", "failed", at=3.0)
+    # Then another process sees neither until the group is committed, then both
+    assert _steps_seen_by_another_process(path) == set()
+    store._db.flush()
+    assert _steps_seen_by_another_process(path) == {"a", "b"}
+    await store.close()
+
+
+async def test_the_group_is_committed_when_its_interval_ends(tmp_path: Path) -> None:
+    # Given a store that groups writes for 50 ms
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, commit_interval=0.05)
+    await store.create_run(RunRecord("r", "n", created_at=1.0), {"format": 1})
+    await store.finish_step("r", "a", "succeeded", at=2.0)
+    # When the interval passes
+    await asyncio.sleep(0.2)
+    # Then the write is committed without anything else happening
+    assert _steps_seen_by_another_process(path) == {"a"}
+    await store.close()
+
+
+async def test_a_failing_write_undoes_itself_only(tmp_path: Path) -> None:
+    # Given a group holding one successful write
+    path = tmp_path / "state.db"
+    store = await _store_with_run(path)
+    await store.finish_step("r", "a", "succeeded", at=2.0)
+    # When a later write in the same group fails (its run does not exist)
+    with pytest.raises(Exception, match="no run"):
+        await store.finish_step("missing", "x", "succeeded", at=3.0)
+    # Then the earlier write survives the failure and is committed with the group
+    await store.close()
+    assert _steps_seen_by_another_process(path) == {"a"}
+
+
+async def test_closing_commits_pending_writes(tmp_path: Path) -> None:
+    # Given pending grouped writes
+    path = tmp_path / "state.db"
+    store = await _store_with_run(path)
+    await store.finish_step("r", "a", "succeeded", at=2.0)
+    # When the store closes
+    await store.close()
+    # Then they are on disk
+    assert _steps_seen_by_another_process(path) == {"a"}
