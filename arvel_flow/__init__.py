@@ -74,7 +74,39 @@ _EXPORTS: dict[str, str] = {
     "load_pipeline": "arvel_flow.spec.loader",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BackendError",
+    "Batch",
+    "BatchResult",
+    "Chain",
+    "ConfigError",
+    "ConfigIssue",
+    "Event",
+    "EventBus",
+    "FlowError",
+    "Job",
+    "JobError",
+    "JobFailedError",
+    "JobMaxRetriesError",
+    "JobMiddleware",
+    "JobRunner",
+    "JobTimeoutError",
+    "LockContract",
+    "LockError",
+    "MemoryLock",
+    "NullQueue",
+    "QueueContract",
+    "QueueSettings",
+    "RateLimited",
+    "RedisLock",
+    "Release",
+    "SyncQueue",
+    "TaskiqQueue",
+    "UniqueJobGuard",
+    "WithoutOverlapping",
+    "compile_pipeline",
+    "load_pipeline",
+]
 
 
 def __getattr__(name: str) -> Any:

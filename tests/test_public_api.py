@@ -12,8 +12,9 @@ import arvel_flow
 def test_all_is_sorted_and_unique() -> None:
     # Given the package's public names
     names = arvel_flow.__all__
-    # Then they are sorted, without repeats
+    # Then they are sorted, without repeats, and each has a module to come from
     assert names == sorted(set(names))
+    assert set(names) == set(arvel_flow._EXPORTS)
 
 
 def test_every_public_name_resolves_to_an_object_of_that_name() -> None:

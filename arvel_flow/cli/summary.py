@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
+from arvel_flow.queue.plan import ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
 from arvel_flow.store.contracts import FailedJob, StepRecord
 
 MAX_FAILURES_SHOWN = 20
@@ -110,7 +110,8 @@ def format_failures(failures: Sequence[FailedJob]) -> RenderableType:
     """Each permanent failure with its traceback (the first few, then a count)."""
     panels: list[RenderableType] = []
     for failure in failures[:MAX_FAILURES_SHOWN]:
-        title = f"{failure.step or failure.job} ({failure.job}) failed after {failure.attempts} attempt(s)"
+        where = failure.step or failure.job
+        title = f"{where} ({failure.job}) failed after {failure.attempts} attempt(s)"
         panels.append(Panel(Text(failure.traceback.rstrip()), title=title, border_style="red"))
     if len(failures) > MAX_FAILURES_SHOWN:
         more = len(failures) - MAX_FAILURES_SHOWN

@@ -59,10 +59,15 @@ leaves = st.builds(Leaf, fail=st.booleans())
 
 def groups(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Group]:
     members = st.lists(children, min_size=1, max_size=4)
-    chain = st.builds(Group, kind=st.just("chain"), children=members, catch=st.booleans(),
-                      finally_=st.booleans())
+    chain = st.builds(
+        Group, kind=st.just("chain"), children=members, catch=st.booleans(), finally_=st.booleans()
+    )
     batch = st.builds(
-        Group, kind=st.just("batch"), children=members, catch=st.booleans(), finally_=st.booleans(),
+        Group,
+        kind=st.just("batch"),
+        children=members,
+        catch=st.booleans(),
+        finally_=st.booleans(),
         then=st.booleans(),
         allowance=st.one_of(st.booleans(), st.integers(0, 3), st.sampled_from(["50%", "34%"])),
         concurrency=st.sampled_from([None, 1, 2]),
@@ -78,8 +83,11 @@ def build(node: Any) -> Any:
     if isinstance(node, Leaf):
         return Scripted(fail=node.fail)
     children = [build(child) for child in node.children]
-    flow: Any = Chain(*children) if node.kind == "chain" else Batch(
-        children, allow_failures=node.allowance, concurrency=node.concurrency)
+    flow: Any = (
+        Chain(*children)
+        if node.kind == "chain"
+        else Batch(children, allow_failures=node.allowance, concurrency=node.concurrency)
+    )
     if node.then:
         flow = flow.then(Scripted())
     if node.catch:
@@ -115,8 +123,11 @@ class Trace:
         return Counter(e.step for e in self.events if e.event == "job.started" and e.step)
 
     def index(self, step_prefix: str, event: str, pick: Any) -> int | None:
-        found = [i for i, e in enumerate(self.events)
-                 if e.event == event and e.step is not None and _inside(e.step, step_prefix)]
+        found = [
+            i
+            for i, e in enumerate(self.events)
+            if e.event == event and e.step is not None and _inside(e.step, step_prefix)
+        ]
         return pick(found) if found else None
 
 
@@ -181,11 +192,20 @@ class Checker:
         if due["catch"] and due["finally"]:
             catch_done = self.trace.index(f"{key}.catch", "job.succeeded", max)
             finally_start = self.trace.index(f"{key}.finally", "job.started", min)
-            assert catch_done is not None and finally_start is not None
+            assert catch_done is not None
+            assert finally_start is not None
             assert catch_done < finally_start, f"{key}: finally ran before catch finished"
         if due["finally"]:
-            last_child = max(filter(None, (self.trace.index(f"{key}.{i}", "job.started", max)
-                                           for i in range(len(node.children)))), default=-1)
+            last_child = max(
+                filter(
+                    None,
+                    (
+                        self.trace.index(f"{key}.{i}", "job.started", max)
+                        for i in range(len(node.children))
+                    ),
+                ),
+                default=-1,
+            )
             assert self.trace.index(f"{key}.finally", "job.started", min) > last_child
 
 
