@@ -1,0 +1,184 @@
+"""The ``failed`` commands: list, show, retry, forget and flush permanently failed jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from arvel_flow.cli.runs import FORMAT_OPTION, STORE_OPTION
+from arvel_flow.errors import ConfigError, ConfigIssue
+
+if TYPE_CHECKING:
+    from arvel_flow.queue.drivers.base import BaseQueue
+    from arvel_flow.queue.targets import JobRef
+    from arvel_flow.store.contracts import FailedJob, StoreContract
+
+
+@click.group()
+def failed() -> None:
+    """Look at, retry or forget the jobs that failed for good."""
+
+
+@failed.command("list")
+@STORE_OPTION
+@FORMAT_OPTION
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+def list_failed(store: str | None, output_format: str, limit: int | None) -> None:
+    """List failed jobs, the most recent first."""
+    from arvel_flow.cli.app import _print
+    from arvel_flow.cli.records import failed_document, format_failed_list
+
+    records = asyncio.run(_with_store(store, lambda s: s.list_failed(limit)))
+    if output_format == "json":
+        documents = [failed_document(r, with_traceback=False) for r in records]
+        click.echo(json.dumps(documents, indent=2))
+    else:
+        _print(format_failed_list(records))
+
+
+@failed.command("show")
+@click.argument("failed_id")
+@STORE_OPTION
+@FORMAT_OPTION
+def show_failed(failed_id: str, store: str | None, output_format: str) -> None:
+    """Show one failed job: its payload (secrets redacted), error and traceback."""
+    from arvel_flow.cli.app import _print
+    from arvel_flow.cli.records import failed_document, format_failed_detail
+
+    record = asyncio.run(_with_store(store, lambda s: s.get_failed(failed_id)))
+    if record is None:
+        raise _unknown(failed_id)
+    if output_format == "json":
+        click.echo(json.dumps(failed_document(record), indent=2))
+    else:
+        _print(format_failed_detail(record))
+
+
+@failed.command("retry")
+@click.argument("failed_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
+@STORE_OPTION
+@click.pass_context
+def retry_failed(
+    ctx: click.Context, failed_ids: tuple[str, ...], retry_all: bool, store: str | None
+) -> None:
+    """Run failed jobs again through the configured driver and report how each ended.
+
+    With the embedded default the jobs run here, in-process; with a distributed broker
+    they are dispatched to the workers. Each retried job leaves the failed-jobs store;
+    one that fails again is recorded anew.
+    """
+    from arvel_flow.cli.app import use_working_directory
+
+    if bool(failed_ids) == retry_all:
+        raise click.UsageError("give failed job IDs or --all (one of them)")
+    use_working_directory()
+    ctx.exit(asyncio.run(_retry(failed_ids, retry_all, store)))
+
+
+@failed.command("forget")
+@click.argument("failed_ids", nargs=-1, required=True)
+@STORE_OPTION
+def forget_failed(failed_ids: tuple[str, ...], store: str | None) -> None:
+    """Delete failed jobs from the store."""
+
+    async def forget(backend: StoreContract) -> None:
+        for failed_id in failed_ids:
+            if not await backend.forget_failed(failed_id):
+                raise _unknown(failed_id)
+            click.echo(f"forgot {failed_id}")
+
+    asyncio.run(_with_store(store, forget))
+
+
+@failed.command("flush")
+@STORE_OPTION
+def flush_failed(store: str | None) -> None:
+    """Delete every failed job from the store."""
+    count = asyncio.run(_with_store(store, lambda s: s.flush_failed()))
+    click.echo(f"flushed {count} failed job(s)")
+
+
+async def _with_store(store_url: str | None, action: Any) -> Any:
+    from arvel_flow.cli.runs import _open
+
+    store = _open(store_url)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | None) -> int:
+    from arvel_flow.cli.runs import settings_for
+    from arvel_flow.queue.factory import make_queue
+
+    settings = settings_for(store_url)
+    queue = make_queue(settings)
+    try:
+        records = await _records(queue.store, failed_ids, retry_all)
+        outcomes = [await _retry_one(queue, record, settings) for record in records]
+    finally:
+        await queue.close()
+    return 1 if "failed" in outcomes else 0
+
+
+async def _records(
+    store: StoreContract, failed_ids: tuple[str, ...], retry_all: bool
+) -> list[FailedJob]:
+    if retry_all:
+        return await store.list_failed()
+    records = []
+    for failed_id in failed_ids:
+        record = await store.get_failed(failed_id)
+        if record is None:
+            raise _unknown(failed_id)
+        records.append(record)
+    return records
+
+
+async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
+    from arvel_flow.errors import FlowError
+
+    ref = await _job_ref(queue, record)
+    await queue.store.forget_failed(record.id)
+    label = f"{record.id} {record.step or ''} ({record.job})".replace("  ", " ")
+    if settings.driver == "taskiq" and settings.broker != "memory":
+        await queue.dispatch(ref)
+        click.echo(f"{label}: dispatched")
+        return "dispatched"
+    try:
+        await queue.runner.execute(ref)
+    except FlowError as error:
+        cause = error.__cause__ or error
+        click.echo(f"{label}: failed again: {type(cause).__name__}: {cause}")
+        return "failed"
+    click.echo(f"{label}: succeeded")
+    return "succeeded"
+
+
+async def _job_ref(queue: BaseQueue, record: FailedJob) -> JobRef:
+    """The job to retry: from its run's stored plan (real parameters) when it exists.
+
+    The failed-jobs record itself has secrets redacted, so it is only the fallback.
+    """
+    from arvel_flow.errors import RunNotFoundError
+    from arvel_flow.queue.job import JobSettings
+    from arvel_flow.queue.plan import JobNode
+    from arvel_flow.queue.targets import JobRef
+
+    if record.run_id is not None and record.step is not None:
+        try:
+            node = (await queue.orchestrator.plan_of(record.run_id)).node(record.step)
+        except (RunNotFoundError, KeyError, ValueError):
+            node = None
+        if isinstance(node, JobNode):
+            return node.job
+    return JobRef(record.job, dict(record.payload), JobSettings.from_values(dict(record.settings)))
+
+
+def _unknown(failed_id: str) -> ConfigError:
+    return ConfigError([ConfigIssue(f"no failed job {failed_id!r} in the store")])

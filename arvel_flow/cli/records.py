@@ -1,0 +1,129 @@
+"""Pure renderings of stored runs and failed jobs, as text (rich) and JSON documents."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from arvel_flow.cli.progress import RunView, format_tree
+from arvel_flow.cli.summary import compute_rows, format_summary_table
+from arvel_flow.queue.plan import Plan
+from arvel_flow.queue.result import BatchResult
+from arvel_flow.store.contracts import FailedJob, RunRecord, StepRecord
+
+
+def _when(at: float | None) -> str:
+    return "" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def run_document(run: RunRecord) -> dict[str, Any]:
+    """A run as JSON-ready data."""
+    return {
+        "run_id": run.run_id,
+        "name": run.name,
+        "status": run.status,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "source": run.source,
+    }
+
+
+def status_document(run: RunRecord, result: BatchResult) -> dict[str, Any]:
+    """``status --format json``: the run, its progress and its jobs by state."""
+    finished, total = result.progress
+    return {
+        **run_document(run),
+        "progress": {"finished": finished, "total": total},
+        "succeeded": list(result.succeeded),
+        "failed": dict(result.failed),
+        "cancelled": list(result.cancelled),
+        "skipped": list(result.skipped),
+        "duplicates": list(result.duplicates),
+        "pending": list(result.pending),
+    }
+
+
+def format_status(
+    run: RunRecord, plan: Plan, result: BatchResult, records: Mapping[str, StepRecord]
+) -> RenderableType:
+    """``status``: a header, the pipeline tree marked with states, and the step table."""
+    finished, total = result.progress
+    header = Text.assemble(
+        (f"run {run.run_id}", "bold"),
+        f"  {run.name}  ",
+        (
+            run.status,
+            "green" if run.status == "succeeded" else "red" if run.status == "failed" else "cyan",
+        ),
+        f"  {finished}/{total} jobs finished  started {_when(run.created_at)}",
+    )
+    if run.status == "interrupted":
+        header.append(f"\nresume with: arvel-flow run --resume {run.run_id}", style="yellow")
+    view = RunView(states={key: record.state for key, record in records.items()}, status=run.status)
+    return Group(header, format_tree(plan, view), format_summary_table(compute_rows(plan, records)))
+
+
+def format_runs(runs: Sequence[RunRecord]) -> RenderableType:
+    """``runs``: one row per run, the most recent first."""
+    if not runs:
+        return Text("no runs in this store")
+    table = Table("run", "pipeline", "status", "started", "finished", "source")
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.name,
+            run.status,
+            _when(run.created_at),
+            _when(run.finished_at),
+            run.source or "",
+        )
+    return table
+
+
+def failed_document(record: FailedJob, *, with_traceback: bool = True) -> dict[str, Any]:
+    """A failed job as JSON-ready data (its payload is already redacted)."""
+    document: dict[str, Any] = {
+        "id": record.id,
+        "job": record.job,
+        "queue": record.queue,
+        "run_id": record.run_id,
+        "step": record.step,
+        "exception": record.exception,
+        "message": record.message,
+        "attempts": record.attempts,
+        "failed_at": record.failed_at,
+        "payload": dict(record.payload),
+    }
+    if with_traceback:
+        document["traceback"] = record.traceback
+    return document
+
+
+def format_failed_list(records: Sequence[FailedJob]) -> RenderableType:
+    """``failed list``: one row per failed job."""
+    if not records:
+        return Text("no failed jobs")
+    table = Table("id", "job", "step", "exception", "attempts", "failed at")
+    for record in records:
+        table.add_row(
+            record.id,
+            record.job,
+            record.step or "",
+            Text(f"{record.exception}: {record.message}", style="red"),
+            str(record.attempts),
+            _when(record.failed_at),
+        )
+    return table
+
+
+def format_failed_detail(record: FailedJob) -> RenderableType:
+    """``failed show``: every field, then the traceback."""
+    table = Table.grid(padding=(0, 2))
+    for key, value in failed_document(record, with_traceback=False).items():
+        table.add_row(Text(key, style="bold"), str(value))
+    return Group(table, Text(record.traceback.rstrip(), style="red"))

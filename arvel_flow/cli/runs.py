@@ -1,0 +1,290 @@
+"""The ``run``, ``status`` and ``runs`` commands: start or resume a run, and look at runs.
+
+Heavy imports stay inside the command bodies so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from arvel_flow.errors import ConfigError, ConfigIssue
+
+if TYPE_CHECKING:
+    from arvel_flow.cli.launch import Outcome
+    from arvel_flow.queue.drivers.base import BaseQueue
+    from arvel_flow.queue.events import EventBus
+    from arvel_flow.queue.plan import Plan
+    from arvel_flow.settings import QueueSettings
+
+STORE_OPTION = click.option(
+    "--store", help="memory, sqlite:PATH or redis://... (default: sqlite:.arvel-flow/state.db)."
+)
+FORMAT_OPTION = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document on stdout, for scripts.",
+)
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option("--driver", type=click.Choice(["sync", "null", "taskiq"]), help="Queue driver.")
+@click.option(
+    "--broker", type=click.Choice(["memory", "redis", "nats", "rabbitmq"]), help="Taskiq broker."
+)
+@click.option("--url", help="The broker's URL.")
+@STORE_OPTION
+@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE", help="Set a var.")
+@click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
+@click.option("--detach", is_flag=True, help="Return once dispatched (distributed brokers).")
+@click.option(
+    "--output",
+    type=click.Choice(["auto", "rich", "plain", "json"]),
+    default="auto",
+    show_default=True,
+    help="auto: rich on a terminal, plain lines otherwise; json: one event per line.",
+)
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every event to this file, one JSON object per line.",
+)
+@click.pass_context
+def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **options: Any) -> None:
+    """Validate, compile and run a pipeline file (or resume a run), showing progress."""
+    from arvel_flow.cli.app import parse_assignments, use_working_directory
+    from arvel_flow.cli.launch import compile_file, resolve_settings
+
+    if (file is None) == (resume_id is None):
+        raise click.UsageError("give a pipeline FILE or --resume RUN_ID (one of them)")
+    use_working_directory()
+    flags = {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
+    plan: Plan | None = None
+    file_queue: dict[str, Any] = {}
+    if file is not None:
+        plan, queue_section = compile_file(str(file), parse_assignments(options["assignments"]))
+        file_queue = dict(queue_section)
+    settings = resolve_settings(file_queue, flags)
+    if options["detach"] and settings.broker == "memory" and settings.driver == "taskiq":
+        raise ConfigError(
+            [ConfigIssue("--detach needs a broker that outlives this process, such as redis")]
+        )
+    ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
+
+
+async def _run(
+    settings: QueueSettings, plan: Plan | None, resume_id: str | None, options: dict[str, Any]
+) -> int:
+    from arvel_flow.cli.launch import Launcher, describe_drift
+    from arvel_flow.queue.envelope import new_id
+    from arvel_flow.queue.events import EventBus
+    from arvel_flow.queue.factory import make_queue
+
+    events = EventBus()
+    if options["dry_run"] and plan is not None:
+        _show_dry_run(plan, settings)
+        return 0
+    queue = make_queue(settings, events=events)
+    try:
+        if plan is None:
+            assert resume_id is not None
+            plan = await queue.orchestrator.plan_of(resume_id)
+            note = describe_drift(plan)
+            if note:
+                click.echo(f"note: {note}", err=True)
+        if options["dry_run"]:
+            _show_dry_run(plan, settings)
+            return 0
+        run_id = resume_id or new_id()[:12]
+        with _Reporting(events, plan, options) as reporting:
+            launcher = Launcher(queue)
+            reporting.say(f"run {run_id} ({plan.name}) {'resumed' if resume_id else 'started'}")
+            if resume_id:
+                outcome = await launcher.resume(run_id)
+            else:
+                outcome = await launcher.run(plan, run_id)
+        await _report_end(queue, plan, outcome, reporting)
+        return outcome.exit_code
+    finally:
+        await queue.close()
+
+
+def _show_dry_run(plan: Plan, settings: QueueSettings) -> None:
+    """Each job's effective settings (as ``plan`` shows them) and what would run."""
+    from collections import Counter
+
+    from arvel_flow.cli.app import _print
+    from arvel_flow.cli.render import format_plan
+    from arvel_flow.explain import compute_reports
+
+    reports = compute_reports(plan, redelivery_timeout=settings.redelivery_timeout)
+    _print(format_plan(plan.name, reports))
+    jobs = Counter(node.job.target for node in plan.jobs())
+    total = sum(jobs.values())
+    click.echo(f"dry run of {plan.name}: nothing was executed; it would run {total} job(s):")
+    for target, count in jobs.most_common():
+        click.echo(f"  {count:>7} x {target}")
+
+
+class _Reporting:
+    """The reporters ``--output`` and ``--events`` ask for, subscribed for one run."""
+
+    def __init__(self, events: EventBus, plan: Plan, options: dict[str, Any]) -> None:
+        from rich.console import Console
+
+        from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter
+
+        self.mode = options["output"]
+        if self.mode == "auto":
+            self.mode = "rich" if sys.stdout.isatty() else "plain"
+        self.console = Console(force_terminal=self.mode == "rich" or None)
+        self._files: list[IO[str]] = []
+        self._rich: RichReporter | None = None
+        if self.mode == "rich":
+            self._rich = RichReporter(self.console, plan)
+            events.subscribe(self._rich)
+        elif self.mode == "plain":
+            events.subscribe(PlainReporter(sys.stdout))
+        else:
+            events.subscribe(JsonReporter(sys.stdout))
+        if options["events_file"] is not None:
+            stream = Path(options["events_file"]).open("a", encoding="utf-8")  # noqa: SIM115
+            self._files.append(stream)
+            events.subscribe(JsonReporter(stream))
+
+    def say(self, message: str) -> None:
+        """A line for people (never in JSON output, which stays one event per line)."""
+        if self.mode == "json":
+            return
+        click.echo(message, err=self.mode == "rich")
+
+    def __enter__(self) -> _Reporting:
+        if self._rich is not None:
+            self._rich.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._rich is not None:
+            self._rich.__exit__(*exc)
+        for stream in self._files:
+            stream.close()
+
+
+async def _report_end(
+    queue: BaseQueue, plan: Plan, outcome: Outcome, reporting: _Reporting
+) -> None:
+    from arvel_flow.cli.summary import (
+        compute_rows,
+        format_failures,
+        format_summary_lines,
+        format_summary_table,
+    )
+
+    if outcome.interrupted:
+        reporting.say(
+            f"interrupted: run {outcome.run_id} can be resumed with "
+            f"arvel-flow run --resume {outcome.run_id}"
+        )
+        return
+    if reporting.mode == "json":
+        return
+    records = await queue.store.get_steps(outcome.run_id)
+    rows = compute_rows(plan, records)
+    failures = [f for f in await queue.store.list_failed() if f.run_id == outcome.run_id]
+    assert outcome.result is not None
+    if reporting.mode == "rich":
+        reporting.console.print(format_summary_table(rows))
+        if failures:
+            reporting.console.print(format_failures(failures))
+    else:
+        for line in format_summary_lines(rows):
+            click.echo(line)
+        for failure in failures:
+            click.echo(f"failed: {failure.step} ({failure.job})\n{failure.traceback.rstrip()}")
+    finished, total = outcome.result.progress
+    reporting.say(f"run {outcome.run_id} {outcome.result.status}: {finished}/{total} jobs finished")
+
+
+@click.command()
+@click.argument("run_id")
+@STORE_OPTION
+@FORMAT_OPTION
+def status(run_id: str, store: str | None, output_format: str) -> None:
+    """Show where one run stands: its status, progress and each step."""
+    asyncio.run(_status(run_id, store, output_format))
+
+
+async def _status(run_id: str, store_url: str | None, output_format: str) -> None:
+    import json
+
+    from arvel_flow.cli.app import _print
+    from arvel_flow.cli.records import format_status, status_document
+    from arvel_flow.errors import RunNotFoundError
+    from arvel_flow.queue.plan_json import plan_from_dict
+    from arvel_flow.queue.result import compute_result
+
+    store = _open(store_url)
+    try:
+        run = await store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        plan = plan_from_dict(await store.load_plan(run_id))
+        records = await store.get_steps(run_id)
+        result = compute_result(run_id, run.status, plan, records)
+        if output_format == "json":
+            click.echo(json.dumps(status_document(run, result), indent=2))
+        else:
+            _print(format_status(run, plan, result, records))
+    finally:
+        await store.close()
+
+
+@click.command()
+@STORE_OPTION
+@FORMAT_OPTION
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+def runs(store: str | None, output_format: str, limit: int) -> None:
+    """List recent runs, the most recent first."""
+    asyncio.run(_runs(store, output_format, limit))
+
+
+async def _runs(store_url: str | None, output_format: str, limit: int) -> None:
+    import json
+
+    from arvel_flow.cli.app import _print
+    from arvel_flow.cli.records import format_runs, run_document
+
+    store = _open(store_url)
+    try:
+        records = await store.list_runs(limit)
+    finally:
+        await store.close()
+    if output_format == "json":
+        click.echo(json.dumps([run_document(r) for r in records], indent=2))
+    else:
+        _print(format_runs(records))
+
+
+def settings_for(store_url: str | None) -> QueueSettings:
+    """Settings with ``--store`` over ``ARVEL_FLOW_STORE`` over the default."""
+    from arvel_flow.settings import QueueSettings
+
+    return QueueSettings(store=store_url) if store_url else QueueSettings()
+
+
+def _open(store_url: str | None) -> Any:
+    """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
+    from arvel_flow.store import open_store
+
+    return open_store(settings_for(store_url).store)
