@@ -35,7 +35,9 @@ class QueueContract(Protocol):
 class FlowQueue(QueueContract, Protocol):
     """A queue that can also run chains and batches, with their state in its store."""
 
-    async def start(self, plan: Plan, *, source: str | None = None) -> str:
+    async def start(
+        self, plan: Plan, *, source: str | None = None, run_id: str | None = None
+    ) -> str:
         """Start a run of ``plan``; returns its id once the first jobs are dispatched."""
         ...
 

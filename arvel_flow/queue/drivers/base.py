@@ -96,9 +96,11 @@ class BaseQueue:
 
     # FlowQueue --------------------------------------------------------------------------
 
-    async def start(self, plan: Plan, *, source: str | None = None) -> str:
-        """Start a run of ``plan``; its id."""
-        return await self.orchestrator.start(plan, source=source)
+    async def start(
+        self, plan: Plan, *, source: str | None = None, run_id: str | None = None
+    ) -> str:
+        """Start a run of ``plan`` (under ``run_id`` if given); its id."""
+        return await self.orchestrator.start(plan, source=source, run_id=run_id)
 
     async def wait(self, run_id: str) -> BatchResult:
         """Wait for the run to finish; its result."""

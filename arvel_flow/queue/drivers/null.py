@@ -26,9 +26,11 @@ class NullQueue(BaseQueue):
         """Jobs recorded for ``queue_name``."""
         return sum(1 for e in self.dispatched if e.job.settings.queue_name == queue_name)
 
-    async def start(self, plan: Plan, *, source: str | None = None) -> str:
+    async def start(
+        self, plan: Plan, *, source: str | None = None, run_id: str | None = None
+    ) -> str:
         """Record what the plan would run; nothing is stored or executed."""
-        run_id = new_id()[:12]
+        run_id = run_id or new_id()[:12]
         self.planned[run_id] = list(plan.jobs())
         return run_id
 
