@@ -1,0 +1,248 @@
+"""The ``arvel-flow`` command: parse arguments, call the API, render the result.
+
+Each command is a thin layer: it parses options, calls `arvel_flow` functions and
+hands their results to the pure ``format_*`` functions of `arvel_flow.cli.render`.
+Heavy imports (Pydantic models, PyYAML, rich, the queue runtime) happen inside the
+commands, so that ``arvel-flow --help`` starts in well under a quarter of a second.
+
+Exit codes (SPEC §5): 0 success, 1 a run (or ``schema --check``) failed, 2 invalid
+pipeline or usage, 3 a backend unreachable, 130 interrupted. A `FlowError` is shown
+as its message alone; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from arvel_flow.errors import BackendError, ConfigError, FlowError, ImportTargetError
+
+if TYPE_CHECKING:
+    from arvel_flow.spec.models import PipelineSpec
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_BACKEND = 3
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(error: FlowError) -> int:
+    """The exit code SPEC §5 gives an error."""
+    if isinstance(error, ConfigError | ImportTargetError):
+        return EXIT_INVALID
+    if isinstance(error, BackendError):
+        return EXIT_BACKEND
+    return EXIT_FAILED
+
+
+class FlowGroup(click.Group):
+    """A click group that turns `FlowError` and Ctrl-C into messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; errors raised on purpose become exit codes, not tracebacks."""
+        try:
+            return super().invoke(ctx)
+        except FlowError as error:
+            click.echo(str(error), err=True)
+            ctx.exit(exit_code_for(error))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=FlowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="arvel-flow", prog_name="arvel-flow")
+def cli() -> None:
+    """Declarative async job orchestration: YAML pipelines of jobs, chains and batches."""
+
+
+def main() -> None:
+    """Entry point of the ``arvel-flow`` script."""
+    cli.main(prog_name="arvel-flow")
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
+    """``("region=us", "n=3")`` → ``{"region": "us", "n": "3"}``, for ``--set``."""
+    values: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{assignment!r} is not NAME=VALUE", param_hint="--set")
+        values[name.strip()] = value
+    return values
+
+
+def use_working_directory() -> None:
+    """Let dotted paths such as ``myapp.jobs:Import`` import from the current directory.
+
+    An installed console script does not have the working directory on ``sys.path``
+    (``python -m`` does); Celery, arq and uvicorn add it for the same reason.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+_SET_OPTION = click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a variable under vars (repeatable).",
+)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--strict/--no-strict",
+    default=True,
+    show_default=True,
+    help="Also import every dotted path and check job parameters, middleware and exceptions.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: FILE:LINE:COL lines; json: one document; github: annotations.",
+)
+@_SET_OPTION
+@click.pass_context
+def validate(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    strict: bool,
+    output_format: str,
+    assignments: tuple[str, ...],
+) -> None:
+    """Check pipeline files, reporting every problem with its line and column."""
+    from arvel_flow.cli.render import FileResult, format_validation
+    from arvel_flow.spec.loader import load_pipeline
+
+    set_vars = parse_assignments(assignments)
+    if strict:
+        use_working_directory()
+    results = []
+    for file in files:
+        try:
+            load_pipeline(file, set_vars=set_vars, strict=strict, file=str(file))
+            results.append(FileResult(str(file)))
+        except ConfigError as error:
+            results.append(FileResult(str(file), error.issues))
+    click.echo(format_validation(results, output_format))
+    ctx.exit(EXIT_INVALID if any(result.issues for result in results) else EXIT_OK)
+
+
+@cli.command()
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema here (with --check: compare with this file).",
+)
+@click.option("--check", is_flag=True, help="Fail (exit 1) if the committed schema is stale.")
+@click.pass_context
+def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
+    """Print, write or check the JSON Schema of pipeline files."""
+    from arvel_flow.spec.schema import SCHEMA_PATH, format_json_schema
+
+    text = format_json_schema()
+    if check:
+        path = output or Path(SCHEMA_PATH)
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current != text:
+            click.echo(
+                f"{path} is {'stale' if current else 'missing'}; "
+                f"regenerate it with: arvel-flow schema --output {path}",
+                err=True,
+            )
+            ctx.exit(EXIT_FAILED)
+        click.echo(f"{path} is up to date")
+    elif output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["tree", "mermaid"]),
+    default="tree",
+    show_default=True,
+    help="tree: for the terminal; mermaid: a flowchart for docs.",
+)
+@_SET_OPTION
+def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
+    """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
+    from arvel_flow.cli.render import format_mermaid, format_tree
+    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.spec.loader import load_pipeline
+
+    spec = load_pipeline(
+        file, set_vars=parse_assignments(assignments), strict=False, file=str(file)
+    )
+    plan = compile_pipeline(spec, import_classes=False).to_plan(spec.name)
+    if output_format == "mermaid":
+        click.echo(format_mermaid(plan), nl=False)
+    else:
+        _print(format_tree(plan))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@_SET_OPTION
+def plan(file: Path, assignments: tuple[str, ...]) -> None:
+    """Show each job's effective settings, backoff timeline, worst case and traps."""
+    from arvel_flow.cli.render import format_plan
+    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.explain import compute_reports
+    from arvel_flow.spec.loader import load_pipeline
+
+    use_working_directory()
+    spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))
+    compiled = compile_pipeline(spec).to_plan(spec.name)
+    reports = compute_reports(compiled, redelivery_timeout=redelivery_timeout(spec))
+    _print(format_plan(spec.name, reports))
+
+
+def redelivery_timeout(spec: PipelineSpec) -> float:
+    """The broker's redelivery timeout: ``ARVEL_FLOW_*`` beats the file beats the default."""
+    from arvel_flow.settings import QueueSettings
+
+    settings = QueueSettings()
+    if "redelivery_timeout" in settings.model_fields_set or spec.queue.redelivery_timeout is None:
+        return settings.redelivery_timeout
+    return spec.queue.redelivery_timeout
+
+
+def _print(renderable: Any) -> None:
+    from rich.console import Console
+
+    # Piped output is read by tools and people in logs: never wrap or crop it at 80.
+    width = None if sys.stdout.isatty() else 1_000
+    Console(width=width).print(renderable)
+
+
+def _register_commands() -> None:
+    # The run-time commands live in their own modules; they import nothing heavy at
+    # module level, so registering them keeps --help fast.
+    from arvel_flow.cli.failed import failed
+    from arvel_flow.cli.runs import run, runs, status
+
+    for command in (run, status, runs, failed):
+        cli.add_command(command)
+
+
+_register_commands()

@@ -1,0 +1,256 @@
+"""Pure renderers for the CLI: each ``format_*`` returns text or a rich renderable.
+
+Nothing here prints; `arvel_flow.cli.app` decides where output goes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.text import Text
+from rich.tree import Tree
+
+from arvel_flow.errors import ConfigIssue
+from arvel_flow.explain import StepReport, format_seconds
+from arvel_flow.queue.job import JobSettings, MiddlewareRef
+from arvel_flow.queue.plan import (
+    BatchNode,
+    ChainNode,
+    FanOutNode,
+    JobNode,
+    Matrix,
+    Node,
+    Plan,
+    callbacks,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """The outcome of validating one file: no issues means valid."""
+
+    file: str
+    issues: tuple[ConfigIssue, ...] = ()
+
+
+def format_validation(results: Sequence[FileResult], output_format: str) -> str:
+    """All files' results as ``text`` (compiler style), ``json`` or ``github`` annotations."""
+    if output_format == "json":
+        return format_validation_json(results)
+    issues = [issue for result in results for issue in result.issues]
+    if output_format == "github":
+        lines = [format_github_annotation(issue) for issue in issues]
+    else:
+        lines = [issue.format() for issue in issues]
+        lines += [f"{result.file}: ok" for result in results if not result.issues]
+    invalid = sum(1 for result in results if result.issues)
+    if invalid:
+        noun = "error" if len(issues) == 1 else "errors"
+        lines.append(
+            f"{len(issues)} {noun} in {invalid} of {len(results)} file{'s' * (len(results) != 1)}"
+        )
+    return "\n".join(lines)
+
+
+def format_validation_json(results: Sequence[FileResult]) -> str:
+    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues"}]}``."""
+    files = [
+        {
+            "file": result.file,
+            "valid": not result.issues,
+            "issues": [
+                {"path": i.path, "line": i.line, "column": i.column, "message": i.message}
+                for i in result.issues
+            ],
+        }
+        for result in results
+    ]
+    return json.dumps({"valid": all(f["valid"] for f in files), "files": files}, indent=2)
+
+
+def format_github_annotation(issue: ConfigIssue) -> str:
+    """A GitHub Actions ``::error`` workflow command for one issue."""
+    properties = [f"file={_escape_property(issue.file or '')}"]
+    if issue.line is not None:
+        properties += [f"line={issue.line}", f"col={issue.column or 1}"]
+    message = f"{issue.path}: {issue.message}" if issue.path else issue.message
+    return f"::error {','.join(properties)},title=arvel-flow::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_tree(plan: Plan) -> Tree:
+    """The pipeline as a rich tree: groups, their members and callbacks."""
+    tree = Tree(f"[bold]{escape(plan.name)}[/]")
+    _add_node(tree, plan.root, "")
+    return tree
+
+
+def _add_node(parent: Tree, node: Node | FanOutNode, role: str) -> None:
+    prefix = f"[magenta]{role}:[/] " if role else ""
+    branch = parent.add(prefix + _label(node))
+    if isinstance(node, ChainNode | BatchNode):
+        for child in node.steps if isinstance(node, ChainNode) else node.members:
+            _add_node(branch, child, "")
+        for callback_role, callback in callbacks(node):
+            _add_node(branch, callback, callback_role)
+
+
+def _label(node: Node | FanOutNode) -> str:
+    key = f"[bold]{escape(node.key)}[/]"
+    if isinstance(node, JobNode):
+        return f"{key} {escape(node.job.target)}"
+    if isinstance(node, FanOutNode):
+        kind = escape(_fan_out_kind(node))
+        return f"{key} {escape(node.job.target)} [cyan]x {len(node.items):,}[/] ({kind})"
+    if isinstance(node, ChainNode):
+        return f"[green]chain[/] {key}"
+    details = [f"name {node.name!r}"] if node.name else []
+    details += [f"concurrency {node.concurrency}"] if node.concurrency else []
+    details += [f"allow_failures {node.allow_failures}"] if node.allow_failures is not False else []
+    suffix = f" ({escape(', '.join(details))})" if details else ""
+    return f"[yellow]batch[/] {key}{suffix}"
+
+
+def _fan_out_kind(node: FanOutNode) -> str:
+    if isinstance(node.items, Matrix):
+        return "matrix of " + ", ".join(node.items.axes)
+    return "each"
+
+
+def format_mermaid(plan: Plan) -> str:
+    """The pipeline as a Mermaid flowchart, for documentation."""
+    ids = {key: f"n{index}" for index, key in enumerate(plan.nodes)}
+    lines = ["flowchart TD"]
+    _mermaid(plan.root, ids, lines, 1)
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid(node: Node | FanOutNode, ids: dict[str, str], lines: list[str], depth: int) -> None:
+    pad, node_id = "  " * depth, ids[node.key]
+    if isinstance(node, JobNode | FanOutNode):
+        count = f" x {len(node.items):,}" if isinstance(node, FanOutNode) else ""
+        shape = ('[["', '"]]') if isinstance(node, FanOutNode) else ('["', '"]')
+        lines.append(
+            f"{pad}{node_id}{shape[0]}{_quote(node.key)}<br/>{_quote(node.job.target)}{count}{shape[1]}"
+        )
+        return
+    kind = "chain" if isinstance(node, ChainNode) else "batch"
+    children = node.steps if isinstance(node, ChainNode) else node.members
+    lines.append(f'{pad}subgraph {node_id}["{kind} {_quote(node.key)}"]')
+    for child in children:
+        _mermaid(child, ids, lines, depth + 1)
+    if isinstance(node, ChainNode):
+        lines += [f"{pad}  {ids[a.key]} --> {ids[b.key]}" for a, b in pairwise(children)]
+    lines.append(f"{pad}end")
+    for role, callback in callbacks(node):
+        _mermaid(callback, ids, lines, depth)
+        lines.append(f"{pad}{node_id} -. {role} .-> {ids[callback.key]}")
+
+
+def _quote(text: str) -> str:
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def format_plan(name: str, reports: Sequence[StepReport]) -> RenderableType:
+    """Each job's effective settings, backoff timeline, worst case and warnings."""
+    warnings = sum(len(report.warnings) for report in reports)
+    header = Text.from_markup(
+        f"[bold]{escape(name)}[/]: {len(reports)} job steps, {warnings} warnings"
+    )
+    return Group(header, *(_format_report(report) for report in reports))
+
+
+def _format_report(report: StepReport) -> RenderableType:
+    settings = report.settings
+    title = Text.assemble("\n", (report.key, "bold"), " ", report.target)
+    if report.items is not None:
+        title.append(f" x {report.items:,}", "cyan")
+    rows = [
+        ("retry", format_retry(settings)),
+        ("backoff", format_waits(report.waits)),
+        (
+            "worst case",
+            "unbounded (no timeout)"
+            if report.worst_case is None
+            else format_seconds(report.worst_case),
+        ),
+        ("middleware", format_middleware(settings.middleware)),
+        (
+            "queue",
+            settings.queue_name
+            + (f", delay {format_seconds(settings.delay)}" if settings.delay else ""),
+        ),
+    ]
+    if settings.unique_for:
+        lock = f"{settings.unique_id or 'class path'} for {format_seconds(settings.unique_for)}"
+        until = " (released when it starts)" if settings.unique_until_processing else ""
+        rows.append(("unique", lock + until))
+    lines = [Text.assemble((f"{label:<12}", "dim"), value) for label, value in rows]
+    lines += [Text(f"{'warning':<12}{warning}", "yellow") for warning in report.warnings]
+    return Group(title, *lines)
+
+
+def format_retry(settings: JobSettings) -> str:
+    """``3 retries; exponential backoff (base 2, max 1m, jitter); timeout 30s``."""
+    parts = [f"{settings.max_retries} retries", format_backoff(settings)]
+    parts.append(
+        f"timeout {format_seconds(settings.timeout_seconds)}"
+        if settings.timeout_seconds
+        else "no timeout"
+    )
+    if settings.retry_until is not None:
+        parts.append(f"until {format_seconds(settings.retry_until)} after the first attempt")
+    if settings.max_exceptions is not None:
+        parts.append(f"at most {settings.max_exceptions} exceptions")
+    if settings.retry_on:
+        parts.append("only on " + ", ".join(settings.retry_on))
+    if settings.dont_retry_on:
+        parts.append("never on " + ", ".join(settings.dont_retry_on))
+    return "; ".join(parts)
+
+
+def format_backoff(settings: JobSettings) -> str:
+    """``exponential backoff (base 2, max 1m, jitter)``, ``backoff 1s, 5s, 30s``, ..."""
+    backoff = settings.backoff
+    details = []
+    if backoff == "exponential":
+        head = "exponential backoff"
+        details.append(f"base {settings.backoff_base:g}")
+    elif isinstance(backoff, tuple):
+        head = "backoff " + ", ".join(format_seconds(wait) for wait in backoff)
+    else:
+        head = f"backoff {format_seconds(backoff)}"
+    if settings.max_backoff is not None:
+        details.append(f"max {format_seconds(settings.max_backoff)}")
+    if settings.jitter:
+        details.append("jitter")
+    return head + (f" ({', '.join(details)})" if details else "")
+
+
+def format_waits(waits: Sequence[tuple[float, float]]) -> str:
+    """``2s → 4s → 8s``, ranges when jitter spreads them: ``1s..2s → 2s..4s``."""
+    if not waits:
+        return "no retries"
+    shown = [
+        format_seconds(high) if low == high else f"{format_seconds(low)}..{format_seconds(high)}"
+        for low, high in waits
+    ]
+    return " → ".join(shown)
+
+
+def format_middleware(refs: Sequence[MiddlewareRef]) -> str:
+    """The stack, outermost first, ending with the class's own middleware()."""
+    shown = [f"{ref.use}({', '.join(f'{k}={v!r}' for k, v in ref.kwargs.items())})" for ref in refs]
+    return " → ".join([*shown, "the class's own middleware()"])

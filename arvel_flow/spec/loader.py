@@ -1,0 +1,146 @@
+"""`load_pipeline`: a pipeline file or text → a validated `PipelineSpec`, or every issue.
+
+The passes, each reporting all it finds before the next runs:
+
+1. read: size limit, binary data, UTF-8 (`arvel_flow.spec.source`);
+2. parse: YAML syntax and hazards, with each value's position;
+3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``;
+4. validate against the models (`arvel_flow.spec.models`);
+5. cross-reference: templates, policies, stacks, step ids;
+6. strict (the default): import what the file names and check parameters.
+
+Passes 4 to 6 all run on the same data, so one run reports a misspelt key, an
+undefined template and a mistyped job parameter together. Only a fatal problem of
+passes 1 and 2 stops early, since nothing after it could be trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path as FilePath
+from typing import Any
+
+from pydantic import ValidationError
+
+from arvel_flow.errors import ConfigError, ConfigIssue
+from arvel_flow.spec.diagnostics import problems_from_validation
+from arvel_flow.spec.interpolate import interpolate
+from arvel_flow.spec.models import PipelineSpec
+from arvel_flow.spec.problems import Path, Problem, format_path
+from arvel_flow.spec.references import check_references
+from arvel_flow.spec.source import SourceMap, check_size, decode_source, parse_document
+
+Source = str | bytes | os.PathLike[str]
+
+
+def load_pipeline(
+    path_or_text: Source,
+    *,
+    set_vars: Mapping[str, Any] | None = None,
+    file: str | None = None,
+    strict: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> PipelineSpec:
+    """Read, check and validate a pipeline.
+
+    Args:
+        path_or_text: A path (`os.PathLike`, or a one-line string naming a ``.yaml``
+            / ``.yml`` file or an existing file), or the YAML itself (any other
+            string, or bytes).
+        set_vars: ``--set`` values; strings are typed as plain YAML scalars.
+        file: The name to report in messages (default: the path, or ``<input>``).
+        strict: Also import every dotted path and check parameters, middleware
+            arguments and exception classes.
+        env: Environment for ``${NAME}`` (default: ``os.environ``).
+
+    Returns:
+        The validated spec, ready for `compile_pipeline`.
+
+    Raises:
+        ConfigError: With every issue found, each at its line and column.
+    """
+    text, file = read_source(path_or_text, file)
+    return parse_pipeline(text, file=file, set_vars=set_vars, strict=strict, env=env)
+
+
+def parse_pipeline(
+    text: str,
+    *,
+    file: str | None = None,
+    set_vars: Mapping[str, Any] | None = None,
+    strict: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> PipelineSpec:
+    """Like `load_pipeline`, for text already read."""
+    document = parse_document(text, file=file)
+    data, problems, failed = interpolate(
+        document.data, env=os.environ if env is None else env, overrides=set_vars
+    )
+    dropped = document.dropped | failed
+    spec: PipelineSpec | None = None
+    checks: list[Problem] = []
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as error:
+        checks += problems_from_validation(error, data)
+    checks += check_references(data)
+    if strict:
+        # Imported here: strict checks load the queue runtime, which --no-strict avoids.
+        from arvel_flow.spec.resolve import check_strict
+
+        checks += check_strict(data)
+    # A value dropped for a reason already reported (a tag, an unset variable) would
+    # only add a confusing second error at the same place.
+    problems += [problem for problem in checks if not _under(problem.path, dropped)]
+    issues = [*document.issues, *to_issues(problems, document.source_map, file)]
+    if issues or spec is None:
+        raise ConfigError(sort_issues(issues))
+    return spec
+
+
+def read_source(source: Source, file: str | None) -> tuple[str, str | None]:
+    """The text of a pipeline and the name to report it by."""
+    if isinstance(source, bytes):
+        return decode_source(source, file=file), file
+    if isinstance(source, str) and not _looks_like_path(source):
+        return source, file
+    path = FilePath(source)
+    name = file or str(source)
+    try:
+        check_size(path.stat().st_size, file=name)
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            [ConfigIssue(f"cannot read the file: {error.strerror or error}", file=name)]
+        ) from None
+    return decode_source(raw, file=name), name
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text or not text.strip():
+        return False
+    return text.endswith((".yaml", ".yml")) or os.path.isfile(text)
+
+
+def to_issues(
+    problems: list[Problem], source_map: SourceMap, file: str | None
+) -> list[ConfigIssue]:
+    """Problems → issues with positions, each once."""
+    issues: dict[tuple[Path, str], ConfigIssue] = {}
+    for problem in problems:
+        position = source_map.find(problem.path, problem.at)
+        issue = ConfigIssue(
+            problem.message, format_path(problem.path), file, position.line, position.column
+        )
+        issues.setdefault((problem.path, problem.message), issue)
+    return list(issues.values())
+
+
+def sort_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """In file order, as a compiler lists them."""
+    return sorted(issues, key=lambda issue: (issue.line or 0, issue.column or 0, issue.message))
+
+
+def _under(path: Path, dropped: frozenset[Path] | set[Path]) -> bool:
+    return any(path[: len(prefix)] == prefix for prefix in dropped)

@@ -1,0 +1,115 @@
+"""``arvel-flow validate``: formats, exit codes, several files, strictness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from arvel_flow.cli.app import cli
+from tests.fixtures.spec_paths import ENV, EXAMPLES, INVALID, VALID
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env=ENV)
+
+
+def test_a_valid_file_exits_0(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["validate", str(VALID / "minimal.yaml")])
+    assert (result.exit_code, result.stdout) == (0, f"{VALID / 'minimal.yaml'}: ok\n")
+
+
+def test_every_example_validates_strictly(runner: CliRunner) -> None:
+    files = [str(path) for path in sorted(EXAMPLES.glob("*.yaml"))]
+    result = runner.invoke(cli, ["validate", *files])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(": ok\n") == len(files)
+
+
+def test_an_invalid_file_exits_2_with_compiler_style_lines(runner: CliRunner) -> None:
+    # Given an invalid file and its golden messages
+    path = INVALID / "schema_unknown_key.yaml"
+    expected = (
+        path.with_suffix(".expected").read_text().replace("schema_unknown_key.yaml", str(path))
+    )
+    # When it is validated
+    result = runner.invoke(cli, ["validate", str(path)])
+    # Then each issue is a FILE:LINE:COL line, then a summary, and the exit code is 2
+    assert result.exit_code == 2
+    assert result.stdout == expected + "5 errors in 1 of 1 file\n"
+
+
+def test_several_files_are_all_checked(runner: CliRunner) -> None:
+    files = [str(VALID / "minimal.yaml"), str(INVALID / "schema_bad_version.yaml"), "missing.yaml"]
+    result = runner.invoke(cli, ["validate", *files])
+    assert result.exit_code == 2
+    assert "schema_bad_version.yaml:1:10: error: version: Input should be 1" in result.stdout
+    assert "missing.yaml: error: cannot read the file: No such file or directory" in result.stdout
+    assert "minimal.yaml: ok" in result.stdout
+    assert result.stdout.endswith("2 errors in 2 of 3 files\n")
+
+
+def test_json_format_is_one_document(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cli, ["validate", "--format", "json", str(INVALID / "schema_bad_version.yaml")]
+    )
+    document = json.loads(result.stdout)
+    assert result.exit_code == 2
+    assert document == {
+        "valid": False,
+        "files": [
+            {
+                "file": str(INVALID / "schema_bad_version.yaml"),
+                "valid": False,
+                "issues": [
+                    {"path": "version", "line": 1, "column": 10, "message": "Input should be 1"}
+                ],
+            }
+        ],
+    }
+
+
+def test_github_format_writes_annotations(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cli, ["validate", "--format", "github", str(INVALID / "schema_bad_version.yaml")]
+    )
+    first = result.stdout.splitlines()[0]
+    assert (
+        first
+        == f"::error file={INVALID / 'schema_bad_version.yaml'},line=1,col=10,title=arvel-flow::"
+        "version: Input should be 1"
+    )
+
+
+def test_no_strict_skips_imports(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nname: x\npipeline:\n  job: not_installed.jobs:Job\n")
+    assert runner.invoke(cli, ["validate", "--no-strict", str(path)]).exit_code == 0
+    strict = runner.invoke(cli, ["validate", str(path)])
+    assert strict.exit_code == 2
+    assert "no module named 'not_installed'" in strict.stdout
+
+
+def test_set_overrides_a_variable(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nname: x\nvars: {rows: 1}\npipeline:\n"
+        "  job: tests.fixtures.jobs_for_spec:ImportRows\n  with: {path: a, rows: '${vars.rows}'}\n"
+    )
+    assert runner.invoke(cli, ["validate", str(path), "--set", "rows=5"]).exit_code == 0
+    result = runner.invoke(cli, ["validate", str(path), "--set", "rows=many"])
+    assert result.exit_code == 2
+    assert "Input should be a valid integer" in result.stdout
+
+
+def test_a_malformed_set_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["validate", str(VALID / "minimal.yaml"), "--set", "novalue"])
+    assert result.exit_code == 2
+    assert "'novalue' is not NAME=VALUE" in result.stderr
+
+
+def test_no_file_is_a_usage_error(runner: CliRunner) -> None:
+    assert runner.invoke(cli, ["validate"]).exit_code == 2
