@@ -117,9 +117,14 @@ class JobSettings:
     def of(cls, source: object, **overrides: Any) -> JobSettings:
         """Settings read from a job instance or class (Job defaults where it has none)."""
         values: dict[str, Any] = {}
-        for name in JOB_SETTING_FIELDS:
-            if hasattr(source, name):
-                values[name] = getattr(source, name)
+        if inspect.isclass(source) and issubclass(source, BaseModel):
+            # Pydantic keeps field defaults in model_fields, not on the class.
+            fields = source.model_fields
+            values = {n: fields[n].default for n in JOB_SETTING_FIELDS if n in fields}
+        else:
+            for name in JOB_SETTING_FIELDS:
+                if hasattr(source, name):
+                    values[name] = getattr(source, name)
         values.update(overrides)
         return cls.from_values(values)
 

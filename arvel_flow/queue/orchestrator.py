@@ -11,7 +11,9 @@ on, which makes it safe to repeat: that is how `resume` continues a crashed run.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from arvel_flow.errors import RunNotFoundError
@@ -41,6 +43,16 @@ from arvel_flow.store.contracts import (
 )
 
 Send = Callable[[Sequence[Envelope]], Awaitable[None]]
+
+
+@dataclass
+class _Outbox:
+    """What one advance decided: envelopes to send, and duplicate steps to finish next."""
+
+    envelopes: list[Envelope] = field(default_factory=list)
+    duplicates: deque[str] = field(default_factory=deque)
+
+
 OK_STATES = frozenset({"succeeded", "duplicate"})
 """Final states that count as success for the enclosing chain or batch."""
 
@@ -77,9 +89,9 @@ class Orchestrator:
         )
         self._plans[run_id] = plan
         self._emit("run.started", run_id, name=plan.name)
-        outbox: list[Envelope] = []
+        outbox = _Outbox()
         await self._start(run_id, plan, plan.root, outbox)
-        await self._send(outbox)
+        await self._flush(run_id, plan, outbox)
         return run_id
 
     async def resume(self, run_id: str) -> Plan:
@@ -95,11 +107,11 @@ class Orchestrator:
             return plan
         await self.store.set_run_status(run_id, "running", self.clock.now())
         records = await self.store.get_steps(run_id)
-        outbox: list[Envelope] = []
+        outbox = _Outbox()
         for key, record in records.items():
             node = plan.node(key)
             if isinstance(node, JobNode) and not record.final:
-                outbox.append(self._envelope(run_id, node, attempts=record.attempts))
+                outbox.envelopes.append(self._envelope(run_id, node, attempts=record.attempts))
         for group in plan.groups_deepest_first():
             group_record = records.get(group.key)
             if group_record is None or group_record.final:
@@ -109,11 +121,11 @@ class Orchestrator:
             await self._advance(run_id, plan, group, outbox)
         if plan.root.key not in records:
             await self._start(run_id, plan, plan.root, outbox)
-        await self._send(outbox)
+        await self._flush(run_id, plan, outbox)
         return plan
 
     async def _resend_started_members(
-        self, run_id: str, batch: BatchNode, records: dict[str, StepRecord], outbox: list[Envelope]
+        self, run_id: str, batch: BatchNode, records: dict[str, StepRecord], outbox: _Outbox
     ) -> None:
         """Resend the batch's started job members that left no record before the crash.
 
@@ -125,7 +137,7 @@ class Orchestrator:
         for index in range(started):
             member = batch.member(index)
             if isinstance(member, JobNode) and member.key not in records:
-                outbox.append(self._envelope(run_id, member, attempts=0))
+                outbox.envelopes.append(self._envelope(run_id, member, attempts=0))
 
     async def job_finished(
         self, envelope: Envelope, state: StepState, attempts: int, error: str | None
@@ -134,11 +146,17 @@ class Orchestrator:
         if envelope.run_id is None or envelope.step is None:
             return
         plan = await self.plan_of(envelope.run_id)
-        outbox: list[Envelope] = []
+        outbox = _Outbox()
         await self._finish(
             envelope.run_id, plan, envelope.step, state, outbox, attempts=attempts, error=error
         )
-        await self._send(outbox)
+        await self._flush(envelope.run_id, plan, outbox)
+
+    async def _flush(self, run_id: str, plan: Plan, outbox: _Outbox) -> None:
+        """Finish the duplicates an advance found, then send what it dispatched."""
+        while outbox.duplicates:
+            await self._finish(run_id, plan, outbox.duplicates.popleft(), "duplicate", outbox)
+        await self._send(outbox.envelopes)
 
     async def plan_of(self, run_id: str) -> Plan:
         """The run's plan, loaded from the store once per process."""
@@ -172,14 +190,12 @@ class Orchestrator:
 
     # Starting ---------------------------------------------------------------------------
 
-    async def _start(self, run_id: str, plan: Plan, node: Node, outbox: list[Envelope]) -> None:
+    async def _start(self, run_id: str, plan: Plan, node: Node, outbox: _Outbox) -> None:
         """Claim ``node`` (once) and start it."""
         if await self.store.claim_step(run_id, node.key, self.clock.now()):
             await self._start_claimed(run_id, plan, node, outbox)
 
-    async def _start_claimed(
-        self, run_id: str, plan: Plan, node: Node, outbox: list[Envelope]
-    ) -> None:
+    async def _start_claimed(self, run_id: str, plan: Plan, node: Node, outbox: _Outbox) -> None:
         parent = plan.parent(node.key)
         if parent is not None and isinstance(parent[0], ChainNode) and parent[1] == "step":
             self._emit("chain.step", run_id, step=node.key, chain=parent[0].key)
@@ -189,16 +205,26 @@ class Orchestrator:
             return
         envelope = await self.claim_unique(self._envelope(run_id, node, attempts=0))
         if envelope is None:
-            await self._finish(run_id, plan, node.key, "duplicate", outbox)
+            # Finished after this advance, not inside it: a long run of duplicates
+            # must not nest one call deeper each.
+            outbox.duplicates.append(node.key)
             return
-        outbox.append(envelope)
+        outbox.envelopes.append(envelope)
 
     def _envelope(self, run_id: str, node: JobNode, *, attempts: int) -> Envelope:
-        available_at = (
-            self.clock.now() + node.job.settings.delay if node.job.settings.delay else 0.0
-        )
+        settings = node.job.settings
+        available_at = self.clock.now() + settings.delay if settings.delay else 0.0
+        # A step's unique lock belongs to the step, not to one delivery of it, so that a
+        # resumed run (new envelopes) still releases it.
+        owner = f"{run_id}:{node.key}" if settings.unique_for else None
         return Envelope(
-            node.job, new_id(), run_id, node.key, attempts=attempts, available_at=available_at
+            node.job,
+            new_id(),
+            run_id,
+            node.key,
+            attempts=attempts,
+            available_at=available_at,
+            unique_owner=owner,
         )
 
     async def claim_unique(self, envelope: Envelope) -> Envelope | None:
@@ -211,8 +237,9 @@ class Orchestrator:
         if not settings.unique_for:
             return envelope
         job = envelope.job.build()
-        if await self.guard.claim(job, settings, envelope.job.target, envelope.id):
-            return envelope.next(unique_owner=envelope.id)
+        owner = envelope.unique_owner or envelope.id
+        if await self.guard.claim(job, settings, envelope.job.target, owner):
+            return envelope.next(unique_owner=owner)
         self._emit(
             "job.duplicate",
             envelope.run_id,
@@ -230,7 +257,7 @@ class Orchestrator:
         plan: Plan,
         key: str,
         state: StepState,
-        outbox: list[Envelope],
+        outbox: _Outbox,
         *,
         attempts: int = 0,
         error: str | None = None,
@@ -273,7 +300,7 @@ class Orchestrator:
         run_id: str,
         plan: Plan,
         group: Node,
-        outbox: list[Envelope],
+        outbox: _Outbox,
         counters: BatchCounters | None = None,
     ) -> None:
         if isinstance(group, ChainNode):
@@ -282,7 +309,7 @@ class Orchestrator:
             await self._advance_batch(run_id, plan, group, outbox, counters)
 
     async def _advance_chain(
-        self, run_id: str, plan: Plan, chain: ChainNode, outbox: list[Envelope]
+        self, run_id: str, plan: Plan, chain: ChainNode, outbox: _Outbox
     ) -> None:
         """Start the next step, or stop at a failure, then settle the chain."""
         keys = [step.key for step in chain.steps]
@@ -306,7 +333,7 @@ class Orchestrator:
         run_id: str,
         plan: Plan,
         batch: BatchNode,
-        outbox: list[Envelope],
+        outbox: _Outbox,
         counters: BatchCounters | None,
     ) -> None:
         """Start members within the concurrency, or cancel the rest past the allowance."""
@@ -338,7 +365,7 @@ class Orchestrator:
         group: ChainNode | BatchNode,
         outcome: StepState,
         records: dict[str, StepRecord],
-        outbox: list[Envelope],
+        outbox: _Outbox,
     ) -> None:
         """Run the callbacks due for ``outcome`` one after another, then finish the group."""
         due = [
