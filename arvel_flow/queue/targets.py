@@ -12,6 +12,7 @@ import builtins
 import functools
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -209,11 +210,15 @@ def _function_model(function: Callable[..., Any]) -> type[BaseModel]:
         annotation = Any if param.annotation is param.empty else param.annotation
         default = ... if param.default is param.empty else param.default
         fields[name] = (annotation, default)
-    model: type[BaseModel] = pydantic.create_model(
-        f"{function.__qualname__}Params",
-        __config__=ConfigDict(arbitrary_types_allowed=True),
-        **fields,
-    )
+    with warnings.catch_warnings():
+        # A parameter may be named like a BaseModel attribute (``schema``); Pydantic
+        # warns that it shadows it, which is harmless for a parameters-only model.
+        warnings.simplefilter("ignore")
+        model: type[BaseModel] = pydantic.create_model(
+            f"{function.__qualname__}Params",
+            __config__=ConfigDict(arbitrary_types_allowed=True),
+            **fields,
+        )
     return model
 
 
@@ -233,6 +238,8 @@ def resolve_target(path: str, *, allowed: Sequence[str] | None = None) -> JobTar
 def classify_target(path: str, obj: Any) -> TargetKind:
     """Say whether ``obj`` is a `Job`, a duck-typed Pydantic job or a function."""
     if is_job_class(obj):
+        if not inspect.iscoroutinefunction(getattr(obj, "handle", None)):
+            raise ImportTargetError(path, "a Job's handle() must be 'async def handle(self)'")
         return "job"
     if inspect.isclass(obj):
         handle = getattr(obj, "handle", None)
@@ -294,11 +301,7 @@ def _instance_class_path(cls: Any) -> str:
 @functools.lru_cache(maxsize=1024)
 def _class_default_settings(cls: Any) -> JobSettings:
     """The settings of a job class's instances that override none (shared, immutable)."""
-    fields = getattr(cls, "model_fields", {})
-    defaults = type(
-        "Defaults", (), {n: fields[n].default for n in JOB_SETTING_FIELDS if n in fields}
-    )
-    return JobSettings.of(defaults)
+    return JobSettings.of(cls)
 
 
 @dataclass(frozen=True, slots=True)
