@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ def is_retryable(error: BaseException, settings: JobSettings) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=256)
 def exception_classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
     """Import exception classes by builtin name or dotted path.
 

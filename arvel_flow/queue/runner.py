@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
+from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import (
     ImportTargetError,
@@ -25,11 +26,12 @@ from arvel_flow.errors import (
     LockError,
 )
 from arvel_flow.lock.contracts import LockContract
-from arvel_flow.queue.backoff import GiveUp, next_step
+from arvel_flow.queue.backoff import GiveUp, exception_classes, next_step
 from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.job import JOB_SETTING_FIELDS, is_job_class
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
 from arvel_flow.queue.redaction import declared_secret_fields, redact, secret_fields
 from arvel_flow.queue.targets import JobRef, resolve_target
@@ -136,6 +138,14 @@ class JobRunner:
             return await self._fail(
                 None, envelope, error, envelope.attempts, "the job could not be built"
             )
+        if ref.settings.retry_on or ref.settings.dont_retry_on:
+            # Checked before the run: found only after a failure, a name that cannot be
+            # imported would escape the attempt and the delivery would be lost.
+            try:
+                exception_classes(ref.settings.retry_on + ref.settings.dont_retry_on)
+            except ImportTargetError as error:
+                reason = "its retry policy names an exception that cannot be imported"
+                return await self._fail(job, envelope, error, envelope.attempts, reason)
         now = self.clock.now()
         first_attempt_at = (
             envelope.first_attempt_at if envelope.first_attempt_at is not None else now
@@ -222,10 +232,10 @@ class JobRunner:
             id=new_id(),
             job=ref.target,
             queue=ref.settings.queue_name,
-            payload=redact(ref.params, self._secret_fields(job, ref)),
+            payload=self._payload(job, ref),
             exception=_exception_path(error),
-            message=str(error),
-            traceback="".join(traceback.format_exception(error)),
+            message=_message(error),
+            traceback=_traceback(error),
             attempts=attempts,
             failed_at=self.clock.now(),
             run_id=envelope.run_id,
@@ -242,6 +252,22 @@ class JobRunner:
             failed_id=record.id,
         )
         return Failed(error, attempts, reason)
+
+    def _payload(self, job: Any, ref: JobRef) -> dict[str, Any]:
+        """The job's parameters for the failed-jobs store, every secret masked.
+
+        A built model is dumped again with its `SecretStr` values still wrapped, so that
+        secrets nested in sub-models and lists are caught too: ``ref.params`` has them
+        revealed for transport.
+        """
+        if isinstance(job, pydantic.BaseModel):
+            exclude = set(JOB_SETTING_FIELDS) if is_job_class(type(job)) else None
+            raw = job.model_dump(mode="python", exclude=exclude)
+            masked: dict[str, Any] = to_jsonable_python(
+                redact(raw, secret_fields(job)), fallback=str
+            )
+            return masked
+        return redact(ref.params, self._secret_fields(job, ref))
 
     def _secret_fields(self, job: Any, ref: JobRef) -> set[str]:
         """Fields holding secrets: from the instance, or as declared when it could not be built."""
@@ -285,5 +311,26 @@ def _exception_path(error: BaseException) -> str:
     )
 
 
+def _message(error: BaseException) -> str:
+    """``str(error)``, except that a validation error does not echo the values it refused.
+
+    A parameter that fails validation may be a secret of the wrong type (a numeric
+    token): Pydantic's own message would put it in the record and the events.
+    """
+    if isinstance(error, pydantic.ValidationError):
+        problems = error.errors(include_url=False, include_input=False, include_context=False)
+        lines = [f"{error.error_count()} validation error(s) for {error.title}"]
+        lines += [f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems]
+        return "\n".join(lines)
+    return str(error)
+
+
+def _traceback(error: BaseException) -> str:
+    text = "".join(traceback.format_exception(error))
+    if isinstance(error, pydantic.ValidationError):
+        text = text.replace(str(error), _message(error))
+    return text
+
+
 def _describe(error: BaseException) -> str:
-    return f"{_exception_path(error)}: {error}"
+    return f"{_exception_path(error)}: {_message(error)}"

@@ -1,0 +1,139 @@
+"""Events from the runner and the orchestration (SPEC §5 names and fields)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arvel_flow.queue.batch import Batch
+from arvel_flow.queue.chain import Chain
+from arvel_flow.queue.drivers import SyncQueue
+from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.result import BatchResult
+from arvel_flow.store import MemoryStore
+from tests.unit.queue.flow_harness import T0, Events, FakeClock, Harness
+from tests.unit.queue.flow_jobs import JOBS, Journal, Secretive, Step
+
+pytestmark = pytest.mark.timeout(10)
+
+JOB_EVENTS = ("job.dispatched", "job.started", "job.retrying", "job.succeeded")
+
+
+async def test_job_events_carry_time_run_step_job_and_attempt(
+    memory_harness: Harness, events: Events
+) -> None:
+    # Given a chain whose second step fails once and is retried after 5 s
+    chain = Chain(Step(name="a"), Step(name="b", fail_times=1, max_retries=1, backoff=5))
+    # When it runs
+    result = await chain.dispatch(memory_harness.queue())
+    assert isinstance(result, BatchResult)
+    # Then each job event of that step names the run, the step, the job and the attempt, at its time
+    seen = [
+        (e.event, e.time, e.run_id, e.step, e.job, e.attempt) for e in events if e.step == "root.1"
+    ]
+    run = result.run_id
+    assert [s for s in seen if s[0] in JOB_EVENTS] == [
+        ("job.dispatched", T0, run, "root.1", f"{JOBS}:Step", 1),
+        ("job.started", T0, run, "root.1", f"{JOBS}:Step", 1),
+        ("job.retrying", T0, run, "root.1", f"{JOBS}:Step", 1),
+        ("job.started", T0 + 5, run, "root.1", f"{JOBS}:Step", 2),
+        ("job.succeeded", T0 + 5, run, "root.1", f"{JOBS}:Step", 2),
+    ]
+
+
+async def test_the_json_form_of_a_job_event_has_the_required_keys(
+    memory_harness: Harness, events: Events
+) -> None:
+    # Given a job that ran in a chain
+    await Chain(Step(name="a")).dispatch(memory_harness.queue())
+    # When its events are written as JSON lines
+    [started] = events.named("job.started")
+    line = json.loads(json.dumps(started.to_dict()))
+    # Then each has event, time, run_id, step, job and attempt
+    assert {"event", "time", "run_id", "step", "job", "attempt"} <= set(line)
+    assert (line["event"], line["step"], line["job"], line["attempt"]) == (
+        "job.started",
+        "root.0",
+        f"{JOBS}:Step",
+        1,
+    )
+
+
+async def test_a_run_announces_its_start_and_its_end_once(harness: Harness, events: Events) -> None:
+    # Given a failing chain
+    # When it runs
+    result = await Chain(Step(name="a", fail_times=-1)).dispatch(harness.queue())
+    assert isinstance(result, BatchResult)
+    # Then run.started and run.finished came once each, for that run, with its status
+    [started] = events.named("run.started")
+    [finished] = events.named("run.finished")
+    assert started.run_id == finished.run_id == result.run_id
+    assert finished.data["status"] == "failed"
+    assert events.index(started) == 0
+    assert events.index(finished) == len(events) - 1
+
+
+async def test_chain_step_events_follow_the_chain(memory_harness: Harness, events: Events) -> None:
+    # Given a chain of a job, a batch and a job
+    chain = Chain(Step(name="a"), Batch([Step(name="b")]), Step(name="c"))
+    # When it runs
+    await chain.dispatch(memory_harness.queue())
+    # Then each step was announced as it started, in order
+    steps = [(e.step, e.data["chain"]) for e in events.named("chain.step")]
+    assert steps == [("root.0", "root"), ("root.1", "root"), ("root.2", "root")]
+
+
+async def test_job_failed_event_points_at_the_failed_job_record(
+    memory_harness: Harness, events: Events
+) -> None:
+    # Given a job that fails for good
+    queue = memory_harness.queue()
+    # When it runs
+    await memory_harness.run(Step(name="x", fail_times=-1), queue=queue)
+    # Then job.failed says why and names the record in the failed-jobs store
+    [failed] = events.named("job.failed")
+    assert failed.data["error"] == "RuntimeError: x failed on attempt 1"
+    record = await queue.store.get_failed(failed.data["failed_id"])
+    assert record is not None
+    assert record.job == failed.job
+
+
+async def test_a_lone_job_reports_its_class_path_as_step(
+    memory_harness: Harness, events: Events
+) -> None:
+    # Given a job dispatched outside any flow / When it runs
+    await memory_harness.run(Step(name="x"))
+    # Then its events have no run, and the class path as step
+    [succeeded] = events.named("job.succeeded")
+    assert (succeeded.run_id, succeeded.step, succeeded.job) == (
+        None,
+        f"{JOBS}:Step",
+        f"{JOBS}:Step",
+    )
+
+
+async def test_events_never_carry_secrets(harness: Harness, events: Events) -> None:
+    # Given a job with secret fields that fails in a batch
+    # When it runs
+    await Batch([Secretive(user="ann", max_retries=1, backoff=1)]).dispatch(harness.queue())
+    # Then no event, in its JSON form, holds any of the secret values
+    text = "\n".join(json.dumps(e.to_dict(), default=str) for e in events)
+    assert "cannot import for ann" in text
+    for secret in ("hunter2", "ak-123", "tok-456", "cs-789", "postgres://u:pw@db/app"):
+        assert secret not in text
+
+
+async def test_every_listener_gets_every_event(clock: FakeClock, journal: Journal) -> None:
+    # Given a queue with two listeners, the first of which raises on every event
+    received: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("listener bug")
+
+    queue = SyncQueue(store=MemoryStore(), clock=clock, events=EventBus(broken, received.append))
+    # When a job runs
+    await queue.dispatch(Step(name="x"))
+    # Then the job ran and the second listener got all the events
+    assert journal.entries == ["x"]
+    assert [e.event for e in received] == ["job.dispatched", "job.started", "job.succeeded"]
