@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.events import EventBus
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
 from arvel_flow.store.contracts import StoreContract
+from arvel_flow.store.urls import mask_url
+
+if TYPE_CHECKING:
+    from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+def open_queue_store(settings: QueueSettings) -> StoreContract:
+    """The store ``settings`` name; a Redis store keeps its keys under ``settings.prefix``."""
+    if settings.store.startswith(_REDIS_SCHEMES):
+        from arvel_flow.store.redis import RedisStore
+
+        return RedisStore(settings.store, prefix=settings.prefix)
+    return open_store(settings.store, commit_interval=settings.commit_interval)
+
+
+def broker_url(settings: QueueSettings) -> str:
+    """The broker's URL: ``url``, else a Redis store's URL, else Redis on localhost."""
+    if settings.url:
+        return settings.url
+    if settings.store.startswith(_REDIS_SCHEMES):
+        return settings.store
+    return DEFAULT_REDIS_URL
 
 
 def make_queue(
     settings: QueueSettings, *, events: EventBus | None = None, store: StoreContract | None = None
 ) -> BaseQueue:
-    """The driver named by ``settings``, on the store it names (or ``store``)."""
+    """The driver named by ``settings``, on the store it names (or ``store``).
+
+    With ``broker: redis`` the queue only sends: ``arvel-flow worker`` processes run the
+    jobs, and the store (which they must share) holds the run's progress.
+    """
+    if settings.driver == "taskiq" and settings.broker != "memory":
+        check_shared_store(settings)
     if store is None:
-        store = open_store(settings.store, commit_interval=settings.commit_interval)
+        store = open_queue_store(settings)
     allowed = settings.allowed_modules or None
     if settings.driver == "sync":
         from arvel_flow.queue.drivers.sync import SyncQueue
@@ -25,12 +59,14 @@ def make_queue(
         from arvel_flow.queue.drivers.null import NullQueue
 
         return NullQueue(store=store, events=events, allowed_modules=allowed)
+    if settings.broker == "redis":
+        return make_redis_queue(settings, store=store, events=events)
     if settings.broker != "memory":
         raise ConfigError(
             [
                 ConfigIssue(
-                    f"broker {settings.broker!r} runs jobs in `arvel-flow worker` processes; "
-                    "`run` embeds the in-process broker only (use --broker memory)",
+                    f"broker {settings.broker!r} is not supported yet: use redis for "
+                    "distributed runs (see docs/distributed.md)",
                     path="queue.broker",
                 )
             ]
@@ -40,3 +76,45 @@ def make_queue(
     return TaskiqQueue(
         concurrency=settings.concurrency, store=store, events=events, allowed_modules=allowed
     )
+
+
+def make_redis_queue(
+    settings: QueueSettings, *, store: StoreContract, events: EventBus | None = None
+) -> TaskiqQueue:
+    """A `TaskiqQueue` on a ``RedisStreamBroker``: streams and delays under ``settings.prefix``."""
+    from taskiq_redis import RedisStreamBroker
+
+    from arvel_flow.queue.drivers.redis import RedisStreamTransport
+    from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
+    from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+
+    url = broker_url(settings)
+    try:
+        broker = RedisStreamBroker(
+            url, queue_name=StreamKeys(settings.prefix).stream("default"), consumer_group_name=GROUP
+        )
+    except ValueError as error:
+        issue = ConfigIssue(f"invalid redis URL {mask_url(url)!r}: {error}", path="queue.url")
+        raise ConfigError([issue]) from None
+    transport = RedisStreamTransport.for_broker(
+        broker, prefix=settings.prefix, max_connections=max(64, 4 * settings.concurrency)
+    )
+    return TaskiqQueue(
+        broker,
+        concurrency=settings.concurrency,
+        transport=transport,
+        store=store,
+        events=events,
+        allowed_modules=settings.allowed_modules or None,
+    )
+
+
+def check_shared_store(settings: QueueSettings) -> None:
+    """Refuse a store that workers in other processes cannot see."""
+    if settings.store == "memory":
+        issue = ConfigIssue(
+            f"broker {settings.broker!r} runs jobs in `arvel-flow worker` processes, which "
+            "cannot see a memory store: use redis://... (or sqlite:PATH on one machine)",
+            path="queue.store",
+        )
+        raise ConfigError([issue])

@@ -34,7 +34,7 @@ from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, is_job_class
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
 from arvel_flow.queue.redaction import declared_secret_fields, redact, secret_fields
-from arvel_flow.queue.targets import JobRef, resolve_target
+from arvel_flow.queue.targets import JobRef, check_allowed, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
 from arvel_flow.store.memory import MemoryStore
 
@@ -142,7 +142,10 @@ class JobRunner:
             # Checked before the run: found only after a failure, a name that cannot be
             # imported would escape the attempt and the delivery would be lost.
             try:
-                exception_classes(ref.settings.retry_on + ref.settings.dont_retry_on)
+                names = ref.settings.retry_on + ref.settings.dont_retry_on
+                for name in names:
+                    check_allowed(name, self.allowed_modules)
+                exception_classes(names)
             except ImportTargetError as error:
                 reason = "its retry policy names an exception that cannot be imported"
                 return await self._fail(job, envelope, error, envelope.attempts, reason)
@@ -159,6 +162,10 @@ class JobRunner:
         except _UnbuildableMiddleware as wrapped:
             reason = "its middleware could not be built"
             return await self._fail(job, envelope, wrapped.error, number, reason)
+        except LockError as error:
+            # A key naming a field the job lacks fails the same way every time.
+            reason = "a lock or rate-limit key could not be built from its fields"
+            return await self._fail(job, envelope, error, number, reason)
         except Exception as error:
             timed_out = isinstance(error, JobTimeoutError)
             exceptions = envelope.exceptions + (0 if timed_out else 1)
@@ -183,7 +190,7 @@ class JobRunner:
                 "job.retrying",
                 envelope,
                 number,
-                error=_describe(error),
+                error=describe_error(error),
                 delay=round(decision.at - self.clock.now(), 3),
             )
             return Retrying(retry, error)
@@ -247,7 +254,7 @@ class JobRunner:
             "job.failed",
             envelope,
             attempts,
-            error=_describe(error),
+            error=describe_error(error),
             reason=reason,
             failed_id=record.id,
         )
@@ -332,5 +339,6 @@ def _traceback(error: BaseException) -> str:
     return text
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """``Class: message`` for events and run state, without echoing refused values."""
     return f"{_exception_path(error)}: {_message(error)}"

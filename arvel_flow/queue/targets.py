@@ -60,6 +60,12 @@ def import_object(path: str, *, allowed: Sequence[str] | None = None) -> Any:
     raise ImportTargetError(path, f"no module named {parts[0]!r}")
 
 
+def check_allowed(path: str, allowed: Sequence[str] | None) -> None:
+    """Refuse a dotted path outside the allowed module prefixes (builtins always pass)."""
+    if allowed is not None and ("." in path or ":" in path) and not _is_allowed(path, allowed):
+        raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
+
+
 def _is_allowed(path: str, allowed: Sequence[str]) -> bool:
     module = path.partition(":")[0] if ":" in path else path
     return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)

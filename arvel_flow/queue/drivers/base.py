@@ -13,7 +13,15 @@ from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.orchestrator import Orchestrator
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
-from arvel_flow.queue.runner import Failed, JobRunner, Outcome, Released, Retrying, Succeeded
+from arvel_flow.queue.runner import (
+    Failed,
+    JobRunner,
+    Outcome,
+    Released,
+    Retrying,
+    Succeeded,
+    describe_error,
+)
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.store.contracts import StepState, StoreContract
 from arvel_flow.store.memory import MemoryStore
@@ -126,7 +134,7 @@ class BaseQueue:
         elif isinstance(outcome, Succeeded):
             await self.orchestrator.job_finished(envelope, "succeeded", outcome.attempts, None)
         elif isinstance(outcome, Failed):
-            error = f"{type(outcome.error).__name__}: {outcome.error}"
+            error = describe_error(outcome.error)
             await self.orchestrator.job_finished(envelope, "failed", outcome.attempts, error)
         return outcome
 
@@ -135,11 +143,7 @@ class BaseQueue:
         if envelope.run_id is None or envelope.step is None:
             return
         state: StepState = "retrying" if isinstance(outcome, Retrying) else "released"
-        error = (
-            f"{type(outcome.error).__name__}: {outcome.error}"
-            if isinstance(outcome, Retrying)
-            else None
-        )
+        error = describe_error(outcome.error) if isinstance(outcome, Retrying) else None
         await self.store.update_step(
             envelope.run_id,
             envelope.step,

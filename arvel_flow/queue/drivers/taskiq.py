@@ -1,9 +1,15 @@
 """`TaskiqQueue`: jobs travel through a Taskiq broker (in-memory here; Redis for workers).
 
-Taskiq's `InMemoryBroker` starts a task per message and ignores ``max_async_tasks``,
-so this driver enforces the concurrency limit itself: at most ``concurrency`` jobs
-are handed to the broker at a time, the rest wait in a local queue, and delayed jobs
-(backoffs, releases, ``later``) wait on timers, holding no slot.
+In process (``InMemoryBroker``): Taskiq's `InMemoryBroker` starts a task per message
+and ignores ``max_async_tasks``, so this driver enforces the concurrency limit itself:
+at most ``concurrency`` jobs are handed to the broker at a time, the rest wait in a
+local queue, and delayed jobs (backoffs, releases, ``later``) wait on timers, holding
+no slot.
+
+Across processes (any other broker): envelopes go to a `Transport` and are run by
+``arvel-flow worker`` processes, whose concurrency is theirs. On a
+``RedisStreamBroker`` that is `RedisStreamTransport`: streams per queue, and delayed
+jobs in Redis, promoted by the workers. Other brokers get `KickTransport`.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from taskiq import AsyncBroker, InMemoryBroker
+from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, InMemoryBroker
 
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope
@@ -24,11 +30,40 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "arvel_flow.run_envelope"
 
 
+class Transport(Protocol):
+    """How envelopes leave this process for workers elsewhere."""
+
+    async def send(self, envelopes: Sequence[Envelope], now: float) -> None:
+        """Send each envelope, to run at its ``available_at``."""
+        ...
+
+    async def size(self, queue: str) -> int:
+        """Messages of ``queue`` waiting to run (delayed ones included)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and timers."""
+        ...
+
+
 class TaskiqQueue(BaseQueue):
-    """Runs jobs through a Taskiq broker, at most ``concurrency`` at once in this process."""
+    """Runs jobs through a Taskiq broker: here, or in ``arvel-flow worker`` processes.
+
+    Args:
+        broker: ``InMemoryBroker`` (the default) runs jobs in this process, at most
+            ``concurrency`` at once. Any other broker sends them to workers.
+        concurrency: The in-process limit (workers have their own).
+        transport: How envelopes reach workers; by default `RedisStreamTransport` for
+            a ``RedisStreamBroker`` and `KickTransport` for other brokers.
+    """
 
     def __init__(
-        self, broker: AsyncBroker | None = None, *, concurrency: int = 16, **options: Any
+        self,
+        broker: AsyncBroker | None = None,
+        *,
+        concurrency: int = 16,
+        transport: Transport | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         if concurrency < 1:
@@ -41,6 +76,9 @@ class TaskiqQueue(BaseQueue):
             await self._receive(payload)
 
         self._task = self.broker.register_task(run_envelope, task_name=TASK_NAME)
+        self.transport = transport
+        if transport is None and not self._in_process:
+            self.transport = _transport_for(self.broker, self._task)
         self._ready: deque[Envelope] = deque()
         self._local: dict[str, Envelope] = {}
         self._timers: dict[asyncio.Task[None], Envelope] = {}
@@ -52,7 +90,9 @@ class TaskiqQueue(BaseQueue):
         self._idle.set()
 
     async def size(self, queue_name: str = "default") -> int:
-        """Jobs waiting here for a slot or a timer (not those running)."""
+        """Jobs waiting here for a slot or a timer (not those running), or in the broker."""
+        if self.transport is not None:
+            return await self.transport.size(queue_name)
         waiting = [*self._ready, *self._local.values(), *self._timers.values()]
         return sum(1 for e in waiting if e.job.settings.queue_name == queue_name)
 
@@ -88,10 +128,15 @@ class TaskiqQueue(BaseQueue):
         await self.drain()
         if self._started:
             await self.broker.shutdown()
+        if self.transport is not None:
+            await self.transport.close()
         await super().close()
 
     async def _send(self, envelopes: Sequence[Envelope]) -> None:
         now = self.clock.now()
+        if self.transport is not None:
+            await self.transport.send(envelopes, now)
+            return
         for envelope in envelopes:
             if envelope.available_at > now:
                 timer = asyncio.create_task(self._after(envelope.available_at - now, envelope))
@@ -121,20 +166,20 @@ class TaskiqQueue(BaseQueue):
             envelope = self._ready.popleft()
             self._running += 1
             self._idle.clear()
-            if self._in_process:
-                self._local[envelope.id] = envelope
-                await self._task.kiq(envelope.id)
-            else:
-                await self._task.kiq(envelope.to_json())
+            self._local[envelope.id] = envelope
+            await self._task.kiq(envelope.id)
 
     async def _receive(self, payload: str) -> None:
         """The Taskiq task: run one envelope, then free the slot."""
+        if not self._in_process:
+            # A Taskiq worker of another broker: its concurrency is its own.
+            await self.process(Envelope.from_json(payload))
+            return
         task = asyncio.current_task()
         if task is not None:
             self._working.add(task)
         try:
-            envelope = self._local.pop(payload) if self._in_process else Envelope.from_json(payload)
-            await self.process(envelope)
+            await self.process(self._local.pop(payload))
         except Exception:
             logger.exception("arvel-flow could not process a delivery")
         finally:
@@ -148,3 +193,59 @@ class TaskiqQueue(BaseQueue):
         # Idle: nothing left at all, or nothing running while paused.
         if not self._running and (self._paused or not (self._ready or self._timers)):
             self._idle.set()
+
+
+def _transport_for(broker: AsyncBroker, task: AsyncTaskiqDecoratedTask[Any, Any]) -> Transport:
+    from taskiq_redis import RedisStreamBroker
+
+    if isinstance(broker, RedisStreamBroker):
+        from arvel_flow.queue.drivers.redis import RedisStreamTransport
+
+        return RedisStreamTransport.for_broker(broker)
+    return KickTransport(broker, task)
+
+
+class KickTransport:
+    """Sends through any Taskiq broker with ``kiq``.
+
+    No Taskiq broker delays delivery, so delayed envelopes wait on timers in this
+    process: they are lost if it exits first. Use Redis for durable delays.
+    """
+
+    def __init__(self, broker: AsyncBroker, task: AsyncTaskiqDecoratedTask[Any, Any]) -> None:
+        self.broker = broker
+        self._task = task
+        self._started = False
+        self._timers: set[asyncio.Task[None]] = set()
+
+    async def send(self, envelopes: Sequence[Envelope], now: float) -> None:
+        """``kiq`` each envelope now, or after its delay."""
+        for envelope in envelopes:
+            if envelope.available_at > now:
+                timer = asyncio.create_task(self._later(envelope.available_at - now, envelope))
+                self._timers.add(timer)
+                timer.add_done_callback(self._timers.discard)
+            else:
+                await self._kick(envelope)
+
+    async def _later(self, delay: float, envelope: Envelope) -> None:
+        await asyncio.sleep(delay)
+        await self._kick(envelope)
+
+    async def _kick(self, envelope: Envelope) -> None:
+        if not self._started:
+            self._started = True
+            await self.broker.startup()
+        labels = {"queue_name": envelope.job.settings.queue_name}
+        await self._task.kicker().with_labels(**labels).kiq(envelope.to_json())
+
+    async def size(self, queue: str) -> int:
+        """Only the delayed envelopes waiting here are known."""
+        return len(self._timers)
+
+    async def close(self) -> None:
+        """Cancel the timers (their envelopes are lost) and stop the broker."""
+        for timer in tuple(self._timers):
+            timer.cancel()
+        if self._started:
+            await self.broker.shutdown()

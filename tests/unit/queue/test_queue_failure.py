@@ -291,11 +291,6 @@ async def test_a_mistyped_secret_parameter_is_not_echoed_into_the_record_or_even
     assert "918273645" not in json.dumps([e.to_dict() for e in events], default=str)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: BaseQueue.process stores f'{type(error).__name__}: {error}' as the step's error, "
-    "and str(ValidationError) echoes the refused input value (here a token) into the run state",
-)
 async def test_a_mistyped_secret_parameter_is_not_echoed_into_the_run_state(
     harness: Harness,
 ) -> None:

@@ -1,0 +1,236 @@
+"""Sending envelopes through Redis streams, for `TaskiqQueue` on a `RedisStreamBroker`.
+
+Ready messages go to the stream of their queue (one ``XADD`` each, pipelined: a batch
+of 2,000 members is one round trip per chunk, not one per job); messages with a
+future ``available_at`` (a ``later``, a backoff, a release) go to the queue's delayed
+sorted set, which workers promote to the stream when due (`arvel_flow.worker`).
+
+A worker handling a message collects what the job sends next (`collect`) and writes
+it in the same ``MULTI`` as the message's ``XACK``: the next step of a chain is sent
+if and only if the step that led to it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ResponseError
+
+from arvel_flow.lock.redis import describe_client, redis_errors
+from arvel_flow.queue.drivers.redis_wire import (
+    GROUP,
+    StreamKeys,
+    UnreadableMessageError,
+    decode_message,
+    encode_message,
+)
+from arvel_flow.queue.envelope import Envelope
+from arvel_flow.store.urls import mask_url
+
+if TYPE_CHECKING:
+    from taskiq_redis import RedisStreamBroker
+
+_CHUNK = 1000
+"""Commands per pipeline round trip."""
+
+Command = tuple[str, tuple[Any, ...]]
+
+_collector: ContextVar[list[Envelope] | None] = ContextVar("arvel_flow_outbox", default=None)
+_repairing: ContextVar[bool] = ContextVar("arvel_flow_repairing", default=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The stream entry to acknowledge (and delete) with what its job sent."""
+
+    stream: str
+    message_id: str
+
+
+class RedisStreamTransport:
+    """Writes envelopes to Redis streams (ready) and sorted sets (delayed).
+
+    Args:
+        client: A Redis client without ``decode_responses``; closed by `close` when
+            ``owns_client``.
+        keys: Where the streams and sets are.
+        backend: How to name the server in errors (no password).
+    """
+
+    def __init__(
+        self, client: Redis, keys: StreamKeys, *, backend: str, owns_client: bool = True
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.backend = backend
+        self._owns_client = owns_client
+        self._known_queues: set[str] = set()
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = "arvel-flow:", max_connections: int = 200
+    ) -> RedisStreamTransport:
+        """A transport on its own connection pool to ``url``."""
+        client = Redis.from_url(url, max_connections=max_connections, socket_connect_timeout=5)
+        return cls(client, StreamKeys(prefix), backend=mask_url(url))
+
+    @classmethod
+    def for_broker(
+        cls, broker: RedisStreamBroker, *, prefix: str = "arvel-flow:", max_connections: int = 200
+    ) -> RedisStreamTransport:
+        """A transport to the server of a Taskiq ``RedisStreamBroker``.
+
+        Only the broker's connection settings are used: streams are named per queue
+        (see `StreamKeys`), whatever the broker's own ``queue_name``.
+        """
+        pool = broker.connection_pool
+        client = Redis.from_pool(
+            ConnectionPool(
+                connection_class=pool.connection_class,
+                max_connections=max_connections,
+                **pool.connection_kwargs,
+            )
+        )
+        return cls(client, StreamKeys(prefix), backend=describe_client(client))
+
+    # Collecting -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[list[Envelope]]:
+        """Hold what is sent in this context (this task) in a list, for `flush`."""
+        outbox: list[Envelope] = []
+        token = _collector.set(outbox)
+        try:
+            yield outbox
+        finally:
+            _collector.reset(token)
+
+    @contextlib.contextmanager
+    def repairing(self) -> Iterator[None]:
+        """Drop, from what is sent in this context, steps that have a message already.
+
+        For continuing a run whose messages may be partly lost (see
+        `arvel_flow.worker`): jobs still in a stream or a delayed set are not sent twice.
+        """
+        token = _repairing.set(True)
+        try:
+            yield
+        finally:
+            _repairing.reset(token)
+
+    # Sending ----------------------------------------------------------------------------
+
+    async def send(self, envelopes: Sequence[Envelope], now: float) -> None:
+        """Send ``envelopes``: now, or into the outbox being collected."""
+        if _repairing.get():
+            envelopes = await self._not_live(envelopes)
+        outbox = _collector.get()
+        if outbox is not None:
+            outbox.extend(envelopes)
+        elif envelopes:
+            await self.flush(envelopes, now, ack=None)
+
+    async def flush(self, envelopes: Sequence[Envelope], now: float, ack: Ack | None) -> None:
+        """Write ``envelopes`` and acknowledge ``ack``; the ack and the last chunk are one MULTI."""
+        commands = self._commands(envelopes, now)
+        if ack is not None:
+            commands.append(("XACK", (ack.stream, GROUP, ack.message_id)))
+            commands.append(("XDEL", (ack.stream, ack.message_id)))
+        for start in range(0, len(commands), _CHUNK):
+            last = start + _CHUNK >= len(commands)
+            await self._execute(commands[start : start + _CHUNK], atomic=last and ack is not None)
+
+    def _commands(self, envelopes: Sequence[Envelope], now: float) -> list[Command]:
+        commands: list[Command] = []
+        for envelope in envelopes:
+            queue = envelope.job.settings.queue_name
+            if queue not in self._known_queues:
+                self._known_queues.add(queue)
+                commands.append(("SADD", (self.keys.queues, queue)))
+            stream = self.keys.stream(queue)
+            data = encode_message(envelope, stream)
+            if envelope.available_at > now:
+                commands.append(("ZADD", (self.keys.delayed(queue), envelope.available_at, data)))
+            else:
+                commands.append(("XADD", (stream, "*", "data", data)))
+        return commands
+
+    async def _execute(self, commands: Sequence[Command], *, atomic: bool) -> None:
+        if not commands:
+            return
+        with redis_errors(self.backend):
+            async with self.client.pipeline(transaction=atomic) as pipe:
+                for name, args in commands:
+                    pipe.execute_command(name, *args)
+                await pipe.execute()
+
+    # Looking ----------------------------------------------------------------------------
+
+    async def size(self, queue: str) -> int:
+        """Messages of ``queue`` waiting: in the stream and not delivered, or delayed."""
+        stream = self.keys.stream(queue)
+        with redis_errors(self.backend):
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.xlen(stream)
+                pipe.zcard(self.keys.delayed(queue))
+                pipe.xpending(stream, GROUP)
+                length, delayed, pending = await pipe.execute(raise_on_error=False)
+        if isinstance(pending, ResponseError):  # no worker has created the group yet
+            pending = {"pending": 0}
+        # Acknowledged entries are deleted, so the stream holds pending + undelivered.
+        return int(length) - int(pending["pending"]) + int(delayed)
+
+    async def live_steps(self, run_id: str) -> set[str]:
+        """Steps of ``run_id`` that have a message in a stream or a delayed set."""
+        steps: set[str] = set()
+        with redis_errors(self.backend):
+            queues = await self.client.smembers(self.keys.queues)
+            for raw in queues:
+                queue = raw.decode() if isinstance(raw, bytes) else str(raw)
+                async for data in self._messages(queue):
+                    try:
+                        envelope = decode_message(data)
+                    except UnreadableMessageError:
+                        continue
+                    if envelope.run_id == run_id and envelope.step is not None:
+                        steps.add(envelope.step)
+        return steps
+
+    async def _messages(self, queue: str) -> AsyncIterator[bytes | None]:
+        stream = self.keys.stream(queue)
+        start = "-"
+        while True:
+            entries = cast(list[Any], await self.client.xrange(stream, start, "+", count=_CHUNK))
+            for _, fields in entries:
+                yield fields.get(b"data")
+            if len(entries) < _CHUNK:
+                break
+            start = "(" + entries[-1][0].decode()
+        delayed = cast(list[bytes], await self.client.zrange(self.keys.delayed(queue), 0, -1))
+        for data in delayed:
+            yield data
+
+    async def _not_live(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        if not envelopes:
+            return []
+        live: dict[str, set[str]] = {}
+        kept: list[Envelope] = []
+        for envelope in envelopes:
+            if envelope.run_id is None or envelope.step is None:
+                kept.append(envelope)
+                continue
+            if envelope.run_id not in live:
+                live[envelope.run_id] = await self.live_steps(envelope.run_id)
+            if envelope.step not in live[envelope.run_id]:
+                kept.append(envelope)
+        return kept
+
+    async def close(self) -> None:
+        """Close the client if this transport made it."""
+        if self._owns_client:
+            await self.client.aclose()

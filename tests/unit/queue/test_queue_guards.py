@@ -1,0 +1,48 @@
+"""Failures that would repeat identically on every attempt fail at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from arvel_flow.errors import ImportTargetError, JobFailedError, LockError
+from arvel_flow.queue.job import MiddlewareRef
+from arvel_flow.queue.runner import JobRunner
+from arvel_flow.queue.targets import JobRef
+from arvel_flow.store.memory import MemoryStore
+
+from .flow_jobs import JOURNAL, Step
+
+JOBS = "tests.unit.queue.flow_jobs"
+
+
+async def test_a_rate_limit_key_naming_a_missing_field_fails_without_retrying() -> None:
+    # Given a job whose rate-limit key names a field the job does not have
+    limited = MiddlewareRef(
+        "rate_limited", {"key": "k-{nope}", "max_attempts": 1, "decay_seconds": 1}
+    )
+    ref = JobRef.of(Step(name="keyed"), max_retries=3, middleware=(limited,))
+    store = MemoryStore()
+    # When it runs
+    with pytest.raises(JobFailedError) as caught:
+        await JobRunner(store=store).execute(ref)
+    # Then it failed on its first attempt, with the key problem, and never ran
+    assert caught.value.attempts == 1
+    assert isinstance(caught.value.__cause__, LockError)
+    assert "keyed" not in JOURNAL.entries
+    assert len(await store.list_failed()) == 1
+
+
+async def test_a_retry_policy_naming_an_exception_outside_the_allowed_modules_fails() -> None:
+    # Given a worker allowed to import only this test package, and a job whose policy
+    # names an exception class elsewhere
+    ref = JobRef(f"{JOBS}:Step", {"name": "policy"}).with_settings(
+        retry_on=("json.JSONDecodeError",)
+    )
+    runner = JobRunner(allowed_modules=("tests.unit.queue",))
+    # When it runs
+    with pytest.raises(JobFailedError) as caught:
+        await runner.execute(ref)
+    # Then it failed without running, and the refusal names the module rule
+    assert isinstance(caught.value.__cause__, ImportTargetError)
+    assert "allowed modules" in str(caught.value.__cause__)
+    assert "policy" not in JOURNAL.entries
