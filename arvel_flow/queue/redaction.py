@@ -54,6 +54,34 @@ def redact(
     return {key: _redact_value(key, value, secrets) for key, value in data.items()}
 
 
+def secret_values(params: Mapping[str, Any], secrets: set[str] | frozenset[str]) -> frozenset[str]:
+    """The plain values of a job's sensitive parameters, to scrub from error text.
+
+    Values shorter than four characters are left out: masking every ``1`` or ``on`` in
+    a message would hide more than it protects.
+    """
+    found: set[str] = set()
+    for key, value in params.items():
+        if key in secrets or is_sensitive_name(key):
+            text = value.get_secret_value() if isinstance(value, SecretStr | SecretBytes) else value
+            if isinstance(text, str | int | float | bytes) and len(str(text)) >= 4:
+                found.add(text.decode() if isinstance(text, bytes) else str(text))
+        elif isinstance(value, Mapping):
+            found |= secret_values(value, frozenset())
+    return frozenset(found)
+
+
+def scrub(text: str, values: frozenset[str]) -> str:
+    """``text`` with every secret value in ``values`` replaced by ``***``.
+
+    An exception message may quote a secret (``login failed for hunter2``); its
+    class, message and traceback pass through here before they are shown or stored.
+    """
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
+
+
 def _redact_value(key: str, value: Any, secrets: set[str] | frozenset[str]) -> Any:
     if key in secrets or is_sensitive_name(key) or isinstance(value, SecretStr | SecretBytes):
         return REDACTED

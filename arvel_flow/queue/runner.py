@@ -33,7 +33,13 @@ from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, is_job_class
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
-from arvel_flow.queue.redaction import declared_secret_fields, redact, secret_fields
+from arvel_flow.queue.redaction import (
+    declared_secret_fields,
+    redact,
+    scrub,
+    secret_fields,
+    secret_values,
+)
 from arvel_flow.queue.targets import JobRef, check_allowed, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
 from arvel_flow.store.memory import MemoryStore
@@ -55,6 +61,8 @@ class Retrying:
 
     envelope: Envelope
     error: BaseException
+    message: str
+    """The error as ``Class: message``, secrets scrubbed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,8 @@ class Failed:
     error: BaseException
     attempts: int
     reason: str
+    message: str
+    """The error as ``Class: message``, secrets scrubbed."""
 
 
 Outcome = Succeeded | Retrying | Released | Failed
@@ -186,14 +196,15 @@ class JobRunner:
                 first_attempt_at=first_attempt_at,
                 available_at=decision.at,
             )
+            message = scrub(describe_error(error), self._secret_values(job, ref))
             self._emit(
                 "job.retrying",
                 envelope,
                 number,
-                error=describe_error(error),
+                error=message,
                 delay=round(decision.at - self.clock.now(), 3),
             )
-            return Retrying(retry, error)
+            return Retrying(retry, error, message)
         if isinstance(result, Release):
             released = envelope.next(
                 first_attempt_at=first_attempt_at, available_at=self.clock.now() + result.delay
@@ -235,14 +246,15 @@ class JobRunner:
         if job is not None:
             await self._call_on_failure(job, error)
             await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
+        secrets = self._secret_values(job, ref)
         record = FailedJob(
             id=new_id(),
             job=ref.target,
             queue=ref.settings.queue_name,
             payload=self._payload(job, ref),
             exception=_exception_path(error),
-            message=_message(error),
-            traceback=_traceback(error),
+            message=scrub(_message(error), secrets),
+            traceback=scrub(_traceback(error), secrets),
             attempts=attempts,
             failed_at=self.clock.now(),
             run_id=envelope.run_id,
@@ -254,11 +266,11 @@ class JobRunner:
             "job.failed",
             envelope,
             attempts,
-            error=describe_error(error),
+            error=scrub(describe_error(error), secrets),
             reason=reason,
             failed_id=record.id,
         )
-        return Failed(error, attempts, reason)
+        return Failed(error, attempts, reason, scrub(describe_error(error), secrets))
 
     def _payload(self, job: Any, ref: JobRef) -> dict[str, Any]:
         """The job's parameters for the failed-jobs store, every secret masked.
@@ -275,6 +287,9 @@ class JobRunner:
             )
             return masked
         return redact(ref.params, self._secret_fields(job, ref))
+
+    def _secret_values(self, job: Any, ref: JobRef) -> frozenset[str]:
+        return secret_values(ref.params, self._secret_fields(job, ref))
 
     def _secret_fields(self, job: Any, ref: JobRef) -> set[str]:
         """Fields holding secrets: from the instance, or as declared when it could not be built."""

@@ -20,7 +20,6 @@ from arvel_flow.queue.runner import (
     Released,
     Retrying,
     Succeeded,
-    describe_error,
 )
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.store.contracts import StepState, StoreContract
@@ -134,7 +133,7 @@ class BaseQueue:
         elif isinstance(outcome, Succeeded):
             await self.orchestrator.job_finished(envelope, "succeeded", outcome.attempts, None)
         elif isinstance(outcome, Failed):
-            error = describe_error(outcome.error)
+            error = outcome.message
             await self.orchestrator.job_finished(envelope, "failed", outcome.attempts, error)
         return outcome
 
@@ -143,7 +142,7 @@ class BaseQueue:
         if envelope.run_id is None or envelope.step is None:
             return
         state: StepState = "retrying" if isinstance(outcome, Retrying) else "released"
-        error = describe_error(outcome.error) if isinstance(outcome, Retrying) else None
+        error = outcome.message if isinstance(outcome, Retrying) else None
         await self.store.update_step(
             envelope.run_id,
             envelope.step,

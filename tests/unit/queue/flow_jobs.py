@@ -375,3 +375,18 @@ class NestedSecrets(Job):
 
     async def handle(self) -> None:
         raise RuntimeError("nested secrets job failed")
+
+
+class Blabbermouth(Job):
+    """Fails with an error message that quotes its own secrets."""
+
+    max_retries: int = 1
+    backoff: int | float | list[int | float] | Literal["exponential"] = 0
+
+    password: str = "correct-horse"
+    dsn: SecretStr = SecretStr("postgres://u:battery@db/app")
+
+    async def handle(self) -> None:
+        raise ConnectionError(
+            f"login with {self.password} to {self.dsn.get_secret_value()} refused"
+        )

@@ -46,3 +46,28 @@ async def test_a_retry_policy_naming_an_exception_outside_the_allowed_modules_fa
     assert isinstance(caught.value.__cause__, ImportTargetError)
     assert "allowed modules" in str(caught.value.__cause__)
     assert "policy" not in JOURNAL.entries
+
+
+async def test_secrets_quoted_in_an_error_message_are_scrubbed_everywhere() -> None:
+    # Given a job whose error message quotes its password and its SecretStr DSN
+    from arvel_flow.queue.drivers.sync import SyncQueue
+    from arvel_flow.queue.events import Event, EventBus
+
+    from .flow_jobs import Blabbermouth
+
+    events: list[Event] = []
+    queue = SyncQueue(events=EventBus(events.append))
+    # When it fails (once retried, then for good) inside a run
+    from arvel_flow.queue.chain import Chain
+
+    result = await Chain(Blabbermouth()).dispatch(queue)
+    # Then neither secret appears in the events, the failed-jobs record or the run state
+    record = (await queue.store.list_failed())[0]
+    texts = [str(e.to_dict()) for e in events]
+    texts += [record.message, record.traceback, str(record.payload), str(result.failed)]
+    for text in texts:
+        assert "correct-horse" not in text
+        assert "battery" not in text
+    # ... while the rest of the message is still there to act on
+    assert "refused" in record.message
+    assert "***" in record.message
