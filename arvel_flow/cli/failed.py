@@ -141,23 +141,41 @@ async def _records(
 
 
 async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
-    from arvel_flow.errors import FlowError
-
     ref = await _job_ref(queue, record)
-    await queue.store.forget_failed(record.id)
     label = f"{record.id} {record.step or ''} ({record.job})".replace("  ", " ")
     if settings.driver == "taskiq" and settings.broker != "memory":
         await queue.dispatch(ref)
+        await queue.store.forget_failed(record.id)
         click.echo(f"{label}: dispatched")
         return "dispatched"
-    try:
-        await queue.runner.execute(ref)
-    except FlowError as error:
-        cause = error.__cause__ or error
-        click.echo(f"{label}: failed again: {type(cause).__name__}: {cause}")
+    error = await _run_in_place(queue, ref, record)
+    # Forgotten only now: a retry cut short leaves the failure where it was.
+    await queue.store.forget_failed(record.id)
+    if error is not None:
+        click.echo(f"{label}: failed again: {type(error).__name__}: {error}")
         return "failed"
     click.echo(f"{label}: succeeded")
     return "succeeded"
+
+
+async def _run_in_place(queue: BaseQueue, ref: JobRef, record: FailedJob) -> BaseException | None:
+    """Run the job to the end here, retries included; the last error, or None.
+
+    The attempts carry the record's run and step, so that a new failure is recorded
+    with them and a later retry still finds the job's real parameters in the run's plan.
+    """
+    from arvel_flow.queue.envelope import Envelope, new_id
+    from arvel_flow.queue.runner import Failed, Succeeded
+
+    envelope = Envelope(ref, new_id(), run_id=record.run_id, step=record.step)
+    while True:
+        outcome = await queue.runner.attempt(envelope)
+        if isinstance(outcome, Succeeded):
+            return None
+        if isinstance(outcome, Failed):
+            return outcome.error
+        envelope = outcome.envelope
+        await queue.clock.sleep(envelope.available_at - queue.clock.now())
 
 
 async def _job_ref(queue: BaseQueue, record: FailedJob) -> JobRef:

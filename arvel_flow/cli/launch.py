@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
+import shlex
 import signal
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.settings import QueueSettings
+from arvel_flow.store.urls import mask_url
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -66,6 +69,20 @@ def describe_drift(plan: Plan) -> str | None:
         return None
     change = "is gone" if current is None else "changed"
     return f"{plan.origin} {change} since this run started; resuming the plan it started with"
+
+
+def format_resume_command(run_id: str, store: str) -> str | None:
+    """The command that resumes ``run_id`` in ``store``; None when the store keeps nothing.
+
+    ``--store`` is spelled out unless a bare ``--resume`` would open that store anyway:
+    a store named by the pipeline file is not known to a resume, which reads no file.
+    """
+    if store == "memory":
+        return None
+    command = f"arvel-flow run --resume {run_id}"
+    if store != QueueSettings().store:
+        command += f" --store {shlex.quote(mask_url(store))}"
+    return command
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,7 @@ class Launcher:
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            _TASKIQ_RECEIVER.removeFilter(_QUIET_CANCELLATIONS)
 
     def interrupt(self) -> None:
         """First call: stop dispatching, let running jobs finish. Second: cancel them."""
@@ -133,6 +151,8 @@ class Launcher:
                 self.queue.pause()
                 self._stop.set()
             else:
+                # Taskiq logs every cancelled task with its traceback; these are on purpose.
+                _TASKIQ_RECEIVER.addFilter(_QUIET_CANCELLATIONS)
                 self.queue.cancel_running()
         elif self._main is not None:
             self._main.cancel()
@@ -142,3 +162,15 @@ class Launcher:
             await self.queue.drain()
         await self.queue.store.set_run_status(run_id, "interrupted", self.queue.clock.now())
         return Outcome(run_id, None, interrupted=True)
+
+
+class _QuietCancellations(logging.Filter):
+    """Drops log records about tasks cancelled on purpose (a second Ctrl-C)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
+
+
+_TASKIQ_RECEIVER = logging.getLogger("taskiq.receiver.receiver")
+_QUIET_CANCELLATIONS = _QuietCancellations()

@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from arvel_flow.cli.progress import RunView, format_tree
+from arvel_flow.cli.progress import compute_view, format_tree
 from arvel_flow.cli.summary import compute_rows, format_summary_table
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
@@ -49,9 +49,18 @@ def status_document(run: RunRecord, result: BatchResult) -> dict[str, Any]:
 
 
 def format_status(
-    run: RunRecord, plan: Plan, result: BatchResult, records: Mapping[str, StepRecord]
+    run: RunRecord,
+    plan: Plan,
+    result: BatchResult,
+    records: Mapping[str, StepRecord],
+    *,
+    resume_command: str | None = None,
 ) -> RenderableType:
-    """``status``: a header, the pipeline tree marked with states, and the step table."""
+    """``status``: a header, the pipeline tree marked with states, and the step table.
+
+    An interrupted run's header says how to resume it (``resume_command``, or the bare
+    ``--resume`` command when not given).
+    """
     finished, total = result.progress
     header = Text.assemble(
         (f"run {run.run_id}", "bold"),
@@ -62,9 +71,11 @@ def format_status(
         ),
         f"  {finished}/{total} jobs finished  started {_when(run.created_at)}",
     )
-    if run.status == "interrupted":
-        header.append(f"\nresume with: arvel-flow run --resume {run.run_id}", style="yellow")
-    view = RunView(states={key: record.state for key, record in records.items()}, status=run.status)
+    if run.status in ("interrupted", "running"):
+        command = resume_command or f"arvel-flow run --resume {run.run_id}"
+        hint = "resume with" if run.status == "interrupted" else "if its process died, resume with"
+        header.append(f"\n{hint}: {command}", style="yellow")
+    view = compute_view(plan, records, run.status)
     return Group(header, format_tree(plan, view), format_summary_table(compute_rows(plan, records)))
 
 

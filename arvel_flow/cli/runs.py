@@ -12,12 +12,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from arvel_flow.errors import ConfigError, ConfigIssue
-
 if TYPE_CHECKING:
     from arvel_flow.cli.launch import Outcome
     from arvel_flow.queue.drivers.base import BaseQueue
-    from arvel_flow.queue.events import EventBus
+    from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
 
@@ -77,44 +75,60 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         file_queue = dict(queue_section)
     settings = resolve_settings(file_queue, flags)
     if options["detach"] and settings.broker == "memory" and settings.driver == "taskiq":
-        raise ConfigError(
-            [ConfigIssue("--detach needs a broker that outlives this process, such as redis")]
-        )
+        raise click.UsageError("--detach needs a broker that outlives this process, such as redis")
     ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
+
+
+class UnknownRunError(click.ClickException):
+    """A run id that the store does not hold: a usage error (exit 2), shown without usage."""
+
+    exit_code = 2
+
+    def __init__(self, run_id: str, store: str) -> None:
+        from arvel_flow.store.urls import mask_url
+
+        super().__init__(f"no run {run_id!r} in the store {mask_url(store)} (see: arvel-flow runs)")
 
 
 async def _run(
     settings: QueueSettings, plan: Plan | None, resume_id: str | None, options: dict[str, Any]
 ) -> int:
     from arvel_flow.cli.launch import Launcher, describe_drift
+    from arvel_flow.errors import RunNotFoundError
     from arvel_flow.queue.envelope import new_id
     from arvel_flow.queue.events import EventBus
     from arvel_flow.queue.factory import make_queue
 
     events = EventBus()
-    if options["dry_run"] and plan is not None:
+    # The null driver runs nothing: following such a "run" would wait for nothing.
+    dry_run = options["dry_run"] or settings.driver == "null"
+    if dry_run and plan is not None:
         _show_dry_run(plan, settings)
         return 0
     queue = make_queue(settings, events=events)
     try:
         if plan is None:
             assert resume_id is not None
-            plan = await queue.orchestrator.plan_of(resume_id)
+            try:
+                plan = await queue.orchestrator.plan_of(resume_id)
+            except RunNotFoundError:
+                raise UnknownRunError(resume_id, settings.store) from None
             note = describe_drift(plan)
             if note:
                 click.echo(f"note: {note}", err=True)
-        if options["dry_run"]:
+        if dry_run:
             _show_dry_run(plan, settings)
             return 0
         run_id = resume_id or new_id()[:12]
-        with _Reporting(events, plan, options) as reporting:
+        with _Reporting(events, plan, options, run_id) as reporting:
             launcher = Launcher(queue)
-            reporting.say(f"run {run_id} ({plan.name}) {'resumed' if resume_id else 'started'}")
             if resume_id:
+                reporting.say(f"run {run_id} ({plan.name}) resumed")
                 outcome = await launcher.resume(run_id)
             else:
                 outcome = await launcher.run(plan, run_id)
-        await _report_end(queue, plan, outcome, reporting)
+            reporting.ended(outcome)
+        await _report_end(queue, plan, outcome, reporting, settings)
         return outcome.exit_code
     finally:
         await queue.close()
@@ -140,7 +154,7 @@ def _show_dry_run(plan: Plan, settings: QueueSettings) -> None:
 class _Reporting:
     """The reporters ``--output`` and ``--events`` ask for, subscribed for one run."""
 
-    def __init__(self, events: EventBus, plan: Plan, options: dict[str, Any]) -> None:
+    def __init__(self, events: EventBus, plan: Plan, options: dict[str, Any], run_id: str) -> None:
         from rich.console import Console
 
         from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter
@@ -151,6 +165,15 @@ class _Reporting:
         self.console = Console(force_terminal=self.mode == "rich" or None)
         self._files: list[IO[str]] = []
         self._rich: RichReporter | None = None
+        started = f"run {run_id} ({plan.name}) started"
+
+        def announce(event: Event) -> None:
+            # Said once the run is recorded (not before: the store may be unreachable),
+            # and ahead of the reporters' lines about it.
+            if event.event == "run.started" and event.run_id == run_id:
+                self.say(started)
+
+        events.subscribe(announce)
         if self.mode == "rich":
             self._rich = RichReporter(self.console, plan)
             events.subscribe(self._rich)
@@ -169,6 +192,11 @@ class _Reporting:
             return
         click.echo(message, err=self.mode == "rich")
 
+    def ended(self, outcome: Outcome) -> None:
+        """Let the live display show how the run ended before it stops."""
+        if self._rich is not None and outcome.interrupted:
+            self._rich.view.status = "interrupted"
+
     def __enter__(self) -> _Reporting:
         if self._rich is not None:
             self._rich.__enter__()
@@ -182,20 +210,30 @@ class _Reporting:
 
 
 async def _report_end(
-    queue: BaseQueue, plan: Plan, outcome: Outcome, reporting: _Reporting
+    queue: BaseQueue,
+    plan: Plan,
+    outcome: Outcome,
+    reporting: _Reporting,
+    settings: QueueSettings,
 ) -> None:
+    from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.summary import (
         compute_rows,
+        format_failure_lines,
         format_failures,
         format_summary_lines,
         format_summary_table,
     )
 
     if outcome.interrupted:
-        reporting.say(
-            f"interrupted: run {outcome.run_id} can be resumed with "
-            f"arvel-flow run --resume {outcome.run_id}"
-        )
+        command = format_resume_command(outcome.run_id, settings.store)
+        if command is None:
+            reporting.say(
+                f"interrupted: run {outcome.run_id} cannot be resumed: the memory store keeps "
+                "nothing (use --store sqlite:PATH for runs that can be resumed)"
+            )
+        else:
+            reporting.say(f"interrupted: run {outcome.run_id} can be resumed with {command}")
         return
     if reporting.mode == "json":
         return
@@ -210,8 +248,8 @@ async def _report_end(
     else:
         for line in format_summary_lines(rows):
             click.echo(line)
-        for failure in failures:
-            click.echo(f"failed: {failure.step} ({failure.job})\n{failure.traceback.rstrip()}")
+        for line in format_failure_lines(failures):
+            click.echo(line)
     finished, total = outcome.result.progress
     reporting.say(f"run {outcome.run_id} {outcome.result.status}: {finished}/{total} jobs finished")
 
@@ -229,23 +267,25 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
     import json
 
     from arvel_flow.cli.app import _print
+    from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.records import format_status, status_document
-    from arvel_flow.errors import RunNotFoundError
     from arvel_flow.queue.plan_json import plan_from_dict
     from arvel_flow.queue.result import compute_result
 
+    settings = settings_for(store_url)
     store = _open(store_url)
     try:
         run = await store.get_run(run_id)
         if run is None:
-            raise RunNotFoundError(run_id)
+            raise UnknownRunError(run_id, settings.store)
         plan = plan_from_dict(await store.load_plan(run_id))
         records = await store.get_steps(run_id)
         result = compute_result(run_id, run.status, plan, records)
         if output_format == "json":
             click.echo(json.dumps(status_document(run, result), indent=2))
         else:
-            _print(format_status(run, plan, result, records))
+            resume = format_resume_command(run_id, settings.store)
+            _print(format_status(run, plan, result, records, resume_command=resume))
     finally:
         await store.close()
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from arvel_flow.queue.plan import ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
+from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
 from arvel_flow.store.contracts import FailedJob, StepRecord
 
 MAX_FAILURES_SHOWN = 20
+_PACKAGE_FRAME = f'  File "{Path(__file__).resolve().parents[1]}/'
+"""How a traceback line starts for a frame inside arvel-flow itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ def _rows(node: Node | FanOutNode, records: Mapping[str, StepRecord]) -> Iterato
         )
         return
     kind = "chain" if isinstance(node, ChainNode) else "batch"
+    if isinstance(node, BatchNode) and node.name:
+        kind = f"batch: {node.name}"
     yield SummaryRow(node.key, kind, state, 0, seconds)
     for child in node.steps if isinstance(node, ChainNode) else node.members:
         yield from _rows(child, records)
@@ -68,10 +74,10 @@ def _fan_out_row(node: FanOutNode, records: Mapping[str, StepRecord]) -> Summary
                 first = record.started_at if first is None else min(first, record.started_at)
             if record.finished_at is not None:
                 last = record.finished_at if last is None else max(last, record.finished_at)
-    state = ", ".join(f"{count} {name}" for name, count in states.most_common())
+    state = ", ".join(f"{count:,} {name}" for name, count in states.most_common())
     seconds = None if first is None or last is None else last - first
     return SummaryRow(
-        f"{node.key}[*]", f"{node.job.target} x{len(node.items)}", state, attempts, seconds
+        f"{node.key}[*]", f"{node.job.target} x{len(node.items):,}", state, attempts, seconds
     )
 
 
@@ -82,20 +88,29 @@ def _duration(record: StepRecord | None) -> float | None:
 
 
 def format_summary_table(rows: Sequence[SummaryRow]) -> Table:
-    """The rows as a rich table."""
-    table = Table(title="Summary", title_justify="left")
+    """The rows as a rich table; jobs by class name (the tree above has their paths)."""
+    table = Table(title="Summary", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("step", "job", "state", "attempts", "duration"):
         table.add_column(column, justify="right" if column in ("attempts", "duration") else "left")
     for row in rows:
         style = "red" if "failed" in row.state else ("green" if row.state == "succeeded" else "")
         table.add_row(
             row.key,
-            row.what,
+            _short_what(row.what),
             Text(row.state, style=style),
-            str(row.attempts or ""),
+            f"{row.attempts:,}" if row.attempts else "",
             _seconds(row.seconds),
         )
     return table
+
+
+def _short_what(what: str) -> str:
+    """``pkg.jobs:Import x3`` → ``Import x3``; groups (``chain``, ``batch: ...``) as they are."""
+    if what == "chain" or what.startswith("batch"):
+        return what
+    path, space, rest = what.partition(" ")
+    name = path.rpartition(":")[2] if ":" in path else path.rpartition(".")[2]
+    return name + space + rest
 
 
 def format_summary_lines(rows: Sequence[SummaryRow]) -> list[str]:
@@ -107,16 +122,89 @@ def format_summary_lines(rows: Sequence[SummaryRow]) -> list[str]:
 
 
 def format_failures(failures: Sequence[FailedJob]) -> RenderableType:
-    """Each permanent failure with its traceback (the first few, then a count)."""
+    """Each permanent failure with its traceback; identical ones once, with a count."""
+    groups = compute_failure_groups(failures)
     panels: list[RenderableType] = []
-    for failure in failures[:MAX_FAILURES_SHOWN]:
-        where = failure.step or failure.job
-        title = f"{where} ({failure.job}) failed after {failure.attempts} attempt(s)"
-        panels.append(Panel(Text(failure.traceback.rstrip()), title=title, border_style="red"))
-    if len(failures) > MAX_FAILURES_SHOWN:
-        more = len(failures) - MAX_FAILURES_SHOWN
-        panels.append(Text(f"... and {more} more: arvel-flow failed list", style="red"))
+    for group in groups[:MAX_FAILURES_SHOWN]:
+        first = group[0]
+        command = f"failed show {first.id}" if len(group) == 1 else "failed list"
+        panels.append(
+            Panel(
+                Text(compute_user_traceback(first.traceback)),
+                title=_failure_title(group),
+                title_align="left",
+                subtitle=f"arvel-flow {command}",
+                subtitle_align="right",
+                border_style="red",
+            )
+        )
+    if len(groups) > MAX_FAILURES_SHOWN:
+        panels.append(Text(_more(groups), style="red"))
     return Group(*panels)
+
+
+def format_failure_lines(failures: Sequence[FailedJob]) -> list[str]:
+    """The failures as plain lines: each kind once with its traceback, then a count."""
+    groups = compute_failure_groups(failures)
+    lines: list[str] = []
+    for group in groups[:MAX_FAILURES_SHOWN]:
+        ids = ", ".join(failure.id for failure in group[:3]) + (", ..." if len(group) > 3 else "")
+        lines.append(f"failed: {_failure_title(group)} (failed id {ids})")
+        lines.extend(compute_user_traceback(group[0].traceback).splitlines())
+    if len(groups) > MAX_FAILURES_SHOWN:
+        lines.append(_more(groups))
+    return lines
+
+
+def compute_failure_groups(failures: Sequence[FailedJob]) -> list[list[FailedJob]]:
+    """Failures alike (job class, traceback, attempts), together, the earliest first.
+
+    A fan-out that fails for one reason (a server down) then shows one traceback, not
+    ten thousand copies of it.
+    """
+    groups: dict[tuple[str, str, int], list[FailedJob]] = {}
+    for failure in sorted(failures, key=lambda f: f.failed_at):
+        groups.setdefault((failure.job, failure.traceback, failure.attempts), []).append(failure)
+    return list(groups.values())
+
+
+def compute_user_traceback(text: str) -> str:
+    """The traceback with arvel-flow's own frames folded into one line each run of them.
+
+    What remains is the user's code and the error; ``failed show`` keeps every frame.
+    """
+    lines: list[str] = []
+    hidden = 0
+    skipping = False
+    for line in text.rstrip().splitlines():
+        if line.startswith('  File "'):
+            skipping = line.startswith(_PACKAGE_FRAME)
+            if skipping:
+                hidden += 1
+                continue
+        elif skipping and line.startswith("    "):
+            continue
+        skipping = False
+        if hidden:
+            lines.append(f"  [{hidden} frame(s) inside arvel-flow hidden]")
+            hidden = 0
+        lines.append(line)
+    if hidden:
+        lines.append(f"  [{hidden} frame(s) inside arvel-flow hidden]")
+    return "\n".join(lines)
+
+
+def _failure_title(group: Sequence[FailedJob]) -> str:
+    first = group[0]
+    where = first.step or first.job
+    if len(group) > 1:
+        where += f" and {len(group) - 1:,} more"
+    return f"{where} ({first.job}) failed after {first.attempts} attempt(s)"
+
+
+def _more(groups: Sequence[Sequence[FailedJob]]) -> str:
+    more = sum(len(group) for group in groups[MAX_FAILURES_SHOWN:])
+    return f"... and {more:,} more failed job(s): arvel-flow failed list"
 
 
 def _seconds(value: float | None) -> str:

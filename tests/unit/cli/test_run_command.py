@@ -31,6 +31,7 @@ from arvel_flow.cli.summary import (
     compute_rows,
     compute_user_traceback,
     format_failure_lines,
+    format_summary_table,
 )
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.plan import ChainNode, FanOutNode, JobNode, Plan, make_batch
@@ -379,6 +380,13 @@ def test_rows_follow_the_plan_and_skip_callbacks_that_never_ran() -> None:
     assert [row.key for row in rows] == ["root", "rows", "rows.0[*]", "extra", "report"]
     assert (rows[3].state, rows[3].attempts, rows[3].seconds) == ("succeeded", 1, 0.5)
     assert (rows[4].state, rows[4].seconds) == ("not run", None)
+
+
+def test_the_summary_table_names_jobs_by_class() -> None:
+    text = "\n".join(_render(format_summary_table(compute_rows(fan_out_plan(), RECORDS))))
+    assert "Import x3" in text
+    assert "batch" in text
+    assert "pkg.jobs:" not in text
 
 
 def test_a_view_from_records_counts_each_batch() -> None:

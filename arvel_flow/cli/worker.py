@@ -1,0 +1,154 @@
+"""The ``worker`` command: run the jobs of distributed runs from Redis streams.
+
+``arvel-flow worker --allow myapp.jobs`` serves until SIGTERM or Ctrl-C: the first
+stops reading and lets running jobs finish (exit 0), a second cancels them, and their
+messages go to the other workers at once (exit 130). Also runnable as
+``python -m arvel_flow.cli.worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from arvel_flow.queue.events import Event
+    from arvel_flow.settings import QueueSettings
+    from arvel_flow.worker import Worker
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+
+_QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "chain.step"})
+
+
+@click.command()
+@click.option(
+    "--broker",
+    type=click.Choice(["redis", "nats", "rabbitmq"]),
+    help="The Taskiq broker (default: redis).",
+)
+@click.option("--url", help="The broker's URL (default: a redis store's URL, else localhost).")
+@click.option("--store", help="The shared store: redis://... (or sqlite:PATH on one machine).")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
+@click.option("--queues", metavar="Q,...", help="Queues to read, comma-separated (default).")
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="PREFIX",
+    help="Import job classes only under this module prefix (repeatable; required).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also print every job that starts.")
+@click.pass_context
+def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags: Any) -> None:
+    """Run jobs of distributed runs: a Taskiq worker on Redis streams."""
+    from arvel_flow.cli.app import use_working_directory
+
+    use_working_directory()
+    settings = resolve_worker_settings(flags, allow)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.exit(asyncio.run(_serve(settings, verbose=verbose)))
+
+
+def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> QueueSettings:
+    """Flags over ``ARVEL_FLOW_*`` variables over defaults; the broker defaults to redis."""
+    from arvel_flow.settings import QueueSettings
+
+    values: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if allow:
+        values["allowed_modules"] = allow
+    settings = QueueSettings(**values)
+    if settings.broker == "memory":
+        settings = settings.model_copy(update={"broker": "redis"})
+    return settings
+
+
+def format_banner(worker: Worker, settings: QueueSettings) -> str:
+    """The line a worker prints when it starts (URLs with their passwords masked)."""
+    from arvel_flow.queue.factory import broker_url
+    from arvel_flow.store.urls import mask_url
+
+    options = worker.options
+    return (
+        f"worker {worker.name}: queues {','.join(options.queues)} on "
+        f"{mask_url(broker_url(settings))}, store {mask_url(settings.store)}, "
+        f"concurrency {options.concurrency}, allowed {','.join(options.allowed_modules)}"
+    )
+
+
+def format_event(event: Event) -> str:
+    """One plain line for an event, as a worker prints it."""
+    line = f"{event.event} run {event.run_id}" if event.run_id else event.event
+    if event.step or event.job:
+        line += f" {event.step or event.job}"
+    if event.attempt is not None:
+        line += f" (attempt {event.attempt})"
+    status = event.data.get("status")
+    if status:
+        line += f": {status}"
+    error = event.data.get("error")
+    return f"{line}: {error}" if error else line
+
+
+async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
+    from arvel_flow.queue.events import EventBus
+    from arvel_flow.worker import make_worker
+
+    events = EventBus()
+
+    def show(event: Event) -> None:
+        if verbose or (event.event not in _QUIET_EVENTS and event.event != "job.succeeded"):
+            click.echo(format_event(event), err=True)
+
+    events.subscribe(show)
+    served = make_worker(settings, events=events)
+    click.echo(format_banner(served, settings), err=True)
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            click.echo("stopping: finishing running jobs (again to cancel them)", err=True)
+            served.stop()
+        else:
+            served.abort()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await served.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    click.echo(f"worker {served.name} stopped", err=True)
+    return EXIT_INTERRUPTED if served.aborted else EXIT_OK
+
+
+def register(group: click.Group) -> None:
+    """Add the ``worker`` command to ``group`` (the ``arvel-flow`` command group)."""
+    group.add_command(worker)
+
+
+def main() -> None:
+    """``python -m arvel_flow.cli.worker``: the worker command on its own."""
+    from arvel_flow.cli.app import FlowGroup
+
+    group = FlowGroup(name="arvel-flow")
+    register(group)
+    group.main(args=["worker", *sys.argv[1:]], prog_name="arvel-flow")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The embedded default (what ``arvel-flow run`` uses), against bare Taskiq, in the same run.
+
+1. Throughput of a 20,000-job batch of no-op jobs on the embedded default: `TaskiqQueue`
+   on Taskiq's in-memory broker, run state in a `SqliteStore` with the default
+   ``commit_interval`` (grouped commits), concurrency 16 -- against the same 20,000
+   jobs through bare Taskiq's `InMemoryBroker`. Target: >= 0.35x bare Taskiq.
+2. Peak memory (RSS) of a 100,000-job fan-out on the embedded default, each run in a
+   fresh interpreter: through the Python API, and through the real ``arvel-flow run``
+   command on a pipeline file. Target: < 200 MB. The interpreter's own RSS (before and
+   after importing arvel-flow) is printed as the baseline.
+
+Run: ``.venv/bin/python benchmarks/bench_embedded.py`` (``--breakdown`` also times each
+layer on its own: driver and runner, run state in memory, sqlite grouped or not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from taskiq import InMemoryBroker
+
+from arvel_flow.queue.batch import Batch
+from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from arvel_flow.queue.factory import make_queue
+from arvel_flow.queue.flow import FanOut
+from arvel_flow.queue.job import Job
+from arvel_flow.settings import QueueSettings
+
+JOBS = 20_000
+FAN_OUT = 100_000
+REPEATS = 5
+CONCURRENCY = 16
+THROUGHPUT_TARGET = 0.35
+MEMORY_TARGET_MB = 200
+
+
+class NoOp(Job):
+    """Does nothing: what is measured is everything around it."""
+
+    n: int = 0
+
+    async def handle(self) -> None:
+        return None
+
+
+def embedded_settings(directory: str) -> QueueSettings:
+    """The embedded default, its sqlite file in ``directory``; everything else default."""
+    return QueueSettings(
+        driver="taskiq",
+        broker="memory",
+        store=f"sqlite:{directory}/state.db",
+        concurrency=CONCURRENCY,
+    )
+
+
+async def bare_taskiq(count: int) -> float:
+    broker = InMemoryBroker(max_stored_results=1)
+
+    @broker.task
+    async def noop(n: int) -> None:
+        return None
+
+    await broker.startup()
+    start = time.perf_counter()
+    for i in range(count):
+        await noop.kiq(i)
+    await broker.wait_all()
+    elapsed = time.perf_counter() - start
+    await broker.shutdown()
+    return elapsed
+
+
+async def embedded_batch(count: int, **changes: Any) -> float:
+    """A run of a ``count``-member batch, from dispatch to its recorded end.
+
+    ``changes`` alter the embedded default settings (for the breakdown).
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        settings = embedded_settings(directory).model_copy(update=changes)
+        queue = make_queue(settings)
+        plan = Batch([FanOut(NoOp, [{"n": i} for i in range(count)])]).to_plan("bench")
+        start = time.perf_counter()
+        run_id = await queue.start(plan)
+        result = await queue.wait(run_id)
+        elapsed = time.perf_counter() - start
+        assert result.progress == (count, count), result.progress
+        await queue.close()
+    return elapsed
+
+
+async def driver_only(count: int) -> float:
+    """The same jobs dispatched with ``bulk``: driver and runner, no run state."""
+    queue = TaskiqQueue(concurrency=CONCURRENCY)
+    jobs = [NoOp(n=i) for i in range(count)]
+    start = time.perf_counter()
+    await queue.bulk(jobs)
+    await queue.join()
+    elapsed = time.perf_counter() - start
+    await queue.close()
+    return elapsed
+
+
+async def breakdown() -> None:
+    """Where the time goes, layer by layer, each measured in the same conditions."""
+    layers: dict[str, Callable[[], Awaitable[float]]] = {
+        "bare taskiq InMemoryBroker": lambda: bare_taskiq(JOBS),
+        "+ arvel-flow driver and runner (bulk)": lambda: driver_only(JOBS),
+        "+ run state, memory store": lambda: embedded_batch(JOBS, store="memory"),
+        "+ sqlite store, grouped commits": lambda: embedded_batch(JOBS),
+        "  sqlite store, a commit per write": lambda: embedded_batch(JOBS, commit_interval=0),
+    }
+    samples: dict[str, list[float]] = {label: [] for label in layers}
+    for _ in range(REPEATS):
+        for label, measure in layers.items():
+            samples[label].append(await measure())
+    print(f"breakdown, {JOBS:,} no-op jobs, best of {REPEATS} (us per job):")
+    previous = None
+    for label, times in samples.items():
+        per_job = min(times) / JOBS * 1e6
+        step = "" if previous is None else f"  ({per_job - previous:+.1f} us)"
+        print(f"  {label:<40} {JOBS / min(times):>9,.0f} jobs/s  {per_job:6.1f} us{step}")
+        if not label.startswith("  "):
+            previous = per_job
+
+
+def memory_mb() -> dict[str, float]:
+    """This process's current and peak RSS in MB, from /proc/self/status."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
+async def fan_out_in_this_process(count: int) -> dict[str, float]:
+    """Run a ``count``-job fan-out here; RSS before and after (a fresh interpreter's job)."""
+    before = memory_mb()
+    with tempfile.TemporaryDirectory() as directory:
+        queue = make_queue(embedded_settings(directory))
+        plan = Batch([FanOut(NoOp, [{"n": i} for i in range(count)])]).to_plan("fan-out")
+        start = time.perf_counter()
+        run_id = await queue.start(plan)
+        result = await queue.wait(run_id)
+        elapsed = time.perf_counter() - start
+        assert result.progress == (count, count), result.progress
+        await queue.close()
+    after = memory_mb()
+    return {
+        "imported_rss_mb": before["VmRSS"],
+        "peak_rss_mb": after["VmHWM"],
+        "seconds": elapsed,
+    }
+
+
+def child_rss(args: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Run a command to its end; its own peak RSS in MB (``wait4``'s rusage) and stdout."""
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(args, stdout=out, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise subprocess.CalledProcessError(process.returncode, args)
+        out.seek(0)
+        return usage.ru_maxrss / 1024, out.read()
+
+
+def bare_interpreter_rss() -> float:
+    script = "from pathlib import Path; print(Path('/proc/self/status').read_text())"
+    _, out = child_rss([sys.executable, "-c", script])
+    line = next(line for line in out.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def cli_fan_out(count: int) -> tuple[float, float]:
+    """``arvel-flow run`` on a file with a ``count``-item matrix: peak RSS (MB), seconds."""
+    with tempfile.TemporaryDirectory() as directory:
+        pipeline = Path(directory) / "fan_out.yaml"
+        pipeline.write_text(
+            "version: 1\nname: fan-out\npipeline:\n  batch:\n"
+            "    - job: bench_embedded:NoOp\n"
+            f"      matrix: {{n: {json.dumps(list(range(count)))}}}\n",
+            encoding="utf-8",
+        )
+        command = Path(sys.executable).parent / "arvel-flow"
+        args = [
+            str(command),
+            "run",
+            str(pipeline),
+            "--store",
+            f"sqlite:{directory}/state.db",
+            "--output",
+            "plain",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+        start = time.perf_counter()
+        peak, _ = child_rss(args, env)
+        return peak, time.perf_counter() - start
+
+
+async def throughput() -> None:
+    bare: list[float] = []
+    embedded: list[float] = []
+    for _ in range(REPEATS):
+        bare.append(await bare_taskiq(JOBS))
+        embedded.append(await embedded_batch(JOBS))
+    bare_rate = JOBS / min(bare)
+    rate = JOBS / min(embedded)
+    ratio = rate / bare_rate
+    verdict = "ok" if ratio >= THROUGHPUT_TARGET else "MISSED"
+    print(f"{JOBS:,} no-op jobs as one batch, best of {REPEATS}:")
+    print(f"  bare taskiq InMemoryBroker            {bare_rate:>9,.0f} jobs/s")
+    print(
+        f"  embedded default (taskiq memory broker, sqlite store, commit_interval "
+        f"{QueueSettings().commit_interval}s, concurrency {CONCURRENCY})"
+    )
+    print(
+        f"                                        {rate:>9,.0f} jobs/s -> {ratio:.2f}x bare "
+        f"(target >= {THROUGHPUT_TARGET}x: {verdict}); medians "
+        f"{JOBS / statistics.median(embedded):,.0f} vs {JOBS / statistics.median(bare):,.0f}"
+    )
+
+
+def memory() -> None:
+    bare_rss = bare_interpreter_rss()
+    _, out = child_rss([sys.executable, __file__, "--fan-out-child", str(FAN_OUT)])
+    child = json.loads(out)
+    api_peak = child["peak_rss_mb"]
+    cli_peak, cli_seconds = cli_fan_out(FAN_OUT)
+    print(f"peak RSS of a {FAN_OUT:,}-job fan-out on the embedded default (fresh interpreters):")
+    print(f"  bare interpreter                      {bare_rss:>7.1f} MB")
+    print(f"  after importing arvel-flow            {child['imported_rss_mb']:>7.1f} MB")
+    for label, peak, seconds in (
+        ("Python API (Batch of a FanOut)", api_peak, child["seconds"]),
+        ("arvel-flow run FILE (YAML matrix)", cli_peak, cli_seconds),
+    ):
+        verdict = "ok" if peak < MEMORY_TARGET_MB else "MISSED"
+        print(
+            f"  {label:<37} {peak:>7.1f} MB peak (target < {MEMORY_TARGET_MB} MB: {verdict}); "
+            f"{FAN_OUT / seconds:,.0f} jobs/s"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fan-out-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--skip-memory", action="store_true", help="Measure throughput only.")
+    parser.add_argument("--breakdown", action="store_true", help="Also time each layer on its own.")
+    args = parser.parse_args()
+    if args.fan_out_child:
+        print(json.dumps(asyncio.run(fan_out_in_this_process(args.fan_out_child))))
+        return
+    asyncio.run(throughput())
+    if args.breakdown:
+        asyncio.run(breakdown())
+    if not args.skip_memory:
+        memory()
+
+
+if __name__ == "__main__":
+    main()

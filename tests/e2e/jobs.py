@@ -1,0 +1,84 @@
+"""Jobs for the end-to-end tests: each leaves a trace on disk that a test can read.
+
+The subprocess imports them as ``tests.e2e.jobs:Name`` (the repository root is on its
+``PYTHONPATH``), so they must stay importable without pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+
+from pydantic import SecretStr
+
+from arvel_flow.queue.job import Job
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line with a single ``write``: concurrent appends never interleave."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
+
+
+class Mark(Job):
+    """Notes ``start NAME`` in ``log``, sleeps, then notes ``NAME``: one line per run."""
+
+    log: str
+    name: str
+    seconds: float = 0.0
+
+    async def handle(self) -> str:
+        append_line(self.log, f"start {self.name}")
+        await asyncio.sleep(self.seconds)
+        append_line(self.log, self.name)
+        return self.name
+
+
+class Touch(Job):
+    """Writes ``touched`` to ``path``: proof that the job ran."""
+
+    path: str
+
+    async def handle(self) -> None:
+        append_line(self.path, "touched")
+
+
+class FailsUntil(Job):
+    """Fails while ``marker`` is absent; succeeds once it exists."""
+
+    marker: str
+
+    async def handle(self) -> str:
+        if not await asyncio.to_thread(os.path.exists, self.marker):
+            raise RuntimeError(f"{os.path.basename(self.marker)} is not there yet")
+        return "found it"
+
+
+class Unlock(Job):
+    """Fails while ``marker`` is absent, and unless given the password of the hash."""
+
+    marker: str
+    password: str
+    password_sha256: str
+
+    async def handle(self) -> str:
+        if hashlib.sha256(self.password.encode()).hexdigest() != self.password_sha256:
+            raise PermissionError("wrong password")
+        if not await asyncio.to_thread(os.path.exists, self.marker):
+            raise RuntimeError(f"{os.path.basename(self.marker)} is not there yet")
+        return "unlocked"
+
+
+class Login(Job):
+    """Always refused; carries a password field and a `SecretStr` that must stay hidden."""
+
+    user: str
+    password: str
+    dsn: SecretStr
+
+    async def handle(self) -> None:
+        raise PermissionError(f"login refused for {self.user}")

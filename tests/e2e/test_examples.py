@@ -1,0 +1,119 @@
+"""Each example in ``examples/`` runs through the real command, as the README shows it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import Cli, Result, started_run_id
+
+pytestmark = pytest.mark.slow
+
+JOB_EVENTS = ("step", "job", "attempt")
+
+
+def run_example(cli: Cli, name: str, events: Path, *extra: str) -> Result:
+    return cli("run", f"examples/{name}.yaml", "--store", "memory", "--events", str(events), *extra)
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def assert_spec_fields(events: list[dict[str, Any]]) -> None:
+    """Every event has SPEC §5's fields, and all belong to one run."""
+    assert events, "no events were written"
+    for event in events:
+        assert {"event", "time", "run_id"} <= event.keys(), event
+        assert isinstance(event["time"], float), event
+        if event["event"].startswith("job."):
+            assert all(event.get(key) is not None for key in JOB_EVENTS), event
+            assert isinstance(event["attempt"], int), event
+    assert len({event["run_id"] for event in events}) == 1
+
+
+def test_quickstart_runs_its_chain_in_order_and_succeeds(cli: Cli, tmp_path: Path) -> None:
+    # Given the quick start, When it runs without a terminal
+    result = run_example(cli, "quickstart", tmp_path / "events.jsonl")
+
+    # Then it succeeds, printing plain lines: each step, a summary and the verdict
+    assert result.code == 0, result
+    lines = result.stdout.splitlines()
+    run_id = started_run_id(result)
+    assert any(" chain.step import " in line for line in lines)
+    assert "import examples.jobs:ImportRows succeeded attempts=1" in result.stdout
+    assert "report examples.jobs:Report succeeded attempts=1" in result.stdout
+    assert lines[-1] == f"run {run_id} succeeded: 2/2 jobs finished"
+    assert "Traceback" not in result.stderr
+    # And the events file holds the same run, import finishing before report starts
+    events = read_events(tmp_path / "events.jsonl")
+    assert_spec_fields(events)
+    assert events[0]["run_id"] == run_id
+    order = [(e["event"], e.get("step")) for e in events]
+    assert order.index(("job.succeeded", "import")) < order.index(("job.started", "report"))
+    assert events[-1] == {**events[-1], "event": "run.finished", "status": "succeeded"}
+
+
+def test_import_fanout_retries_flaky_chunks_and_reports(cli: Cli, tmp_path: Path) -> None:
+    # Given the import of twelve chunks from a flaky upstream (20% of attempts fail)
+    result = run_example(cli, "import_fanout", tmp_path / "events.jsonl", "--set", "region=us")
+
+    # Then the batch succeeds (five attempts each make a lost chunk very unlikely)
+    assert result.code == 0, result
+    assert "batch.finished chunks status=succeeded" in result.stdout
+    assert "chunks.then examples.jobs:Report succeeded" in result.stdout
+    assert "chunks.catch" not in result.stdout
+    # And every chunk was started, each member event naming its fan-out step
+    events = read_events(tmp_path / "events.jsonl")
+    assert_spec_fields(events)
+    started = {e["step"] for e in events if e["event"] == "job.started"}
+    assert {f"chunks.0[{i}]" for i in range(12)} <= started
+    retries = [e for e in events if e["event"] == "job.retrying"]
+    assert all(e["error"].startswith("ConnectionError: ") for e in retries)
+    progress = [e for e in events if e["event"] == "batch.progress"]
+    assert progress[-1]["finished"] == progress[-1]["total"] == 12
+
+
+def test_weekly_digest_tolerates_its_bounce_and_shows_the_traceback(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Given the weekly digest, whose batch allows the one address that bounces
+    result = run_example(cli, "weekly_digest", tmp_path / "events.jsonl")
+
+    # Then the run succeeds, `then` and `finally` ran, `catch` did not
+    assert result.code == 0, result
+    assert "digests.then examples.jobs:NotifyDone succeeded" in result.stdout
+    assert "digests.finally examples.jobs:Cleanup succeeded" in result.stdout
+    assert "digests.catch" not in result.stdout
+    assert "report examples.jobs:Report succeeded" in result.stdout
+    # And the bounce is shown once, with the user's frame and the error, not retried
+    assert "failed: bounced[0] (examples.jobs:SendWeeklyDigest) failed after 1 attempt" in (
+        result.stdout
+    )
+    assert 'examples/jobs.py", line' in result.stdout
+    assert "DigestBouncedError: user 13: mailbox does not exist" in result.stdout
+    events = read_events(tmp_path / "events.jsonl")
+    assert_spec_fields(events)
+    failed = [e for e in events if e["event"] == "job.failed"]
+    assert [(e["step"], e["attempt"]) for e in failed] == [("bounced[0]", 1)]
+    # And a second digest for the same user waits for the first (released, not dropped)
+    released = [e for e in events if e["event"] == "job.released"]
+    assert released
+    assert all(e["reason"].startswith("overlapping") for e in released)
+
+
+def test_json_output_is_nothing_but_events(cli: Cli) -> None:
+    # When the quick start runs with --output json
+    result = cli("run", "examples/quickstart.yaml", "--store", "memory", "--output", "json")
+
+    # Then stdout is one JSON event per line, from run.started to run.finished
+    assert result.code == 0, result
+    events = result.events()
+    assert_spec_fields(events)
+    assert events[0]["event"] == "run.started"
+    assert events[-1]["event"] == "run.finished"
+    names = {e["event"] for e in events}
+    assert {"job.dispatched", "job.started", "job.succeeded", "chain.step"} <= names
