@@ -42,8 +42,25 @@ class QueueSettings(BaseSettings):
     redelivery_timeout: float = Field(
         600.0, gt=0, description="Seconds before a broker redelivers an unacknowledged job."
     )
+    prefix: str = Field(
+        "arvel-flow:",
+        min_length=1,
+        description="Put before every Redis key (store and broker), to share one database.",
+    )
+    queues: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("default",), min_length=1, description="Queues a worker reads (comma-separated)."
+    )
+    heartbeat_seconds: float = Field(
+        1.0, gt=0, description="How often a worker tells Redis it is alive."
+    )
+    heartbeat_timeout: float = Field(
+        10.0, gt=0, description="Seconds of silence after which a worker counts as dead."
+    )
+    max_deliveries: int = Field(
+        5, ge=1, description="Deliveries of one message (its workers died) before it fails."
+    )
 
-    @field_validator("allowed_modules", mode="before")
+    @field_validator("allowed_modules", "queues", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from arvel_flow.errors import BackendError, ConfigError, FlowError, ImportTargetError
+from arvel_flow.errors import (
+    BackendError,
+    ConfigError,
+    FlowError,
+    ImportTargetError,
+    RunNotFoundError,
+)
 
 if TYPE_CHECKING:
     from arvel_flow.spec.models import PipelineSpec
@@ -34,7 +40,7 @@ EXIT_INTERRUPTED = 130
 
 def exit_code_for(error: FlowError) -> int:
     """The exit code SPEC §5 gives an error."""
-    if isinstance(error, ConfigError | ImportTargetError):
+    if isinstance(error, ConfigError | ImportTargetError | RunNotFoundError):
         return EXIT_INVALID
     if isinstance(error, BackendError):
         return EXIT_BACKEND

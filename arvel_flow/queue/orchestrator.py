@@ -53,6 +53,13 @@ class _Outbox:
     duplicates: deque[str] = field(default_factory=deque)
 
 
+DISPATCH_WINDOW = 1_000
+"""Members of a batch without ``concurrency`` dispatched ahead of those finishing.
+
+Far above any driver's concurrency, so it limits nothing in practice, while a
+100,000-member batch holds 1,000 messages in flight rather than 100,000.
+"""
+
 OK_STATES = frozenset({"succeeded", "duplicate"})
 """Final states that count as success for the enclosing chain or batch."""
 
@@ -348,9 +355,8 @@ class Orchestrator:
             if batch.catch is not None:
                 await self._start(run_id, plan, batch.catch, outbox)
         elif counters.claimed < total:
-            for index in await self.store.claim_members(
-                run_id, batch.key, total, batch.concurrency
-            ):
+            limit = batch.concurrency or DISPATCH_WINDOW
+            for index in await self.store.claim_members(run_id, batch.key, total, limit):
                 await self._start_claimed(run_id, plan, batch.member(index), outbox)
         if counters.settled(total):
             records = await self.store.get_steps(run_id, [cb.key for _, cb in callbacks(batch)])

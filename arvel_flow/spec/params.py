@@ -116,20 +116,28 @@ def _unknown(target: JobTarget, name: str, path: Path, known: set[str]) -> Probl
     return Problem(path, f"unknown parameter {name!r} of {target.path}{hint}", at="key")
 
 
+_CHUNK = 1_000
+"""``each`` items validated per call."""
+
+
 def _check_each(
     target: JobTarget, params: Params, base: dict[str, Any], items: list[Any], known: set[str]
 ) -> list[Problem]:
     problems: list[Problem] = []
-    probes: list[_Probe] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue  # schema validation reports it
-        path = (*params.step, "each", index)
-        problems += [_unknown(target, str(k), (*path, k), known) for k in item if k not in known]
-        probes.append(
-            _Probe({**base, **{k: v for k, v in item.items() if k in known}}, item, path, path)
-        )
-    return _capped(problems + _validate(target, params, probes), (*params.step, "each"))
+    # In chunks: validating 100,000 items at once holds 100,000 job models in memory.
+    for start in range(0, len(items), _CHUNK):
+        probes: list[_Probe] = []
+        for index, item in enumerate(items[start : start + _CHUNK], start):
+            if not isinstance(item, dict):
+                continue  # schema validation reports it
+            path = (*params.step, "each", index)
+            problems += [
+                _unknown(target, str(k), (*path, k), known) for k in item if k not in known
+            ]
+            values = {**base, **{k: v for k, v in item.items() if k in known}}
+            probes.append(_Probe(values, item, path, path))
+        problems += _validate(target, params, probes)
+    return _capped(problems, (*params.step, "each"))
 
 
 def _check_matrix(

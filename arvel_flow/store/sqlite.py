@@ -104,6 +104,7 @@ class SqliteStore:
 
     def __init__(self, path: str | Path, *, commit_interval: float = 0.0) -> None:
         self._db = SqliteDatabase(path, commit_interval=commit_interval)
+        self._known_runs: set[str] = set()
         self._lock: LockContract | None = None
 
     @property
@@ -173,10 +174,13 @@ class SqliteStore:
         return True
 
     # Steps --------------------------------------------------------------------------
-    @staticmethod
-    def _require_run(conn: sqlite3.Connection, run_id: str) -> None:
+    def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
+        # Runs are never deleted: once seen, a run needs no query on the hot path.
+        if run_id in self._known_runs:
+            return
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             raise RunNotFoundError(run_id)
+        self._known_runs.add(run_id)
 
     @staticmethod
     def _get_step(conn: sqlite3.Connection, run_id: str, step: str) -> StepRecord | None:

@@ -135,15 +135,29 @@ class RedisStreamTransport:
         elif envelopes:
             await self.flush(envelopes, now, ack=None)
 
-    async def flush(self, envelopes: Sequence[Envelope], now: float, ack: Ack | None) -> None:
-        """Write ``envelopes`` and acknowledge ``ack``; the ack and the last chunk are one MULTI."""
+    async def flush(
+        self,
+        envelopes: Sequence[Envelope],
+        now: float,
+        ack: Ack | None,
+        extra: Sequence[Command] = (),
+    ) -> list[Any]:
+        """Write ``envelopes`` and acknowledge ``ack``; the ack and the last chunk are one MULTI.
+
+        ``extra`` commands run last, in the same round trip (a worker fetches its next
+        message there); their replies are returned.
+        """
         commands = self._commands(envelopes, now)
         if ack is not None:
             commands.append(("XACK", (ack.stream, GROUP, ack.message_id)))
             commands.append(("XDEL", (ack.stream, ack.message_id)))
+        commands.extend(extra)
+        replies: list[Any] = []
         for start in range(0, len(commands), _CHUNK):
             last = start + _CHUNK >= len(commands)
-            await self._execute(commands[start : start + _CHUNK], atomic=last and ack is not None)
+            chunk = commands[start : start + _CHUNK]
+            replies = await self._execute(chunk, atomic=last and ack is not None)
+        return replies[len(replies) - len(extra) :] if extra else []
 
     def _commands(self, envelopes: Sequence[Envelope], now: float) -> list[Command]:
         commands: list[Command] = []
@@ -160,14 +174,15 @@ class RedisStreamTransport:
                 commands.append(("XADD", (stream, "*", "data", data)))
         return commands
 
-    async def _execute(self, commands: Sequence[Command], *, atomic: bool) -> None:
+    async def _execute(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
         if not commands:
-            return
+            return []
         with redis_errors(self.backend):
             async with self.client.pipeline(transaction=atomic) as pipe:
                 for name, args in commands:
                     pipe.execute_command(name, *args)
-                await pipe.execute()
+                replies: list[Any] = await pipe.execute()
+                return replies
 
     # Looking ----------------------------------------------------------------------------
 

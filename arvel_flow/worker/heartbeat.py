@@ -1,0 +1,73 @@
+"""A worker's heartbeat: proof, every few seconds, that its jobs are still being run.
+
+It beats from a thread of its own with a blocking Redis client, so a job that blocks
+the event loop (CPU-bound code in ``handle()``) does not make its worker look dead and
+its jobs run twice. Beat times are the Redis server's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import redis
+
+from arvel_flow.lock.redis import redis_errors
+from arvel_flow.store.urls import mask_url
+from arvel_flow.worker.scripts import HEARTBEAT
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Beats ``name`` into the consumer sets ``keys`` every ``interval`` seconds.
+
+    Args:
+        url: The Redis server.
+        keys: One sorted set per queue the worker reads (`StreamKeys.consumers`).
+        name: The worker's consumer name.
+        interval: Seconds between beats.
+    """
+
+    def __init__(self, url: str, keys: Sequence[str], name: str, interval: float) -> None:
+        self.name = name
+        self.interval = interval
+        self._keys = list(keys)
+        self._backend = mask_url(url)
+        self._client = redis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=max(5.0, 2 * interval)
+        )
+        self._script = self._client.register_script(HEARTBEAT)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat {name}", daemon=True)
+
+    def start(self) -> None:
+        """Beat once now (raising `BackendError` if Redis cannot be reached), then keep on."""
+        with redis_errors(self._backend):
+            self.beat()
+        self._thread.start()
+
+    def beat(self, score: str = "") -> None:
+        """One beat (``score`` in server milliseconds; empty for now)."""
+        self._script(keys=self._keys, args=[self.name, score])
+
+    def stop(self, *, dead: bool = False) -> None:
+        """Stop beating; with ``dead``, say so at once, so others take over what is left."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if dead:
+            try:
+                self.beat("0")
+            except redis.RedisError as error:
+                logger.warning("could not mark worker %s dead: %s", self.name, error)
+        self._client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except redis.RedisError as error:
+                # Others take over this worker's jobs if this lasts past the timeout.
+                logger.warning("heartbeat of %s failed: %s", self.name, error)
