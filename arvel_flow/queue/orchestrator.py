@@ -354,7 +354,7 @@ class Orchestrator:
                 counters = cancelled or counters
             if batch.catch is not None:
                 await self._start(run_id, plan, batch.catch, outbox)
-        elif counters.claimed < total:
+        elif counters.claimed < total and self._should_claim(batch, counters):
             limit = batch.concurrency or DISPATCH_WINDOW
             for index in await self.store.claim_members(run_id, batch.key, total, limit):
                 await self._start_claimed(run_id, plan, batch.member(index), outbox)
@@ -363,6 +363,18 @@ class Orchestrator:
             await self._settle(
                 run_id, plan, batch, "failed" if failing else "succeeded", records, outbox
             )
+
+    @staticmethod
+    def _should_claim(batch: BatchNode, counters: BatchCounters) -> bool:
+        """Whether to claim more members now.
+
+        With a ``concurrency``, every finish frees a slot to fill. The dispatch window
+        is refilled when half of it has drained, so a big batch claims a few hundred
+        members per store round trip rather than one per finished job.
+        """
+        if batch.concurrency is not None:
+            return True
+        return counters.claimed - counters.done <= DISPATCH_WINDOW // 2
 
     async def _settle(
         self,

@@ -211,7 +211,8 @@ class JobRunner:
             )
             self._emit("job.released", envelope, number, delay=result.delay, reason=result.reason)
             return Released(released, result.reason)
-        await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
+        if ref.settings.unique_for:
+            await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
         self._emit("job.succeeded", envelope, number)
         return Succeeded(result, number)
 

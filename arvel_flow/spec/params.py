@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,20 +125,20 @@ def _check_each(
     target: JobTarget, params: Params, base: dict[str, Any], items: list[Any], known: set[str]
 ) -> list[Problem]:
     problems: list[Problem] = []
-    # In chunks: validating 100,000 items at once holds 100,000 job models in memory.
-    for start in range(0, len(items), _CHUNK):
-        probes: list[_Probe] = []
-        for index, item in enumerate(items[start : start + _CHUNK], start):
+
+    def probes() -> Iterator[_Probe]:
+        for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue  # schema validation reports it
             path = (*params.step, "each", index)
-            problems += [
+            problems.extend(
                 _unknown(target, str(k), (*path, k), known) for k in item if k not in known
-            ]
+            )
             values = {**base, **{k: v for k, v in item.items() if k in known}}
-            probes.append(_Probe(values, item, path, path))
-        problems += _validate(target, params, probes)
-    return _capped(problems, (*params.step, "each"))
+            yield _Probe(values, item, path, path)
+
+    invalid = _validate(target, params, probes())
+    return _capped(problems + invalid, (*params.step, "each"))
 
 
 def _check_matrix(
@@ -152,45 +153,46 @@ def _check_matrix(
     first = {**base, **{name: values[0] for name, values in axes.items()}}
     first_paths = {name: (*path, name, 0) for name in axes}
     missing_at = (*params.step, "job")
-    probes = [_Probe(first, first_paths, None, missing_at)]
-    for name, values in axes.items():
-        probes += [
-            _Probe(
-                {**first, name: value},
-                {**first_paths, name: (*path, name, index)},
-                None,
-                missing_at,
-            )
-            for index, value in enumerate(values[1:], 1)
-        ]
-    return _capped(problems + _validate(target, params, probes, ignore=malformed), path)
+
+    def probes() -> Iterator[_Probe]:
+        yield _Probe(first, first_paths, None, missing_at)
+        for name, values in axes.items():
+            for index, value in enumerate(values[1:], 1):
+                where = {**first_paths, name: (*path, name, index)}
+                yield _Probe({**first, name: value}, where, None, missing_at)
+
+    return _capped(problems + _validate(target, params, probes(), ignore=malformed), path)
 
 
 def _validate(
-    target: JobTarget, params: Params, probes: list[_Probe], *, ignore: set[str] | None = None
+    target: JobTarget, params: Params, probes: Iterable[_Probe], *, ignore: set[str] | None = None
 ) -> list[Problem]:
-    """Validate every probe in one call; map each error to where its value was written.
+    """Validate the probes a chunk per call; map each error to where its value was written.
 
-    Errors about names in ``ignore`` (malformed matrix axes, reported by the schema
-    checks) are left out.
+    Chunks keep memory flat: validating 100,000 items in one call would hold 100,000
+    job models at once. Errors about names in ``ignore`` (malformed matrix axes,
+    reported by the schema checks) are left out.
     """
-    try:
-        _list_adapter(target.params_model).validate_python([probe.values for probe in probes])
-    except pydantic.ValidationError as error:
-        problems: dict[tuple[Path, str], Problem] = {}
-        for detail in error.errors(include_url=False):
-            index, name, *rest = detail["loc"]
-            probe = probes[int(index)]
-            if ignore and str(name) in ignore:
-                continue
-            if str(name) not in probe.values:
-                problem = Problem(probe.missing_at, f"missing parameter {name!r} of {target.path}")
-            else:
-                where = probe.where(str(name), params.origins)
-                problem = Problem((*where, *rest), f"{detail['msg']} (parameter {name!r})")
-            problems.setdefault((problem.path, problem.message), problem)
-        return list(problems.values())
-    return []
+    adapter = _list_adapter(target.params_model)
+    problems: dict[tuple[Path, str], Problem] = {}
+    iterator = iter(probes)
+    while chunk := list(itertools.islice(iterator, _CHUNK)):
+        try:
+            adapter.validate_python([probe.values for probe in chunk])
+        except pydantic.ValidationError as error:
+            for detail in error.errors(include_url=False):
+                index, name, *rest = detail["loc"]
+                probe = chunk[int(index)]
+                if ignore and str(name) in ignore:
+                    continue
+                if str(name) not in probe.values:
+                    message = f"missing parameter {name!r} of {target.path}"
+                    problem = Problem(probe.missing_at, message)
+                else:
+                    where = probe.where(str(name), params.origins)
+                    problem = Problem((*where, *rest), f"{detail['msg']} (parameter {name!r})")
+                problems.setdefault((problem.path, problem.message), problem)
+    return list(problems.values())
 
 
 def _capped(problems: list[Problem], path: Path) -> list[Problem]:

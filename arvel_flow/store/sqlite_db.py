@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from arvel_flow.errors import BackendError
 
@@ -134,28 +135,13 @@ class SqliteDatabase:
             raise BackendError(self.backend, "the store is closed")
         return self._conn
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """A write transaction (``BEGIN IMMEDIATE``), committed when the block ends.
 
         With a commit interval it is a savepoint in the open group transaction instead,
         committed with the group.
         """
-        with self._errors():
-            conn = self.conn
-            if not self.commit_interval or not self._start_group(conn):
-                with self._begin(conn):
-                    yield conn
-                return
-            conn.execute("SAVEPOINT write")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK TO write")
-                    conn.execute("RELEASE write")
-                raise
-            conn.execute("RELEASE write")
+        return _Transaction(self)
 
     def _start_group(self, conn: sqlite3.Connection) -> bool:
         """Make sure a group transaction is open; False when there is no event loop."""
@@ -203,3 +189,53 @@ def upsert(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
+
+
+class _Transaction:
+    """The context manager behind `SqliteDatabase.transaction`.
+
+    A class rather than a generator: it runs once per store write, the hot path of
+    every job, where a generator-based context manager costs a few microseconds more.
+    """
+
+    __slots__ = ("_conn", "_db", "_grouped")
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._grouped = False
+        self._conn: sqlite3.Connection | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self._db
+        try:
+            conn = self._conn = db.conn
+            self._grouped = bool(db.commit_interval) and db._start_group(conn)
+            conn.execute("SAVEPOINT write" if self._grouped else "BEGIN IMMEDIATE")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise _backend_error(db, exc) from exc
+        return conn
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            if kind is None:
+                conn.execute("RELEASE write" if self._grouped else "COMMIT")
+            elif conn.in_transaction:
+                # Some errors (a full disk, for one) have rolled back already.
+                conn.execute("ROLLBACK TO write" if self._grouped else "ROLLBACK")
+                if self._grouped:
+                    conn.execute("RELEASE write")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise _backend_error(self._db, exc) from exc
+        # Only failures of the file become BackendError; misuse of the API
+        # (IntegrityError, ProgrammingError) is a bug and stays visible.
+        misuse = isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+        if isinstance(error, sqlite3.DatabaseError | OSError) and not misuse:
+            raise _backend_error(self._db, error) from error
+
+
+def _backend_error(db: SqliteDatabase, exc: BaseException) -> BackendError:
+    return BackendError(db.backend, str(exc) or type(exc).__name__)
