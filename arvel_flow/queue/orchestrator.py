@@ -60,6 +60,9 @@ Far above any driver's concurrency, so it limits nothing in practice, while a
 100,000-member batch holds 1,000 messages in flight rather than 100,000.
 """
 
+PLAN_CACHE_SIZE = 256
+"""Plans kept in memory per process; others are loaded from the store again."""
+
 OK_STATES = frozenset({"succeeded", "duplicate"})
 """Final states that count as success for the enclosing chain or batch."""
 
@@ -94,12 +97,18 @@ class Orchestrator:
             RunRecord(run_id, plan.name, created_at=now, source=source or plan.origin),
             plan_to_dict(plan),
         )
-        self._plans[run_id] = plan
+        self._remember(run_id, plan)
         self._emit("run.started", run_id, name=plan.name)
         outbox = _Outbox()
         await self._start(run_id, plan, plan.root, outbox)
         await self._flush(run_id, plan, outbox)
         return run_id
+
+    def _remember(self, run_id: str, plan: Plan) -> None:
+        # A long-lived worker sees many runs: keep the most recent plans only.
+        self._plans[run_id] = plan
+        while len(self._plans) > PLAN_CACHE_SIZE:
+            del self._plans[next(iter(self._plans))]
 
     async def resume(self, run_id: str) -> Plan:
         """Continue a run after its process died: resend unfinished jobs, re-advance groups.
@@ -170,7 +179,7 @@ class Orchestrator:
         plan = self._plans.get(run_id)
         if plan is None:
             plan = plan_from_dict(await self.store.load_plan(run_id))
-            self._plans[run_id] = plan
+            self._remember(run_id, plan)
         return plan
 
     async def wait(self, run_id: str, poll_seconds: float = 0.2) -> BatchResult:
