@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from redis.asyncio import ConnectionPool, Redis
+
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.queue.drivers.redis import RedisStreamTransport
 from arvel_flow.queue.events import EventBus
@@ -12,7 +14,10 @@ from arvel_flow.queue.factory import (
     open_queue_store,
 )
 from arvel_flow.settings import QueueSettings
-from arvel_flow.worker.worker import Worker, WorkerOptions
+from arvel_flow.store.contracts import StoreContract
+from arvel_flow.store.redis import RedisStore
+from arvel_flow.store.urls import mask_url
+from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
 
 
 def make_worker(
@@ -45,7 +50,8 @@ def make_worker(
             ]
         )
     check_shared_store(settings)
-    queue = make_redis_queue(settings, store=open_queue_store(settings), events=events)
+    store, closers = _open_store(settings)
+    queue = make_redis_queue(settings, store=store, events=events)
     transport = queue.transport
     assert isinstance(transport, RedisStreamTransport)
     options = WorkerOptions(
@@ -57,4 +63,29 @@ def make_worker(
         foreign_timeout=settings.redelivery_timeout,
         max_deliveries=settings.max_deliveries,
     )
-    return Worker(queue, transport, url=broker_url(settings), options=options, name=name)
+    url = broker_url(settings)
+    return Worker(queue, transport, url=url, options=options, name=name, closers=closers)
+
+
+def _open_store(settings: QueueSettings) -> tuple[StoreContract, list[Closer]]:
+    """The shared store; a Redis one with a pool sized for the worker's concurrency.
+
+    `RedisStore` makes a pool that fails past 100 connections in use, which a worker
+    running more jobs than that at once reaches. A job holds one store connection at a
+    time, so twice the concurrency never runs out (and, unlike a blocking pool, costs
+    nothing on each call).
+    """
+    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
+        return open_queue_store(settings), []
+    try:
+        pool = ConnectionPool.from_url(
+            settings.store,
+            max_connections=2 * settings.concurrency + 16,
+            decode_responses=True,
+            socket_connect_timeout=5,
+        )
+    except ValueError as error:
+        message = f"invalid redis URL {mask_url(settings.store)!r}: {error}"
+        raise ConfigError([ConfigIssue(message, path="store")]) from None
+    client = Redis.from_pool(pool)
+    return RedisStore.from_client(client, prefix=settings.prefix), [client.aclose]

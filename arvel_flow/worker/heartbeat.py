@@ -52,16 +52,21 @@ class Heartbeat:
         """One beat (``score`` in server milliseconds; empty for now)."""
         self._script(keys=self._keys, args=[self.name, score])
 
-    def stop(self, *, dead: bool = False) -> None:
-        """Stop beating; with ``dead``, say so at once, so others take over what is left."""
+    def stop(self) -> None:
+        """Stop beating (the last beat stays until the worker leaves or is found dead)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        if dead:
-            try:
-                self.beat("0")
-            except redis.RedisError as error:
-                logger.warning("could not mark worker %s dead: %s", self.name, error)
+
+    def mark_dead(self) -> None:
+        """Say this worker is dead now, so others take over what it leaves pending."""
+        try:
+            self.beat("0")
+        except redis.RedisError as error:
+            logger.warning("could not mark worker %s dead: %s", self.name, error)
+
+    def close(self) -> None:
+        """Close the Redis client."""
         self._client.close()
 
     def _run(self) -> None:

@@ -85,7 +85,7 @@ async def record_refusal(
         settings=envelope.job.settings.to_dict() if envelope is not None else {},
     )
     await queue.store.add_failed(record)
-    logger.warning("refused %s: %s", record.step or record.job, described)
+    logger.info("refused %s: %s", record.step or record.job, described)
     if queue.events.active:
         label = envelope.label if envelope is not None else None
         data = {"error": described, "reason": "refused by the worker", "failed_id": record.id}

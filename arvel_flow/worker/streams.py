@@ -87,6 +87,7 @@ class StreamReader:
     async def open(self) -> None:
         """Create the consumer groups (reading from the start of each stream)."""
         with redis_errors(self.backend):
+            await self._control.sadd(self.keys.queues, *self.queues)
             for stream in self.streams:
                 try:
                     await self._control.xgroup_create(stream, GROUP, id="0", mkstream=True)

@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from arvel_flow.errors import BackendError
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 _READ_COUNT = 100
 """Most messages taken in one read."""
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class Worker:
         url: The broker's Redis server.
         options: Queues, concurrency, allowed modules, timings.
         name: The consumer name (unique per worker); a fresh one by default.
+        closers: Called when the worker has stopped, after the queue is closed
+            (clients the worker's builder made for it).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Worker:
         url: str,
         options: WorkerOptions,
         name: str | None = None,
+        closers: Sequence[Closer] = (),
     ) -> None:
         if not options.allowed_modules:
             raise ValueError("a worker needs allowed module prefixes")
@@ -109,6 +114,7 @@ class Worker:
             options.heartbeat_seconds,
         )
         self.aborted = False
+        self._closers = tuple(closers)
         self._running: dict[str, asyncio.Task[None]] = {}
         # Taken over while every slot was busy: they wait here, pending under this name.
         self._backlog: deque[Delivery] = deque()
@@ -128,8 +134,8 @@ class Worker:
             await self.streams.open()
             self.heartbeat.start()
         except BackendError:
-            await self.streams.close()
-            await self.queue.close()
+            self.heartbeat.close()
+            await self._close()
             raise
         loops = [
             asyncio.create_task(self._read_loop(), name="read"),
@@ -168,15 +174,26 @@ class Worker:
             await asyncio.wait(tuple(self._running.values()))
 
     async def _leave(self) -> None:
+        if self._waking is not None:
+            await self._waking
+        # Beats stop first, so that none re-registers this worker after it left.
+        await asyncio.to_thread(self.heartbeat.stop)
         left = False
         try:
             left = await self.streams.leave()
         except BackendError as error:
             logger.warning("worker %s could not leave cleanly: %s", self.name, error)
-        # With messages still pending here (an abort), say this worker is dead now.
-        await asyncio.to_thread(self.heartbeat.stop, dead=not left)
+        if not left:
+            # Messages are still pending here (an abort): others take them at once.
+            await asyncio.to_thread(self.heartbeat.mark_dead)
+        self.heartbeat.close()
+        await self._close()
+
+    async def _close(self) -> None:
         await self.streams.close()
         await self.queue.close()
+        for close in self._closers:
+            await close()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when the worker is stopping."""
@@ -231,8 +248,10 @@ class Worker:
                     dead_after=options.heartbeat_timeout,
                     foreign_idle=options.foreign_timeout,
                 ):
-                    logger.info(
-                        "took over %s (delivery %d)", delivery.message_id, delivery.deliveries
+                    logger.warning(
+                        "took over %s from a dead worker (delivery %d)",
+                        delivery.message_id,
+                        delivery.deliveries,
                     )
                     self._start(delivery)
                 for delivery in await self.streams.orphans(
@@ -332,7 +351,11 @@ class Worker:
     async def _repair(self, ack: Ack, envelope: Envelope) -> None:
         """Send again what the run lost when a worker died between finishing and sending."""
         assert envelope.run_id is not None
-        logger.info("step %s finished before; repairing run %s", envelope.step, envelope.run_id)
+        logger.warning(
+            "step %s had finished when its worker died; repairing run %s",
+            envelope.step,
+            envelope.run_id,
+        )
         with self.transport.collect() as outbox, self.transport.repairing():
             await self.queue.resume(envelope.run_id)
         await self._flush(outbox, ack)

@@ -89,6 +89,7 @@ class RedisStreamTransport:
         (see `StreamKeys`), whatever the broker's own ``queue_name``.
         """
         pool = broker.connection_pool
+        # A flush holds one connection: size ``max_connections`` above the concurrency.
         client = Redis.from_pool(
             ConnectionPool(
                 connection_class=pool.connection_class,

@@ -1,0 +1,100 @@
+"""Job classes the integration tests run in real worker processes.
+
+Each job writes what it did to a Redis list (its ``journal``), so the test process can
+read who ran what, when and where. Workers find Redis in ``ARVEL_FLOW_STORE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from arvel_flow.queue.job import Job
+from arvel_flow.queue.middleware import JobMiddleware, RateLimited
+
+_clients: dict[str, Redis] = {}
+
+
+def _client() -> Redis:
+    url = os.environ["ARVEL_FLOW_STORE"]
+    if url not in _clients:
+        # Blocking: a worker may run more jobs at once than a default pool holds.
+        _clients[url] = Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=64))
+    return _clients[url]
+
+
+async def write(journal: str, **entry: Any) -> None:
+    """Append one entry (with this process's id) to the journal list."""
+    entry.setdefault("pid", os.getpid())
+    await _client().rpush(journal, json.dumps(entry))
+
+
+class Record(Job):
+    """Holds for ``hold`` seconds, then journals its tag with start and end times."""
+
+    journal: str
+    tag: str
+    hold: float = 0.0
+
+    async def handle(self) -> None:
+        start = time.time()
+        if self.hold:
+            await asyncio.sleep(self.hold)
+        await write(self.journal, tag=self.tag, start=start, end=time.time())
+
+
+class Flaky(Job):
+    """Fails its first ``failures`` attempts (counted in Redis), then journals."""
+
+    journal: str
+    tag: str
+    failures: int = 1
+
+    async def handle(self) -> None:
+        attempt = await _client().incr(f"{self.journal}:attempts:{self.tag}")
+        await write(self.journal, tag=self.tag, attempt=attempt, start=time.time())
+        if attempt <= self.failures:
+            raise RuntimeError(f"attempt {attempt} fails on purpose")
+
+
+class Limited(Job):
+    """Journals its start, under a rate limit of ``per_second`` runs per second."""
+
+    journal: str
+    tag: str
+    per_second: int = 5
+
+    def middleware(self) -> list[JobMiddleware]:
+        return [RateLimited(f"{self.journal}:limit", self.per_second, 1.0)]
+
+    async def handle(self) -> None:
+        await write(self.journal, tag=self.tag, start=time.time())
+
+
+class Blocking(Job):
+    """Blocks its worker's event loop for ``hold`` seconds (CPU-bound code would)."""
+
+    journal: str
+    tag: str
+    hold: float = 1.0
+
+    async def handle(self) -> None:
+        start = time.time()
+        time.sleep(self.hold)  # noqa: ASYNC251 - blocking the loop is the point
+        await write(self.journal, tag=self.tag, start=start, end=time.time())
+
+
+class Crash(Job):
+    """Kills its own worker process (as the OOM killer would), every time it runs."""
+
+    journal: str
+    tag: str
+
+    async def handle(self) -> None:
+        await write(self.journal, tag=self.tag, start=time.time())
+        os._exit(1)
