@@ -161,12 +161,13 @@ class Orchestrator:
         """Record a job's final state and advance its run (no-op outside a run)."""
         if envelope.run_id is None or envelope.step is None:
             return
-        plan = await self.plan_of(envelope.run_id)
+        plan = self._plans.get(envelope.run_id) or await self.plan_of(envelope.run_id)
         outbox = _Outbox()
         await self._finish(
             envelope.run_id, plan, envelope.step, state, outbox, attempts=attempts, error=error
         )
-        await self._flush(envelope.run_id, plan, outbox)
+        if outbox.envelopes or outbox.duplicates:
+            await self._flush(envelope.run_id, plan, outbox)
 
     async def _flush(self, run_id: str, plan: Plan, outbox: _Outbox) -> None:
         """Finish the duplicates an advance found, then send what it dispatched."""
@@ -211,10 +212,15 @@ class Orchestrator:
         if await self.store.claim_step(run_id, node.key, self.clock.now()):
             await self._start_claimed(run_id, plan, node, outbox)
 
+    async def _start_step(
+        self, run_id: str, plan: Plan, chain: ChainNode, step: Node, outbox: _Outbox
+    ) -> None:
+        """Claim and start a chain's step, saying so."""
+        if await self.store.claim_step(run_id, step.key, self.clock.now()):
+            self._emit("chain.step", run_id, step=step.key, chain=chain.key)
+            await self._start_claimed(run_id, plan, step, outbox)
+
     async def _start_claimed(self, run_id: str, plan: Plan, node: Node, outbox: _Outbox) -> None:
-        parent = plan.parent(node.key)
-        if parent is not None and isinstance(parent[0], ChainNode) and parent[1] == "step":
-            self._emit("chain.step", run_id, step=node.key, chain=parent[0].key)
         if not isinstance(node, JobNode):
             await self.store.update_step(run_id, node.key, "running", at=self.clock.now())
             await self._advance(run_id, plan, node, outbox)
@@ -290,7 +296,8 @@ class Orchestrator:
             await self._finish_run(run_id, state)
             return
         group, _ = parent
-        if isinstance(group, BatchNode) and isinstance(counters, BatchCounters):
+        if self.events.active and isinstance(counters, BatchCounters):
+            assert isinstance(group, BatchNode)
             self._emit(
                 "batch.progress",
                 run_id,
@@ -299,9 +306,16 @@ class Orchestrator:
                 failed=counters.failed,
                 total=group.total,
             )
-        await self._advance(
-            run_id, plan, group, outbox, counters if isinstance(counters, BatchCounters) else None
-        )
+        if isinstance(group, ChainNode):
+            await self._advance_chain(run_id, plan, group, outbox, finished=(key, state))
+        else:
+            await self._advance(
+                run_id,
+                plan,
+                group,
+                outbox,
+                counters if isinstance(counters, BatchCounters) else None,
+            )
 
     async def _finish_run(self, run_id: str, state: StepState) -> None:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"
@@ -325,16 +339,30 @@ class Orchestrator:
             await self._advance_batch(run_id, plan, group, outbox, counters)
 
     async def _advance_chain(
-        self, run_id: str, plan: Plan, chain: ChainNode, outbox: _Outbox
+        self,
+        run_id: str,
+        plan: Plan,
+        chain: ChainNode,
+        outbox: _Outbox,
+        finished: tuple[str, StepState] | None = None,
     ) -> None:
-        """Start the next step, or stop at a failure, then settle the chain."""
+        """Start the next step, or stop at a failure, then settle the chain.
+
+        When a step has just succeeded, the next one starts at once: the worker that
+        finishes a step dispatches the next without reading the chain back.
+        """
+        if finished is not None and finished[1] in OK_STATES:
+            following = _step_after(chain, finished[0])
+            if following is not None:
+                await self._start_step(run_id, plan, chain, following, outbox)
+                return
         keys = [step.key for step in chain.steps]
         records = await self.store.get_steps(run_id, keys + [cb.key for _, cb in callbacks(chain)])
         outcome: StepState = "succeeded"
         for index, step in enumerate(chain.steps):
             record = records.get(step.key)
             if record is None:
-                await self._start(run_id, plan, step, outbox)
+                await self._start_step(run_id, plan, chain, step, outbox)
                 return
             if not record.final:
                 return
@@ -423,3 +451,11 @@ class Orchestrator:
     ) -> None:
         if self.events.active:
             self.events.emit(Event(event, self.clock.now(), run_id, step, job, attempt, data))
+
+
+def _step_after(chain: ChainNode, key: str) -> Node | None:
+    """The step that follows step ``key`` of ``chain``; None after the last, or for a callback."""
+    for index, step in enumerate(chain.steps[:-1]):
+        if step.key == key:
+            return chain.steps[index + 1]
+    return None
