@@ -10,7 +10,9 @@ FlowError
 │       └── JobMaxRetriesError       attempts exhausted
 ├── BackendError         .backend   broker or store unreachable (exit 3)
 ├── LockError            .key
-└── RunNotFoundError     .run_id
+├── RunNotFoundError     .run_id
+├── UnreadableMessageError .reason   a worker got a message that is not an envelope
+└── DeliveryLimitError   .deliveries a message whose workers kept dying
 ```
 
 The CLI maps each to its exit code and prints the message only; anything that is not a
@@ -116,3 +118,26 @@ class RunNotFoundError(FlowError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run {run_id!r} in the store")
+
+
+class UnreadableMessageError(FlowError):
+    """A message is not an arvel-flow envelope (bad JSON, another task, a broken envelope).
+
+    ``reason`` says what is wrong; the message itself is never echoed, since it may
+    hold secrets.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"unreadable message: {reason}")
+
+
+class DeliveryLimitError(FlowError):
+    """A message was delivered ``deliveries`` times and never finished: its workers died."""
+
+    def __init__(self, deliveries: int) -> None:
+        self.deliveries = deliveries
+        super().__init__(
+            f"delivered {deliveries} times without finishing: each worker that took it "
+            "stopped (killed, crashed or out of memory) before it was done"
+        )

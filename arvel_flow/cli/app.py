@@ -246,8 +246,9 @@ def _register_commands() -> None:
     # module level, so registering them keeps --help fast.
     from arvel_flow.cli.failed import failed
     from arvel_flow.cli.runs import run, runs, status
+    from arvel_flow.cli.worker import worker
 
-    for command in (run, status, runs, failed):
+    for command in (run, status, runs, failed, worker):
         cli.add_command(command)
 
 

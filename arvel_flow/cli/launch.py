@@ -92,10 +92,14 @@ class Outcome:
     run_id: str
     result: BatchResult | None
     interrupted: bool = False
+    remote: bool = False
+    """The run goes on in workers: this process only stopped following it."""
 
     @property
     def exit_code(self) -> int:
-        """0 succeeded, 1 failed, 130 interrupted (SPEC §5)."""
+        """0 succeeded (or detached), 1 failed, 130 interrupted (SPEC §5)."""
+        if self.remote and not self.interrupted:
+            return EXIT_OK
         if self.interrupted or self.result is None:
             return EXIT_INTERRUPTED
         return EXIT_OK if self.result.ok else EXIT_RUN_FAILED
@@ -106,12 +110,17 @@ class Launcher:
 
     def __init__(self, queue: BaseQueue) -> None:
         self.queue = queue
+        # Jobs sent to workers keep running there: stopping means to stop following.
+        self.remote = isinstance(queue, TaskiqQueue) and queue.transport is not None
         self._interrupts = 0
         self._stop = asyncio.Event()
         self._main: asyncio.Task[Any] | None = None
 
-    async def run(self, plan: Plan, run_id: str) -> Outcome:
-        """Start a run of ``plan`` under ``run_id`` and follow it."""
+    async def run(self, plan: Plan, run_id: str, *, follow: bool = True) -> Outcome:
+        """Start a run of ``plan`` under ``run_id`` and follow it (or, remote, not)."""
+        if not follow:
+            await self.queue.start(plan, run_id=run_id)
+            return Outcome(run_id, None, remote=True)
         return await self._follow(run_id, self.queue.start(plan, run_id=run_id))
 
     async def resume(self, run_id: str) -> Outcome:
@@ -146,7 +155,9 @@ class Launcher:
     def interrupt(self) -> None:
         """First call: stop dispatching, let running jobs finish. Second: cancel them."""
         self._interrupts += 1
-        if isinstance(self.queue, TaskiqQueue):
+        if self.remote:
+            self._stop.set()
+        elif isinstance(self.queue, TaskiqQueue):
             if self._interrupts == 1:
                 self.queue.pause()
                 self._stop.set()
@@ -158,6 +169,8 @@ class Launcher:
             self._main.cancel()
 
     async def _interrupted(self, run_id: str) -> Outcome:
+        if self.remote:
+            return Outcome(run_id, None, interrupted=True, remote=True)
         if isinstance(self.queue, TaskiqQueue):
             await self.queue.drain()
         await self.queue.store.set_run_status(run_id, "interrupted", self.queue.clock.now())

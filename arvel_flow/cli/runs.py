@@ -74,7 +74,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         plan, queue_section = compile_file(str(file), parse_assignments(options["assignments"]))
         file_queue = dict(queue_section)
     settings = resolve_settings(file_queue, flags)
-    if options["detach"] and settings.broker == "memory" and settings.driver == "taskiq":
+    if options["detach"] and (settings.broker == "memory" or settings.driver != "taskiq"):
         raise click.UsageError("--detach needs a broker that outlives this process, such as redis")
     ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
 
@@ -126,7 +126,7 @@ async def _run(
                 reporting.say(f"run {run_id} ({plan.name}) resumed")
                 outcome = await launcher.resume(run_id)
             else:
-                outcome = await launcher.run(plan, run_id)
+                outcome = await launcher.run(plan, run_id, follow=not options["detach"])
             reporting.ended(outcome)
         await _report_end(queue, plan, outcome, reporting, settings)
         return outcome.exit_code
@@ -224,7 +224,15 @@ async def _report_end(
         format_summary_lines,
         format_summary_table,
     )
+    from arvel_flow.settings import QueueSettings
+    from arvel_flow.store.urls import mask_url
 
+    if outcome.remote and outcome.result is None:
+        follow = f"arvel-flow status {outcome.run_id}"
+        if settings.store != QueueSettings().store:
+            follow += f" --store {mask_url(settings.store)}"
+        reporting.say(f"run {outcome.run_id} goes on in the workers; follow it with: {follow}")
+        return
     if outcome.interrupted:
         command = format_resume_command(outcome.run_id, settings.store)
         if command is None:
@@ -325,6 +333,6 @@ def settings_for(store_url: str | None) -> QueueSettings:
 
 def _open(store_url: str | None) -> Any:
     """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
-    from arvel_flow.store import open_store
+    from arvel_flow.queue.factory import open_queue_store
 
-    return open_store(settings_for(store_url).store)
+    return open_queue_store(settings_for(store_url))

@@ -136,17 +136,12 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
     return EXIT_INTERRUPTED if served.aborted else EXIT_OK
 
 
-def register(group: click.Group) -> None:
-    """Add the ``worker`` command to ``group`` (the ``arvel-flow`` command group)."""
-    group.add_command(worker)
-
-
 def main() -> None:
     """``python -m arvel_flow.cli.worker``: the worker command on its own."""
     from arvel_flow.cli.app import FlowGroup
 
     group = FlowGroup(name="arvel-flow")
-    register(group)
+    group.add_command(worker)
     group.main(args=["worker", *sys.argv[1:]], prog_name="arvel-flow")
 
 

@@ -5,8 +5,8 @@
 `make_worker` builds one from `QueueSettings`.
 """
 
+from arvel_flow.errors import DeliveryLimitError
 from arvel_flow.worker.build import make_worker
-from arvel_flow.worker.refusals import DeliveryLimitError
 from arvel_flow.worker.worker import Worker, WorkerOptions
 
 __all__ = ["DeliveryLimitError", "Worker", "WorkerOptions", "make_worker"]

@@ -13,7 +13,7 @@ import logging
 import traceback
 from collections.abc import Sequence
 
-from arvel_flow.errors import FlowError, ImportTargetError
+from arvel_flow.errors import DeliveryLimitError, FlowError, ImportTargetError
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event
@@ -25,17 +25,6 @@ logger = logging.getLogger(__name__)
 
 UNREADABLE = "<unreadable message>"
 """The job name recorded for a message that holds no envelope."""
-
-
-class DeliveryLimitError(FlowError):
-    """A message was delivered ``deliveries`` times and never finished: its workers died."""
-
-    def __init__(self, deliveries: int) -> None:
-        self.deliveries = deliveries
-        super().__init__(
-            f"delivered {deliveries} times without finishing: each worker that took it "
-            "stopped (killed, crashed or out of memory) before it was done"
-        )
 
 
 def is_allowed(path: str, allowed: Sequence[str]) -> bool:

@@ -31,13 +31,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from arvel_flow.errors import BackendError
+from arvel_flow.errors import BackendError, DeliveryLimitError, UnreadableMessageError
 from arvel_flow.queue.drivers.redis import Ack, RedisStreamTransport
-from arvel_flow.queue.drivers.redis_wire import UnreadableMessageError, decode_message
+from arvel_flow.queue.drivers.redis_wire import decode_message
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.worker.heartbeat import Heartbeat
-from arvel_flow.worker.refusals import DeliveryLimitError, compute_refusal, give_up, record_refusal
+from arvel_flow.worker.refusals import compute_refusal, give_up, record_refusal
 from arvel_flow.worker.streams import Delivery, StreamReader
 
 logger = logging.getLogger(__name__)

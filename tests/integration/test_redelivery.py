@@ -117,7 +117,7 @@ async def test_a_message_whose_workers_keep_dying_fails_after_max_deliveries(
     assert result.status == "failed"
     assert Counter(cluster.tags()) == {"crash": 2, "caught": 1}
     (failure,) = await dispatcher.store.list_failed()
-    assert failure.exception == "arvel_flow.worker.refusals.DeliveryLimitError"
+    assert failure.exception == "arvel_flow.errors.DeliveryLimitError"
     assert failure.step == "root.0"
     assert "delivered 3 times" in failure.message
 

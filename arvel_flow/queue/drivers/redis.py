@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ResponseError
 
+from arvel_flow.errors import UnreadableMessageError
 from arvel_flow.lock.redis import describe_client, redis_errors
 from arvel_flow.queue.drivers.redis_wire import (
     GROUP,
     StreamKeys,
-    UnreadableMessageError,
     decode_message,
     encode_message,
 )

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from arvel_flow.errors import FlowError
+from arvel_flow.errors import UnreadableMessageError
 from arvel_flow.queue.drivers.taskiq import TASK_NAME
 from arvel_flow.queue.envelope import Envelope, new_id
 
@@ -31,7 +31,6 @@ __all__ = [
     "GROUP",
     "TASK_NAME",
     "StreamKeys",
-    "UnreadableMessageError",
     "decode_message",
     "encode_message",
 ]
@@ -39,18 +38,6 @@ __all__ = [
 GROUP = "arvel-flow"
 """The consumer group every worker reads through."""
 _STR_LABEL = 3  # taskiq.labels.LabelType.STR
-
-
-class UnreadableMessageError(FlowError):
-    """A message is not an arvel-flow envelope (bad JSON, another task, a broken envelope).
-
-    ``reason`` says what is wrong; the message itself is never echoed, since it may
-    hold secrets.
-    """
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"unreadable message: {reason}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ import json
 import pytest
 
 from arvel_flow.cli.worker import format_event
+from arvel_flow.errors import UnreadableMessageError
 from arvel_flow.queue.drivers.redis_wire import (
     TASK_NAME,
     StreamKeys,
-    UnreadableMessageError,
     decode_message,
     encode_message,
 )
