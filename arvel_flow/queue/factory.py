@@ -66,7 +66,7 @@ def make_queue(
             [
                 ConfigIssue(
                     f"broker {settings.broker!r} is not supported yet: use redis for "
-                    "distributed runs (see docs/distributed.md)",
+                    "distributed runs (see 'Distributed runs' in the README)",
                     path="queue.broker",
                 )
             ]

@@ -34,7 +34,7 @@ def make_worker(
             [
                 ConfigIssue(
                     f"arvel-flow worker runs on the redis broker, not {settings.broker!r} "
-                    "(see docs/distributed.md)",
+                    "(see 'Distributed runs' in the README)",
                     path="queue.broker",
                 )
             ]
