@@ -303,16 +303,20 @@ class RedisStore:
     async def get_steps(
         self, run_id: str, steps: Sequence[str] | None = None
     ) -> dict[str, StepRecord]:
-        """Records of the listed steps, or all."""
-        exists, raw = await self._multi(
-            ("EXISTS", [self._key("run", run_id)]), ("HGETALL", [self._key("steps", run_id)])
-        )
+        """Records of the listed steps (only those are fetched), or all."""
+        run_key, steps_key = self._key("run", run_id), self._key("steps", run_id)
+        if steps is None:
+            exists, raw = await self._multi(("EXISTS", [run_key]), ("HGETALL", [steps_key]))
+        elif steps:
+            exists, values = await self._multi(
+                ("EXISTS", [run_key]), ("HMGET", [steps_key, *steps])
+            )
+            raw = {step: value for step, value in zip(steps, values, strict=True) if value}
+        else:
+            exists, raw = await self.get_run(run_id) is not None, {}
         if not exists:
             raise RunNotFoundError(run_id)
-        records = {_text(k): _step(_text(k), v) for k, v in raw.items()}
-        if steps is None:
-            return records
-        return {s: records[s] for s in steps if s in records}
+        return {_text(k): _step(_text(k), v) for k, v in raw.items()}
 
     # Batches ------------------------------------------------------------------------
     async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
