@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from taskiq import InMemoryBroker
+from bench_core import bare_taskiq  # the same baseline as the core benchmark
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
@@ -62,23 +62,6 @@ def embedded_settings(directory: str) -> QueueSettings:
         store=f"sqlite:{directory}/state.db",
         concurrency=CONCURRENCY,
     )
-
-
-async def bare_taskiq(count: int) -> float:
-    broker = InMemoryBroker(max_stored_results=1)
-
-    @broker.task
-    async def noop(n: int) -> None:
-        return None
-
-    await broker.startup()
-    start = time.perf_counter()
-    for i in range(count):
-        await noop.kiq(i)
-    await broker.wait_all()
-    elapsed = time.perf_counter() - start
-    await broker.shutdown()
-    return elapsed
 
 
 async def embedded_batch(count: int, **changes: Any) -> float:
