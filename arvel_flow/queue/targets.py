@@ -325,9 +325,17 @@ class JobRef:
 
     @classmethod
     def of(cls, job: Any, **overrides: Any) -> JobRef:
-        """A ref for a job instance, a job class (no parameters) or a function."""
+        """A ref for a job instance, a job class (no parameters), a function or a path.
+
+        A dotted path starts from the class's own settings, as a class does; a bare
+        ``JobRef(path)`` takes `JobSettings` as given (the `Job` defaults).
+        """
         if isinstance(job, JobRef):
             return job.with_settings(**overrides) if overrides else job
+        if isinstance(job, str):
+            target = resolve_target(job)
+            base = JobSettings.of(target.obj) if target.kind != "function" else JobSettings()
+            return cls(job, {}, base.replace(**overrides) if overrides else base)
         if inspect.isclass(job):
             job = job() if issubclass(job, BaseModel) else job
         if inspect.isfunction(job) or inspect.iscoroutinefunction(job):

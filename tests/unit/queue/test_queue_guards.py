@@ -71,3 +71,12 @@ async def test_secrets_quoted_in_an_error_message_are_scrubbed_everywhere() -> N
     # ... while the rest of the message is still there to act on
     assert "refused" in record.message
     assert "***" in record.message
+
+
+def test_a_ref_made_from_a_path_starts_from_the_class_settings() -> None:
+    # Given a job class whose own default is not to retry
+    # When a ref is made from its dotted path
+    ref = JobRef.of(f"{JOBS}:Step")
+    # Then it carries the class's settings, not the Job defaults
+    assert ref.settings.max_retries == 0
+    assert JobRef.of(f"{JOBS}:Step", max_retries=2).settings.max_retries == 2
