@@ -106,10 +106,6 @@ class BatchNode:
             return found.member(index - self.offsets[entry])
         return found
 
-    def allowed_failures(self) -> int | None:
-        """How many members may fail with the batch still succeeding; None: any."""
-        return compute_allowance(self.allow_failures, self.total)
-
 
 Node = JobNode | ChainNode | BatchNode
 

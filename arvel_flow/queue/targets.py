@@ -120,19 +120,6 @@ class JobTarget:
                 names.add(info.alias)
         return names
 
-    def validate_params(self, params: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
-        """Every problem with ``params``: unknown, missing or mistyped, each at its ``loc``."""
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        known = self.parameter_names()
-        for name in params:
-            if name not in known:
-                problems.append(((name,), f"unknown parameter of {self.path}"))
-        try:
-            self.params_model.model_validate({k: v for k, v in params.items() if k in known})
-        except pydantic.ValidationError as error:
-            problems.extend((tuple(e["loc"]), e["msg"]) for e in error.errors())
-        return problems
-
     def build(self, params: Mapping[str, Any], settings: JobSettings | None = None) -> Any:
         """A fresh instance with ``handle()``, from JSON-ready parameters."""
         if self.kind == "function":

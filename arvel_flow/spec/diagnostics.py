@@ -19,9 +19,9 @@ from pydantic_core import ErrorDetails
 from arvel_flow.spec.models import BatchStepSpec, ChainStepSpec, JobStepSpec, PipelineSpec
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
 from arvel_flow.spec.scalars import resolve_plain
+from arvel_flow.spec.walk import STEP_KINDS
 
 _STEP_MODELS = (JobStepSpec, ChainStepSpec, BatchStepSpec)
-_STEP_KINDS = ("job", "chain", "batch")
 _REF_SECTIONS = ("jobs", "retry_policies", "middleware_stacks")
 _PATTERN_HINTS = {
     "name": "a pipeline name uses lowercase letters, digits, '_', '.' and '-', and starts with "
@@ -117,7 +117,7 @@ def _unknown_key(path: Path, model: type[BaseModel] | None) -> Problem:
         return Problem(path, f"unknown key {key!r}", at="key")
     allowed = _keys(model)
     if model in _STEP_MODELS:
-        if key in _STEP_KINDS:
+        if key in STEP_KINDS:
             message = (
                 f"a step is exactly one of 'job', 'chain' or 'batch'; this one also has {key!r}"
             )
@@ -144,7 +144,7 @@ def _not_a_step(path: Path, value: Any, message: str) -> Problem:
     if not isinstance(value, dict):
         return Problem(path, message)
     for key in value:
-        hint = did_you_mean(str(key), _STEP_KINDS)
+        hint = did_you_mean(str(key), STEP_KINDS)
         if hint:
             return Problem((*path, key), f"unknown key {key!r}{hint} ({message})", at="key")
     return Problem(path, message)
