@@ -239,6 +239,22 @@ class JobRunner:
         finally:
             reset_context(token)
 
+    async def fail(
+        self, envelope: Envelope, error: BaseException, reason: str, *, build: bool
+    ) -> Failed:
+        """Fail a delivery for good without running it (a worker's refusal or give-up).
+
+        With ``build``, the job is built (under the allowed modules) so that its
+        ``on_failure`` runs; without, nothing of the job is imported.
+        """
+        job = None
+        if build:
+            try:
+                job = envelope.job.build(allowed=self.allowed_modules)
+            except Exception:  # it cannot be built: no hook to call, still a failure
+                job = None
+        return await self._fail(job, envelope, error, envelope.attempts, reason)
+
     async def _fail(
         self, job: Any, envelope: Envelope, error: BaseException, attempts: int, reason: str
     ) -> Failed:
@@ -253,7 +269,7 @@ class JobRunner:
             job=ref.target,
             queue=ref.settings.queue_name,
             payload=self._payload(job, ref),
-            exception=_exception_path(error),
+            exception=exception_path(error),
             message=scrub(_message(error), secrets),
             traceback=scrub(_traceback(error), secrets),
             attempts=attempts,
@@ -327,7 +343,8 @@ class JobRunner:
             )
 
 
-def _exception_path(error: BaseException) -> str:
+def exception_path(error: BaseException) -> str:
+    """The error's class as a dotted path (a builtin by its bare name)."""
     cls = type(error)
     return (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -357,4 +374,4 @@ def _traceback(error: BaseException) -> str:
 
 def describe_error(error: BaseException) -> str:
     """``Class: message`` for events and run state, without echoing refused values."""
-    return f"{_exception_path(error)}: {_message(error)}"
+    return f"{exception_path(error)}: {_message(error)}"

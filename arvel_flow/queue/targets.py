@@ -36,7 +36,7 @@ def import_object(path: str, *, allowed: Sequence[str] | None = None) -> Any:
     """
     if not path or any(not part.isidentifier() for part in path.replace(":", ".").split(".")):
         raise ImportTargetError(path, "not a dotted path such as 'pkg.module:Name'")
-    if allowed is not None and not _is_allowed(path, allowed):
+    if allowed is not None and not is_allowed(path, allowed):
         raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
     if ":" in path:
         module_name, _, attr_path = path.partition(":")
@@ -62,11 +62,12 @@ def import_object(path: str, *, allowed: Sequence[str] | None = None) -> Any:
 
 def check_allowed(path: str, allowed: Sequence[str] | None) -> None:
     """Refuse a dotted path outside the allowed module prefixes (builtins always pass)."""
-    if allowed is not None and ("." in path or ":" in path) and not _is_allowed(path, allowed):
+    if allowed is not None and ("." in path or ":" in path) and not is_allowed(path, allowed):
         raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
 
 
-def _is_allowed(path: str, allowed: Sequence[str]) -> bool:
+def is_allowed(path: str, allowed: Sequence[str]) -> bool:
+    """Whether the module of ``path`` lies under one of the ``allowed`` prefixes."""
     module = path.partition(":")[0] if ":" in path else path
     return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
@@ -223,7 +224,7 @@ def _resolve_cached(path: str) -> JobTarget:
 
 def resolve_target(path: str, *, allowed: Sequence[str] | None = None) -> JobTarget:
     """Import and classify a job path; refuses paths outside ``allowed`` before importing."""
-    if allowed is not None and not _is_allowed(path, allowed):
+    if allowed is not None and not is_allowed(path, allowed):
         raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
     return _resolve_cached(path)
 

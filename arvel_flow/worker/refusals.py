@@ -18,19 +18,14 @@ from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE
-from arvel_flow.queue.redaction import redact
+from arvel_flow.queue.runner import Failed, describe_error, exception_path
+from arvel_flow.queue.targets import is_allowed
 from arvel_flow.store.contracts import FailedJob
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE = "<unreadable message>"
 """The job name recorded for a message that holds no envelope."""
-
-
-def is_allowed(path: str, allowed: Sequence[str]) -> bool:
-    """Whether the module of ``path`` lies under one of the ``allowed`` prefixes."""
-    module = path.partition(":")[0] if ":" in path else path
-    return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
 def compute_refusal(envelope: Envelope, allowed: Sequence[str]) -> ImportTargetError | None:
@@ -53,36 +48,14 @@ async def record_refusal(
 ) -> None:
     """Record a refused message as a failed job, and fail its step in its run.
 
-    What the run sends next goes through ``queue`` as usual (a worker collects it to
-    send with the message's acknowledgement).
+    Nothing of the job is imported. What the run sends next goes through ``queue`` as
+    usual (a worker collects it to send with the message's acknowledgement).
     """
-    now = queue.clock.now()
-    attempts = envelope.attempts if envelope is not None else 0
-    described = f"{_exception_path(error)}: {error}"
-    record = FailedJob(
-        id=new_id(),
-        job=envelope.job.target if envelope is not None else UNREADABLE,
-        queue=queue_name,
-        payload=redact(dict(envelope.job.params)) if envelope is not None else {},
-        exception=_exception_path(error),
-        message=str(error),
-        traceback="".join(traceback.format_exception_only(error)),
-        attempts=attempts,
-        failed_at=now,
-        run_id=envelope.run_id if envelope is not None else None,
-        step=envelope.step if envelope is not None else None,
-        settings=envelope.job.settings.to_dict() if envelope is not None else {},
-    )
-    await queue.store.add_failed(record)
-    logger.info("refused %s: %s", record.step or record.job, described)
-    if queue.events.active:
-        label = envelope.label if envelope is not None else None
-        data = {"error": described, "reason": "refused by the worker", "failed_id": record.id}
-        queue.events.emit(
-            Event("job.failed", now, record.run_id, label, record.job, attempts, data)
-        )
-    if envelope is not None and await _belongs_to_its_run(queue, envelope):
-        await queue.orchestrator.job_finished(envelope, "failed", attempts, described)
+    if envelope is None:
+        await _record_unreadable(queue, error, queue_name)
+        return
+    failed = await queue.runner.fail(envelope, error, "refused by the worker", build=False)
+    await _fail_step(queue, envelope, failed)
 
 
 async def give_up(queue: BaseQueue, envelope: Envelope, error: DeliveryLimitError) -> None:
@@ -90,21 +63,36 @@ async def give_up(queue: BaseQueue, envelope: Envelope, error: DeliveryLimitErro
 
     Its class is under the allowed modules (it was screened), so building it is safe.
     """
-    try:
-        job = envelope.job.build(allowed=queue.runner.allowed_modules)
-    except Exception:  # the job cannot be built: no hook to call, still a failure
-        job = None
-    if job is not None:
-        hook = getattr(job, "on_failure", None)
-        if hook is not None:
-            try:
-                await hook(error)
-            except Exception:
-                logger.exception("on_failure of %s raised", envelope.job.target)
-        ref = envelope.job
-        await queue.runner.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
-    queue_name = envelope.job.settings.queue_name
-    await record_refusal(queue, error, envelope=envelope, queue_name=queue_name)
+    failed = await queue.runner.fail(envelope, error, "delivered too often", build=True)
+    await _fail_step(queue, envelope, failed)
+
+
+async def _fail_step(queue: BaseQueue, envelope: Envelope, failed: Failed) -> None:
+    logger.info("refused %s: %s", envelope.label, failed.message)
+    if await _belongs_to_its_run(queue, envelope):
+        await queue.orchestrator.job_finished(envelope, "failed", failed.attempts, failed.message)
+
+
+async def _record_unreadable(queue: BaseQueue, error: Exception, queue_name: str) -> None:
+    """A message with no envelope: a failed-jobs record and an event, no run to advance."""
+    now = queue.clock.now()
+    described = describe_error(error)
+    record = FailedJob(
+        id=new_id(),
+        job=UNREADABLE,
+        queue=queue_name,
+        payload={},
+        exception=exception_path(error),
+        message=str(error),
+        traceback="".join(traceback.format_exception_only(error)),
+        attempts=0,
+        failed_at=now,
+    )
+    await queue.store.add_failed(record)
+    logger.info("refused %s: %s", UNREADABLE, described)
+    if queue.events.active:
+        data = {"error": described, "reason": "refused by the worker", "failed_id": record.id}
+        queue.events.emit(Event("job.failed", now, None, None, UNREADABLE, 0, data))
 
 
 async def _belongs_to_its_run(queue: BaseQueue, envelope: Envelope) -> bool:
@@ -120,8 +108,3 @@ async def _belongs_to_its_run(queue: BaseQueue, envelope: Envelope) -> bool:
     except (FlowError, KeyError, ValueError, AssertionError, IndexError):
         return False
     return True
-
-
-def _exception_path(error: BaseException) -> str:
-    cls = type(error)
-    return f"{cls.__module__}.{cls.__qualname__}"

@@ -21,8 +21,8 @@ from arvel_flow.queue.drivers.redis_wire import (
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
-from arvel_flow.queue.targets import JobRef
-from arvel_flow.worker.refusals import compute_refusal, is_allowed
+from arvel_flow.queue.targets import JobRef, is_allowed
+from arvel_flow.worker.refusals import compute_refusal
 
 ALLOWED = ("myapp.jobs",)
 
