@@ -28,13 +28,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench_core import bare_taskiq  # the same baseline as the core benchmark
+from bench_core import NoOp, bare_taskiq  # the same job and baseline as the core benchmark
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.factory import make_queue
 from arvel_flow.queue.flow import FanOut
-from arvel_flow.queue.job import Job
 from arvel_flow.settings import QueueSettings
 
 JOBS = 20_000
@@ -43,15 +42,6 @@ REPEATS = 5
 CONCURRENCY = 16
 THROUGHPUT_TARGET = 0.35
 MEMORY_TARGET_MB = 200
-
-
-class NoOp(Job):
-    """Does nothing: what is measured is everything around it."""
-
-    n: int = 0
-
-    async def handle(self) -> None:
-        return None
 
 
 def embedded_settings(directory: str) -> QueueSettings:
@@ -64,6 +54,18 @@ def embedded_settings(directory: str) -> QueueSettings:
     )
 
 
+async def timed_fan_out(settings: QueueSettings, count: int) -> float:
+    """Seconds from dispatch to the recorded end of a ``count``-member batch."""
+    queue = make_queue(settings)
+    plan = Batch([FanOut(NoOp, [{"n": i} for i in range(count)])]).to_plan("bench")
+    start = time.perf_counter()
+    result = await queue.wait(await queue.start(plan))
+    elapsed = time.perf_counter() - start
+    assert result.progress == (count, count), result.progress
+    await queue.close()
+    return elapsed
+
+
 async def embedded_batch(count: int, **changes: Any) -> float:
     """A run of a ``count``-member batch, from dispatch to its recorded end.
 
@@ -71,15 +73,7 @@ async def embedded_batch(count: int, **changes: Any) -> float:
     """
     with tempfile.TemporaryDirectory() as directory:
         settings = embedded_settings(directory).model_copy(update=changes)
-        queue = make_queue(settings)
-        plan = Batch([FanOut(NoOp, [{"n": i} for i in range(count)])]).to_plan("bench")
-        start = time.perf_counter()
-        run_id = await queue.start(plan)
-        result = await queue.wait(run_id)
-        elapsed = time.perf_counter() - start
-        assert result.progress == (count, count), result.progress
-        await queue.close()
-    return elapsed
+        return await timed_fan_out(settings, count)
 
 
 async def driver_only(count: int) -> float:
@@ -131,14 +125,7 @@ async def fan_out_in_this_process(count: int) -> dict[str, float]:
     """Run a ``count``-job fan-out here; RSS before and after (a fresh interpreter's job)."""
     before = memory_mb()
     with tempfile.TemporaryDirectory() as directory:
-        queue = make_queue(embedded_settings(directory))
-        plan = Batch([FanOut(NoOp, [{"n": i} for i in range(count)])]).to_plan("fan-out")
-        start = time.perf_counter()
-        run_id = await queue.start(plan)
-        result = await queue.wait(run_id)
-        elapsed = time.perf_counter() - start
-        assert result.progress == (count, count), result.progress
-        await queue.close()
+        elapsed = await timed_fan_out(embedded_settings(directory), count)
     after = memory_mb()
     return {
         "imported_rss_mb": before["VmRSS"],

@@ -54,7 +54,7 @@ class Job(BaseModel):
     def get_unique_id(self) -> str:
         """The key that makes two dispatches of this job duplicates of each other."""
         if self.unique_id is not None:
-            return self.unique_id.format_map(_FieldView(self))
+            return format_key(self.unique_id, self)
         return type(self).__qualname__
 
 
