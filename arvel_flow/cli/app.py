@@ -12,14 +12,22 @@ as its message alone; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from arvel_flow.cli.common import (
+    EXIT_BACKEND,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    SET_OPTION,
+    parse_assignments,
+    print_renderable,
+    use_working_directory,
+)
 from arvel_flow.errors import (
     BackendError,
     ConfigError,
@@ -30,12 +38,6 @@ from arvel_flow.errors import (
 
 if TYPE_CHECKING:
     from arvel_flow.spec.models import PipelineSpec
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_BACKEND = 3
-EXIT_INTERRUPTED = 130
 
 
 def exit_code_for(error: FlowError) -> int:
@@ -73,37 +75,6 @@ def main() -> None:
     cli.main(prog_name="arvel-flow")
 
 
-def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
-    """``("region=us", "n=3")`` → ``{"region": "us", "n": "3"}``, for ``--set``."""
-    values: dict[str, str] = {}
-    for assignment in assignments:
-        name, sep, value = assignment.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{assignment!r} is not NAME=VALUE", param_hint="--set")
-        values[name.strip()] = value
-    return values
-
-
-def use_working_directory() -> None:
-    """Let dotted paths such as ``myapp.jobs:Import`` import from the current directory.
-
-    An installed console script does not have the working directory on ``sys.path``
-    (``python -m`` does); Celery, arq and uvicorn add it for the same reason.
-    """
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-
-
-_SET_OPTION = click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Override a variable under vars (repeatable).",
-)
-
-
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -120,7 +91,7 @@ _SET_OPTION = click.option(
     show_default=True,
     help="text: FILE:LINE:COL lines; json: one document; github: annotations.",
 )
-@_SET_OPTION
+@SET_OPTION
 @click.pass_context
 def validate(
     ctx: click.Context,
@@ -189,7 +160,7 @@ def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
     show_default=True,
     help="tree: for the terminal; mermaid: a flowchart for docs.",
 )
-@_SET_OPTION
+@SET_OPTION
 def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
     """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
     from arvel_flow.cli.render import format_mermaid, format_tree
@@ -203,12 +174,12 @@ def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
     if output_format == "mermaid":
         click.echo(format_mermaid(plan), nl=False)
     else:
-        _print(format_tree(plan))
+        print_renderable(format_tree(plan))
 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@_SET_OPTION
+@SET_OPTION
 def plan(file: Path, assignments: tuple[str, ...]) -> None:
     """Show each job's effective settings, backoff timeline, worst case and traps."""
     from arvel_flow.cli.render import format_plan
@@ -220,7 +191,7 @@ def plan(file: Path, assignments: tuple[str, ...]) -> None:
     spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))
     compiled = compile_pipeline(spec).to_plan(spec.name)
     reports = compute_reports(compiled, redelivery_timeout=redelivery_timeout(spec))
-    _print(format_plan(spec.name, reports))
+    print_renderable(format_plan(spec.name, reports))
 
 
 def redelivery_timeout(spec: PipelineSpec) -> float:
@@ -231,14 +202,6 @@ def redelivery_timeout(spec: PipelineSpec) -> float:
     if "redelivery_timeout" in settings.model_fields_set or spec.queue.redelivery_timeout is None:
         return settings.redelivery_timeout
     return spec.queue.redelivery_timeout
-
-
-def _print(renderable: Any) -> None:
-    from rich.console import Console
-
-    # Piped output is read by tools and people in logs: never wrap or crop it at 80.
-    width = None if sys.stdout.isatty() else 1_000
-    Console(width=width).print(renderable)
 
 
 def _register_commands() -> None:

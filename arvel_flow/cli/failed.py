@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from arvel_flow.cli.runs import FORMAT_OPTION, STORE_OPTION
+from arvel_flow.cli.common import (
+    FORMAT_OPTION,
+    STORE_OPTION,
+    open_store_for,
+    print_renderable,
+    settings_for,
+    use_working_directory,
+)
 from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
@@ -28,7 +35,6 @@ def failed() -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
 def list_failed(store: str | None, output_format: str, limit: int | None) -> None:
     """List failed jobs, the most recent first."""
-    from arvel_flow.cli.app import _print
     from arvel_flow.cli.records import failed_document, format_failed_list
 
     records = asyncio.run(_with_store(store, lambda s: s.list_failed(limit)))
@@ -36,7 +42,7 @@ def list_failed(store: str | None, output_format: str, limit: int | None) -> Non
         documents = [failed_document(r, with_traceback=False) for r in records]
         click.echo(json.dumps(documents, indent=2))
     else:
-        _print(format_failed_list(records))
+        print_renderable(format_failed_list(records))
 
 
 @failed.command("show")
@@ -45,7 +51,6 @@ def list_failed(store: str | None, output_format: str, limit: int | None) -> Non
 @FORMAT_OPTION
 def show_failed(failed_id: str, store: str | None, output_format: str) -> None:
     """Show one failed job: its payload (secrets redacted), error and traceback."""
-    from arvel_flow.cli.app import _print
     from arvel_flow.cli.records import failed_document, format_failed_detail
 
     record = asyncio.run(_with_store(store, lambda s: s.get_failed(failed_id)))
@@ -54,7 +59,7 @@ def show_failed(failed_id: str, store: str | None, output_format: str) -> None:
     if output_format == "json":
         click.echo(json.dumps(failed_document(record), indent=2))
     else:
-        _print(format_failed_detail(record))
+        print_renderable(format_failed_detail(record))
 
 
 @failed.command("retry")
@@ -71,7 +76,6 @@ def retry_failed(
     they are dispatched to the workers. Each retried job leaves the failed-jobs store;
     one that fails again is recorded anew.
     """
-    from arvel_flow.cli.app import use_working_directory
 
     if bool(failed_ids) == retry_all:
         raise click.UsageError("give failed job IDs or --all (one of them)")
@@ -103,9 +107,8 @@ def flush_failed(store: str | None) -> None:
 
 
 async def _with_store(store_url: str | None, action: Any) -> Any:
-    from arvel_flow.cli.runs import _open
 
-    store = _open(store_url)
+    store = open_store_for(store_url)
     try:
         return await action(store)
     finally:
@@ -113,7 +116,6 @@ async def _with_store(store_url: str | None, action: Any) -> Any:
 
 
 async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | None) -> int:
-    from arvel_flow.cli.runs import settings_for
     from arvel_flow.queue.factory import make_queue
 
     settings = settings_for(store_url)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arvel_flow.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from arvel_flow.errors import RunNotFoundError
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
@@ -26,10 +27,6 @@ from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store.urls import mask_url
-
-EXIT_OK = 0
-EXIT_RUN_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 def resolve_settings(file_queue: Mapping[str, Any], flags: Mapping[str, Any]) -> QueueSettings:
@@ -102,7 +99,7 @@ class Outcome:
             return EXIT_OK
         if self.interrupted or self.result is None:
             return EXIT_INTERRUPTED
-        return EXIT_OK if self.result.ok else EXIT_RUN_FAILED
+        return EXIT_OK if self.result.ok else EXIT_FAILED
 
 
 class Launcher:

@@ -12,24 +12,23 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from arvel_flow.cli.common import (
+    FORMAT_OPTION,
+    SET_OPTION,
+    STORE_OPTION,
+    open_store_for,
+    parse_assignments,
+    print_renderable,
+    settings_for,
+    use_working_directory,
+)
+
 if TYPE_CHECKING:
     from arvel_flow.cli.launch import Outcome
     from arvel_flow.queue.drivers.base import BaseQueue
     from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
-
-STORE_OPTION = click.option(
-    "--store", help="memory, sqlite:PATH or redis://... (default: sqlite:.arvel-flow/state.db)."
-)
-FORMAT_OPTION = click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one document on stdout, for scripts.",
-)
 
 
 @click.command()
@@ -42,7 +41,7 @@ FORMAT_OPTION = click.option(
 @click.option("--url", help="The broker's URL.")
 @STORE_OPTION
 @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE", help="Set a var.")
+@SET_OPTION
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
 @click.option("--detach", is_flag=True, help="Return once dispatched (distributed brokers).")
 @click.option(
@@ -61,7 +60,6 @@ FORMAT_OPTION = click.option(
 @click.pass_context
 def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **options: Any) -> None:
     """Validate, compile and run a pipeline file (or resume a run), showing progress."""
-    from arvel_flow.cli.app import parse_assignments, use_working_directory
     from arvel_flow.cli.launch import compile_file, resolve_settings
 
     if (file is None) == (resume_id is None):
@@ -138,12 +136,11 @@ def _show_dry_run(plan: Plan, settings: QueueSettings) -> None:
     """Each job's effective settings (as ``plan`` shows them) and what would run."""
     from collections import Counter
 
-    from arvel_flow.cli.app import _print
     from arvel_flow.cli.render import format_plan
     from arvel_flow.explain import compute_reports
 
     reports = compute_reports(plan, redelivery_timeout=settings.redelivery_timeout)
-    _print(format_plan(plan.name, reports))
+    print_renderable(format_plan(plan.name, reports))
     jobs = Counter(node.job.target for node in plan.jobs())
     total = sum(jobs.values())
     click.echo(f"dry run of {plan.name}: nothing was executed; it would run {total} job(s):")
@@ -274,14 +271,13 @@ def status(run_id: str, store: str | None, output_format: str) -> None:
 async def _status(run_id: str, store_url: str | None, output_format: str) -> None:
     import json
 
-    from arvel_flow.cli.app import _print
     from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.records import format_status, status_document
     from arvel_flow.queue.plan_json import plan_from_dict
     from arvel_flow.queue.result import compute_result
 
     settings = settings_for(store_url)
-    store = _open(store_url)
+    store = open_store_for(store_url)
     try:
         run = await store.get_run(run_id)
         if run is None:
@@ -293,7 +289,7 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
             click.echo(json.dumps(status_document(run, result), indent=2))
         else:
             resume = format_resume_command(run_id, settings.store)
-            _print(format_status(run, plan, result, records, resume_command=resume))
+            print_renderable(format_status(run, plan, result, records, resume_command=resume))
     finally:
         await store.close()
 
@@ -310,10 +306,9 @@ def runs(store: str | None, output_format: str, limit: int) -> None:
 async def _runs(store_url: str | None, output_format: str, limit: int) -> None:
     import json
 
-    from arvel_flow.cli.app import _print
     from arvel_flow.cli.records import format_runs, run_document
 
-    store = _open(store_url)
+    store = open_store_for(store_url)
     try:
         records = await store.list_runs(limit)
     finally:
@@ -321,18 +316,4 @@ async def _runs(store_url: str | None, output_format: str, limit: int) -> None:
     if output_format == "json":
         click.echo(json.dumps([run_document(r) for r in records], indent=2))
     else:
-        _print(format_runs(records))
-
-
-def settings_for(store_url: str | None) -> QueueSettings:
-    """Settings with ``--store`` over ``ARVEL_FLOW_STORE`` over the default."""
-    from arvel_flow.settings import QueueSettings
-
-    return QueueSettings(store=store_url) if store_url else QueueSettings()
-
-
-def _open(store_url: str | None) -> Any:
-    """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
-    from arvel_flow.queue.factory import open_queue_store
-
-    return open_queue_store(settings_for(store_url))
+        print_renderable(format_runs(records))

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from arvel_flow.cli.common import EXIT_INTERRUPTED, EXIT_OK, use_working_directory
+
 if TYPE_CHECKING:
     from arvel_flow.queue.events import Event
     from arvel_flow.settings import QueueSettings
     from arvel_flow.worker import Worker
 
-EXIT_OK = 0
-EXIT_INTERRUPTED = 130
 
 _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "chain.step"})
 
@@ -48,7 +48,6 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
 @click.pass_context
 def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags: Any) -> None:
     """Run jobs of distributed runs: a Taskiq worker on Redis streams."""
-    from arvel_flow.cli.app import use_working_directory
 
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)

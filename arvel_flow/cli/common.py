@@ -1,0 +1,88 @@
+"""What the command modules share: exit codes, common options and small helpers.
+
+It imports only click and the standard library at module level, so that every command
+module can import it without slowing ``--help`` down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from arvel_flow.settings import QueueSettings
+    from arvel_flow.store.contracts import StoreContract
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_BACKEND = 3
+EXIT_INTERRUPTED = 130
+
+SET_OPTION = click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a variable under vars (repeatable).",
+)
+STORE_OPTION = click.option(
+    "--store", help="memory, sqlite:PATH or redis://... (default: sqlite:.arvel-flow/state.db)."
+)
+FORMAT_OPTION = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document on stdout, for scripts.",
+)
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, str]:
+    """``("region=us", "n=3")`` → ``{"region": "us", "n": "3"}``, for ``--set``."""
+    values: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{assignment!r} is not NAME=VALUE", param_hint="--set")
+        values[name.strip()] = value
+    return values
+
+
+def use_working_directory() -> None:
+    """Let dotted paths such as ``myapp.jobs:Import`` import from the current directory.
+
+    An installed console script does not have the working directory on ``sys.path``
+    (``python -m`` does); Celery, arq and uvicorn add it for the same reason.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def print_renderable(renderable: Any) -> None:
+    """Print a rich renderable to stdout."""
+    from rich.console import Console
+
+    # Piped output is read by tools and people in logs: never wrap or crop it at 80.
+    width = None if sys.stdout.isatty() else 1_000
+    Console(width=width).print(renderable)
+
+
+def settings_for(store_url: str | None) -> QueueSettings:
+    """Settings with ``--store`` over ``ARVEL_FLOW_STORE`` over the default."""
+    from arvel_flow.settings import QueueSettings
+
+    return QueueSettings(store=store_url) if store_url else QueueSettings()
+
+
+def open_store_for(store_url: str | None) -> StoreContract:
+    """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
+    from arvel_flow.queue.factory import open_queue_store
+
+    return open_queue_store(settings_for(store_url))
