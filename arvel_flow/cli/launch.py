@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import logging
 import shlex
 import signal
 from collections.abc import Awaitable, Mapping
@@ -147,7 +146,6 @@ class Launcher:
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            _TASKIQ_RECEIVER.removeFilter(_QUIET_CANCELLATIONS)
 
     def interrupt(self) -> None:
         """First call: stop dispatching, let running jobs finish. Second: cancel them."""
@@ -159,8 +157,6 @@ class Launcher:
                 self.queue.pause()
                 self._stop.set()
             else:
-                # Taskiq logs every cancelled task with its traceback; these are on purpose.
-                _TASKIQ_RECEIVER.addFilter(_QUIET_CANCELLATIONS)
                 self.queue.cancel_running()
         elif self._main is not None:
             self._main.cancel()
@@ -172,15 +168,3 @@ class Launcher:
             await self.queue.drain()
         await self.queue.store.set_run_status(run_id, "interrupted", self.queue.clock.now())
         return Outcome(run_id, None, interrupted=True)
-
-
-class _QuietCancellations(logging.Filter):
-    """Drops log records about tasks cancelled on purpose (a second Ctrl-C)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, asyncio.CancelledError)
-
-
-_TASKIQ_RECEIVER = logging.getLogger("taskiq.receiver.receiver")
-_QUIET_CANCELLATIONS = _QuietCancellations()

@@ -86,6 +86,7 @@ class TaskiqQueue(BaseQueue):
         self._running = 0
         self._started = False
         self._paused = False
+        self._cancelled = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -113,6 +114,7 @@ class TaskiqQueue(BaseQueue):
 
     def cancel_running(self) -> None:
         """Cancel the jobs running now (a second Ctrl-C); they count as unfinished."""
+        self._cancelled = True
         for task in tuple(self._working):
             task.cancel()
 
@@ -180,6 +182,12 @@ class TaskiqQueue(BaseQueue):
             self._working.add(task)
         try:
             await self.process(self._local.pop(payload))
+        except asyncio.CancelledError:
+            # Cancelled on purpose (a second Ctrl-C): the job stays unfinished in the
+            # store, to run again on resume. Ending quietly keeps Taskiq from logging
+            # each one as a crash.
+            if not self._cancelled:
+                raise
         except Exception:
             logger.exception("arvel-flow could not process a delivery")
         finally:
