@@ -186,16 +186,19 @@ class Orchestrator:
     async def wait(self, run_id: str, poll_seconds: float = 0.2) -> BatchResult:
         """Wait until the run has finished (here or in another process); its result."""
         done = self._done.setdefault(run_id, asyncio.Event())
-        while True:
-            run = await self.store.get_run(run_id)
-            if run is None:
-                raise RunNotFoundError(run_id)
-            if run.status in FINAL_RUN_STATUSES:
-                return await self.result(run_id)
-            try:
-                await asyncio.wait_for(done.wait(), poll_seconds)
-            except TimeoutError:
-                continue
+        try:
+            while True:
+                run = await self.store.get_run(run_id)
+                if run is None:
+                    raise RunNotFoundError(run_id)
+                if run.status in FINAL_RUN_STATUSES:
+                    return await self.result(run_id)
+                try:
+                    await asyncio.wait_for(done.wait(), poll_seconds)
+                except TimeoutError:
+                    continue
+        finally:
+            self._done.pop(run_id, None)
 
     async def result(self, run_id: str) -> BatchResult:
         """Where the run stands now."""
@@ -321,7 +324,9 @@ class Orchestrator:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"
         if await self.store.set_run_status(run_id, status, self.clock.now()):
             self._emit("run.finished", run_id, status=status)
-        self._done.setdefault(run_id, asyncio.Event()).set()
+        waiting = self._done.get(run_id)
+        if waiting is not None:
+            waiting.set()
 
     # Advancing --------------------------------------------------------------------------
 
