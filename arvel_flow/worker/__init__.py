@@ -1,4 +1,4 @@
-"""Workers for distributed runs: ``arvel-flow worker`` on Redis streams.
+"""Workers for distributed runs: ``arvel-flow worker``.
 
 `Worker` reads the streams of its queues, runs each job through the same
 `JobRunner` as every driver, and advances runs through the shared store;

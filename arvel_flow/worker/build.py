@@ -17,6 +17,7 @@ from arvel_flow.settings import QueueSettings
 from arvel_flow.store.contracts import StoreContract
 from arvel_flow.store.redis import RedisStore
 from arvel_flow.store.urls import mask_url
+from arvel_flow.worker.redis_worker import RedisWorker
 from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
 
 
@@ -64,7 +65,7 @@ def make_worker(
         max_deliveries=settings.max_deliveries,
     )
     url = broker_url(settings)
-    return Worker(queue, transport, url=url, options=options, name=name, closers=closers)
+    return RedisWorker(queue, transport, url=url, options=options, name=name, closers=closers)
 
 
 def _open_store(settings: QueueSettings) -> tuple[StoreContract, list[Closer]]:

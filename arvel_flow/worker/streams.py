@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -21,6 +20,7 @@ from arvel_flow.lock.redis import redis_errors
 from arvel_flow.queue.drivers.redis import Command
 from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
 from arvel_flow.store.urls import mask_url
+from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.scripts import PROMOTE, RECLAIM
 
 logger = logging.getLogger(__name__)
@@ -28,22 +28,8 @@ logger = logging.getLogger(__name__)
 _PROMOTE_LIMIT = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message handed to this worker, and how often it has been handed out."""
-
-    stream: str
-    message_id: str
-    data: bytes | None
-    deliveries: int
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _deliveries(stream: str, entries: Sequence[Any], deliveries: int) -> list[Delivery]:
-    return [Delivery(stream, _text(i), fields.get(b"data"), deliveries) for i, fields in entries]
 
 
 class StreamReader:
@@ -126,12 +112,12 @@ class StreamReader:
         streams = (*self.streams, *(">" for _ in self.streams))
         return ("XREADGROUP", ("GROUP", GROUP, self.name, "COUNT", count, "STREAMS", *streams))
 
-    @staticmethod
-    def parse_read(reply: Any) -> list[Delivery]:
+    def parse_read(self, reply: Any) -> list[Delivery]:
         """The deliveries in an ``XREADGROUP`` reply."""
         found: list[Delivery] = []
         for stream, entries in cast(list[Any], reply or []):
-            found += _deliveries(_text(stream), entries, 1)
+            queue = self.keys.queue_of(_text(stream))
+            found += [Delivery(queue, _text(i), fields.get(b"data"), 1) for i, fields in entries]
         return found
 
     async def wake(self) -> None:
@@ -185,7 +171,7 @@ class StreamReader:
                 for message_id, flat, deliveries in entries:
                     fields = dict(zip(flat[::2], flat[1::2], strict=True))
                     data = fields.get(b"data")
-                    found.append(Delivery(stream, _text(message_id), data, int(deliveries)))
+                    found.append(Delivery(queue, _text(message_id), data, int(deliveries)))
                 budget -= len(entries)
         return found
 
@@ -200,7 +186,7 @@ class StreamReader:
             return found
         idle_ms = int(idle * 1000)
         with redis_errors(self.backend):
-            for stream in self.streams:
+            for queue, stream in zip(self.queues, self.streams, strict=True):
                 pending = cast(
                     list[dict[str, Any]],
                     await self._control.xpending_range(
@@ -221,7 +207,7 @@ class StreamReader:
                     if fields is None:
                         continue
                     key = _text(message_id)
-                    found.append(Delivery(stream, key, fields.get(b"data"), counts[key] + 1))
+                    found.append(Delivery(queue, key, fields.get(b"data"), counts[key] + 1))
         return found
 
     async def leave(self) -> bool:

@@ -1,48 +1,51 @@
-"""`Worker`: runs the jobs of Redis streams, at most ``concurrency`` at once.
+"""`Worker`: runs the jobs a broker delivers, at most ``concurrency`` at once.
 
-What it promises (SPEC §2 "Distributed runs"):
+What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
 
 - **At least once.** A message is acknowledged only after its job has finished and
-  what followed it (the next chain step, a retry, a callback) is written, all in one
-  ``MULTI``. A worker killed mid-job leaves its messages pending; the others notice
-  its heartbeats stopped and take them over (`RECLAIM`), whether or not new work
-  arrives. A live worker's jobs are never taken from it, however long they run.
+  what followed it (the next chain step, a retry, a callback) has been sent. A worker
+  killed mid-job leaves its messages unacknowledged, and the broker hands them to
+  another worker once it sees this one is gone (how it sees that is the broker's:
+  `arvel_flow.worker.redis_worker`, `nats_worker`, `rabbitmq_worker`).
 - **Callbacks once.** Finishing a step and advancing its chain or batch are atomic,
   idempotent store operations, so a job run twice is counted once. If a worker died
   after finishing a step but before sending what came next, the next delivery of
   that message finds the step finished and repairs the run instead of running the
-  job again: every unfinished job without a message is sent again.
+  job again: unfinished jobs are sent again.
 - **Bounded redelivery.** A message delivered ``max_deliveries`` times without
   finishing fails for good (its workers keep dying on it).
 - **Safe reading.** A message that is not an envelope, or names code outside the
   allowed modules, is recorded as failed without importing anything.
-- **Graceful stop.** `stop` stops reading, lets running jobs finish, leaves the group
-  and returns; `abort` cancels running jobs, whose messages the others take at once.
+- **Graceful stop.** `stop` stops reading, lets running jobs finish, leaves and
+  returns; `abort` cancels running jobs, whose messages go to other workers.
+
+`Worker` holds all of that; a subclass per broker reads, acknowledges and leaves.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from arvel_flow.errors import BackendError, DeliveryLimitError, UnreadableMessageError
-from arvel_flow.queue.drivers.redis import Ack, RedisStreamTransport
+from arvel_flow.queue.drivers import outbox as outboxes
+from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.redis_wire import decode_message
-from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.envelope import Envelope, new_id
-from arvel_flow.worker.heartbeat import Heartbeat
+from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.refusals import compute_refusal, give_up, record_refusal
-from arvel_flow.worker.streams import Delivery, StreamReader
 
 logger = logging.getLogger(__name__)
 
-_READ_COUNT = 100
+READ_COUNT = 100
 """Most messages taken in one read."""
 
 Closer = Callable[[], Awaitable[None]]
@@ -66,30 +69,26 @@ class WorkerOptions:
 
 
 def consumer_name() -> str:
-    """A name for this worker in the consumer group: host, process id, random suffix."""
+    """A name for this worker: host, process id, random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[:6]}"
 
 
-class Worker:
-    """Reads messages from the streams of its queues and runs them through ``queue``.
+class Worker(abc.ABC):
+    """Runs the messages its broker delivers through ``queue``.
 
     Args:
-        queue: A `TaskiqQueue` whose transport is ``transport``: jobs run through its
-            runner and orchestrator, on its (shared) store.
-        transport: Sends what jobs dispatch, and acknowledges messages with it.
-        url: The broker's Redis server.
+        queue: A `TaskiqQueue` sending through this worker's broker: jobs run through
+            its runner and orchestrator, on its (shared) store.
         options: Queues, concurrency, allowed modules, timings.
-        name: The consumer name (unique per worker); a fresh one by default.
+        name: The worker's name (unique per worker); a fresh one by default.
         closers: Called when the worker has stopped, after the queue is closed
             (clients the worker's builder made for it).
     """
 
     def __init__(
         self,
-        queue: TaskiqQueue,
-        transport: RedisStreamTransport,
+        queue: BaseQueue,
         *,
-        url: str,
         options: WorkerOptions,
         name: str | None = None,
         closers: Sequence[Closer] = (),
@@ -97,30 +96,53 @@ class Worker:
         if not options.allowed_modules:
             raise ValueError("a worker needs allowed module prefixes")
         self.queue = queue
-        self.transport = transport
         self.options = options
         self.name = name or consumer_name()
-        self.streams = StreamReader(
-            url,
-            transport.keys,
-            options.queues,
-            self.name,
-            block_seconds=options.read_block_seconds,
-        )
-        self.heartbeat = Heartbeat(
-            url,
-            [transport.keys.consumers(q) for q in options.queues],
-            self.name,
-            options.heartbeat_seconds,
-        )
         self.aborted = False
+        self.ready = asyncio.Event()
+        """Set once the worker is connected and reading."""
         self._closers = tuple(closers)
         self._running: dict[str, asyncio.Task[None]] = {}
-        # Taken over while every slot was busy: they wait here, pending under this name.
+        # Taken over while every slot was busy: they wait here, held by this worker.
         self._backlog: deque[Delivery] = deque()
         self._waking: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
+
+    # What a broker provides -------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def where(self) -> str:
+        """The broker, for people (no password)."""
+
+    @abc.abstractmethod
+    async def _open(self) -> None:
+        """Connect and declare what the queues need; raise `BackendError` if unreachable."""
+
+    @abc.abstractmethod
+    async def _read(self, count: int) -> list[Delivery]:
+        """New messages, at most ``count``; waits a few seconds for the first."""
+
+    @abc.abstractmethod
+    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
+        """Send ``outbox``, then acknowledge ``delivery`` (together where the broker can)."""
+
+    @abc.abstractmethod
+    async def _wake(self) -> None:
+        """Make a `_read` that is waiting return soon (the worker is stopping)."""
+
+    @abc.abstractmethod
+    async def _leave(self) -> None:
+        """Leave after the last job: hand back what is held here and was not run."""
+
+    @abc.abstractmethod
+    async def _disconnect(self) -> None:
+        """Close the broker's connections."""
+
+    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
+        """Loops to run beside reading, until the worker stops (none by default)."""
+        return []
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -128,20 +150,16 @@ class Worker:
         """Serve until `stop` (or `abort`), then close the queue.
 
         Raises:
-            BackendError: Redis cannot be reached at start.
+            BackendError: The broker cannot be reached at start.
         """
         try:
-            await self.streams.open()
-            self.heartbeat.start()
+            await self._open()
         except BackendError:
-            self.heartbeat.close()
             await self._close()
             raise
-        loops = [
-            asyncio.create_task(self._read_loop(), name="read"),
-            asyncio.create_task(self._promote_loop(), name="promote"),
-            asyncio.create_task(self._reclaim_loop(), name="reclaim"),
-        ]
+        self.ready.set()
+        loops = [asyncio.create_task(self._read_loop(), name="read")]
+        loops += [asyncio.create_task(loop) for loop in self._maintenance()]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
             failed = [task for task in done if task.exception() is not None]
@@ -152,7 +170,10 @@ class Worker:
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
         finally:
+            if self._waking is not None:
+                await self._waking
             await self._leave()
+            await self._close()
 
     def stop(self) -> None:
         """Stop reading and let running jobs finish; `run` then returns."""
@@ -160,52 +181,53 @@ class Worker:
             return
         self._stopping.set()
         self._slot_free.set()
-        self._waking = asyncio.get_running_loop().create_task(self.streams.wake())
+        self._waking = asyncio.get_running_loop().create_task(self._wake())
 
     def abort(self) -> None:
-        """Stop now: cancel running jobs; their messages go to other workers at once."""
+        """Stop now: cancel running jobs; their messages go to other workers."""
         self.aborted = True
         self.stop()
         for task in tuple(self._running.values()):
             task.cancel()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` (or `abort`) was called."""
+        return self._stopping.is_set()
+
     async def _drain(self) -> None:
         while self._running:
             await asyncio.wait(tuple(self._running.values()))
 
-    async def _leave(self) -> None:
-        if self._waking is not None:
-            await self._waking
-        # Beats stop first, so that none re-registers this worker after it left.
-        await asyncio.to_thread(self.heartbeat.stop)
-        left = False
-        try:
-            left = await self.streams.leave()
-        except BackendError as error:
-            logger.warning("worker %s could not leave cleanly: %s", self.name, error)
-        if not left:
-            # Messages are still pending here (an abort): others take them at once.
-            await asyncio.to_thread(self.heartbeat.mark_dead)
-        self.heartbeat.close()
-        await self._close()
-
     async def _close(self) -> None:
-        await self.streams.close()
+        await self._disconnect()
         await self.queue.close()
         for close in self._closers:
             await close()
 
-    async def _pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when the worker is stopping."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    # Loops ------------------------------------------------------------------------------
+    # Slots ------------------------------------------------------------------------------
 
     @property
     def free_slots(self) -> int:
         """Jobs this worker can take on now."""
         return self.options.concurrency - len(self._running) - len(self._backlog)
+
+    @property
+    def held(self) -> set[str]:
+        """Ids of the messages running or waiting for a slot here."""
+        return {*self._running, *(d.message_id for d in self._backlog)}
+
+    def start(self, delivery: Delivery) -> None:
+        """Run ``delivery`` now, or as soon as a slot is free."""
+        if len(self._running) >= self.options.concurrency:
+            self._backlog.append(delivery)
+            return
+        self._running[delivery.message_id] = asyncio.create_task(self._handle(delivery))
 
     async def _read_loop(self) -> None:
         while not self._stopping.is_set():
@@ -214,105 +236,50 @@ class Worker:
                 await self._slot_free.wait()
                 continue
             try:
-                deliveries = await self.streams.read(min(self.free_slots, _READ_COUNT))
+                deliveries = await self._read(min(self.free_slots, READ_COUNT))
             except BackendError as error:
                 logger.warning("reading failed, retrying in 1s: %s", error)
-                await self._pause(1.0)
-                await self._retry(self.streams.refresh_reader_id())
+                await self.pause(1.0)
                 continue
             for delivery in deliveries:
-                self._start(delivery)
-
-    async def _promote_loop(self) -> None:
-        clock = self.queue.clock
-        while not self._stopping.is_set():
-            wait = self.options.promote_seconds
-            try:
-                upcoming = await self.streams.promote(clock.now())
-            except BackendError as error:
-                logger.warning("promoting delayed jobs failed: %s", error)
-                upcoming = None
-            if upcoming is not None:
-                wait = min(wait, max(upcoming - clock.now(), 0.0))
-            await self._pause(wait)
-
-    async def _reclaim_loop(self) -> None:
-        options = self.options
-        while not self._stopping.is_set():
-            await self._pause(options.heartbeat_seconds)
-            if self._stopping.is_set():
-                break
-            try:
-                for delivery in await self.streams.reclaim(
-                    budget=self.free_slots,
-                    dead_after=options.heartbeat_timeout,
-                    foreign_idle=options.foreign_timeout,
-                ):
-                    logger.warning(
-                        "took over %s from a dead worker (delivery %d)",
-                        delivery.message_id,
-                        delivery.deliveries,
-                    )
-                    self._start(delivery)
-                for delivery in await self.streams.orphans(
-                    budget=self.free_slots,
-                    idle=max(options.heartbeat_timeout, 5 * options.heartbeat_seconds),
-                    running={*self._running, *(d.message_id for d in self._backlog)},
-                ):
-                    self._start(delivery)
-            except BackendError as error:
-                logger.warning("reclaiming failed: %s", error)
-
-    async def _retry(self, operation: Awaitable[None]) -> None:
-        try:
-            await operation
-        except BackendError as error:
-            logger.debug("still failing: %s", error)
+                self.start(delivery)
 
     # Handling one message ---------------------------------------------------------------
-
-    def _start(self, delivery: Delivery) -> None:
-        if len(self._running) >= self.options.concurrency:
-            self._backlog.append(delivery)
-            return
-        self._running[delivery.message_id] = asyncio.create_task(self._handle(delivery))
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
             await self._deliver(delivery)
         except BackendError as error:
-            # Left pending: taken again later as an orphan (another delivery).
-            logger.warning("message %s left pending: %s", delivery.message_id, error)
+            # Not acknowledged: the broker delivers it again (another delivery).
+            logger.warning("message %s left unacknowledged: %s", delivery.message_id, error)
         except Exception:
-            # A bug: left pending as well, so the delivery cap ends it at worst.
+            # A bug: left unacknowledged as well, so the delivery cap ends it at worst.
             logger.exception("message %s could not be handled", delivery.message_id)
         finally:
             self._running.pop(delivery.message_id, None)
             if self._backlog and not self._stopping.is_set():
-                self._start(self._backlog.popleft())
+                self.start(self._backlog.popleft())
             self._slot_free.set()
 
     async def _deliver(self, delivery: Delivery) -> None:
-        ack = Ack(delivery.stream, delivery.message_id)
-        queue_name = self.transport.keys.queue_of(delivery.stream)
         try:
             envelope = decode_message(delivery.data)
         except UnreadableMessageError as error:
-            await self._refuse(ack, error, None, queue_name)
+            await self._refuse(delivery, error, None)
             return
         refusal = compute_refusal(envelope, self.options.allowed_modules)
         if refusal is not None:
-            await self._refuse(ack, refusal, envelope, queue_name)
+            await self._refuse(delivery, refusal, envelope)
         elif delivery.deliveries > self.options.max_deliveries:
             limit = DeliveryLimitError(delivery.deliveries)
-            await self._finish_with(ack, give_up(self.queue, envelope, limit))
+            await self._finish_with(delivery, give_up(self.queue, envelope, limit))
         elif delivery.deliveries > 1 and await self._finished_already(envelope):
-            await self._repair(ack, envelope)
+            await self._repair(delivery, envelope)
         else:
-            await self._process(ack, envelope, queue_name)
+            await self._process(delivery, envelope)
 
-    async def _process(self, ack: Ack, envelope: Envelope, queue_name: str) -> None:
-        with self.transport.collect() as outbox:
+    async def _process(self, delivery: Delivery, envelope: Envelope) -> None:
+        with outboxes.collect() as outbox:
             try:
                 await self.queue.process(envelope)
             except BackendError:
@@ -324,22 +291,21 @@ class Worker:
             else:
                 failure = None
         if failure is not None:
-            await self._refuse(ack, failure, envelope, queue_name)
+            await self._refuse(delivery, failure, envelope)
             return
-        await self._flush(outbox, ack)
+        await self._settle(delivery, outbox)
 
     async def _refuse(
-        self, ack: Ack, error: Exception, envelope: Envelope | None, queue_name: str
+        self, delivery: Delivery, error: Exception, envelope: Envelope | None
     ) -> None:
-        await self._finish_with(
-            ack, record_refusal(self.queue, error, envelope=envelope, queue_name=queue_name)
-        )
+        refused = record_refusal(self.queue, error, envelope=envelope, queue_name=delivery.queue)
+        await self._finish_with(delivery, refused)
 
-    async def _finish_with(self, ack: Ack, operation: Awaitable[None]) -> None:
-        """Run ``operation``, then send what it dispatched together with the ack."""
-        with self.transport.collect() as outbox:
+    async def _finish_with(self, delivery: Delivery, operation: Awaitable[None]) -> None:
+        """Run ``operation``, then send what it dispatched and acknowledge."""
+        with outboxes.collect() as outbox:
             await operation
-        await self._flush(outbox, ack)
+        await self._settle(delivery, outbox)
 
     async def _finished_already(self, envelope: Envelope) -> bool:
         if envelope.run_id is None or envelope.step is None:
@@ -348,7 +314,7 @@ class Worker:
         record = records.get(envelope.step)
         return record is not None and record.final
 
-    async def _repair(self, ack: Ack, envelope: Envelope) -> None:
+    async def _repair(self, delivery: Delivery, envelope: Envelope) -> None:
         """Send again what the run lost when a worker died between finishing and sending."""
         assert envelope.run_id is not None
         logger.warning(
@@ -356,18 +322,6 @@ class Worker:
             envelope.step,
             envelope.run_id,
         )
-        with self.transport.collect() as outbox, self.transport.repairing():
+        with outboxes.collect() as outbox, outboxes.repairing():
             await self.queue.resume(envelope.run_id)
-        await self._flush(outbox, ack)
-
-    async def _flush(self, outbox: list[Envelope], ack: Ack) -> None:
-        """Send what the job dispatched, acknowledge it, and take the next message.
-
-        Taking the next message in the same round trip saves a chain step the trip
-        through the blocked reader: the step just sent is usually the one taken.
-        """
-        fetch = () if self._stopping.is_set() else (self.streams.read_command(1),)
-        replies = await self.transport.flush(outbox, self.queue.clock.now(), ack, fetch)
-        for reply in replies:
-            for delivery in self.streams.parse_read(reply):
-                self._start(delivery)
+        await self._settle(delivery, outbox)

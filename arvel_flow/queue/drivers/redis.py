@@ -5,16 +5,14 @@ of 2,000 members is one round trip per chunk, not one per job); messages with a
 future ``available_at`` (a ``later``, a backoff, a release) go to the queue's delayed
 sorted set, which workers promote to the stream when due (`arvel_flow.worker`).
 
-A worker handling a message collects what the job sends next (`collect`) and writes
+A worker handling a message collects what the job sends next (`outbox.collect`) and writes
 it in the same ``MULTI`` as the message's ``XACK``: the next step of a chain is sent
 if and only if the step that led to it is acknowledged.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from arvel_flow.errors import UnreadableMessageError
 from arvel_flow.lock.redis import describe_client, redis_errors
+from arvel_flow.queue.drivers.outbox import current_outbox, is_repairing
 from arvel_flow.queue.drivers.redis_wire import (
     GROUP,
     StreamKeys,
@@ -39,9 +38,6 @@ _CHUNK = 1000
 """Commands per pipeline round trip."""
 
 Command = tuple[str, tuple[Any, ...]]
-
-_collector: ContextVar[list[Envelope] | None] = ContextVar("arvel_flow_outbox", default=None)
-_repairing: ContextVar[bool] = ContextVar("arvel_flow_repairing", default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,38 +95,17 @@ class RedisStreamTransport:
         )
         return cls(client, StreamKeys(prefix), backend=describe_client(client))
 
-    # Collecting -------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def collect(self) -> Iterator[list[Envelope]]:
-        """Hold what is sent in this context (this task) in a list, for `flush`."""
-        outbox: list[Envelope] = []
-        token = _collector.set(outbox)
-        try:
-            yield outbox
-        finally:
-            _collector.reset(token)
-
-    @contextlib.contextmanager
-    def repairing(self) -> Iterator[None]:
-        """Drop, from what is sent in this context, steps that have a message already.
-
-        For continuing a run whose messages may be partly lost (see
-        `arvel_flow.worker`): jobs still in a stream or a delayed set are not sent twice.
-        """
-        token = _repairing.set(True)
-        try:
-            yield
-        finally:
-            _repairing.reset(token)
-
     # Sending ----------------------------------------------------------------------------
 
     async def send(self, envelopes: Sequence[Envelope], now: float) -> None:
-        """Send ``envelopes``: now, or into the outbox being collected."""
-        if _repairing.get():
+        """Send ``envelopes``: now, or into the outbox being collected.
+
+        When repairing a run (`arvel_flow.queue.drivers.outbox`), jobs still in a
+        stream or a delayed set are left out.
+        """
+        if is_repairing():
             envelopes = await self._not_live(envelopes)
-        outbox = _collector.get()
+        outbox = current_outbox()
         if outbox is not None:
             outbox.extend(envelopes)
         elif envelopes:

@@ -1,0 +1,50 @@
+"""What a worker's job sends, held back to go out with the job's acknowledgement.
+
+A worker runs a job inside `collect`: transports put what the job dispatches (the
+next chain step, a retry, a callback) into the outbox instead of sending it, and the
+worker sends the outbox and acknowledges the message together (atomically where the
+broker allows). Inside `repairing`, a transport that can see which steps still have a
+message leaves those out, so a repaired run does not get them twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from arvel_flow.queue.envelope import Envelope
+
+_outbox: ContextVar[list[Envelope] | None] = ContextVar("arvel_flow_outbox", default=None)
+_repairing: ContextVar[bool] = ContextVar("arvel_flow_repairing", default=False)
+
+
+@contextlib.contextmanager
+def collect() -> Iterator[list[Envelope]]:
+    """Hold what is sent in this context (this task) in a list, instead of sending it."""
+    outbox: list[Envelope] = []
+    token = _outbox.set(outbox)
+    try:
+        yield outbox
+    finally:
+        _outbox.reset(token)
+
+
+@contextlib.contextmanager
+def repairing() -> Iterator[None]:
+    """Mark what is sent in this context as a repair (see the module docstring)."""
+    token = _repairing.set(True)
+    try:
+        yield
+    finally:
+        _repairing.reset(token)
+
+
+def current_outbox() -> list[Envelope] | None:
+    """The outbox being collected in this context, if any."""
+    return _outbox.get()
+
+
+def is_repairing() -> bool:
+    """Whether this context is repairing a run."""
+    return _repairing.get()
