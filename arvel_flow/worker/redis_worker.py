@@ -162,7 +162,7 @@ class RedisWorker(Worker):
                 for delivery in await self.streams.orphans(
                     budget=self.free_slots,
                     idle=max(options.heartbeat_timeout, 5 * options.heartbeat_seconds),
-                    running=self.held,
+                    running={d.message_id for d in self.held},
                 ):
                     self.start(delivery)
             except BackendError as error:

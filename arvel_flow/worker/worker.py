@@ -38,7 +38,7 @@ from typing import Any
 from arvel_flow.errors import BackendError, DeliveryLimitError, UnreadableMessageError
 from arvel_flow.queue.drivers import outbox as outboxes
 from arvel_flow.queue.drivers.base import BaseQueue
-from arvel_flow.queue.drivers.redis_wire import decode_message
+from arvel_flow.queue.drivers.wire import decode_message
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.refusals import compute_refusal, give_up, record_refusal
@@ -103,6 +103,7 @@ class Worker(abc.ABC):
         """Set once the worker is connected and reading."""
         self._closers = tuple(closers)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._current: dict[str, Delivery] = {}
         # Taken over while every slot was busy: they wait here, held by this worker.
         self._backlog: deque[Delivery] = deque()
         self._waking: asyncio.Task[None] | None = None
@@ -218,15 +219,16 @@ class Worker(abc.ABC):
         return self.options.concurrency - len(self._running) - len(self._backlog)
 
     @property
-    def held(self) -> set[str]:
-        """Ids of the messages running or waiting for a slot here."""
-        return {*self._running, *(d.message_id for d in self._backlog)}
+    def held(self) -> list[Delivery]:
+        """The messages running or waiting for a slot here."""
+        return [*self._current.values(), *self._backlog]
 
     def start(self, delivery: Delivery) -> None:
         """Run ``delivery`` now, or as soon as a slot is free."""
         if len(self._running) >= self.options.concurrency:
             self._backlog.append(delivery)
             return
+        self._current[delivery.message_id] = delivery
         self._running[delivery.message_id] = asyncio.create_task(self._handle(delivery))
 
     async def _read_loop(self) -> None:
@@ -257,6 +259,7 @@ class Worker(abc.ABC):
             logger.exception("message %s could not be handled", delivery.message_id)
         finally:
             self._running.pop(delivery.message_id, None)
+            self._current.pop(delivery.message_id, None)
             if self._backlog and not self._stopping.is_set():
                 self.start(self._backlog.popleft())
             self._slot_free.set()

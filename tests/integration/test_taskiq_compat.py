@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from taskiq_redis import RedisStreamBroker
 
-from arvel_flow.queue.drivers.redis_wire import TASK_NAME
+from arvel_flow.queue.drivers.wire import TASK_NAME
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.targets import JobRef
 from tests.integration.conftest import Cluster

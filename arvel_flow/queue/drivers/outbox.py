@@ -10,10 +10,13 @@ message leaves those out, so a repaired run does not get them twice.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 
 from arvel_flow.queue.envelope import Envelope
+
+Publish = Callable[[Sequence[Envelope], float], Awaitable[None]]
+"""Sends envelopes to a broker now (``now`` tells which are delayed)."""
 
 _outbox: ContextVar[list[Envelope] | None] = ContextVar("arvel_flow_outbox", default=None)
 _repairing: ContextVar[bool] = ContextVar("arvel_flow_repairing", default=False)
@@ -48,3 +51,12 @@ def current_outbox() -> list[Envelope] | None:
 def is_repairing() -> bool:
     """Whether this context is repairing a run."""
     return _repairing.get()
+
+
+async def send_or_collect(envelopes: Sequence[Envelope], now: float, publish: Publish) -> None:
+    """Put ``envelopes`` into the outbox being collected, or else ``publish`` them now."""
+    outbox = current_outbox()
+    if outbox is not None:
+        outbox.extend(envelopes)
+    elif envelopes:
+        await publish(envelopes, now)

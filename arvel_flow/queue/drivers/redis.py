@@ -22,12 +22,8 @@ from redis.exceptions import ResponseError
 from arvel_flow.errors import UnreadableMessageError
 from arvel_flow.lock.redis import describe_client, redis_errors
 from arvel_flow.queue.drivers.outbox import current_outbox, is_repairing
-from arvel_flow.queue.drivers.redis_wire import (
-    GROUP,
-    StreamKeys,
-    decode_message,
-    encode_message,
-)
+from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
+from arvel_flow.queue.drivers.wire import decode_message, encode_message
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.store.urls import mask_url
 

@@ -12,12 +12,8 @@ import pytest
 
 from arvel_flow.cli.worker import format_event
 from arvel_flow.errors import UnreadableMessageError
-from arvel_flow.queue.drivers.redis_wire import (
-    TASK_NAME,
-    StreamKeys,
-    decode_message,
-    encode_message,
-)
+from arvel_flow.queue.drivers.redis_wire import StreamKeys
+from arvel_flow.queue.drivers.wire import TASK_NAME, decode_message, encode_message
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
