@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -12,6 +14,35 @@ import redis
 # Database 15 keeps tests away from the data of anything else on a developer's Redis.
 REDIS_URL = os.environ.get("ARVEL_FLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CI = os.environ.get("CI", "").lower() == "true"
+NATS_URL = os.environ.get("ARVEL_FLOW_TEST_NATS_URL", "nats://127.0.0.1:4222")
+RABBITMQ_URL = os.environ.get("ARVEL_FLOW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _reachable_or_skip(url: str, what: str) -> str:
+    """``url`` when its server accepts connections; else skip (fail under ``CI=true``)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
+            pass
+    except OSError as exc:
+        if CI:
+            pytest.fail(
+                f"{what} at {parts.hostname}:{parts.port} is unreachable under CI=true: {exc}"
+            )
+        pytest.skip(f"{what} at {parts.hostname}:{parts.port} is unreachable: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server (with JetStream) for tests; skipped when unreachable, except in CI."""
+    return _reachable_or_skip(NATS_URL, "NATS")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The RabbitMQ server for tests; skipped when unreachable, except in CI."""
+    return _reachable_or_skip(RABBITMQ_URL, "RabbitMQ")
 
 
 @pytest.fixture(scope="session")

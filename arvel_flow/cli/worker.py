@@ -1,8 +1,9 @@
-"""The ``worker`` command: run the jobs of distributed runs from Redis streams.
+"""The ``worker`` command: run the jobs of distributed runs (Redis, NATS or RabbitMQ).
 
 ``arvel-flow worker --allow myapp.jobs`` serves until SIGTERM or Ctrl-C: the first
 stops reading and lets running jobs finish (exit 0), a second cancels them, and their
-messages go to the other workers at once (exit 130). Also runnable as
+messages go to the other workers at once (exit 130). It prints ``worker NAME: ready``
+once it is connected and reading. Also runnable as
 ``python -m arvel_flow.cli.worker``.
 """
 
@@ -33,7 +34,9 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
     type=click.Choice(["redis", "nats", "rabbitmq"]),
     help="The Taskiq broker (default: redis).",
 )
-@click.option("--url", help="The broker's URL (default: a redis store's URL, else localhost).")
+@click.option(
+    "--url", help="The broker's URL (default: a redis store's URL, else the broker on localhost)."
+)
 @click.option("--store", help="The shared store: redis://... (or sqlite:PATH on one machine).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
 @click.option("--queues", metavar="Q,...", help="Queues to read, comma-separated (default).")
@@ -47,7 +50,7 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
 @click.option("-v", "--verbose", is_flag=True, help="Also print every job that starts.")
 @click.pass_context
 def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags: Any) -> None:
-    """Run jobs of distributed runs: a Taskiq worker on Redis streams."""
+    """Run jobs of distributed runs: a Taskiq worker on Redis, NATS or RabbitMQ."""
 
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)
@@ -126,9 +129,16 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
+
+    async def announce() -> None:
+        await served.ready.wait()
+        click.echo(f"worker {served.name}: ready", err=True)
+
+    announcing = asyncio.create_task(announce())
     try:
         await served.run()
     finally:
+        announcing.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     click.echo(f"worker {served.name} stopped", err=True)

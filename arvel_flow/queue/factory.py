@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
@@ -13,11 +14,19 @@ from arvel_flow.store.contracts import StoreContract
 from arvel_flow.store.urls import mask_url
 
 if TYPE_CHECKING:
+    from taskiq import AsyncBroker
+
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_URLS = {
+    "redis": "redis://localhost:6379/0",
+    "nats": "nats://localhost:4222",
+    "rabbitmq": "amqp://guest:guest@localhost:5672/",
+}
+EXTRAS = {"nats": "taskiq_nats", "rabbitmq": "taskiq_aio_pika"}
+"""The package each optional broker needs (installed by the extra of the broker's name)."""
 
 
 def open_queue_store(settings: QueueSettings) -> StoreContract:
@@ -30,12 +39,24 @@ def open_queue_store(settings: QueueSettings) -> StoreContract:
 
 
 def broker_url(settings: QueueSettings) -> str:
-    """The broker's URL: ``url``, else a Redis store's URL, else Redis on localhost."""
+    """The broker's URL: ``url``; for redis, else a Redis store's; else the broker on localhost."""
     if settings.url:
         return settings.url
-    if settings.store.startswith(_REDIS_SCHEMES):
+    if settings.broker == "redis" and settings.store.startswith(_REDIS_SCHEMES):
         return settings.store
-    return DEFAULT_REDIS_URL
+    return DEFAULT_URLS.get(settings.broker, DEFAULT_URLS["redis"])
+
+
+def check_extra(broker: str) -> None:
+    """Refuse an optional broker whose package is not installed, saying how to install it."""
+    package = EXTRAS.get(broker)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return
+    issue = ConfigIssue(
+        f"broker {broker!r} needs the {broker} extra: pip install 'arvel-flow[{broker}]'",
+        path="queue.broker",
+    )
+    raise ConfigError([issue])
 
 
 def make_queue(
@@ -61,16 +82,8 @@ def make_queue(
         return NullQueue(store=store, events=events, allowed_modules=allowed)
     if settings.broker == "redis":
         return make_redis_queue(settings, store=store, events=events)
-    if settings.broker != "memory":
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    f"broker {settings.broker!r} is not supported yet: use redis for "
-                    "distributed runs (see 'Distributed runs' in the README)",
-                    path="queue.broker",
-                )
-            ]
-        )
+    if settings.broker in EXTRAS:
+        return make_remote_queue(settings, store=store, events=events)
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
     return TaskiqQueue(
@@ -99,6 +112,47 @@ def make_redis_queue(
     transport = RedisStreamTransport.for_broker(
         broker, prefix=settings.prefix, max_connections=max(64, 4 * settings.concurrency)
     )
+    return TaskiqQueue(
+        broker,
+        concurrency=settings.concurrency,
+        transport=transport,
+        store=store,
+        events=events,
+        allowed_modules=settings.allowed_modules or None,
+    )
+
+
+def make_remote_queue(
+    settings: QueueSettings, *, store: StoreContract, events: EventBus | None = None
+) -> TaskiqQueue:
+    """A `TaskiqQueue` on NATS JetStream or RabbitMQ, through their Taskiq brokers.
+
+    The Taskiq broker only marks the queue as remote (and names the server); envelopes
+    travel through the broker's transport, which arvel-flow workers read.
+    """
+    from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
+
+    check_extra(settings.broker)
+    url = broker_url(settings)
+    transport: Transport
+    broker: AsyncBroker
+    if settings.broker == "nats":
+        from taskiq_nats import PullBasedJetStreamBroker
+
+        from arvel_flow.queue.drivers.nats import NatsTransport
+
+        nats = NatsTransport(url, prefix=settings.prefix)
+        broker = PullBasedJetStreamBroker(
+            url, subject=nats.names.subject("default"), stream_name=nats.names.stream
+        )
+        transport = nats
+    else:
+        from taskiq_aio_pika import AioPikaBroker
+
+        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+
+        broker = AioPikaBroker(url)
+        transport = RabbitMQTransport(url, prefix=settings.prefix)
     return TaskiqQueue(
         broker,
         concurrency=settings.concurrency,

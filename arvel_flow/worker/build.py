@@ -9,8 +9,10 @@ from arvel_flow.queue.drivers.redis import RedisStreamTransport
 from arvel_flow.queue.events import EventBus
 from arvel_flow.queue.factory import (
     broker_url,
+    check_extra,
     check_shared_store,
     make_redis_queue,
+    make_remote_queue,
     open_queue_store,
 )
 from arvel_flow.settings import QueueSettings
@@ -27,19 +29,18 @@ def make_worker(
     """A worker for the broker, store and queues of ``settings``; it owns its queue.
 
     Raises:
-        ConfigError: The broker is not redis, the store is not shared, or no module
-            prefix is allowed (a worker never imports job classes from anywhere).
+        ConfigError: The broker is memory (or its extra is not installed), the store is
+            not shared, or no module prefix is allowed (a worker never imports job
+            classes from anywhere).
     """
-    if settings.broker != "redis":
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    f"arvel-flow worker runs on the redis broker, not {settings.broker!r} "
-                    "(see 'Distributed runs' in the README)",
-                    path="queue.broker",
-                )
-            ]
+    if settings.broker == "memory":
+        issue = ConfigIssue(
+            "arvel-flow worker needs a broker it can share: redis, nats or rabbitmq "
+            "(see 'Distributed runs' in the README)",
+            path="queue.broker",
         )
+        raise ConfigError([issue])
+    check_extra(settings.broker)
     if not settings.allowed_modules:
         raise ConfigError(
             [
@@ -52,9 +53,6 @@ def make_worker(
         )
     check_shared_store(settings)
     store, closers = _open_store(settings)
-    queue = make_redis_queue(settings, store=store, events=events)
-    transport = queue.transport
-    assert isinstance(transport, RedisStreamTransport)
     options = WorkerOptions(
         queues=settings.queues,
         concurrency=settings.concurrency,
@@ -65,7 +63,28 @@ def make_worker(
         max_deliveries=settings.max_deliveries,
     )
     url = broker_url(settings)
-    return RedisWorker(queue, transport, url=url, options=options, name=name, closers=closers)
+    if settings.broker == "redis":
+        queue = make_redis_queue(settings, store=store, events=events)
+        assert isinstance(queue.transport, RedisStreamTransport)
+        return RedisWorker(
+            queue, queue.transport, url=url, options=options, name=name, closers=closers
+        )
+    queue = make_remote_queue(settings, store=store, events=events)
+    if settings.broker == "nats":
+        from arvel_flow.queue.drivers.nats import NatsTransport
+        from arvel_flow.worker.nats_worker import NatsWorker
+
+        assert isinstance(queue.transport, NatsTransport)
+        return NatsWorker(
+            queue, queue.transport, url=url, options=options, name=name, closers=closers
+        )
+    from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+    from arvel_flow.worker.rabbitmq_worker import RabbitWorker
+
+    assert isinstance(queue.transport, RabbitMQTransport)
+    return RabbitWorker(
+        queue, queue.transport, url=url, options=options, name=name, closers=closers
+    )
 
 
 def _open_store(settings: QueueSettings) -> tuple[StoreContract, list[Closer]]:

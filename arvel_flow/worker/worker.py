@@ -243,6 +243,10 @@ class Worker(abc.ABC):
                 logger.warning("reading failed, retrying in 1s: %s", error)
                 await self.pause(1.0)
                 continue
+            if self._stopping.is_set():
+                # Read while stopping: not run here, handed back by `_leave`.
+                self._backlog.extend(deliveries)
+                continue
             for delivery in deliveries:
                 self.start(delivery)
 

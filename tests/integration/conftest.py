@@ -1,8 +1,11 @@
-"""Real Redis, real worker processes: a `Cluster` per test, under a key prefix of its own.
+"""Real servers, real worker processes: a `Cluster` per test, under a prefix of its own.
 
-Workers are ``python -m arvel_flow.cli.worker`` subprocesses with fast heartbeats
-(every 0.2 s, dead after 1.5 s), so that recovery from a ``kill -9`` is measured in
-seconds. Every worker still alive at the end of a test is killed.
+The store is always the real Redis; the broker is Redis (`cluster`), or NATS JetStream
+and RabbitMQ (`broker_cluster`, which runs its test on each). Workers are
+``python -m arvel_flow.cli.worker`` subprocesses with fast heartbeats (every 0.2 s,
+dead after 1.5 s), so that recovery from a ``kill -9`` is measured in seconds. Every
+worker still alive at the end of a test is killed, and what the test left in the
+broker is deleted.
 """
 
 from __future__ import annotations
@@ -67,19 +70,29 @@ class WorkerProcess:
 
 
 class Cluster:
-    """Workers, a dispatcher and a journal sharing one Redis under one prefix."""
+    """Workers, a dispatcher and a journal sharing one Redis (and a broker) under one prefix.
 
-    def __init__(self, url: str, prefix: str, tmp: Path) -> None:
+    Args:
+        url: The Redis server of the store and the journal.
+        broker: redis, nats or rabbitmq.
+        broker_url: The broker's server (``url`` for redis).
+    """
+
+    def __init__(
+        self, url: str, prefix: str, tmp: Path, broker: str = "redis", broker_url: str = ""
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.tmp = tmp
+        self.broker = broker
+        self.broker_url = broker_url or url
         self.redis = redis.Redis.from_url(url)
         self.journal_key = f"{prefix}journal"
         self.workers: list[WorkerProcess] = []
         self.env = {
             **os.environ,
-            "ARVEL_FLOW_BROKER": "redis",
-            "ARVEL_FLOW_URL": url,
+            "ARVEL_FLOW_BROKER": broker,
+            "ARVEL_FLOW_URL": self.broker_url,
             "ARVEL_FLOW_STORE": url,
             "ARVEL_FLOW_PREFIX": prefix,
             "ARVEL_FLOW_ALLOWED_MODULES": JOBS,
@@ -91,15 +104,16 @@ class Cluster:
     @property
     def settings(self) -> QueueSettings:
         """What the dispatching side (``arvel-flow run``) uses."""
-        return QueueSettings(broker="redis", url=self.url, store=self.url, prefix=self.prefix)
+        return QueueSettings(
+            broker=self.broker, url=self.broker_url, store=self.url, prefix=self.prefix
+        )
 
     async def start_worker(self, *args: str, wait: bool = True, **env: str) -> WorkerProcess:
-        """Start a worker; by default wait until its heartbeat is in Redis."""
+        """Start a worker; by default wait until it says it is ready (connected, reading)."""
         worker = WorkerProcess(*self.spawn("worker", args, env))
         self.workers.append(worker)
         if wait:
-            queue = args[args.index("--queues") + 1].split(",")[0] if "--queues" in args else None
-            await self.wait_until_registered(worker, queue or "default")
+            await self.wait_until_ready(worker)
         return worker
 
     def spawn(
@@ -122,18 +136,16 @@ class Cluster:
             )
         return process, log
 
-    async def wait_until_registered(self, worker: WorkerProcess, queue: str = "default") -> None:
-        """Wait until ``worker`` beats in ``queue``'s consumer set."""
+    async def wait_until_ready(self, worker: WorkerProcess) -> None:
+        """Wait until ``worker`` prints ``worker NAME: ready``; learn its name."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if worker.process.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{worker.output()}")
             for line in worker.output().splitlines():
-                if line.startswith("worker ") and ": queues " in line:
+                if line.startswith("worker ") and line.endswith(": ready"):
                     worker.name = line.split()[1].rstrip(":")
-            consumers = self.redis.zrange(f"{self.prefix}consumers:{queue}", 0, -1)
-            if worker.name is not None and worker.name.encode() in consumers:
-                return
+                    return
             await asyncio.sleep(0.05)
         raise AssertionError(f"worker did not start in {START_TIMEOUT}s:\n{worker.output()}")
 
@@ -196,3 +208,83 @@ async def dispatcher(cluster: Cluster) -> AsyncIterator[TaskiqQueue]:
         yield queue
     finally:
         await queue.close()
+
+
+OTHER_BROKERS = ("nats", "rabbitmq")
+
+
+@pytest.fixture(params=OTHER_BROKERS)
+async def broker_cluster(
+    request: pytest.FixtureRequest, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[Cluster]:
+    """A cluster on NATS JetStream, then on RabbitMQ, with the store in Redis.
+
+    What the test left in the broker (its stream, its queues) is deleted afterwards.
+    """
+    broker = str(request.param)
+    broker_url = request.getfixturevalue(f"{broker}_url")
+    made = Cluster(redis_url, redis_prefix, tmp_path, broker=broker, broker_url=broker_url)
+    try:
+        yield made
+    finally:
+        problems = made.close()
+        await remove_broker_state(made)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+async def broker_dispatcher(broker_cluster: Cluster) -> AsyncIterator[TaskiqQueue]:
+    """The sending side of `broker_cluster`."""
+    queue = make_queue(broker_cluster.settings)
+    assert isinstance(queue, TaskiqQueue)
+    try:
+        yield queue
+    finally:
+        await queue.close()
+
+
+async def publish_raw(cluster: Cluster, data: bytes, queue: str = "default") -> None:
+    """Put ``data`` into ``queue`` as a message, as a stranger might."""
+    if cluster.broker == "nats":
+        from arvel_flow.queue.drivers.nats import JetStreamNames, connect, ensure_stream
+
+        names = JetStreamNames(cluster.prefix)
+        client = await connect(cluster.broker_url, name="test")
+        js = client.jetstream()
+        await ensure_stream(js, names)
+        await js.publish(names.subject(queue), data)
+        await client.close()
+    else:
+        import aio_pika
+        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+
+        transport = RabbitMQTransport(cluster.broker_url, prefix=cluster.prefix)
+        await transport.declare(queue)
+        connection = await aio_pika.connect(cluster.broker_url)
+        async with connection:
+            channel = await connection.channel()
+            message = aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await channel.default_exchange.publish(message, routing_key=transport.queue_name(queue))
+        await transport.close()
+
+
+async def remove_broker_state(cluster: Cluster) -> None:
+    """Delete the NATS stream, or the RabbitMQ queues, made under the cluster's prefix."""
+    if cluster.broker == "nats":
+        from nats.js.errors import NotFoundError
+
+        from arvel_flow.queue.drivers.nats import JetStreamNames, connect
+
+        client = await connect(cluster.broker_url, name="test cleanup")
+        try:
+            await client.jetstream().delete_stream(JetStreamNames(cluster.prefix).stream)
+        except NotFoundError:
+            pass
+        finally:
+            await client.close()
+    elif cluster.broker == "rabbitmq":
+        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+
+        transport = RabbitMQTransport(cluster.broker_url, prefix=cluster.prefix)
+        await transport.delete_queues(["default", "other"])
+        await transport.close()

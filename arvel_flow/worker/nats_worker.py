@@ -1,0 +1,251 @@
+"""`NatsWorker`: a worker on NATS JetStream pull consumers.
+
+- **Liveness, not idle time.** Each queue's durable consumer redelivers a message when
+  ``ack_wait`` (the heartbeat timeout) passes without word from the worker holding it.
+  While a job runs, its worker sends "in progress" for it every heartbeat interval,
+  from a thread of its own (`ProgressBeats`), so a long job, or one that blocks the
+  event loop, stays with its live worker, and a dead worker's jobs go to others
+  once the timeout has passed.
+- **Acknowledged after sending.** What a job dispatched is published (and stored by
+  JetStream) before its message is acknowledged. A worker dying between the two
+  leaves the message to be delivered again; that delivery finds the step finished
+  and repairs the run (see `Worker`), which may send again jobs already on their way:
+  JetStream cannot be searched for them, as Redis streams are. They run twice at
+  worst; callbacks still fire once.
+- **Delays in JetStream.** A message that arrives before its `AVAILABLE_AT` is given
+  back with a negative acknowledgement delayed until then, without taking a slot;
+  that early delivery is not counted against ``max_deliveries``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError
+
+from arvel_flow.errors import BackendError
+from arvel_flow.queue.drivers.base import BaseQueue
+from arvel_flow.queue.drivers.nats import (
+    NatsTransport,
+    connect,
+    describe_url,
+    ensure_stream,
+    nats_errors,
+)
+from arvel_flow.queue.drivers.wire import AVAILABLE_AT
+from arvel_flow.queue.envelope import Envelope
+from arvel_flow.worker.delivery import Delivery
+from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
+
+logger = logging.getLogger(__name__)
+
+_EARLY_TOLERANCE = 0.01
+"""Seconds before its time at which a message runs anyway."""
+_CONSUMER_EXISTS = 10148  # JetStream: a consumer of that name exists (with another config)
+_MAX_READ_BLOCK = 1.0
+"""A fetch cannot be woken, so stopping waits for it: keep it short."""
+
+
+class ProgressBeats:
+    """Sends "in progress" for the messages in `subjects`, every ``interval`` seconds.
+
+    It runs its own event loop and NATS connection in a thread, so a job that blocks
+    the worker's event loop does not stop the beats.
+    """
+
+    def __init__(self, url: str, name: str, interval: float) -> None:
+        self.url = url
+        self.name = name
+        self.interval = interval
+        self.subjects: tuple[str, ...] = ()
+        """The reply subjects of the messages held now (replaced whole, never mutated)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"beats {name}", daemon=True)
+
+    def start(self) -> None:
+        """Start beating."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _main(self) -> None:
+        asyncio.run(self._beat())
+
+    async def _beat(self) -> None:
+        try:
+            client = await connect(self.url, name=f"{self.name} beats")
+        except BackendError as error:
+            logger.warning("in-progress beats of %s cannot start: %s", self.name, error)
+            return
+        try:
+            while not self._stop.is_set():
+                await asyncio.sleep(self.interval)
+                for subject in self.subjects:
+                    await client.publish(subject, Msg.Ack.Progress)
+                await client.flush()
+        except Exception as error:
+            logger.warning("in-progress beats of %s failed: %s", self.name, error)
+        finally:
+            await client.close()
+
+
+class NatsWorker(Worker):
+    """Reads its queues from JetStream on ``url``; publishes through ``transport``.
+
+    Args:
+        queue: The `TaskiqQueue` whose transport is ``transport``.
+        transport: Publishes what jobs dispatch.
+        url: The NATS server(s).
+    """
+
+    def __init__(
+        self,
+        queue: BaseQueue,
+        transport: NatsTransport,
+        *,
+        url: str,
+        options: WorkerOptions,
+        name: str | None = None,
+        closers: Sequence[Closer] = (),
+    ) -> None:
+        super().__init__(queue, options=options, name=name, closers=closers)
+        self.transport = transport
+        self.url = url
+        self.beats = ProgressBeats(url, self.name, options.heartbeat_seconds)
+        self._client: Client | None = None
+        self._subscriptions: list[tuple[str, JetStreamContext.PullSubscription]] = []
+        self._turn = 0
+        self._handed_back: list[Delivery] = []
+
+    @property
+    def where(self) -> str:
+        """The NATS server (no password)."""
+        return describe_url(self.url)
+
+    async def _open(self) -> None:
+        names = self.transport.names
+        self._client = await connect(self.url, name=self.name)
+        with nats_errors(self.where):
+            js = self._client.jetstream()
+            await ensure_stream(js, names)
+            for queue in self.options.queues:
+                config = ConsumerConfig(
+                    durable_name=names.consumer(queue),
+                    filter_subject=names.subject(queue),
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=self.options.heartbeat_timeout,
+                    max_deliver=-1,
+                    max_ack_pending=-1,
+                )
+                try:
+                    await js.add_consumer(names.stream, config=config)
+                except BadRequestError as error:
+                    if error.err_code != _CONSUMER_EXISTS:
+                        raise
+                    logger.warning(
+                        "consumer %s exists with other settings; using it as it is",
+                        config.durable_name,
+                    )
+                subscription = await js.pull_subscribe_bind(
+                    durable=names.consumer(queue), stream=names.stream
+                )
+                self._subscriptions.append((queue, subscription))
+        self.beats.start()
+
+    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._track_beats()]
+
+    async def _track_beats(self) -> None:
+        """Keep the beating thread's list of held messages current."""
+        while not self.stopping:
+            self.beats.subjects = tuple(d.handle.reply for d in self.held)
+            await self.pause(self.options.heartbeat_seconds / 2)
+
+    async def _read(self, count: int) -> list[Delivery]:
+        block = min(self.options.read_block_seconds, _MAX_READ_BLOCK)
+        wait = max(block / len(self._subscriptions), 0.05)
+        subscriptions = self._subscriptions[self._turn :] + self._subscriptions[: self._turn]
+        self._turn = (self._turn + 1) % len(self._subscriptions)
+        for queue, subscription in subscriptions:
+            with nats_errors(self.where):
+                messages = await _fetch(subscription, count, wait)
+            deliveries = [d for m in messages if (d := await self._accept(queue, m))]
+            if deliveries:
+                self.beats.subjects = tuple(d.handle.reply for d in (*self.held, *deliveries))
+                return deliveries
+        return []
+
+    async def _accept(self, queue: str, message: Msg) -> Delivery | None:
+        """The delivery of ``message``; None when it came early and was given back."""
+        metadata = message.metadata
+        delivered = metadata.num_delivered
+        available_at = _available_at(message)
+        if available_at is not None:
+            early = available_at - time.time()
+            if early > _EARLY_TOLERANCE:
+                with nats_errors(self.where):
+                    await message.nak(delay=early)
+                return None
+            if delivered > 1 and available_at > metadata.timestamp.timestamp():
+                delivered -= 1  # its first delivery came early and was given back
+        return Delivery(queue, str(metadata.sequence.stream), message.data, delivered, message)
+
+    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
+        await self.transport.publish(outbox, self.queue.clock.now())
+        with nats_errors(self.where):
+            await delivery.handle.ack()
+
+    async def _wake(self) -> None:
+        """Nothing to do: a fetch returns within a second."""
+
+    def abort(self) -> None:
+        """Stop now; the messages of the jobs cancelled go back at once."""
+        self._handed_back = self.held
+        super().abort()
+
+    async def _leave(self) -> None:
+        await asyncio.to_thread(self.beats.stop)
+        returned = {d.message_id: d for d in (*self._handed_back, *self.held)}
+        try:
+            with nats_errors(self.where):
+                for delivery in returned.values():
+                    await delivery.handle.nak()
+        except BackendError as error:
+            logger.warning("worker %s could not hand messages back: %s", self.name, error)
+
+    async def _disconnect(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+async def _fetch(
+    subscription: JetStreamContext.PullSubscription, count: int, wait: float
+) -> list[Msg]:
+    """Up to ``count`` messages, waiting at most ``wait`` seconds for the first."""
+    try:
+        return await subscription.fetch(batch=count, timeout=wait)
+    except NatsTimeoutError:
+        return []
+
+
+def _available_at(message: Msg) -> float | None:
+    raw = (message.headers or {}).get(AVAILABLE_AT)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,264 @@
+"""`RabbitWorker`: a worker consuming RabbitMQ quorum queues.
+
+- **Liveness is the connection.** RabbitMQ hands a message back to its queue when the
+  consumer's connection closes without acknowledging it: at once when the worker's
+  process dies (``kill -9``), after missed heartbeats when its host hangs (heartbeats
+  every ``heartbeat_timeout / 2`` seconds). A live worker keeps its jobs however long
+  they run, up to RabbitMQ's ``consumer_timeout`` (30 minutes by default in 3.10,
+  after which it closes the channel and redelivers): raise it on the server for
+  longer jobs.
+- **Acknowledged after sending.** What a job dispatched is published, and confirmed by
+  RabbitMQ, before its message is acknowledged. A worker dying between the two leaves
+  the message to be delivered again; that delivery finds the step finished and
+  repairs the run (see `Worker`).
+- **Delivery cap.** Quorum queues count deliveries in ``x-delivery-count``; the worker
+  fails a message delivered more than ``max_deliveries`` times. No ``x-delivery-limit``
+  is set, so RabbitMQ never drops one unrecorded.
+- **Delays.** A message back from its delay bucket early (see
+  `arvel_flow.queue.drivers.rabbitmq`) is sent on for the rest of its delay and
+  acknowledged, without taking a slot; one due within `READY_WITHIN` waits here on a
+  timer until its time.
+- **Prefetch.** The channel prefetches at most ``concurrency`` messages. At a stop,
+  those not started are handed back (rejected with requeue), for other workers to
+  take at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+from arvel_flow.errors import BackendError
+from arvel_flow.queue.drivers.base import BaseQueue
+from arvel_flow.queue.drivers.rabbitmq import (
+    CONNECT_TIMEOUT,
+    QUEUE_ARGUMENTS,
+    READY_WITHIN,
+    RabbitMQTransport,
+    describe_url,
+    rabbitmq_errors,
+)
+from arvel_flow.queue.drivers.wire import AVAILABLE_AT
+from arvel_flow.queue.envelope import Envelope
+from arvel_flow.worker.delivery import Delivery
+from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
+
+logger = logging.getLogger(__name__)
+
+_MAX_READ_WAIT = 1.0
+"""Longest wait in `_read` for a first message."""
+_QUIET = (AMQPError, ChannelInvalidStateError, OSError, TimeoutError)
+"""Failures that leaving and closing log, not raise: the server returns the messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A message as the consumer of ``queue`` (an arvel-flow queue name) got it."""
+
+    queue: str
+    message: AbstractIncomingMessage
+
+
+class RabbitWorker(Worker):
+    """Consumes its queues on ``url``; publishes through ``transport``.
+
+    Args:
+        queue: The `TaskiqQueue` whose transport is ``transport``.
+        transport: Publishes what jobs dispatch, and sends early messages on.
+        url: The RabbitMQ server (this worker opens its own connection to it).
+    """
+
+    def __init__(
+        self,
+        queue: BaseQueue,
+        transport: RabbitMQTransport,
+        *,
+        url: str,
+        options: WorkerOptions,
+        name: str | None = None,
+        closers: Sequence[Closer] = (),
+    ) -> None:
+        super().__init__(queue, options=options, name=name, closers=closers)
+        self.transport = transport
+        self.url = url
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        # None wakes a waiting `_read` (the worker is stopping).
+        self._inbox: asyncio.Queue[_Received | None] = asyncio.Queue()
+        self._timers: dict[asyncio.TimerHandle, _Received] = {}
+        self._taken = itertools.count(1)
+
+    @property
+    def where(self) -> str:
+        """The RabbitMQ server (no password)."""
+        return describe_url(self.url)
+
+    # Connecting -------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        heartbeat = max(1, round(self.options.heartbeat_timeout / 2))
+        with rabbitmq_errors(self.where):
+            self._connection = await aio_pika.connect_robust(
+                self.url,
+                timeout=CONNECT_TIMEOUT,
+                heartbeat=heartbeat,
+                client_properties={"connection_name": f"arvel-flow worker {self.name}"},
+            )
+            self._channel = channel = await self._connection.channel()
+            await channel.set_qos(prefetch_count=self.options.concurrency)
+            for name in self.options.queues:
+                queue = await channel.declare_queue(
+                    self.transport.queue_name(name), durable=True, arguments=QUEUE_ARGUMENTS
+                )
+                tag = await queue.consume(self._receiver(name), no_ack=False)
+                self._consumers.append((queue, tag))
+
+    def _receiver(self, queue: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        """The consumer callback of ``queue``: it only buffers what arrives."""
+
+        async def receive(message: AbstractIncomingMessage) -> None:
+            self._inbox.put_nowait(_Received(queue, message))
+
+        return receive
+
+    # Reading ----------------------------------------------------------------------------
+
+    async def _read(self, count: int) -> list[Delivery]:
+        try:
+            async with asyncio.timeout(min(self.options.read_block_seconds, _MAX_READ_WAIT)):
+                first = await self._inbox.get()
+        except TimeoutError:
+            return []
+        received = [first]
+        while len(received) < count and not self._inbox.empty():
+            received.append(self._inbox.get_nowait())
+        if self.stopping:
+            # Taken no more: `_leave` hands them back.
+            for item in received:
+                if item is not None:
+                    self._inbox.put_nowait(item)
+            return []
+        now = self.queue.clock.now()
+        ready: list[Delivery] = []
+        early: list[_Received] = []
+        for item in received:
+            if item is None:
+                continue
+            remaining = _available_at(item.message) - now
+            if remaining >= READY_WITHIN:
+                early.append(item)
+            elif remaining > 0:
+                self._wait_here(item, remaining)
+            else:
+                ready.append(self._delivery(item))
+        if early:
+            await asyncio.gather(*(self._send_on(item, now) for item in early))
+        return ready
+
+    def _delivery(self, item: _Received) -> Delivery:
+        message = item.message
+        key = f"{message.message_id or message.delivery_tag}/{next(self._taken)}"
+        count = message.headers.get("x-delivery-count")
+        deliveries = count + 1 if isinstance(count, int) and not isinstance(count, bool) else 1
+        return Delivery(item.queue, key, message.body, deliveries, message)
+
+    def _wait_here(self, item: _Received, remaining: float) -> None:
+        """Hold a message due in under `READY_WITHIN` on a timer, then read it again."""
+
+        def due() -> None:
+            self._timers.pop(handle, None)
+            self._inbox.put_nowait(item)
+
+        handle = asyncio.get_running_loop().call_later(remaining, due)
+        self._timers[handle] = item
+
+    async def _send_on(self, item: _Received, now: float) -> None:
+        """Send an early message on for the rest of its delay, then acknowledge it."""
+        message = item.message
+        headers = {k: v for k, v in message.headers.items() if isinstance(v, str)}
+        try:
+            await self.transport.forward(
+                item.queue, message.body, _available_at(message), headers, now
+            )
+            with rabbitmq_errors(self.where):
+                await message.ack()
+        except BackendError as error:
+            logger.warning("could not delay a message again, handing it back: %s", error)
+            await _hand_back(message)
+
+    # Settling ---------------------------------------------------------------------------
+
+    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
+        await self.transport.publish(outbox, self.queue.clock.now())
+        message: AbstractIncomingMessage = delivery.handle
+        with rabbitmq_errors(self.where):
+            await message.ack()
+
+    # Stopping ---------------------------------------------------------------------------
+
+    async def _wake(self) -> None:
+        self._inbox.put_nowait(None)
+
+    async def _leave(self) -> None:
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except _QUIET as error:
+                logger.debug("could not cancel consumer %s: %s", tag, error)
+        self._consumers.clear()
+        # Deliveries already on their way when the consumers were cancelled.
+        await asyncio.sleep(0)
+        returned = [d.handle for d in self.held]
+        for handle, waiting in tuple(self._timers.items()):
+            handle.cancel()
+            returned.append(waiting.message)
+        self._timers.clear()
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if item is not None:
+                returned.append(item.message)
+        for message in returned:
+            await _hand_back(message)
+
+    async def _disconnect(self) -> None:
+        channel, self._channel = self._channel, None
+        connection, self._connection = self._connection, None
+        if channel is not None:
+            with contextlib.suppress(*_QUIET):
+                await channel.close()
+        if connection is not None:
+            with contextlib.suppress(*_QUIET):
+                await connection.close()
+
+
+async def _hand_back(message: AbstractIncomingMessage) -> None:
+    """Return ``message`` to its queue for any worker; closing the channel would too."""
+    try:
+        await message.reject(requeue=True)
+    except _QUIET as error:
+        logger.debug("could not hand a message back: %s", error)
+
+
+def _available_at(message: AbstractIncomingMessage) -> float:
+    """When ``message`` may run; 0 (now) when it does not say."""
+    raw = message.headers.get(AVAILABLE_AT)
+    if isinstance(raw, bytes):
+        raw = raw.decode(errors="replace")
+    try:
+        return float(raw) if isinstance(raw, str | int | float) else 0.0
+    except ValueError:
+        return 0.0
