@@ -1,8 +1,11 @@
-"""Distributed runs on Redis against bare Taskiq on the same Redis, in the same run.
+"""Distributed runs against bare Taskiq on the same broker, in the same run.
 
-One worker process each: ``arvel-flow worker`` (ours) and ``taskiq worker`` with a
-``RedisStreamBroker`` and ``RedisAsyncResultBackend`` (bare), both at 100 concurrent
-tasks. Both are started first and stay idle while the other side is measured.
+One worker process each: ``arvel-flow worker`` (ours) and ``taskiq worker`` (bare), both
+at 100 concurrent tasks, on the broker ``BENCH_BROKER`` names: ``redis`` (default;
+bare: ``RedisStreamBroker``), ``nats`` (bare: taskiq-nats' ``PullBasedJetStreamBroker``)
+or ``rabbitmq`` (bare: taskiq-aio-pika's ``AioPikaBroker``). Bare Taskiq's results, and
+our store, are in Redis in every case. Both workers are started first and stay idle
+while the other side is measured.
 
 1. Fan-out of 2,000 no-op jobs, enqueue to last completion. Ours: one `Batch`, with
    run state recorded per job. Bare: ``kiq`` x 2,000 (gathered), each task returning
@@ -18,7 +21,9 @@ Times end where the last job (or callback) finished, as recorded by the workers;
 nobody's polling interval is counted. Best of ``REPEATS``, medians alongside.
 
 Run: ``.venv/bin/python benchmarks/bench_distributed.py`` (Redis on 127.0.0.1:6379;
-``BENCH_REDIS_URL`` to change). Keys live under a prefix of their own, deleted after.
+``BENCH_REDIS_URL`` to change; ``BENCH_BROKER=nats`` with NATS on 127.0.0.1:4222,
+``BENCH_BROKER=rabbitmq`` with RabbitMQ on 127.0.0.1:5672). Keys, streams and queues
+live under a prefix of their own, deleted after.
 """
 
 from __future__ import annotations
@@ -34,12 +39,19 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from taskiq import AsyncBroker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from arvel_flow.queue.job import Job
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-PREFIX = os.environ.setdefault("BENCH_PREFIX", f"arvel-flow-bench:{os.getpid()}:")
+BROKER = os.environ.setdefault("BENCH_BROKER", "redis")
+BROKER_URL = {
+    "redis": URL,
+    "nats": "nats://127.0.0.1:4222",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
+}[BROKER]
+PREFIX = os.environ.setdefault("BENCH_PREFIX", f"arvel-flow-bench-{os.getpid()}:")
 CONCURRENCY = 100
 REPEATS = 5
 FAN_OUT = 2_000
@@ -47,10 +59,36 @@ CHAIN = 200
 BATCH = 500
 HERE = Path(__file__).resolve().parent
 
+
+def bare_broker() -> AsyncBroker:
+    """Bare Taskiq's broker on ``BROKER``, under names of the benchmark's own."""
+    bare_name = PREFIX.rstrip(":") + "-bare"
+    broker: AsyncBroker
+    if BROKER == "nats":
+        from taskiq_nats import PullBasedJetStreamBroker
+
+        broker = PullBasedJetStreamBroker(
+            BROKER_URL, subject=f"{bare_name}.tasks", stream_name=bare_name, durable=bare_name
+        )
+    elif BROKER == "rabbitmq":
+        from taskiq_aio_pika import AioPikaBroker, Exchange, Queue
+
+        broker = AioPikaBroker(
+            BROKER_URL,
+            qos=CONCURRENCY,
+            exchange=Exchange(name=bare_name),
+            task_queues=[Queue(name=bare_name)],
+            dead_letter_queue=Queue(name=f"{bare_name}.dead"),
+        )
+    else:
+        broker = RedisStreamBroker(URL, queue_name=f"{PREFIX}taskiq")
+    return broker.with_result_backend(
+        RedisAsyncResultBackend(URL, result_ex_time=600, prefix_str=f"{PREFIX}results")
+    )
+
+
 # Bare Taskiq: the `taskiq worker` process imports this module for these two.
-taskiq_broker = RedisStreamBroker(URL, queue_name=f"{PREFIX}taskiq").with_result_backend(
-    RedisAsyncResultBackend(URL, result_ex_time=600, prefix_str=f"{PREFIX}results")
-)
+taskiq_broker = bare_broker()
 
 
 @taskiq_broker.task(task_name="bench.noop")
@@ -149,7 +187,8 @@ def start_workers() -> list[subprocess.Popen[bytes]]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
         "ARVEL_FLOW_STORE": URL,
-        "ARVEL_FLOW_URL": URL,
+        "ARVEL_FLOW_BROKER": BROKER,
+        "ARVEL_FLOW_URL": BROKER_URL,
         "ARVEL_FLOW_PREFIX": PREFIX,
     }
     ours = [sys.executable, "-m", "arvel_flow.cli.worker", "--allow", "bench_distributed"]
@@ -193,12 +232,14 @@ async def main() -> None:
     from arvel_flow.settings import QueueSettings
 
     workers = start_workers()
-    settings = QueueSettings(broker="redis", url=URL, store=URL, prefix=PREFIX)
+    settings = QueueSettings(broker=BROKER, url=BROKER_URL, store=URL, prefix=PREFIX)  # type: ignore[arg-type]
     queue = make_queue(settings)
     await taskiq_broker.startup()
     try:
         await asyncio.sleep(3)  # both workers up
-        print(f"one worker process each, {CONCURRENCY} concurrent tasks, best of {REPEATS}")
+        print(
+            f"{BROKER}: one worker process each, {CONCURRENCY} concurrent tasks, best of {REPEATS}"
+        )
 
         print(f"1. fan-out of {FAN_OUT:,} no-op jobs, enqueue to last completion")
         bare = await measure("bare taskiq", bare_fan_out)
@@ -234,6 +275,35 @@ async def main() -> None:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+        await remove_broker_state()
+
+
+async def remove_broker_state() -> None:
+    """Delete the streams (NATS) or queues (RabbitMQ) both sides made."""
+    bare_name = PREFIX.rstrip(":") + "-bare"
+    if BROKER == "nats":
+        import nats
+
+        from arvel_flow.queue.drivers.nats import JetStreamNames
+
+        client = await nats.connect(BROKER_URL)
+        for stream in (JetStreamNames(PREFIX).stream, bare_name):
+            await client.jetstream().delete_stream(stream)
+        await client.close()
+    elif BROKER == "rabbitmq":
+        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+
+        transport = RabbitMQTransport(BROKER_URL, prefix=PREFIX)
+        await transport.delete_queues(["default"])
+        await transport.close()
+        import aio_pika
+
+        connection = await aio_pika.connect(BROKER_URL)
+        async with connection:
+            channel = await connection.channel()
+            for queue in (bare_name, f"{bare_name}.dead"):
+                await channel.queue_delete(queue)
+            await channel.exchange_delete(bare_name)
 
 
 if __name__ == "__main__":

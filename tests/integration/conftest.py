@@ -256,6 +256,7 @@ async def publish_raw(cluster: Cluster, data: bytes, queue: str = "default") -> 
         await client.close()
     else:
         import aio_pika
+
         from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
 
         transport = RabbitMQTransport(cluster.broker_url, prefix=cluster.prefix)

@@ -20,7 +20,7 @@ from arvel_flow.queue.flow import FanOut
 from tests.integration.conftest import HEARTBEAT_TIMEOUT, Cluster, publish_raw
 from tests.integration.jobs import Blocking, Crash, Flaky, Record
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.brokers, pytest.mark.slow]
 
 
 def record(cluster: Cluster, tag: str, hold: float = 0.0, **settings: object) -> Record:

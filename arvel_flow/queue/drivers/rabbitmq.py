@@ -224,10 +224,11 @@ class RabbitMQTransport:
         names += [await self.declare_bucket(queue, bucket) for bucket in DELAY_BUCKETS]
         channel = await self.channel()
         with rabbitmq_errors(self.backend):
-            declared = await asyncio.gather(
-                *(channel.declare_queue(name, passive=True) for name in names)
-            )
-        return sum(q.declaration_result.message_count or 0 for q in declared)
+            # Asked of the underlying channel: a robust channel answers a passive declare
+            # of a queue it declared from its memory, with the count of back then.
+            underlay = await channel.get_underlay_channel()
+            replies = [await underlay.queue_declare(name, passive=True) for name in names]
+        return sum(reply.message_count or 0 for reply in replies)
 
     async def delete_queues(self, queues: Sequence[str]) -> None:
         """Delete the main queue and every delay bucket of each of ``queues``, messages and all."""
