@@ -6,7 +6,9 @@
   every ``heartbeat_timeout / 2`` seconds). A live worker keeps its jobs however long
   they run, up to RabbitMQ's ``consumer_timeout`` (30 minutes by default in 3.10,
   after which it closes the channel and redelivers): raise it on the server for
-  longer jobs.
+  longer jobs. Heartbeats are sent by this event loop: a job that blocks it for about
+  ``heartbeat_timeout`` seconds looks like a hung host, and its message goes to
+  another worker while it still runs (run CPU-bound code in a thread).
 - **Acknowledged after sending.** What a job dispatched is published, and confirmed by
   RabbitMQ, before its message is acknowledged. A worker dying between the two leaves
   the message to be delivered again; that delivery finds the step finished and
@@ -18,9 +20,11 @@
   `arvel_flow.queue.drivers.rabbitmq`) is sent on for the rest of its delay and
   acknowledged, without taking a slot; one due within `READY_WITHIN` waits here on a
   timer until its time.
-- **Prefetch.** The channel prefetches at most ``concurrency`` messages. At a stop,
-  those not started are handed back (rejected with requeue), for other workers to
-  take at once.
+- **Nothing kept that is not running.** The channel prefetches at most
+  ``concurrency`` messages. Those not started when the worker stops, and those whose
+  handling failed before their acknowledgement (the store or the broker went away),
+  are handed back (rejected with requeue) for any worker to take, rather than held
+  until this channel closes. Each hand-back counts as a delivery.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -101,6 +107,8 @@ class RabbitWorker(Worker):
         self._inbox: asyncio.Queue[_Received | None] = asyncio.Queue()
         self._timers: dict[asyncio.TimerHandle, _Received] = {}
         self._taken = itertools.count(1)
+        # Handed to the base class, and neither acknowledged nor handed back yet.
+        self._unsettled: dict[str, Delivery] = {}
 
     @property
     def where(self) -> str:
@@ -158,6 +166,10 @@ class RabbitWorker(Worker):
         for item in received:
             if item is None:
                 continue
+            if item.message.channel.is_closed:
+                # Its channel closed (the connection was lost and made again): RabbitMQ
+                # has put it back in its queue, for any worker.
+                continue
             remaining = _available_at(item.message) - now
             if remaining >= READY_WITHIN:
                 early.append(item)
@@ -167,6 +179,8 @@ class RabbitWorker(Worker):
                 ready.append(self._delivery(item))
         if early:
             await asyncio.gather(*(self._send_on(item, now) for item in early))
+        # Recorded only now, with no wait before `start`: see `_hand_back_orphans`.
+        self._unsettled.update((delivery.message_id, delivery) for delivery in ready)
         return ready
 
     def _delivery(self, item: _Received) -> Delivery:
@@ -207,6 +221,31 @@ class RabbitWorker(Worker):
         message: AbstractIncomingMessage = delivery.handle
         with rabbitmq_errors(self.where):
             await message.ack()
+        self._unsettled.pop(delivery.message_id, None)
+
+    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._hand_back_orphans()]
+
+    async def _hand_back_orphans(self) -> None:
+        """Hand back messages whose handling failed before they were acknowledged.
+
+        The store or the broker failed mid-way, and `Worker` left the message
+        unacknowledged: RabbitMQ would keep it here until this channel closes. It goes
+        back after as long as a dead worker's messages wait elsewhere, so that a store
+        that is down does not send it round and round.
+        """
+        options = self.options
+        idle = max(options.heartbeat_timeout, 5 * options.heartbeat_seconds)
+        orphaned_at: dict[str, float] = {}
+        while not self.stopping:
+            await self.pause(options.heartbeat_seconds)
+            now = time.monotonic()
+            held = {delivery.message_id for delivery in self.held}
+            for key in [key for key in self._unsettled if key not in held]:
+                if now - orphaned_at.setdefault(key, now) >= idle:
+                    del orphaned_at[key]
+                    logger.warning("handing back message %s, left unacknowledged here", key)
+                    await _hand_back(self._unsettled.pop(key).handle)
 
     # Stopping ---------------------------------------------------------------------------
 
@@ -220,9 +259,12 @@ class RabbitWorker(Worker):
             except _QUIET as error:
                 logger.debug("could not cancel consumer %s: %s", tag, error)
         self._consumers.clear()
-        # Deliveries already on their way when the consumers were cancelled.
+        # Deliveries already on their way when the consumers were cancelled (any still
+        # later return when the channel closes).
         await asyncio.sleep(0)
-        returned = [d.handle for d in self.held]
+        # Waiting for a slot, cancelled by an abort, or left unacknowledged by a failure.
+        returned = [delivery.handle for delivery in self._unsettled.values()]
+        self._unsettled.clear()
         for handle, waiting in tuple(self._timers.items()):
             handle.cancel()
             returned.append(waiting.message)

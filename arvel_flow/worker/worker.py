@@ -229,7 +229,11 @@ class Worker(abc.ABC):
             self._backlog.append(delivery)
             return
         self._current[delivery.message_id] = delivery
-        self._running[delivery.message_id] = asyncio.create_task(self._handle(delivery))
+        task = asyncio.create_task(self._handle(delivery))
+        self._running[delivery.message_id] = task
+        # A callback, not a `finally`: a task cancelled before its first step (an
+        # abort) never runs its body, and would stay in `_running` for ever.
+        task.add_done_callback(lambda _: self._finished(delivery))
 
     async def _read_loop(self) -> None:
         while not self._stopping.is_set():
@@ -261,12 +265,14 @@ class Worker(abc.ABC):
         except Exception:
             # A bug: left unacknowledged as well, so the delivery cap ends it at worst.
             logger.exception("message %s could not be handled", delivery.message_id)
-        finally:
-            self._running.pop(delivery.message_id, None)
-            self._current.pop(delivery.message_id, None)
-            if self._backlog and not self._stopping.is_set():
-                self.start(self._backlog.popleft())
-            self._slot_free.set()
+
+    def _finished(self, delivery: Delivery) -> None:
+        """Free the slot of ``delivery``, and give it to a message waiting for one."""
+        self._running.pop(delivery.message_id, None)
+        self._current.pop(delivery.message_id, None)
+        if self._backlog and not self._stopping.is_set():
+            self.start(self._backlog.popleft())
+        self._slot_free.set()
 
     async def _deliver(self, delivery: Delivery) -> None:
         try:

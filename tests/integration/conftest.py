@@ -140,12 +140,14 @@ class Cluster:
         """Wait until ``worker`` prints ``worker NAME: ready``; learn its name."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if worker.process.poll() is not None:
-                raise AssertionError(f"worker exited early:\n{worker.output()}")
+            exited = worker.process.poll() is not None
+            # Read first: a worker may be ready, take a job at once, and die of it.
             for line in worker.output().splitlines():
                 if line.startswith("worker ") and line.endswith(": ready"):
                     worker.name = line.split()[1].rstrip(":")
                     return
+            if exited:
+                raise AssertionError(f"worker exited early:\n{worker.output()}")
             await asyncio.sleep(0.05)
         raise AssertionError(f"worker did not start in {START_TIMEOUT}s:\n{worker.output()}")
 

@@ -35,7 +35,7 @@ from arvel_flow.store.urls import mask_url
 try:
     import aio_pika
     from aio_pika.abc import AbstractChannel, AbstractRobustConnection
-    from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+    from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, DeliveryError
     from pamqp.common import FieldTable
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -185,12 +185,12 @@ class RabbitMQTransport:
     async def _publish_all(self, messages: Sequence[Outgoing], now: float) -> None:
         if not messages:
             return
-        routes = [await self._route(message, now) for message in messages]
+        routed = [(message, await self._route(message, now)) for message in messages]
         channel = await self.channel()
         with rabbitmq_errors(self.backend):
-            for start in range(0, len(messages), _CHUNK):
-                chunk = zip(messages[start : start + _CHUNK], routes[start:], strict=False)
-                await asyncio.gather(*(self._publish(channel, m, r) for m, r in chunk))
+            for start in range(0, len(routed), _CHUNK):
+                chunk = routed[start : start + _CHUNK]
+                await asyncio.gather(*(self._publish(channel, m, route) for m, route in chunk))
 
     async def _route(self, message: Outgoing, now: float) -> str:
         """The queue ``message`` goes to now (declared)."""
@@ -208,7 +208,7 @@ class RabbitMQTransport:
         )
         try:
             await channel.default_exchange.publish(outgoing, routing_key=route)
-        except aio_pika.exceptions.DeliveryError:
+        except DeliveryError:
             # Returned: the queue is gone (deleted by hand); declare it again next time.
             self._declared.discard(route)
             raise
@@ -218,16 +218,21 @@ class RabbitMQTransport:
     async def size(self, queue: str) -> int:
         """Messages of ``queue`` waiting: ready in its main queue, or in its delay buckets.
 
-        Messages delivered to a worker and not acknowledged yet are not counted.
+        Messages delivered to a worker and not acknowledged yet are not counted. Every
+        delay bucket of ``queue`` is declared (they are cheap), so that each can be asked.
         """
         names = [await self.declare(queue)]
         names += [await self.declare_bucket(queue, bucket) for bucket in DELAY_BUCKETS]
         channel = await self.channel()
-        with rabbitmq_errors(self.backend):
-            # Asked of the underlying channel: a robust channel answers a passive declare
-            # of a queue it declared from its memory, with the count of back then.
-            underlay = await channel.get_underlay_channel()
-            replies = [await underlay.queue_declare(name, passive=True) for name in names]
+        try:
+            with rabbitmq_errors(self.backend):
+                # Asked of the underlying channel: a robust channel answers a passive
+                # declare of a queue it declared from memory, with the count of back then.
+                underlay = await channel.get_underlay_channel()
+                replies = [await underlay.queue_declare(name, passive=True) for name in names]
+        except BackendError:
+            self._declared.difference_update(names)  # one was deleted under us
+            raise
         return sum(reply.message_count or 0 for reply in replies)
 
     async def delete_queues(self, queues: Sequence[str]) -> None:

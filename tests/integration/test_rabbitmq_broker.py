@@ -1,0 +1,473 @@
+"""RabbitMQ as the broker: quorum queues, delay buckets, and a `RabbitWorker` in this process.
+
+The store and the jobs' journal are the real Redis (under the test's key prefix), the
+broker the real RabbitMQ (under a queue prefix of the test's own, whose queues are
+deleted afterwards). Workers run as tasks of the test's event loop, so a test can stop
+them at a chosen moment; every log line they wrote is checked for warnings and
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aio_pika
+import pytest
+import redis
+from taskiq_aio_pika import AioPikaBroker
+
+from arvel_flow.errors import BackendError
+from arvel_flow.queue.batch import Batch
+from arvel_flow.queue.chain import Chain
+from arvel_flow.queue.drivers.rabbitmq import (
+    DELAY_BUCKETS,
+    READY_WITHIN,
+    RabbitMQTransport,
+    compute_delay_bucket,
+)
+from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from arvel_flow.queue.drivers.wire import encode_message
+from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.flow import FanOut
+from arvel_flow.queue.job import JobSettings
+from arvel_flow.queue.targets import JobRef
+from arvel_flow.store.redis import RedisStore
+from arvel_flow.worker.rabbitmq_worker import RabbitWorker
+from arvel_flow.worker.refusals import UNREADABLE
+from arvel_flow.worker.worker import WorkerOptions
+from tests.integration import jobs
+from tests.integration.jobs import Flaky, Record
+
+JOBS = "tests.integration.jobs"
+FORBIDDEN = "tests.integration.forbidden:handle"
+T = TypeVar("T")
+
+
+def needs_servers(test: T) -> T:
+    """Marks a test that needs Redis and RabbitMQ."""
+    return pytest.mark.redis(pytest.mark.brokers(test))  # type: ignore[no-any-return]
+
+
+# The bucket a delay waits in (pure) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remaining", "bucket"),
+    [
+        (-3.0, None),
+        (0.0, None),
+        (0.049, None),
+        (0.05, 0.05),
+        (0.3, 0.25),
+        (0.999, 0.5),
+        (1.0, 1.0),
+        (59.9, 30.0),
+        (7200.0, 3600.0),
+    ],
+)
+def test_a_delay_waits_in_the_largest_bucket_not_longer_than_what_remains(
+    remaining: float, bucket: float | None
+) -> None:
+    # When the bucket is chosen for a message due in `remaining` seconds
+    chosen = compute_delay_bucket(remaining)
+    # Then it is the largest one that does not overshoot; none below READY_WITHIN
+    assert chosen == bucket
+
+
+def test_the_buckets_ascend_from_the_ready_threshold() -> None:
+    # Given the buckets, then they ascend, and the smallest is where "ready" ends
+    assert list(DELAY_BUCKETS) == sorted(set(DELAY_BUCKETS))
+    assert DELAY_BUCKETS[0] == READY_WITHIN
+
+
+def test_a_bucket_never_overshoots_whatever_remains() -> None:
+    # Given every remaining time from 0 to 2 h in 10 ms steps
+    for step in range(0, 720_000, 7):
+        remaining = step / 100
+        # When its bucket is chosen
+        bucket = compute_delay_bucket(remaining)
+        # Then the message never comes back late, and waits here only when nearly due
+        assert (bucket is None) == (remaining < READY_WITHIN)
+        assert bucket is None or bucket <= remaining
+
+
+# A worker in this process, on the real servers ----------------------------------------
+
+
+class Rig:
+    """A dispatcher and in-process workers on RabbitMQ, with a Redis store and journal."""
+
+    def __init__(self, amqp_url: str, redis_url: str, redis_prefix: str) -> None:
+        self.amqp_url = amqp_url
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.prefix = f"arvel-flow-test-{uuid.uuid4().hex}:"
+        self.journal_key = f"{redis_prefix}journal"
+        self.redis = redis.Redis.from_url(redis_url)
+        self.dispatcher = self.queue()
+        self.running: dict[RabbitWorker, asyncio.Task[None]] = {}
+        self.expected_warnings: list[str] = []
+        """Parts of the warnings a test provokes on purpose."""
+
+    def queue(self, transport: RabbitMQTransport | None = None) -> TaskiqQueue:
+        """A `TaskiqQueue` sending through RabbitMQ, on the shared Redis store."""
+        return TaskiqQueue(
+            AioPikaBroker(self.amqp_url),
+            transport=transport or RabbitMQTransport(self.amqp_url, prefix=self.prefix),
+            store=RedisStore(self.redis_url, prefix=self.redis_prefix),
+            allowed_modules=(JOBS,),
+        )
+
+    @property
+    def transport(self) -> RabbitMQTransport:
+        """The dispatcher's transport."""
+        transport = self.dispatcher.transport
+        assert isinstance(transport, RabbitMQTransport)
+        return transport
+
+    async def start_worker(
+        self, transport: RabbitMQTransport | None = None, **options: Any
+    ) -> RabbitWorker:
+        """Start a worker on the default queue; wait until it is consuming."""
+        queue = self.queue(transport)
+        transport = queue.transport
+        assert isinstance(transport, RabbitMQTransport)
+        worker = RabbitWorker(
+            queue,
+            transport,
+            url=self.amqp_url,
+            options=WorkerOptions(allowed_modules=(JOBS,), **options),
+        )
+        self.running[worker] = asyncio.create_task(worker.run())
+        async with asyncio.timeout(10):
+            await worker.ready.wait()
+        return worker
+
+    async def stop(self, worker: RabbitWorker) -> float:
+        """Stop ``worker`` and wait until `run` returned; the seconds that took."""
+        started = time.monotonic()
+        worker.stop()
+        async with asyncio.timeout(10):
+            await self.running.pop(worker)
+        return time.monotonic() - started
+
+    async def publish_raw(self, body: bytes) -> None:
+        """Put ``body`` into the default queue as a stranger would: no arvel-flow headers."""
+        name = await self.transport.declare("default")
+        channel = await self.transport.channel()
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await channel.default_exchange.publish(message, routing_key=name)
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Every entry the jobs wrote, in order."""
+        return [json.loads(raw) for raw in self.redis.lrange(self.journal_key, 0, -1)]
+
+    def tags(self) -> list[str]:
+        """The tags in the journal, in order."""
+        return [entry["tag"] for entry in self.journal()]
+
+    async def wait_for(self, condition: Callable[[], bool], within: float, what: str) -> float:
+        """Poll ``condition`` until true; the seconds it took. Fails after ``within`` s."""
+        start = time.monotonic()
+        while time.monotonic() - start < within:
+            if condition():
+                return time.monotonic() - start
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{what}: not within {within}s (journal: {self.tags()})")
+
+    async def close(self) -> None:
+        """Stop the workers still running, close the dispatcher, delete the queues."""
+        for worker in tuple(self.running):
+            await self.stop(worker)
+        await self.dispatcher.close()
+        cleaner = RabbitMQTransport(self.amqp_url, prefix=self.prefix)
+        await cleaner.delete_queues(["default"])
+        await cleaner.close()
+        self.redis.close()
+
+
+@pytest.fixture
+async def rig(
+    rabbitmq_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> AsyncIterator[Rig]:
+    """A rig under this test's own prefixes; fails the test if a worker logged a problem."""
+    monkeypatch.setenv("ARVEL_FLOW_STORE", redis_url)
+    caplog.set_level(logging.INFO)
+    made = Rig(rabbitmq_url, redis_url, redis_prefix)
+    try:
+        yield made
+    finally:
+        await made.close()
+        await _close_journal_clients()
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    problems = [
+        f"{r.name}: {r.getMessage()}"
+        for r in records
+        if r.exc_info
+        or "Traceback" in r.getMessage()
+        or (
+            r.levelno >= logging.WARNING
+            and not any(part in r.getMessage() for part in made.expected_warnings)
+        )
+    ]
+    assert not problems, "\n".join(problems)
+
+
+async def _close_journal_clients() -> None:
+    # The jobs keep one Redis client per URL for their process; here each test has an
+    # event loop of its own, which that client must not outlive.
+    for client in jobs._clients.values():
+        await client.aclose()
+    jobs._clients.clear()
+
+
+async def poll(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float, what: str
+) -> T:
+    """Call ``probe`` until ``done`` accepts its value; that value. Fails after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not done(value := await probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within}s (last: {value!r})")
+        await asyncio.sleep(0.05)
+    return value
+
+
+def record(rig: Rig, tag: str, **fields: Any) -> Record:
+    return Record(journal=rig.journal_key, tag=tag, **fields)
+
+
+@needs_servers
+async def test_a_dispatched_job_runs_once_and_its_message_is_acknowledged(rig: Rig) -> None:
+    # Given a worker
+    worker = await rig.start_worker()
+    # When a job is dispatched
+    await rig.dispatcher.dispatch(record(rig, "one"))
+    # Then it runs
+    await rig.wait_for(lambda: rig.tags() == ["one"], 5, "the job ran")
+    # And once the worker is gone, nothing is left to run again: it was acknowledged
+    await rig.stop(worker)
+    await asyncio.sleep(0.2)
+    assert await rig.dispatcher.size() == 0
+    assert rig.tags() == ["one"]
+
+
+@needs_servers
+async def test_a_chain_of_three_steps_runs_in_order_in_the_worker(rig: Rig) -> None:
+    # Given a worker
+    await rig.start_worker()
+    # When a chain of three steps runs
+    async with asyncio.timeout(10):
+        result = await Chain(*(record(rig, f"s{i}") for i in range(3))).dispatch(rig.dispatcher)
+    # Then it succeeded, each step once, in order
+    assert not isinstance(result, str)
+    assert result.status == "succeeded"
+    assert rig.tags() == ["s0", "s1", "s2"]
+
+
+@needs_servers
+async def test_a_batch_of_50_runs_every_member_once_and_its_callback_once(rig: Rig) -> None:
+    # Given a worker with eight slots
+    await rig.start_worker(concurrency=8)
+    items = [{"tag": f"m{i}"} for i in range(50)]
+    batch = Batch([FanOut(record(rig, ""), items)]).then(record(rig, "then"))
+    # When a batch of 50 jobs with a `then` callback runs
+    async with asyncio.timeout(10):
+        result = await batch.dispatch(rig.dispatcher)
+    # Then it succeeded, every member ran once, and the callback once, last
+    assert not isinstance(result, str)
+    assert result.status == "succeeded"
+    assert result.progress == (50, 50)
+    assert Counter(rig.tags()) == {**{f"m{i}": 1 for i in range(50)}, "then": 1}
+    assert rig.tags()[-1] == "then"
+
+
+@needs_servers
+async def test_retries_wait_out_their_backoff_in_the_delay_buckets(rig: Rig) -> None:
+    # Given a worker, and a job failing twice with a 0.3 s backoff
+    await rig.start_worker()
+    flaky = Flaky(journal=rig.journal_key, tag="flaky", failures=2, backoff=0.3, max_retries=2)
+    # When it runs
+    async with asyncio.timeout(10):
+        result = await Batch([flaky]).dispatch(rig.dispatcher)
+    # Then it succeeded on its third attempt
+    assert not isinstance(result, str)
+    assert result.status == "succeeded"
+    starts = [e["start"] for e in rig.journal()]
+    assert [e["attempt"] for e in rig.journal()] == [1, 2, 3]
+    # And each retry started after its backoff, and not long after
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    print(f"MEASURED retry gaps with a 0.3s backoff: {[round(g, 3) for g in gaps]}")
+    assert all(0.3 <= gap < 0.6 for gap in gaps), gaps
+
+
+@needs_servers
+async def test_later_runs_at_its_time_neither_before_nor_long_after(rig: Rig) -> None:
+    # Given a worker
+    await rig.start_worker()
+    # When a job is queued to run in 1 s
+    sent_at = time.time()
+    await rig.dispatcher.later(1.0, record(rig, "later"))
+    # Then it waits in RabbitMQ (counted as waiting), and runs after 1 s, within 0.5 s
+    assert await rig.dispatcher.size() == 1
+    await rig.wait_for(lambda: rig.tags() == ["later"], 5, "the delayed job ran")
+    (entry,) = rig.journal()
+    print(f"MEASURED later(1.0): started {entry['start'] - sent_at:.3f}s after sending")
+    assert sent_at + 1.0 <= entry["start"] < sent_at + 1.5
+
+
+def _envelope(target: str) -> bytes:
+    ref = JobRef(target, {"journal": "x", "tag": "x"}, JobSettings.from_values({}))
+    return encode_message(Envelope(ref, "poison"), "default")
+
+
+@needs_servers
+async def test_poisoned_messages_are_recorded_as_failed_and_the_worker_goes_on(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker allowed to import tests.integration.jobs only
+    marker = tmp_path / "imported"
+    monkeypatch.setenv("ARVEL_FLOW_TEST_MARKER", str(marker))
+    await rig.start_worker()
+    # When a message that is not JSON and one naming a disallowed module are queued,
+    # followed by a good job
+    await rig.publish_raw(b"{not json")
+    await rig.publish_raw(_envelope(FORBIDDEN))
+    await rig.dispatcher.dispatch(record(rig, "good"))
+    # Then the good job runs
+    await rig.wait_for(lambda: rig.tags() == ["good"], 5, "the good job ran")
+    # And both poisoned messages are recorded as failed, nothing imported for them
+    failures = await poll(rig.dispatcher.store.list_failed, lambda f: len(f) == 2, 5, "failed")
+    assert sorted(f.job for f in failures) == sorted([UNREADABLE, FORBIDDEN])
+    refused = next(f for f in failures if f.job == FORBIDDEN)
+    assert refused.exception == "arvel_flow.errors.ImportTargetError"
+    assert "tests.integration.forbidden" not in sys.modules
+    assert not marker.exists()
+    # And every message was acknowledged
+    assert await rig.dispatcher.size() == 0
+
+
+@needs_servers
+async def test_a_message_delivered_past_the_cap_fails_without_running(rig: Rig) -> None:
+    # Given a job whose message was delivered once and handed back (as by a dying worker)
+    await rig.dispatcher.dispatch(record(rig, "capped"))
+    name = await rig.transport.declare("default")
+    channel = await rig.transport.channel()
+    queue = await channel.declare_queue(name, passive=True)
+    first = await poll(lambda: queue.get(no_ack=False, fail=False), bool, 5, "the message")
+    assert first is not None
+    await first.reject(requeue=True)
+    # When a worker allowing one delivery gets it a second time
+    worker = await rig.start_worker(max_deliveries=1)
+    # Then the job does not run, and fails for good with the delivery limit
+    (failure,) = await poll(rig.dispatcher.store.list_failed, bool, 5, "the failure")
+    assert failure.job == f"{JOBS}:Record"
+    assert failure.exception == "arvel_flow.errors.DeliveryLimitError"
+    assert "delivered 2 times" in failure.message
+    await rig.stop(worker)
+    assert rig.tags() == []
+    assert await rig.dispatcher.size() == 0
+
+
+@needs_servers
+async def test_an_idle_worker_stops_at_once(rig: Rig) -> None:
+    # Given an idle worker, waiting for messages
+    worker = await rig.start_worker()
+    await asyncio.sleep(0.3)
+    # When it is stopped
+    took = await rig.stop(worker)
+    # Then `run` returns within a moment: its wait is woken, not waited out
+    print(f"MEASURED idle stop: {took:.3f}s")
+    assert took < 2.0, took
+
+
+@needs_servers
+async def test_a_busy_worker_finishes_its_job_and_hands_back_what_it_did_not_start(
+    rig: Rig,
+) -> None:
+    # Given a worker with two slots running a 1 s job
+    busy = await rig.start_worker(concurrency=2)
+    await rig.dispatcher.dispatch(record(rig, "long", hold=1.0))
+    await rig.wait_for(lambda: len(busy.held) == 1, 5, "the job started")
+    # When it is stopped, and another job arrives after that (prefetched, not started)
+    stopping = asyncio.create_task(rig.stop(busy))
+    await asyncio.sleep(0.2)
+    await rig.dispatcher.dispatch(record(rig, "after"))
+    await poll(rig.dispatcher.size, lambda n: n == 0, 0.5, "prefetched by the stopping worker")
+    took = await stopping
+    # Then it finished the running job, started no other, and stopped when it ended
+    print(f"MEASURED busy stop (1s job, stopped as it started): {took:.3f}s")
+    assert rig.tags() == ["long"]
+    assert took < 2.0, took
+    # And the other job went back to the queue: a new worker runs it, once
+    assert await rig.dispatcher.size() == 1
+    await rig.start_worker()
+    await rig.wait_for(lambda: rig.tags() == ["long", "after"], 5, "the other job ran")
+    await asyncio.sleep(0.3)
+    assert rig.tags() == ["long", "after"]
+
+
+@needs_servers
+async def test_an_aborted_worker_hands_its_running_job_to_another_at_once(rig: Rig) -> None:
+    # Given a worker running a long job
+    doomed = await rig.start_worker()
+    await rig.dispatcher.dispatch(record(rig, "cut", hold=1.0))
+    await rig.wait_for(lambda: len(doomed.held) == 1, 5, "the job was taken")
+    await asyncio.sleep(0.2)  # running, not only taken
+    # When it aborts
+    doomed.abort()
+    async with asyncio.timeout(5):
+        await rig.running.pop(doomed)
+    # Then the job, unfinished, goes to another worker at once
+    assert rig.tags() == []
+    await rig.start_worker()
+    took = await rig.wait_for(lambda: rig.tags() == ["cut"], 8, "the job ran elsewhere")
+    print(f"MEASURED abort: job finished elsewhere {took:.2f}s after (1s job)")
+    assert took < 1.0 + 1.0
+
+
+class OutageTransport(RabbitMQTransport):
+    """A transport whose first ``outages`` publishes fail, as during a broker hiccup."""
+
+    def __init__(self, url: str, *, prefix: str, outages: int) -> None:
+        super().__init__(url, prefix=prefix)
+        self.outages = outages
+
+    async def publish(self, envelopes: Sequence[Envelope], now: float) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise BackendError(self.backend, "a moment's outage")
+        await super().publish(envelopes, now)
+
+
+@needs_servers
+async def test_a_message_left_unacknowledged_by_a_failure_is_handed_back_and_runs_again(
+    rig: Rig,
+) -> None:
+    # Given a worker whose first settling fails (after its job ran), with fast timings
+    transport = OutageTransport(rig.amqp_url, prefix=rig.prefix, outages=1)
+    rig.expected_warnings += ["left unacknowledged"]
+    await rig.start_worker(transport, heartbeat_seconds=0.1, heartbeat_timeout=0.5)
+    # When a job is dispatched
+    await rig.dispatcher.dispatch(record(rig, "again"))
+    # Then its message, not acknowledged, is not kept here until the channel closes:
+    # it is handed back and runs again (at least once), then is acknowledged
+    took = await rig.wait_for(lambda: rig.tags() == ["again", "again"], 5, "it ran again")
+    print(f"MEASURED unacknowledged message ran again after {took:.2f}s")
+    assert await poll(rig.dispatcher.size, lambda n: n == 0, 2, "acknowledged") == 0
+    await asyncio.sleep(0.5)
+    assert rig.tags() == ["again", "again"]
