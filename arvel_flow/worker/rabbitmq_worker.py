@@ -154,12 +154,6 @@ class RabbitWorker(Worker):
         received = [first]
         while len(received) < count and not self._inbox.empty():
             received.append(self._inbox.get_nowait())
-        if self.stopping:
-            # Taken no more: `_leave` hands them back.
-            for item in received:
-                if item is not None:
-                    self._inbox.put_nowait(item)
-            return []
         now = self.queue.clock.now()
         ready: list[Delivery] = []
         early: list[_Received] = []

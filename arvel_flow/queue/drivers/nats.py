@@ -103,11 +103,14 @@ async def connect(url: str, *, name: str) -> Client:
             url,
             name=name,
             connect_timeout=5,
-            max_reconnect_attempts=-1,
-            allow_reconnect=True,
+            # nats-py tries a first connection as often as it would reconnect (for ever
+            # with -1): try twice, a second apart, then reconnect for as long as it takes.
+            max_reconnect_attempts=1,
+            reconnect_time_wait=1,
             error_cb=on_error,
             disconnected_cb=on_disconnected,
         )
+    client.options["max_reconnect_attempts"] = -1
     return client
 
 
