@@ -1,7 +1,7 @@
 """Real servers, real worker processes: a `Cluster` per test, under a prefix of its own.
 
-The store is always the real Redis; the broker is Redis (`cluster`), or NATS JetStream
-and RabbitMQ (`broker_cluster`, which runs its test on each). Workers are
+The store is always the real Redis; the broker is Redis, or for tests marked
+`every_broker` (`other_brokers`) Redis, NATS JetStream and RabbitMQ in turn. Workers are
 ``python -m arvel_flow.cli.worker`` subprocesses with fast heartbeats (every 0.2 s,
 dead after 1.5 s), so that recovery from a ``kill -9`` is measured in seconds. Every
 worker still alive at the end of a test is killed, and what the test left in the
@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,44 +187,23 @@ class Cluster:
         return problems
 
 
-@pytest.fixture
-def cluster(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster under this test's own key prefix (deleted afterwards).
-
-    Fails the test when a worker printed a traceback or a warning.
-    """
-    made = Cluster(redis_url, redis_prefix, tmp_path)
-    try:
-        yield made
-    finally:
-        problems = made.close()
-    assert not problems, "\n".join(problems)
+every_broker = pytest.mark.parametrize("cluster", ["redis", "nats", "rabbitmq"], indirect=True)
+"""Runs a test on a cluster of each broker (the store is Redis in every case)."""
+other_brokers = pytest.mark.parametrize("cluster", ["nats", "rabbitmq"], indirect=True)
+"""Runs a test on NATS JetStream and on RabbitMQ (what Redis tests check otherwise)."""
 
 
 @pytest.fixture
-async def dispatcher(cluster: Cluster) -> AsyncIterator[TaskiqQueue]:
-    """The sending side: a `TaskiqQueue` on the cluster's Redis broker and store."""
-    queue = make_queue(cluster.settings)
-    assert isinstance(queue, TaskiqQueue)
-    try:
-        yield queue
-    finally:
-        await queue.close()
-
-
-OTHER_BROKERS = ("nats", "rabbitmq")
-
-
-@pytest.fixture(params=OTHER_BROKERS)
-async def broker_cluster(
+async def cluster(
     request: pytest.FixtureRequest, redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> AsyncIterator[Cluster]:
-    """A cluster on NATS JetStream, then on RabbitMQ, with the store in Redis.
+    """A cluster under this test's own prefix, on Redis unless `every_broker` says otherwise.
 
-    What the test left in the broker (its stream, its queues) is deleted afterwards.
+    Its Redis keys, NATS stream or RabbitMQ queues are deleted afterwards. Fails the
+    test when a worker printed a traceback or a warning.
     """
-    broker = str(request.param)
-    broker_url = request.getfixturevalue(f"{broker}_url")
+    broker = str(getattr(request, "param", "redis"))
+    broker_url = redis_url if broker == "redis" else request.getfixturevalue(f"{broker}_url")
     made = Cluster(redis_url, redis_prefix, tmp_path, broker=broker, broker_url=broker_url)
     try:
         yield made
@@ -235,9 +214,9 @@ async def broker_cluster(
 
 
 @pytest.fixture
-async def broker_dispatcher(broker_cluster: Cluster) -> AsyncIterator[TaskiqQueue]:
-    """The sending side of `broker_cluster`."""
-    queue = make_queue(broker_cluster.settings)
+async def dispatcher(cluster: Cluster) -> AsyncIterator[TaskiqQueue]:
+    """The sending side: a `TaskiqQueue` on the cluster's broker and store."""
+    queue = make_queue(cluster.settings)
     assert isinstance(queue, TaskiqQueue)
     try:
         yield queue
@@ -272,7 +251,10 @@ async def publish_raw(cluster: Cluster, data: bytes, queue: str = "default") -> 
 
 
 async def remove_broker_state(cluster: Cluster) -> None:
-    """Delete the NATS stream, or the RabbitMQ queues, made under the cluster's prefix."""
+    """Delete the NATS stream, or the RabbitMQ queues, made under the cluster's prefix.
+
+    (Redis keys go with the test's key prefix, `redis_prefix`.)
+    """
     if cluster.broker == "nats":
         from nats.js.errors import NotFoundError
 

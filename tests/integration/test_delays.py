@@ -1,4 +1,4 @@
-"""Delays without a scheduler: backoffs, releases and ``later`` wait in Redis, not in a process."""
+"""Delays without a scheduler: backoffs, releases and ``later`` wait in the broker."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import pytest
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, every_broker
 from tests.integration.jobs import Flaky, Record
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-async def test_a_retry_waits_out_its_backoff_in_redis_without_holding_a_slot(
+@every_broker
+async def test_a_retry_waits_out_its_backoff_in_the_broker_without_holding_a_slot(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
     # Given a worker with one slot, a job failing once with a 1 s backoff, and another job
@@ -37,10 +38,11 @@ async def test_a_retry_waits_out_its_backoff_in_redis_without_holding_a_slot(
     assert flaky_starts[0] < other["start"] < flaky_starts[1]
 
 
-async def test_later_runs_once_at_its_time_with_several_workers_promoting(
+@every_broker
+async def test_later_runs_once_at_its_time_after_the_dispatcher_exited(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
-    # Given three workers, each promoting due messages
+    # Given three workers (on Redis, each promoting due messages)
     for _ in range(3):
         await cluster.start_worker()
     # When 20 jobs are queued to run in 1 s, and the dispatcher exits at once

@@ -16,7 +16,7 @@ from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.queue.plan_json import plan_from_dict
 from arvel_flow.queue.result import compute_result
-from tests.integration.conftest import HEARTBEAT_TIMEOUT, Cluster
+from tests.integration.conftest import HEARTBEAT_TIMEOUT, Cluster, every_broker
 from tests.integration.jobs import Record
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -31,6 +31,7 @@ def callback(cluster: Cluster, tag: str) -> Record:
     return Record(journal=cluster.journal_key, tag=tag)
 
 
+@every_broker
 async def test_two_workers_share_a_batch_and_its_callbacks_fire_once(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
@@ -57,6 +58,7 @@ async def test_two_workers_share_a_batch_and_its_callbacks_fire_once(
     assert set(pids) == {first.pid, second.pid}
 
 
+@every_broker
 async def test_jobs_of_a_worker_killed_mid_batch_finish_elsewhere_once_callbacks_once(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
@@ -109,10 +111,11 @@ pipeline:
     return path
 
 
+@every_broker
 async def test_workers_finish_a_pipeline_whose_run_process_was_killed(
     cluster: Cluster, dispatcher: TaskiqQueue, tmp_path: Path
 ) -> None:
-    # Given a worker, and `arvel-flow run` following a pipeline on the redis broker
+    # Given a worker, and `arvel-flow run` following a pipeline on the broker
     await cluster.start_worker()
     pipeline = _pipeline(cluster, tmp_path / "pipeline.yaml")
     run, _ = cluster.spawn("run", [str(pipeline), "--output", "plain"])
@@ -144,6 +147,7 @@ async def test_workers_finish_a_pipeline_whose_run_process_was_killed(
     assert compute_result(record.run_id, run_record.status, plan, steps).progress == (22, 22)
 
 
+@every_broker
 async def test_a_chain_advances_in_the_workers_after_the_dispatcher_returned(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
@@ -161,6 +165,7 @@ async def test_a_chain_advances_in_the_workers_after_the_dispatcher_returned(
     assert cluster.tags() == [*(f"s{i}" for i in range(20)), "finally"]
 
 
+@every_broker
 async def test_a_worker_runs_at_most_its_concurrency_at_once(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
@@ -177,6 +182,7 @@ async def test_a_worker_runs_at_most_its_concurrency_at_once(
     assert max(overlaps) == 2
 
 
+@every_broker
 async def test_callbacks_fire_once_while_workers_are_killed_again_and_again(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:

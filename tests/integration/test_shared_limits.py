@@ -12,7 +12,7 @@ from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.queue.job import MiddlewareRef
 from arvel_flow.queue.targets import JobRef
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, every_broker
 from tests.integration.jobs import Limited, Record
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 SLACK = 0.05
 
 
+@every_broker
 async def test_a_rate_limit_of_n_per_second_holds_across_two_workers(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
@@ -44,6 +45,7 @@ async def test_a_rate_limit_of_n_per_second_holds_across_two_workers(
     assert min(windows) >= 1.0 - SLACK, windows
 
 
+@every_broker
 async def test_without_overlapping_holds_across_two_workers(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
