@@ -16,7 +16,7 @@ from arvel_flow.store.urls import mask_url
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
-    from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+    from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -99,7 +99,6 @@ def make_redis_queue(
 
     from arvel_flow.queue.drivers.redis import RedisStreamTransport
     from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
-    from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
     url = broker_url(settings)
     try:
@@ -112,14 +111,7 @@ def make_redis_queue(
     transport = RedisStreamTransport.for_broker(
         broker, prefix=settings.prefix, max_connections=max(64, 4 * settings.concurrency)
     )
-    return TaskiqQueue(
-        broker,
-        concurrency=settings.concurrency,
-        transport=transport,
-        store=store,
-        events=events,
-        allowed_modules=settings.allowed_modules or None,
-    )
+    return _sending_queue(settings, broker, transport, store=store, events=events)
 
 
 def make_remote_queue(
@@ -130,8 +122,6 @@ def make_remote_queue(
     The Taskiq broker only marks the queue as remote (and names the server); envelopes
     travel through the broker's transport, which arvel-flow workers read.
     """
-    from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
-
     check_extra(settings.broker)
     url = broker_url(settings)
     transport: Transport
@@ -153,6 +143,20 @@ def make_remote_queue(
 
         broker = AioPikaBroker(url)
         transport = RabbitMQTransport(url, prefix=settings.prefix)
+    return _sending_queue(settings, broker, transport, store=store, events=events)
+
+
+def _sending_queue(
+    settings: QueueSettings,
+    broker: AsyncBroker,
+    transport: Transport,
+    *,
+    store: StoreContract,
+    events: EventBus | None,
+) -> TaskiqQueue:
+    """A `TaskiqQueue` that sends through ``transport`` to workers elsewhere."""
+    from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+
     return TaskiqQueue(
         broker,
         concurrency=settings.concurrency,

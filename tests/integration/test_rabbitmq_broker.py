@@ -16,7 +16,6 @@ import logging
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +27,6 @@ from taskiq_aio_pika import AioPikaBroker
 
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.batch import Batch
-from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.drivers.rabbitmq import (
     DELAY_BUCKETS,
     READY_WITHIN,
@@ -38,7 +36,6 @@ from arvel_flow.queue.drivers.rabbitmq import (
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.drivers.wire import encode_message
 from arvel_flow.queue.envelope import Envelope
-from arvel_flow.queue.flow import FanOut
 from arvel_flow.queue.job import JobSettings
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.store.redis import RedisStore
@@ -267,36 +264,6 @@ async def test_a_dispatched_job_runs_once_and_its_message_is_acknowledged(rig: R
 
 
 @needs_servers
-async def test_a_chain_of_three_steps_runs_in_order_in_the_worker(rig: Rig) -> None:
-    # Given a worker
-    await rig.start_worker()
-    # When a chain of three steps runs
-    async with asyncio.timeout(10):
-        result = await Chain(*(record(rig, f"s{i}") for i in range(3))).dispatch(rig.dispatcher)
-    # Then it succeeded, each step once, in order
-    assert not isinstance(result, str)
-    assert result.status == "succeeded"
-    assert rig.tags() == ["s0", "s1", "s2"]
-
-
-@needs_servers
-async def test_a_batch_of_50_runs_every_member_once_and_its_callback_once(rig: Rig) -> None:
-    # Given a worker with eight slots
-    await rig.start_worker(concurrency=8)
-    items = [{"tag": f"m{i}"} for i in range(50)]
-    batch = Batch([FanOut(record(rig, ""), items)]).then(record(rig, "then"))
-    # When a batch of 50 jobs with a `then` callback runs
-    async with asyncio.timeout(10):
-        result = await batch.dispatch(rig.dispatcher)
-    # Then it succeeded, every member ran once, and the callback once, last
-    assert not isinstance(result, str)
-    assert result.status == "succeeded"
-    assert result.progress == (50, 50)
-    assert Counter(rig.tags()) == {**{f"m{i}": 1 for i in range(50)}, "then": 1}
-    assert rig.tags()[-1] == "then"
-
-
-@needs_servers
 async def test_retries_wait_out_their_backoff_in_the_delay_buckets(rig: Rig) -> None:
     # Given a worker, and a job failing twice with a 0.3 s backoff
     await rig.start_worker()
@@ -313,21 +280,6 @@ async def test_retries_wait_out_their_backoff_in_the_delay_buckets(rig: Rig) -> 
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     print(f"MEASURED retry gaps with a 0.3s backoff: {[round(g, 3) for g in gaps]}")
     assert all(0.3 <= gap < 0.6 for gap in gaps), gaps
-
-
-@needs_servers
-async def test_later_runs_at_its_time_neither_before_nor_long_after(rig: Rig) -> None:
-    # Given a worker
-    await rig.start_worker()
-    # When a job is queued to run in 1 s
-    sent_at = time.time()
-    await rig.dispatcher.later(1.0, record(rig, "later"))
-    # Then it waits in RabbitMQ (counted as waiting), and runs after 1 s, within 0.5 s
-    assert await rig.dispatcher.size() == 1
-    await rig.wait_for(lambda: rig.tags() == ["later"], 5, "the delayed job ran")
-    (entry,) = rig.journal()
-    print(f"MEASURED later(1.0): started {entry['start'] - sent_at:.3f}s after sending")
-    assert sent_at + 1.0 <= entry["start"] < sent_at + 1.5
 
 
 def _envelope(target: str) -> bytes:
