@@ -11,7 +11,8 @@ What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
   idempotent store operations, so a job run twice is counted once. If a worker died
   after finishing a step but before sending what came next, the next delivery of
   that message finds the step finished and repairs the run instead of running the
-  job again: unfinished jobs are sent again.
+  job again: unfinished jobs are sent again, and a step runs only from the first of
+  its messages to arrive (`_first_copy`).
 - **Bounded redelivery.** A message delivered ``max_deliveries`` times without
   finishing fails for good (its workers keep dying on it).
 - **Safe reading.** A message that is not an envelope, or names code outside the
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 READ_COUNT = 100
 """Most messages taken in one read."""
+COPY_MARK_SECONDS = 86_400.0
+"""How long the mark of a step's first message is kept (see `Worker._first_copy`)."""
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -288,8 +291,29 @@ class Worker(abc.ABC):
             await self._finish_with(delivery, give_up(self.queue, envelope, limit))
         elif delivery.deliveries > 1 and await self._finished_already(envelope):
             await self._repair(delivery, envelope)
+        elif not await self._first_copy(envelope):
+            logger.info("dropped a copy of %s: another message of it ran", envelope.label)
+            await self._settle(delivery, [])
         else:
             await self._process(delivery, envelope)
+
+    async def _first_copy(self, envelope: Envelope) -> bool:
+        """Whether ``envelope`` is the message its step runs from.
+
+        A repair, or ``run --resume`` of a run that is still going, sends every
+        unfinished step again, some of which still have a message on its way: no broker
+        can be searched for it cheaply. So the first envelope of a step to arrive takes
+        the step's mark (a lock in the shared store, kept `COPY_MARK_SECONDS`); later
+        deliveries of that envelope (retries, releases, redeliveries) run, other copies
+        of the step are acknowledged without running.
+        """
+        if envelope.run_id is None or envelope.step is None:
+            return True
+        key = f"delivery:{envelope.run_id}:{envelope.step}"
+        lock = self.queue.lock
+        if await lock.acquire(key, envelope.id, COPY_MARK_SECONDS):
+            return True
+        return await lock.owner(key) in (envelope.id, None)
 
     async def _process(self, delivery: Delivery, envelope: Envelope) -> None:
         with outboxes.collect() as outbox:
@@ -335,6 +359,6 @@ class Worker(abc.ABC):
             envelope.step,
             envelope.run_id,
         )
-        with outboxes.collect() as outbox, outboxes.repairing():
+        with outboxes.collect() as outbox:
             await self.queue.resume(envelope.run_id)
         await self._settle(delivery, outbox)

@@ -151,3 +151,25 @@ async def test_a_run_is_repaired_when_a_worker_died_between_finishing_and_sendin
     # Then the run goes on from where it was, without running the first step again
     assert result.status == "succeeded"
     assert cluster.tags() == ["s0", "s1", "s2"]
+
+
+@every_broker
+async def test_copies_of_a_step_sent_by_a_resume_of_a_live_run_run_once(
+    cluster: Cluster, dispatcher: TaskiqQueue
+) -> None:
+    # Given a chain whose first step is queued, and a second message of every unfinished
+    # step, as `run --resume` of a live run (or a repair) sends: no broker can be
+    # searched cheaply for the messages still on their way
+    chain = Chain(*(record(cluster, f"s{i}") for i in range(3)))
+    run_id = await chain.dispatch(dispatcher, wait=False)
+    assert isinstance(run_id, str)
+    await dispatcher.resume(run_id)
+    # When two workers run them
+    for _ in range(2):
+        await cluster.start_worker()
+    async with asyncio.timeout(15):
+        result = await dispatcher.wait(run_id)
+    # Then every step ran once: the copy that arrived second was dropped
+    assert result.status == "succeeded"
+    await asyncio.sleep(0.5)
+    assert cluster.tags() == ["s0", "s1", "s2"]

@@ -3,8 +3,7 @@
 A worker runs a job inside `collect`: transports put what the job dispatches (the
 next chain step, a retry, a callback) into the outbox instead of sending it, and the
 worker sends the outbox and acknowledges the message together (atomically where the
-broker allows). Inside `repairing`, a transport that can see which steps still have a
-message leaves those out, so a repaired run does not get them twice.
+broker allows).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ Publish = Callable[[Sequence[Envelope], float], Awaitable[None]]
 """Sends envelopes to a broker now (``now`` tells which are delayed)."""
 
 _outbox: ContextVar[list[Envelope] | None] = ContextVar("arvel_flow_outbox", default=None)
-_repairing: ContextVar[bool] = ContextVar("arvel_flow_repairing", default=False)
 
 
 @contextlib.contextmanager
@@ -33,24 +31,9 @@ def collect() -> Iterator[list[Envelope]]:
         _outbox.reset(token)
 
 
-@contextlib.contextmanager
-def repairing() -> Iterator[None]:
-    """Mark what is sent in this context as a repair (see the module docstring)."""
-    token = _repairing.set(True)
-    try:
-        yield
-    finally:
-        _repairing.reset(token)
-
-
 def current_outbox() -> list[Envelope] | None:
     """The outbox being collected in this context, if any."""
     return _outbox.get()
-
-
-def is_repairing() -> bool:
-    """Whether this context is repairing a run."""
-    return _repairing.get()
 
 
 async def send_or_collect(envelopes: Sequence[Envelope], now: float, publish: Publish) -> None:

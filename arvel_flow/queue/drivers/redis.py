@@ -12,18 +12,17 @@ if and only if the step that led to it is acknowledged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ResponseError
 
-from arvel_flow.errors import UnreadableMessageError
 from arvel_flow.lock.redis import describe_client, redis_errors
-from arvel_flow.queue.drivers.outbox import current_outbox, is_repairing
+from arvel_flow.queue.drivers.outbox import current_outbox
 from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
-from arvel_flow.queue.drivers.wire import decode_message, encode_message
+from arvel_flow.queue.drivers.wire import encode_message
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.store.urls import mask_url
 
@@ -94,13 +93,7 @@ class RedisStreamTransport:
     # Sending ----------------------------------------------------------------------------
 
     async def send(self, envelopes: Sequence[Envelope], now: float) -> None:
-        """Send ``envelopes``: now, or into the outbox being collected.
-
-        When repairing a run (`arvel_flow.queue.drivers.outbox`), jobs still in a
-        stream or a delayed set are left out.
-        """
-        if is_repairing():
-            envelopes = await self._not_live(envelopes)
+        """Send ``envelopes``: now, or into the outbox being collected."""
         outbox = current_outbox()
         if outbox is not None:
             outbox.extend(envelopes)
@@ -171,51 +164,6 @@ class RedisStreamTransport:
             pending = {"pending": 0}
         # Acknowledged entries are deleted, so the stream holds pending + undelivered.
         return int(length) - int(pending["pending"]) + int(delayed)
-
-    async def live_steps(self, run_id: str) -> set[str]:
-        """Steps of ``run_id`` that have a message in a stream or a delayed set."""
-        steps: set[str] = set()
-        with redis_errors(self.backend):
-            queues = await self.client.smembers(self.keys.queues)
-            for raw in queues:
-                queue = raw.decode() if isinstance(raw, bytes) else str(raw)
-                async for data in self._messages(queue):
-                    try:
-                        envelope = decode_message(data)
-                    except UnreadableMessageError:
-                        continue
-                    if envelope.run_id == run_id and envelope.step is not None:
-                        steps.add(envelope.step)
-        return steps
-
-    async def _messages(self, queue: str) -> AsyncIterator[bytes | None]:
-        stream = self.keys.stream(queue)
-        start = "-"
-        while True:
-            entries = cast(list[Any], await self.client.xrange(stream, start, "+", count=_CHUNK))
-            for _, fields in entries:
-                yield fields.get(b"data")
-            if len(entries) < _CHUNK:
-                break
-            start = "(" + entries[-1][0].decode()
-        delayed = cast(list[bytes], await self.client.zrange(self.keys.delayed(queue), 0, -1))
-        for data in delayed:
-            yield data
-
-    async def _not_live(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
-        if not envelopes:
-            return []
-        live: dict[str, set[str]] = {}
-        kept: list[Envelope] = []
-        for envelope in envelopes:
-            if envelope.run_id is None or envelope.step is None:
-                kept.append(envelope)
-                continue
-            if envelope.run_id not in live:
-                live[envelope.run_id] = await self.live_steps(envelope.run_id)
-            if envelope.step not in live[envelope.run_id]:
-                kept.append(envelope)
-        return kept
 
     async def close(self) -> None:
         """Close the client if this transport made it."""
