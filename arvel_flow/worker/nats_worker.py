@@ -9,9 +9,7 @@
 - **Acknowledged after sending.** What a job dispatched is published (and stored by
   JetStream) before its message is acknowledged. A worker dying between the two
   leaves the message to be delivered again; that delivery finds the step finished
-  and repairs the run (see `Worker`), which may send again jobs already on their way:
-  JetStream cannot be searched for them, as Redis streams are. They run twice at
-  worst; callbacks still fire once.
+  and repairs the run (see `Worker`).
 - **Delays in JetStream.** A message that arrives before its `AVAILABLE_AT` is given
   back with a negative acknowledgement delayed until then, without taking a slot;
   that early delivery is not counted against ``max_deliveries``.
