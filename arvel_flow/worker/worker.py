@@ -355,7 +355,7 @@ class Worker(abc.ABC):
         """Send again what the run lost when a worker died between finishing and sending."""
         assert envelope.run_id is not None
         logger.warning(
-            "step %s had finished when its worker died; repairing run %s",
+            "step %s had finished, its message was not acknowledged; repairing run %s",
             envelope.step,
             envelope.run_id,
         )
