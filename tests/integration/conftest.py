@@ -69,7 +69,35 @@ class WorkerProcess:
         return self.process.wait(timeout)
 
 
-class Cluster:
+class Journaled:
+    """Reads the journal the test jobs write (`tests.integration.jobs`) into Redis."""
+
+    redis: redis.Redis
+    journal_key: str
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Every entry the jobs wrote, in order."""
+        return [json.loads(raw) for raw in self.redis.lrange(self.journal_key, 0, -1)]
+
+    def tags(self) -> list[str]:
+        """The tags in the journal, in order."""
+        return [entry["tag"] for entry in self.journal()]
+
+    def context(self) -> str:
+        """What to show when a wait fails."""
+        return f"journal: {self.tags()}"
+
+    async def wait_for(self, condition: Callable[[], bool], within: float, what: str) -> float:
+        """Poll ``condition`` until true; the seconds it took. Fails after ``within`` s."""
+        start = time.monotonic()
+        while time.monotonic() - start < within:
+            if condition():
+                return time.monotonic() - start
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{what}: not within {within}s\n{self.context()}")
+
+
+class Cluster(Journaled):
     """Workers, a dispatcher and a journal sharing one Redis (and a broker) under one prefix.
 
     Args:
@@ -151,23 +179,9 @@ class Cluster:
             await asyncio.sleep(0.05)
         raise AssertionError(f"worker did not start in {START_TIMEOUT}s:\n{worker.output()}")
 
-    def journal(self) -> list[dict[str, Any]]:
-        """Every entry the jobs wrote, in order."""
-        return [json.loads(raw) for raw in self.redis.lrange(self.journal_key, 0, -1)]
-
-    def tags(self) -> list[str]:
-        """The tags in the journal, in order."""
-        return [entry["tag"] for entry in self.journal()]
-
-    async def wait_for(self, condition: Callable[[], bool], within: float, what: str) -> float:
-        """Poll ``condition`` until true; the seconds it took. Fails after ``within`` s."""
-        start = time.monotonic()
-        while time.monotonic() - start < within:
-            if condition():
-                return time.monotonic() - start
-            await asyncio.sleep(0.02)
-        logs = "\n".join(f"--- {w.log.name}\n{w.output()}" for w in self.workers)
-        raise AssertionError(f"{what}: not within {within}s\n{logs}")
+    def context(self) -> str:
+        """What the workers printed, for a failing wait."""
+        return "\n".join(f"--- {w.log.name}\n{w.output()}" for w in self.workers)
 
     def close(self) -> list[str]:
         """Stop every worker still running (SIGTERM, then SIGKILL); problems in their logs."""

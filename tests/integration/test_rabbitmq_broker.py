@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import sys
 import time
@@ -43,6 +42,7 @@ from arvel_flow.worker.rabbitmq_worker import RabbitWorker
 from arvel_flow.worker.refusals import UNREADABLE
 from arvel_flow.worker.worker import WorkerOptions
 from tests.integration import jobs
+from tests.integration.conftest import Journaled
 from tests.integration.jobs import Flaky, Record
 
 JOBS = "tests.integration.jobs"
@@ -101,7 +101,7 @@ def test_a_bucket_never_overshoots_whatever_remains() -> None:
 # A worker in this process, on the real servers ----------------------------------------
 
 
-class Rig:
+class Rig(Journaled):
     """A dispatcher and in-process workers on RabbitMQ, with a Redis store and journal."""
 
     def __init__(self, amqp_url: str, redis_url: str, redis_prefix: str) -> None:
@@ -164,23 +164,6 @@ class Rig:
         channel = await self.transport.channel()
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         await channel.default_exchange.publish(message, routing_key=name)
-
-    def journal(self) -> list[dict[str, Any]]:
-        """Every entry the jobs wrote, in order."""
-        return [json.loads(raw) for raw in self.redis.lrange(self.journal_key, 0, -1)]
-
-    def tags(self) -> list[str]:
-        """The tags in the journal, in order."""
-        return [entry["tag"] for entry in self.journal()]
-
-    async def wait_for(self, condition: Callable[[], bool], within: float, what: str) -> float:
-        """Poll ``condition`` until true; the seconds it took. Fails after ``within`` s."""
-        start = time.monotonic()
-        while time.monotonic() - start < within:
-            if condition():
-                return time.monotonic() - start
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{what}: not within {within}s (journal: {self.tags()})")
 
     async def close(self) -> None:
         """Stop the workers still running, close the dispatcher, delete the queues."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from arvel_flow.lock.contracts import LockContract
-from arvel_flow.queue.clock import Clock, SystemClock
+from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.orchestrator import Orchestrator
@@ -23,7 +23,6 @@ from arvel_flow.queue.runner import (
 )
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.store.contracts import StepState, StoreContract
-from arvel_flow.store.memory import MemoryStore
 
 
 class BaseQueue:
@@ -44,18 +43,19 @@ class BaseQueue:
         allowed_modules: tuple[str, ...] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.store = store if store is not None else MemoryStore()
-        self.lock = lock if lock is not None else self.store.lock()
-        self.events = events if events is not None else EventBus()
-        self.clock = clock if clock is not None else SystemClock()
+        # The runner fills in the defaults; the queue shares what it settled on.
         self.runner = JobRunner(
-            store=self.store,
-            lock=self.lock,
-            events=self.events,
-            clock=self.clock,
+            store=store,
+            lock=lock,
+            events=events,
+            clock=clock,
             allowed_modules=allowed_modules,
             rng=rng,
         )
+        self.store = self.runner.store
+        self.lock = self.runner.lock
+        self.events = self.runner.events
+        self.clock = self.runner.clock
         self.orchestrator = Orchestrator(
             store=self.store,
             guard=self.runner.guard,

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.drivers.outbox import send_or_collect
-from arvel_flow.queue.drivers.wire import AVAILABLE_AT, encode_message
+from arvel_flow.queue.drivers.wire import AVAILABLE_AT, TASK_NAME, encode_message
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.store.urls import mask_url
 
@@ -258,12 +257,11 @@ class RabbitMQTransport:
 def _outgoing(envelope: Envelope) -> Outgoing:
     """The message for ``envelope``, with the headers ``AioPikaBroker.kick`` sets too."""
     queue = envelope.job.settings.queue_name
-    body = encode_message(envelope, queue)
-    taskiq_message = json.loads(body)
+    task_id = new_id()
     headers = {
         AVAILABLE_AT: repr(envelope.available_at),
-        "task_id": taskiq_message["task_id"],
-        "task_name": taskiq_message["task_name"],
-        **taskiq_message["labels"],
+        "task_id": task_id,
+        "task_name": TASK_NAME,
+        "queue_name": queue,
     }
-    return Outgoing(queue, body, envelope.available_at, headers)
+    return Outgoing(queue, encode_message(envelope, queue, task_id), envelope.available_at, headers)

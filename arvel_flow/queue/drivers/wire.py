@@ -24,11 +24,14 @@ worker can tell a message that came early without decoding it."""
 _STR_LABEL = 3  # taskiq.labels.LabelType.STR
 
 
-def encode_message(envelope: Envelope, queue_name: str) -> bytes:
-    """The Taskiq message that carries ``envelope``, labelled with ``queue_name``."""
+def encode_message(envelope: Envelope, queue_name: str, task_id: str | None = None) -> bytes:
+    """The Taskiq message that carries ``envelope``, labelled with ``queue_name``.
+
+    ``task_id`` is Taskiq's id of the message (a fresh one by default).
+    """
     return json.dumps(
         {
-            "task_id": new_id(),
+            "task_id": task_id or new_id(),
             "task_name": TASK_NAME,
             "labels": {"queue_name": queue_name},
             "labels_types": {"queue_name": _STR_LABEL},
