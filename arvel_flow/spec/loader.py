@@ -4,14 +4,16 @@ The passes, each reporting all it finds before the next runs:
 
 1. read: size limit, binary data, UTF-8 (`arvel_flow.spec.source`);
 2. parse: YAML syntax and hazards, with each value's position;
-3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``;
+3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``, within
+   the budget of `arvel_flow.spec.expansion`;
 4. validate against the models (`arvel_flow.spec.models`);
 5. cross-reference: templates, policies, stacks, step ids;
 6. strict (the default): import what the file names and check parameters.
 
 Passes 4 to 6 all run on the same data, so one run reports a misspelt key, an
 undefined template and a mistyped job parameter together. Only a fatal problem of
-passes 1 and 2 stops early, since nothing after it could be trusted.
+passes 1 to 3 stops early, since nothing after it could be trusted (or, past the
+interpolation budget, afforded).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.spec.diagnostics import problems_from_validation
+from arvel_flow.spec.expansion import ExpansionLimitError
 from arvel_flow.spec.interpolate import interpolate
 from arvel_flow.spec.models import PipelineSpec
 from arvel_flow.spec.problems import Path, Problem, format_path
@@ -74,9 +77,15 @@ def parse_pipeline(
 ) -> PipelineSpec:
     """Like `load_pipeline`, for text already read."""
     document = parse_document(text, file=file)
-    data, problems, failed = interpolate(
-        document.data, env=os.environ if env is None else env, overrides=set_vars
-    )
+    try:
+        data, problems, failed = interpolate(
+            document.data, env=os.environ if env is None else env, overrides=set_vars
+        )
+    except ExpansionLimitError as error:
+        problem = Problem(error.path, error.message)
+        raise ConfigError(
+            [*document.issues, *to_issues([problem], document.source_map, file)]
+        ) from None
     dropped = document.dropped | failed
     spec: PipelineSpec | None = None
     checks: list[Problem] = []
