@@ -16,7 +16,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from arvel_flow.errors import ConfigIssue
-from arvel_flow.explain import StepReport, format_seconds
+from arvel_flow.explain import SHOWN_RETRIES, StepReport, format_seconds
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import (
     BatchNode,
@@ -179,7 +179,7 @@ def _format_report(report: StepReport) -> RenderableType:
         title.append(f" x {report.items:,}", "cyan")
     rows = [
         ("retry", format_retry(settings)),
-        ("backoff", format_waits(report.waits)),
+        ("backoff", format_waits(report.waits, report.more_waits, report.longest_wait)),
         (
             "worst case",
             "unbounded (no timeout)"
@@ -229,7 +229,9 @@ def format_backoff(settings: JobSettings) -> str:
         head = "exponential backoff"
         details.append(f"base {settings.backoff_base:g}")
     elif isinstance(backoff, tuple):
-        head = "backoff " + ", ".join(format_seconds(wait) for wait in backoff)
+        shown = [format_seconds(wait) for wait in backoff[:SHOWN_RETRIES]]
+        more = len(backoff) - len(shown)
+        head = "backoff " + ", ".join(shown + ([f"... {more:,} more"] if more else []))
     else:
         head = f"backoff {format_seconds(backoff)}"
     if settings.max_backoff is not None:
@@ -239,14 +241,19 @@ def format_backoff(settings: JobSettings) -> str:
     return head + (f" ({', '.join(details)})" if details else "")
 
 
-def format_waits(waits: Sequence[tuple[float, float]]) -> str:
-    """``2s → 4s → 8s``, ranges when jitter spreads them: ``1s..2s → 2s..4s``."""
+def format_waits(waits: Sequence[tuple[float, float]], more: int = 0, longest: float = 0.0) -> str:
+    """``2s → 4s → 8s``, ranges when jitter spreads them: ``1s..2s → 2s..4s``.
+
+    ``more`` retries after those listed are summarised with the ``longest`` wait.
+    """
     if not waits:
         return "no retries"
     shown = [
         format_seconds(high) if low == high else f"{format_seconds(low)}..{format_seconds(high)}"
         for low, high in waits
     ]
+    if more:
+        shown.append(f"... {more:,} more, each at most {format_seconds(longest)}")
     return " → ".join(shown)
 
 
