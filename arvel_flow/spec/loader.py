@@ -30,7 +30,7 @@ from arvel_flow.spec.diagnostics import problems_from_validation
 from arvel_flow.spec.expansion import ExpansionLimitError
 from arvel_flow.spec.interpolate import interpolate
 from arvel_flow.spec.models import PipelineSpec
-from arvel_flow.spec.problems import Path, Problem, format_path
+from arvel_flow.spec.problems import MAX_PROBLEMS, Path, Problem, format_path
 from arvel_flow.spec.references import check_references
 from arvel_flow.spec.source import SourceMap, check_size, decode_source, parse_document
 
@@ -84,15 +84,19 @@ def parse_pipeline(
     except ExpansionLimitError as error:
         problem = Problem(error.path, error.message)
         raise ConfigError(
-            [*document.issues, *to_issues([problem], document.source_map, file)]
+            [*document.issues, *to_issues([problem], document.source_map, file)],
+            omitted=document.omitted,
         ) from None
     dropped = document.dropped | failed
     spec: PipelineSpec | None = None
     checks: list[Problem] = []
+    omitted = document.omitted
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as error:
-        checks += problems_from_validation(error, data)
+        found, left_out = problems_from_validation(error, data)
+        checks += found
+        omitted += left_out
     checks += check_references(data)
     if strict:
         # Imported here: strict checks load the queue runtime, which --no-strict avoids.
@@ -104,7 +108,9 @@ def parse_pipeline(
     problems += [problem for problem in checks if not _under(problem.path, dropped)]
     issues = [*document.issues, *to_issues(problems, document.source_map, file)]
     if issues or spec is None:
-        raise ConfigError(sort_issues(issues))
+        issues = sort_issues(issues)
+        omitted += max(len(issues) - MAX_PROBLEMS, 0)
+        raise ConfigError(issues[:MAX_PROBLEMS], omitted=omitted)
     return spec
 
 
@@ -152,4 +158,6 @@ def sort_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 
 
 def _under(path: Path, dropped: frozenset[Path] | set[Path]) -> bool:
-    return any(path[: len(prefix)] == prefix for prefix in dropped)
+    # Prefixes of the path looked up, not each dropped path compared: both may number
+    # in the hundreds of thousands.
+    return any(path[:length] in dropped for length in range(len(path) + 1))
