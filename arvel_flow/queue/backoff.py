@@ -6,7 +6,7 @@ import functools
 import random
 from dataclasses import dataclass
 
-from arvel_flow.errors import JobTimeoutError
+from arvel_flow.errors import ImportTargetError, JobTimeoutError
 from arvel_flow.queue.job import JobSettings
 from arvel_flow.queue.targets import import_object
 
@@ -103,10 +103,17 @@ def exception_classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]
     """Import exception classes by builtin name or dotted path.
 
     ``TimeoutError`` also matches a job timeout, which is what a user naming it means.
+
+    Raises:
+        ImportTargetError: When a name cannot be imported or is not an exception class
+            (a module, a function, ``int``): validation refuses those, but settings
+            from the Python API or a stored plan were never validated.
     """
     classes: list[type[BaseException]] = []
     for name in names:
         cls = import_object(name)
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise ImportTargetError(name, "not an exception class")
         classes.append(cls)
         if cls is TimeoutError:
             classes.append(JobTimeoutError)
