@@ -114,13 +114,22 @@ def compute_worst_case(settings: JobSettings) -> float | None:
         # Each retry of the run adds an attempt that times out, then the wait.
         step = timeout + longest
         if settings.retry_until is not None:
-            room = settings.retry_until - elapsed - step
-            fits = 0 if room < 0 else math.floor(room / step) + 1
+            fits = _count_within(settings.retry_until - elapsed, step, count)
             if fits < count:
                 # the runner gives up rather than wait past retry_until
-                return settings.delay + elapsed + fits * step + timeout
+                return settings.delay + elapsed + (fits * step if fits else 0.0) + timeout
         elapsed += count * step
     return settings.delay + elapsed + timeout
+
+
+def _count_within(room: float, size: float, count: int) -> int:
+    """How many of ``count`` consecutive spans of ``size`` end within ``room``."""
+    if not room >= 0:  # NaN too
+        return 0
+    if not size > 0:
+        return count
+    spans = room / size
+    return count if spans >= count else math.floor(spans)
 
 
 def _wait_runs(settings: JobSettings) -> tuple[tuple[int, float], ...]:
@@ -142,7 +151,9 @@ def _steady_wait_runs(settings: JobSettings) -> tuple[tuple[int, float], ...]:
         if runs and runs[-1][1] == wait:
             runs[-1][0] += 1
             if attempt > steady_from:
-                break  # an unchanged wait past the list stays the same: waits never shrink
+                # Two equal waits past the list: a fixed wait, the list's last, or a
+                # power at its cap (or at zero); every later wait is the same.
+                break
         else:
             runs.append([1, wait])
     if attempt < retries:
@@ -181,8 +192,9 @@ def _retry_until_warnings(settings: JobSettings) -> list[str]:
     retries = 0
     for count, longest in _wait_runs(settings):
         shortest = longest / 2 if settings.jitter else longest
-        if shortest > 0 and elapsed + count * shortest > retry_until:
-            retry = retries + math.floor((retry_until - elapsed) / shortest) + 1
+        fits = _count_within(retry_until - elapsed, shortest, count)
+        if fits < count:
+            retry = retries + fits + 1
             return [
                 f"retry_until {format_seconds(retry_until)} passes before the backoff "
                 f"of retry {retry} ends: at most {retry - 1} of {settings.max_retries} retries "

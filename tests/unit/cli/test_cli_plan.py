@@ -252,3 +252,26 @@ def test_plan_refuses_policies_past_the_limits(tmp_path: Path, policy: str, mess
     assert result.exit_code == 2
     assert "p.yaml:5:" in result.stderr
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"timeout_seconds": float("inf"), "retry_until": 10},
+        {"timeout_seconds": 5, "retry_until": float("inf")},
+        {"timeout_seconds": float("nan"), "backoff": float("nan")},
+        {"max_retries": 10**9, "backoff": 1.0, "timeout_seconds": 1, "retry_until": 1e300},
+        {"max_retries": 10**9, "backoff": "exponential", "backoff_base": 1.000001},
+    ],
+)
+def test_the_plan_of_unvalidated_settings_is_computed_without_error(
+    values: dict[str, object],
+) -> None:
+    # Given settings from the Python API, which no validation bounded
+    settings = JobSettings.from_values(values)
+    # When the plan's figures are computed / Then they come out, quickly
+    started = time.monotonic()
+    compute_waits(settings)
+    compute_worst_case(settings)
+    compute_warnings(settings, redelivery_timeout=REDELIVERY)
+    assert time.monotonic() - started < 2
