@@ -52,11 +52,21 @@ class ConfigIssue:
 
 
 class ConfigError(FlowError):
-    """A pipeline file, setting or argument is invalid; carries every issue found."""
+    """A pipeline file, setting or argument is invalid; carries the issues found.
 
-    def __init__(self, issues: tuple[ConfigIssue, ...] | list[ConfigIssue]) -> None:
+    ``omitted`` counts issues found but not carried: a file reports at most a few
+    hundred (`arvel_flow.spec.problems.MAX_PROBLEMS`).
+    """
+
+    def __init__(
+        self, issues: tuple[ConfigIssue, ...] | list[ConfigIssue], *, omitted: int = 0
+    ) -> None:
         self.issues = tuple(issues)
-        super().__init__("\n".join(issue.format() for issue in self.issues))
+        self.omitted = omitted
+        lines = [issue.format() for issue in self.issues]
+        if omitted:
+            lines.append(f"... and {omitted:,} more {'problem' if omitted == 1 else 'problems'}")
+        super().__init__("\n".join(lines))
 
 
 class ImportTargetError(FlowError):

@@ -3,10 +3,17 @@
 Everything here is pure, computed from a compiled `Plan`: the backoff before each
 retry (with `compute_backoff`, the function the runner uses), the worst-case time a
 job can take, and warnings for settings that will surprise at run time.
+
+The cost is bounded whatever the settings: waits are computed as runs of equal
+waits, and once they stop changing (a fixed wait, the last of a list, an exponential
+wait at its cap) the rest of a run is counted, not walked; only the first
+`SHOWN_RETRIES` waits are listed. Settings many steps share are computed once.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 from arvel_flow.queue.backoff import compute_backoff
@@ -15,6 +22,14 @@ from arvel_flow.queue.plan import FanOutNode, JobNode, Plan
 
 _NO_EXPIRY_LOCK_TTL = 3600.0
 """What `WithoutOverlapping` falls back to for a job without timeout or expire_after."""
+
+SHOWN_RETRIES = 10
+"""Waits a plan lists before it summarises the rest."""
+
+_MAX_DISTINCT_WAITS = 100_000
+"""Waits computed one by one before the rest are taken to be the last retry's (the
+longest, for a growing backoff): only reached through the Python API, since a file
+allows at most 10,000 retries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +41,10 @@ class StepReport:
         target: The job's class or function path.
         items: Jobs a fan-out makes; None for a single job.
         settings: The effective settings after every level merged.
-        waits: For each retry, the shortest and longest wait before it.
+        waits: For each of the first `SHOWN_RETRIES` retries, the shortest and longest
+            wait before it.
+        more_waits: Retries after those, whose waits are not listed.
+        longest_wait: The longest wait before any retry.
         worst_case: Longest time from first attempt to giving up; None if unbounded.
         warnings: Traps in these settings.
     """
@@ -36,6 +54,8 @@ class StepReport:
     items: int | None
     settings: JobSettings
     waits: tuple[tuple[float, float], ...]
+    more_waits: int
+    longest_wait: float
     worst_case: float | None
     warnings: tuple[str, ...]
 
@@ -54,6 +74,8 @@ def compute_reports(plan: Plan, *, redelivery_timeout: float) -> list[StepReport
                     items=items,
                     settings=settings,
                     waits=compute_waits(settings),
+                    more_waits=max(settings.max_retries - SHOWN_RETRIES, 0),
+                    longest_wait=max((wait for _, wait in _wait_runs(settings)), default=0.0),
                     worst_case=compute_worst_case(settings),
                     warnings=tuple(
                         compute_warnings(settings, redelivery_timeout=redelivery_timeout)
@@ -63,13 +85,19 @@ def compute_reports(plan: Plan, *, redelivery_timeout: float) -> list[StepReport
     return reports
 
 
-def compute_waits(settings: JobSettings) -> tuple[tuple[float, float], ...]:
-    """(shortest, longest) wait before each retry; jitter spreads a wait over [w/2, w]."""
-    steady = settings.replace(jitter=False)
-    waits = []
-    for attempt in range(1, settings.max_retries + 1):
-        longest = compute_backoff(attempt, steady)
-        waits.append((longest / 2 if settings.jitter else longest, longest))
+def compute_waits(
+    settings: JobSettings, limit: int = SHOWN_RETRIES
+) -> tuple[tuple[float, float], ...]:
+    """(shortest, longest) wait before each of the first ``limit`` retries.
+
+    Jitter spreads a wait over [w/2, w].
+    """
+    waits: list[tuple[float, float]] = []
+    for count, longest in _wait_runs(settings):
+        shortest = longest / 2 if settings.jitter else longest
+        waits += [(shortest, longest)] * min(count, limit - len(waits))
+        if len(waits) >= limit:
+            break
     return tuple(waits)
 
 
@@ -78,15 +106,59 @@ def compute_worst_case(settings: JobSettings) -> float | None:
 
     Returns None when attempts have no timeout, as nothing then bounds them.
     """
-    if settings.timeout_seconds <= 0:
+    timeout = settings.timeout_seconds
+    if not timeout > 0:
         return None
     elapsed = 0.0
-    for _, longest in compute_waits(settings):
-        elapsed += settings.timeout_seconds
-        if settings.retry_until is not None and elapsed + longest > settings.retry_until:
-            return settings.delay + elapsed  # the runner gives up rather than wait past retry_until
-        elapsed += longest
-    return settings.delay + elapsed + settings.timeout_seconds
+    for count, longest in _wait_runs(settings):
+        # Each retry of the run adds an attempt that times out, then the wait.
+        step = timeout + longest
+        if settings.retry_until is not None:
+            fits = _count_within(settings.retry_until - elapsed, step, count)
+            if fits < count:
+                # the runner gives up rather than wait past retry_until
+                return settings.delay + elapsed + (fits * step if fits else 0.0) + timeout
+        elapsed += count * step
+    return settings.delay + elapsed + timeout
+
+
+def _count_within(room: float, size: float, count: int) -> int:
+    """How many of ``count`` consecutive spans of ``size`` end within ``room``."""
+    if not room >= 0:  # NaN too
+        return 0
+    if not size > 0:
+        return count
+    spans = room / size
+    return count if spans >= count else math.floor(spans)
+
+
+def _wait_runs(settings: JobSettings) -> tuple[tuple[int, float], ...]:
+    """The longest wait before each retry, as runs ``(count, wait)`` of equal waits."""
+    # Middleware and jitter do not change the longest waits; without them, the
+    # settings many steps share are one cache key.
+    return _steady_wait_runs(settings.replace(middleware=(), jitter=False))
+
+
+@functools.lru_cache(maxsize=1024)
+def _steady_wait_runs(settings: JobSettings) -> tuple[tuple[int, float], ...]:
+    retries = settings.max_retries
+    steady_from = len(settings.backoff) if isinstance(settings.backoff, tuple) else 1
+    runs: list[list[float]] = []
+    attempt = 0
+    while attempt < min(retries, _MAX_DISTINCT_WAITS):
+        attempt += 1
+        wait = compute_backoff(attempt, settings)
+        if runs and runs[-1][1] == wait:
+            runs[-1][0] += 1
+            if attempt > steady_from:
+                # Two equal waits past the list: a fixed wait, the list's last, or a
+                # power at its cap (or at zero); every later wait is the same.
+                break
+        else:
+            runs.append([1, wait])
+    if attempt < retries:
+        runs.append([retries - attempt, compute_backoff(retries, settings)])
+    return tuple((int(count), wait) for count, wait in runs)
 
 
 def compute_warnings(settings: JobSettings, *, redelivery_timeout: float) -> list[str]:
@@ -113,17 +185,23 @@ def _timeout_warnings(settings: JobSettings, redelivery: float) -> list[str]:
 
 
 def _retry_until_warnings(settings: JobSettings) -> list[str]:
-    if settings.retry_until is None or not settings.max_retries:
+    retry_until = settings.retry_until
+    if retry_until is None or not settings.max_retries:
         return []
     elapsed = 0.0
-    for retry, (shortest, _) in enumerate(compute_waits(settings), 1):
-        elapsed += shortest
-        if elapsed > settings.retry_until:
+    retries = 0
+    for count, longest in _wait_runs(settings):
+        shortest = longest / 2 if settings.jitter else longest
+        fits = _count_within(retry_until - elapsed, shortest, count)
+        if fits < count:
+            retry = retries + fits + 1
             return [
-                f"retry_until {format_seconds(settings.retry_until)} passes before the backoff "
+                f"retry_until {format_seconds(retry_until)} passes before the backoff "
                 f"of retry {retry} ends: at most {retry - 1} of {settings.max_retries} retries "
                 "can run"
             ]
+        elapsed += count * shortest
+        retries += count
     return []
 
 
@@ -162,7 +240,9 @@ def _lock_warnings(settings: JobSettings) -> list[str]:
 
 
 def format_seconds(seconds: float) -> str:
-    """``90`` → ``1m30s``; ``0.5`` → ``0.5s``."""
+    """``90`` → ``1m30s``; ``0.5`` → ``0.5s``; infinity → ``forever``."""
+    if not math.isfinite(seconds):
+        return "forever"
     if seconds < 60:
         return f"{seconds:g}s"
     parts = []

@@ -113,7 +113,7 @@ def validate(
             load_pipeline(file, set_vars=set_vars, strict=strict, file=str(file))
             results.append(FileResult(str(file)))
         except ConfigError as error:
-            results.append(FileResult(str(file), error.issues))
+            results.append(FileResult(str(file), error.issues, error.omitted))
     click.echo(format_validation(results, output_format))
     ctx.exit(EXIT_INVALID if any(result.issues for result in results) else EXIT_OK)
 

@@ -16,7 +16,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from arvel_flow.errors import ConfigIssue
-from arvel_flow.explain import StepReport, format_seconds
+from arvel_flow.explain import SHOWN_RETRIES, StepReport, format_seconds
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import (
     BatchNode,
@@ -28,37 +28,60 @@ from arvel_flow.queue.plan import (
     Plan,
     callbacks,
 )
+from arvel_flow.spec.problems import MAX_PROBLEMS
 
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
-    """The outcome of validating one file: no issues means valid."""
+    """The outcome of validating one file: no issues means valid.
+
+    ``omitted`` counts the issues found past those listed (at most `MAX_PROBLEMS`).
+    """
 
     file: str
     issues: tuple[ConfigIssue, ...] = ()
+    omitted: int = 0
 
 
 def format_validation(results: Sequence[FileResult], output_format: str) -> str:
     """All files' results as ``text`` (compiler style), ``json`` or ``github`` annotations."""
     if output_format == "json":
         return format_validation_json(results)
-    issues = [issue for result in results for issue in result.issues]
-    if output_format == "github":
-        lines = [format_github_annotation(issue) for issue in issues]
-    else:
-        lines = [issue.format() for issue in issues]
+    lines: list[str] = []
+    for result in results:
+        if output_format == "github":
+            lines += [format_github_annotation(issue) for issue in result.issues]
+            if result.omitted:
+                lines.append(format_github_annotation(_omitted_issue(result)))
+        else:
+            lines += [issue.format() for issue in result.issues]
+            lines += [_omitted_issue(result).format()] if result.omitted else []
+    if output_format != "github":
         lines += [f"{result.file}: ok" for result in results if not result.issues]
     invalid = sum(1 for result in results if result.issues)
     if invalid:
-        noun = "error" if len(issues) == 1 else "errors"
+        count = sum(len(result.issues) + result.omitted for result in results)
+        noun = "error" if count == 1 else "errors"
         lines.append(
-            f"{len(issues)} {noun} in {invalid} of {len(results)} file{'s' * (len(results) != 1)}"
+            f"{count:,} {noun} in {invalid} of {len(results)} file{'s' * (len(results) != 1)}"
         )
     return "\n".join(lines)
 
 
+def _omitted_issue(result: FileResult) -> ConfigIssue:
+    """The line that stands for the issues of a file left out."""
+    more = "problem" if result.omitted == 1 else "problems"
+    return ConfigIssue(
+        f"... and {result.omitted:,} more {more} (at most {MAX_PROBLEMS} are listed per file)",
+        file=result.file,
+    )
+
+
 def format_validation_json(results: Sequence[FileResult]) -> str:
-    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues"}]}``."""
+    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", "omitted"}]}``.
+
+    ``omitted`` counts a file's issues past the `MAX_PROBLEMS` listed.
+    """
     files = [
         {
             "file": result.file,
@@ -67,6 +90,7 @@ def format_validation_json(results: Sequence[FileResult]) -> str:
                 {"path": i.path, "line": i.line, "column": i.column, "message": i.message}
                 for i in result.issues
             ],
+            "omitted": result.omitted,
         }
         for result in results
     ]
@@ -179,7 +203,7 @@ def _format_report(report: StepReport) -> RenderableType:
         title.append(f" x {report.items:,}", "cyan")
     rows = [
         ("retry", format_retry(settings)),
-        ("backoff", format_waits(report.waits)),
+        ("backoff", format_waits(report.waits, report.more_waits, report.longest_wait)),
         (
             "worst case",
             "unbounded (no timeout)"
@@ -229,7 +253,9 @@ def format_backoff(settings: JobSettings) -> str:
         head = "exponential backoff"
         details.append(f"base {settings.backoff_base:g}")
     elif isinstance(backoff, tuple):
-        head = "backoff " + ", ".join(format_seconds(wait) for wait in backoff)
+        shown = [format_seconds(wait) for wait in backoff[:SHOWN_RETRIES]]
+        more = len(backoff) - len(shown)
+        head = "backoff " + ", ".join(shown + ([f"... {more:,} more"] if more else []))
     else:
         head = f"backoff {format_seconds(backoff)}"
     if settings.max_backoff is not None:
@@ -239,14 +265,19 @@ def format_backoff(settings: JobSettings) -> str:
     return head + (f" ({', '.join(details)})" if details else "")
 
 
-def format_waits(waits: Sequence[tuple[float, float]]) -> str:
-    """``2s → 4s → 8s``, ranges when jitter spreads them: ``1s..2s → 2s..4s``."""
+def format_waits(waits: Sequence[tuple[float, float]], more: int = 0, longest: float = 0.0) -> str:
+    """``2s → 4s → 8s``, ranges when jitter spreads them: ``1s..2s → 2s..4s``.
+
+    ``more`` retries after those listed are summarised with the ``longest`` wait.
+    """
     if not waits:
         return "no retries"
     shown = [
         format_seconds(high) if low == high else f"{format_seconds(low)}..{format_seconds(high)}"
         for low, high in waits
     ]
+    if more:
+        shown.append(f"... {more:,} more, each at most {format_seconds(longest)}")
     return " → ".join(shown)
 
 

@@ -6,9 +6,13 @@ import functools
 import random
 from dataclasses import dataclass
 
-from arvel_flow.errors import JobTimeoutError
+from arvel_flow.errors import ImportTargetError, JobTimeoutError
 from arvel_flow.queue.job import JobSettings
 from arvel_flow.queue.targets import import_object
+
+MAX_WAIT = 365 * 86400.0
+"""Longest single wait the runner schedules, whatever the settings say (a year: the
+pipeline file's durations stop there too, so only the Python API can ask for more)."""
 
 
 def compute_backoff(attempt: int, settings: JobSettings, rng: random.Random | None = None) -> float:
@@ -17,20 +21,30 @@ def compute_backoff(attempt: int, settings: JobSettings, rng: random.Random | No
     An int waits the same every time; a list gives one wait per attempt, its last
     repeating; ``exponential`` waits ``backoff_base ** attempt``. ``max_backoff`` caps
     the wait, and ``jitter`` spreads it over ``[wait / 2, wait]`` so that jobs that
-    failed together do not all come back together.
+    failed together do not all come back together. Whatever the settings (a huge
+    attempt number or base, infinity, NaN), the wait lies in ``[0, MAX_WAIT]``.
     """
-    backoff = settings.backoff
-    if backoff == "exponential":
-        delay = settings.backoff_base**attempt
-    elif isinstance(backoff, tuple):
-        delay = backoff[min(attempt, len(backoff)) - 1] if backoff else 0.0
-    else:
-        delay = float(backoff)
+    delay = _uncapped_wait(attempt, settings)
     if settings.max_backoff is not None:
         delay = min(delay, settings.max_backoff)
+    delay = min(delay, MAX_WAIT) if delay > 0 else 0.0  # NaN compares false: no wait
     if settings.jitter and delay > 0:
         delay = delay / 2 + (rng or random).uniform(0, delay / 2)
-    return max(delay, 0.0)
+    return delay
+
+
+def _uncapped_wait(attempt: int, settings: JobSettings) -> float:
+    backoff = settings.backoff
+    try:
+        if backoff == "exponential":
+            # A float power is computed in constant time and overflows loudly; an int
+            # power of a huge attempt number would take forever.
+            return float(settings.backoff_base) ** attempt
+        if isinstance(backoff, tuple):
+            return float(backoff[min(attempt, len(backoff)) - 1]) if backoff else 0.0
+        return float(backoff)
+    except OverflowError:
+        return MAX_WAIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +103,17 @@ def exception_classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]
     """Import exception classes by builtin name or dotted path.
 
     ``TimeoutError`` also matches a job timeout, which is what a user naming it means.
+
+    Raises:
+        ImportTargetError: When a name cannot be imported or is not an exception class
+            (a module, a function, ``int``): validation refuses those, but settings
+            from the Python API or a stored plan were never validated.
     """
     classes: list[type[BaseException]] = []
     for name in names:
         cls = import_object(name)
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise ImportTargetError(name, "not an exception class")
         classes.append(cls)
         if cls is TimeoutError:
             classes.append(JobTimeoutError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -172,8 +173,8 @@ JOB_SETTING_FIELDS: tuple[str, ...] = (
 def _normalise(name: str, value: Any) -> Any:
     if name == "backoff":
         if isinstance(value, list | tuple):
-            return tuple(float(v) for v in value)
-        return value if value == "exponential" else float(value)
+            return tuple(_float(v) for v in value)
+        return value if value == "exponential" else _float(value)
     if name in ("retry_on", "dont_retry_on"):
         return tuple(_exception_name(v) for v in value)
     if name == "retry_until" and isinstance(value, timedelta):
@@ -184,8 +185,16 @@ def _normalise(name: str, value: Any) -> Any:
             for v in value
         )
     if name in ("backoff_base", "timeout_seconds", "delay") and value is not None:
-        return float(value)
+        return _float(value)
     return value
+
+
+def _float(value: Any) -> float:
+    """``float(value)``, with infinity for an int too large to convert (``10 ** 400``)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _exception_name(value: type[BaseException] | str) -> str:

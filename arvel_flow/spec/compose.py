@@ -19,7 +19,7 @@ from yaml.events import (
 )
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.spec.problems import Path, format_path
+from arvel_flow.spec.problems import MAX_PROBLEMS, Path, format_path
 from arvel_flow.spec.scalars import CORE_TAG, UNKNOWN_TAG, construct_tagged, resolve_plain, show_tag
 
 MAX_DEPTH = 64
@@ -107,6 +107,7 @@ class Composer:
         self.file = file
         self.root: tuple[Any, PositionNode | None] = (None, None)
         self.issues: list[ConfigIssue] = []
+        self.omitted = 0
         self.dropped: set[Path] = set()
         self._stack: list[_Frame] = []
         self._anchors: dict[str, tuple[Any, PositionNode, int, int]] = {}
@@ -135,13 +136,16 @@ class Composer:
                     )
 
     def _issue(self, message: str, path: Path, line: int, column: int) -> None:
+        if len(self.issues) >= MAX_PROBLEMS:
+            self.omitted += 1  # counted, not kept: a file may hold 100,000s of them
+            return
         self.issues.append(ConfigIssue(message, format_path(path), self.file, line, column))
 
     def _fatal(self, message: str, event: Any) -> None:
         mark = event.start_mark
         path = self._child_path(self._stack[-1] if self._stack else None)
-        self._issue(message, path, mark.line + 1, mark.column + 1)
-        raise ConfigError(self.issues)
+        issue = ConfigIssue(message, format_path(path), self.file, mark.line + 1, mark.column + 1)
+        raise ConfigError([*self.issues, issue], omitted=self.omitted)
 
     def _child_path(self, parent: _Frame | None) -> Path:
         if parent is None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
 from arvel_flow.spec.models import BatchStepSpec, ChainStepSpec, JobStepSpec, PipelineSpec
-from arvel_flow.spec.problems import Path, Problem, did_you_mean
+from arvel_flow.spec.problems import MAX_PROBLEMS, Path, Problem, did_you_mean
 from arvel_flow.spec.scalars import resolve_plain
 from arvel_flow.spec.walk import STEP_KINDS
 
@@ -48,10 +48,17 @@ _TYPE_HINTS = {
 }
 
 
-def problems_from_validation(error: ValidationError, data: Mapping[str, Any]) -> list[Problem]:
-    """Every error of a `PipelineSpec` validation, as problems at document paths."""
+def problems_from_validation(
+    error: ValidationError, data: Mapping[str, Any], *, limit: int = MAX_PROBLEMS
+) -> tuple[list[Problem], int]:
+    """The errors of a `PipelineSpec` validation, as problems at document paths.
+
+    Returns:
+        Problems for the first ``limit`` errors (Pydantic lists them in document
+        order), and how many errors were left out.
+    """
     details = error.errors(include_url=False)
-    located = [(*_walk(detail["loc"]), detail) for detail in details]
+    located = [(*_walk(detail["loc"]), detail) for detail in details[:limit]]
     extras: dict[Path, list[str]] = {}
     for path, _, detail in located:
         if detail["type"] == "extra_forbidden":
@@ -61,7 +68,7 @@ def problems_from_validation(error: ValidationError, data: Mapping[str, Any]) ->
         if detail["type"] == "missing" and _is_typo_of(str(path[-1]), extras.get(path[:-1], [])):
             continue  # "unknown key 'clas'; did you mean 'class'?" already says it
         problems.append(_problem(path, annotation, detail, data))
-    return problems
+    return problems, len(details) - len(located)
 
 
 def _is_typo_of(missing: str, extra_keys: list[str]) -> bool:

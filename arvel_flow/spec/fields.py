@@ -1,8 +1,12 @@
 """Field types of the pipeline file that JSON Schema and Pydantic must read alike.
 
 Durations are parsed here, and only here: ``90`` (seconds), ``"90s"``, ``"10m"``,
-``"2h"``, ``"1d"``, ``"500ms"`` all become float seconds. Each type carries its JSON
-Schema, so an editor rejects exactly what the loader rejects.
+``"2h"``, ``"1d"``, ``"500ms"`` all become float seconds, at most `MAX_DURATION`.
+Each type carries its JSON Schema, so an editor rejects what the loader rejects (a
+duration written as text past the maximum is the one thing a pattern cannot catch).
+
+The numeric limits below bound what a file can make the tool compute and hold: a
+retry timeline, a wait, a semaphore. Each is far beyond any real pipeline.
 """
 
 from __future__ import annotations
@@ -19,6 +23,23 @@ _POSITIVE = re.compile(r"^(?=[0-9.]*[1-9])([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PERCENT = re.compile(r"^(?:100(?:\.0+)?|[0-9]{1,2}(?:\.[0-9]+)?)%$")
 
+MAX_DURATION = 365 * 86400.0
+"""Longest duration (timeouts, waits, locks, windows): a year. The runner never waits
+longer than this either (`arvel_flow.queue.backoff.MAX_WAIT`)."""
+
+MAX_RETRIES = 10_000
+"""Most retries of one job: every minute for a week. Longer polling is a schedule."""
+
+MAX_BACKOFF_BASE = 100.0
+"""Largest base of exponential backoff; past it the second wait is already hours."""
+
+MAX_BACKOFF_STEPS = 1_000
+"""Longest list of per-attempt waits."""
+
+MAX_CONCURRENCY = 10_000
+"""Most jobs at once, for a batch and for ``queue.concurrency`` (RabbitMQ's prefetch
+count stops at 65,535; connection pools are sized from it)."""
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 """A pipeline's ``name``."""
 
@@ -33,17 +54,29 @@ VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``90s``, ``10m``, ``2h``."""
+    """Seconds from a number or a string such as ``90s``, ``10m``, ``2h``; a year at most."""
+    seconds = _seconds(value)
+    if seconds is None:
+        raise PydanticCustomError(
+            "duration", "Input should be seconds (a number >= 0) or a duration such as 90s, 10m, 2h"
+        )
+    if seconds > MAX_DURATION:
+        raise PydanticCustomError(
+            "duration_too_long",
+            f"Input should be at most 365d ({MAX_DURATION:,.0f} seconds)",
+        )
+    return seconds
+
+
+def _seconds(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return float(value)
+        if value >= 0 and (isinstance(value, int) or math.isfinite(value)):
+            return float(value) if value <= MAX_DURATION else math.inf
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
-    raise PydanticCustomError(
-        "duration", "Input should be seconds (a number >= 0) or a duration such as 90s, 10m, 2h"
-    )
+    return None
 
 
 def parse_positive_duration(value: Any) -> float:
@@ -77,7 +110,7 @@ def parse_allowance(value: Any) -> bool | int | str:
 
 _DURATION_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "minimum": 0},
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
         {"type": "string", "pattern": _DURATION.pattern},
     ]
 }
@@ -91,7 +124,7 @@ PositiveDuration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION},
                 {"type": "string", "pattern": _POSITIVE.pattern},
             ]
         }
@@ -126,7 +159,7 @@ def _backoff_kind(value: Any) -> str:
 
 Backoff = Annotated[
     Annotated[Duration, Tag("<seconds>")]
-    | Annotated[list[Duration], Field(min_length=1), Tag("<list>")]
+    | Annotated[list[Duration], Field(min_length=1, max_length=MAX_BACKOFF_STEPS), Tag("<list>")]
     | Annotated[Literal["exponential"], Tag("<exponential>")],
     Discriminator(_backoff_kind),
 ]

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from arvel_flow.spec.compose import PlainText
+from arvel_flow.spec.expansion import ExpansionBudget, ExpansionLimitError
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
 from arvel_flow.spec.scalars import format_scalar, resolve_plain
 
@@ -36,11 +37,21 @@ class _Failed(Exception):
 
 
 class Interpolator:
-    """Replaces references in a document, collecting a `Problem` per failure."""
+    """Replaces references in a document, collecting a `Problem` per failure.
 
-    def __init__(self, env: Mapping[str, str], variables: Mapping[str, Any] | None) -> None:
+    Every substitution is charged to ``budget``; past it, `ExpansionLimitError`
+    (located at the reference) ends the whole interpolation.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        variables: Mapping[str, Any] | None,
+        budget: ExpansionBudget | None = None,
+    ) -> None:
         self.env = env
         self.variables = variables
+        self.budget = budget or ExpansionBudget()
         self.problems: list[Problem] = []
         self.failed: set[Path] = set()
 
@@ -69,9 +80,12 @@ class Interpolator:
             self.problems.append(Problem(path, failure.message))
             self.failed.add(path)
             return None
+        except ExpansionLimitError as error:
+            raise error.at(path) from None
 
     def _whole(self, body: str, *, plain: bool) -> Any:
         value, from_vars = self._lookup(body)
+        self.budget.charge(body, value)
         if from_vars:
             return value  # quoted or not: flow collections force quotes on '${...}'
         return resolve_plain(value) if plain and value else value
@@ -82,6 +96,7 @@ class Interpolator:
         if not match.group(2):
             raise _Failed(f"unclosed reference '${{{match.group(1)}'; add the closing '}}'")
         value, from_vars = self._lookup(match.group(1))
+        self.budget.charge(match.group(1), value, embedded=True)
         return self._as_text(match.group(1), value) if from_vars else str(value)
 
     def _as_text(self, body: str, value: Any) -> str:
@@ -136,6 +151,10 @@ def interpolate(
 
     Returns:
         The new data, the problems found, and the paths whose values were dropped.
+
+    Raises:
+        ExpansionLimitError: When references would expand the document past the
+            limits of `arvel_flow.spec.expansion`.
     """
     problems: list[Problem] = []
     raw_vars = data.get("vars")
@@ -146,12 +165,13 @@ def interpolate(
             problems.append(Problem(("vars",), f"--set {name}: no such variable{hint}", at="key"))
         else:
             declared[name] = resolve_plain(value) if isinstance(value, str) and value else value
-    first = Interpolator(env, None)
+    budget = ExpansionBudget()
+    first = Interpolator(env, None, budget)
     variables = {
         name: value if name in (overrides or {}) else first.apply(value, ("vars", name))
         for name, value in declared.items()
     }
-    second = Interpolator(env, variables)
+    second = Interpolator(env, variables, budget)
     result = {
         key: variables
         if key == "vars" and isinstance(raw_vars, dict)

@@ -4,14 +4,16 @@ The passes, each reporting all it finds before the next runs:
 
 1. read: size limit, binary data, UTF-8 (`arvel_flow.spec.source`);
 2. parse: YAML syntax and hazards, with each value's position;
-3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``;
+3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``, within
+   the budget of `arvel_flow.spec.expansion`;
 4. validate against the models (`arvel_flow.spec.models`);
 5. cross-reference: templates, policies, stacks, step ids;
 6. strict (the default): import what the file names and check parameters.
 
 Passes 4 to 6 all run on the same data, so one run reports a misspelt key, an
 undefined template and a mistyped job parameter together. Only a fatal problem of
-passes 1 and 2 stops early, since nothing after it could be trusted.
+passes 1 to 3 stops early, since nothing after it could be trusted (or, past the
+interpolation budget, afforded).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from pydantic import ValidationError
 
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.spec.diagnostics import problems_from_validation
+from arvel_flow.spec.expansion import ExpansionLimitError
 from arvel_flow.spec.interpolate import interpolate
 from arvel_flow.spec.models import PipelineSpec
-from arvel_flow.spec.problems import Path, Problem, format_path
+from arvel_flow.spec.problems import MAX_PROBLEMS, Path, Problem, format_path
 from arvel_flow.spec.references import check_references
 from arvel_flow.spec.source import SourceMap, check_size, decode_source, parse_document
 
@@ -74,16 +77,26 @@ def parse_pipeline(
 ) -> PipelineSpec:
     """Like `load_pipeline`, for text already read."""
     document = parse_document(text, file=file)
-    data, problems, failed = interpolate(
-        document.data, env=os.environ if env is None else env, overrides=set_vars
-    )
+    try:
+        data, problems, failed = interpolate(
+            document.data, env=os.environ if env is None else env, overrides=set_vars
+        )
+    except ExpansionLimitError as error:
+        problem = Problem(error.path, error.message)
+        raise ConfigError(
+            [*document.issues, *to_issues([problem], document.source_map, file)],
+            omitted=document.omitted,
+        ) from None
     dropped = document.dropped | failed
     spec: PipelineSpec | None = None
     checks: list[Problem] = []
+    omitted = document.omitted
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as error:
-        checks += problems_from_validation(error, data)
+        found, left_out = problems_from_validation(error, data)
+        checks += found
+        omitted += left_out
     checks += check_references(data)
     if strict:
         # Imported here: strict checks load the queue runtime, which --no-strict avoids.
@@ -95,7 +108,9 @@ def parse_pipeline(
     problems += [problem for problem in checks if not _under(problem.path, dropped)]
     issues = [*document.issues, *to_issues(problems, document.source_map, file)]
     if issues or spec is None:
-        raise ConfigError(sort_issues(issues))
+        issues = sort_issues(issues)
+        omitted += max(len(issues) - MAX_PROBLEMS, 0)
+        raise ConfigError(issues[:MAX_PROBLEMS], omitted=omitted)
     return spec
 
 
@@ -143,4 +158,6 @@ def sort_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 
 
 def _under(path: Path, dropped: frozenset[Path] | set[Path]) -> bool:
-    return any(path[: len(prefix)] == prefix for prefix in dropped)
+    # Prefixes of the path looked up, not each dropped path compared: both may number
+    # in the hundreds of thousands.
+    return any(path[:length] in dropped for length in range(len(path) + 1))

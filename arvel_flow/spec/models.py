@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from arvel_flow.spec.fields import (
+    MAX_CONCURRENCY,
     NAME_PATTERN,
     REF_NAME_PATTERN,
     STEP_ID_PATTERN,
@@ -170,7 +171,7 @@ class BatchStepSpec(SpecModel):
         description="Members that may fail: false, true (any), a count, or a share such as '10%'.",
     )
     concurrency: int | None = Field(
-        None, ge=1, description="Members running at once (default: no limit)."
+        None, ge=1, le=MAX_CONCURRENCY, description="Members running at once (default: no limit)."
     )
     then: StepSpec | None = Field(
         None, description="Runs once when every member finished, if the batch succeeded."
@@ -219,7 +220,9 @@ class QueueSpec(SpecModel):
     store: str | None = Field(
         None, description="Run state and failed jobs: memory, sqlite:PATH or redis://..."
     )
-    concurrency: int | None = Field(None, ge=1, description="Jobs run at once by this process.")
+    concurrency: int | None = Field(
+        None, ge=1, le=MAX_CONCURRENCY, description="Jobs run at once by this process."
+    )
     allowed_modules: list[str] | None = Field(
         None, description="Module prefixes workers may import jobs from."
     )

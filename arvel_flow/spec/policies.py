@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
-from arvel_flow.spec.fields import Backoff, Duration
+from arvel_flow.spec.fields import MAX_BACKOFF_BASE, MAX_RETRIES, Backoff, Duration
 
 ExceptionNames = list[Annotated[str, StringConstraints(min_length=1)]]
 
@@ -24,14 +24,19 @@ class SpecModel(BaseModel):
 class RetryPolicySpec(SpecModel):
     """How often and how patiently a job is retried; unset keys keep the value from below."""
 
-    max_retries: int | None = Field(None, ge=0, description="Retries after the first attempt.")
+    max_retries: int | None = Field(
+        None, ge=0, le=MAX_RETRIES, description="Retries after the first attempt."
+    )
     backoff: Backoff | None = Field(
         None,
         description="Wait between attempts: seconds, a list (one per attempt, the last repeating) "
         "or 'exponential'.",
     )
     backoff_base: float | None = Field(
-        None, ge=1, description="Base of exponential backoff: base ** attempt."
+        None,
+        ge=1,
+        le=MAX_BACKOFF_BASE,
+        description="Base of exponential backoff: base ** attempt.",
     )
     max_backoff: Duration | None = Field(None, description="Cap on any single wait.")
     jitter: bool | None = Field(None, description="Spread each wait over [wait/2, wait].")

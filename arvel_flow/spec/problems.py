@@ -15,6 +15,10 @@ from typing import Literal
 Path = tuple[str | int, ...]
 Anchor = Literal["value", "key", "parent"]
 
+MAX_PROBLEMS = 200
+"""Most problems reported per file; the rest are counted. Past a few hundred, more
+messages help nobody, and a 16 MiB file can hold hundreds of thousands of them."""
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:

@@ -204,6 +204,8 @@ def _check_exceptions(data: dict[str, Any]) -> list[Problem]:
 
 @functools.lru_cache(maxsize=1024)
 def _exception_message(name: str) -> str | None:
+    if not is_dotted_path(name) and hasattr(builtins, name) and name not in _builtin_exceptions():
+        return f"{name!r} is not an exception class"
     if not is_dotted_path(name) and name not in _builtin_exceptions():
         hint = did_you_mean(name, _builtin_exceptions()) or (
             "; name other exceptions by dotted path, such as 'pkg.module:MyError'"

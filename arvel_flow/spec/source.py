@@ -87,6 +87,7 @@ class Document:
         data: The top-level mapping, as plain dicts, lists and scalars.
         source_map: Positions of every key and value.
         issues: Non-fatal problems found while reading (duplicate keys, tags, ...).
+        omitted: Further such problems, counted but not kept.
         dropped: Paths whose values were dropped because of those problems; later
             checks say nothing more about them.
     """
@@ -95,6 +96,7 @@ class Document:
     source_map: SourceMap
     issues: tuple[ConfigIssue, ...] = ()
     dropped: frozenset[Path] = field(default_factory=frozenset)
+    omitted: int = 0
 
 
 def decode_source(raw: bytes, *, file: str | None = None) -> str:
@@ -146,9 +148,16 @@ def parse_document(text: str, *, file: str | None = None) -> Document:
                     line=1,
                     column=1,
                 ),
-            ]
+            ],
+            omitted=composer.omitted,
         )
-    return Document(data, SourceMap(positions), tuple(composer.issues), frozenset(composer.dropped))
+    return Document(
+        data,
+        SourceMap(positions),
+        tuple(composer.issues),
+        frozenset(composer.dropped),
+        composer.omitted,
+    )
 
 
 def _compose(text: str, file: str | None) -> Composer:
@@ -163,10 +172,13 @@ def _compose(text: str, file: str | None) -> Composer:
     try:
         composer.run(loader)
     except yaml.MarkedYAMLError as error:
-        raise ConfigError([*composer.issues, _syntax_issue(error, file)]) from None
+        raise ConfigError(
+            [*composer.issues, _syntax_issue(error, file)], omitted=composer.omitted
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError(
-            [*composer.issues, ConfigIssue(f"invalid YAML: {error}", file=file)]
+            [*composer.issues, ConfigIssue(f"invalid YAML: {error}", file=file)],
+            omitted=composer.omitted,
         ) from None
     finally:
         loader.dispose()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from arvel_flow.cli.app import cli
-from arvel_flow.explain import compute_waits, compute_warnings, compute_worst_case, format_seconds
+from arvel_flow.explain import (
+    SHOWN_RETRIES,
+    compute_waits,
+    compute_warnings,
+    compute_worst_case,
+    format_seconds,
+)
+from arvel_flow.queue.backoff import MAX_WAIT, compute_backoff
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from tests.fixtures.spec_paths import EXAMPLES
 
@@ -92,7 +100,14 @@ def test_sensible_settings_raise_no_warning() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.5, "0.5s"), (59, "59s"), (90, "1m30s"), (3600, "1h"), (90061, "1d1h1m1s")],
+    [
+        (0.5, "0.5s"),
+        (59, "59s"),
+        (90, "1m30s"),
+        (3600, "1h"),
+        (90061, "1d1h1m1s"),
+        (float("inf"), "forever"),
+    ],
 )
 def test_format_seconds(seconds: float, text: str) -> None:
     assert format_seconds(seconds) == text
@@ -141,3 +156,122 @@ def test_the_environment_beats_the_file_for_the_redelivery_timeout(tmp_path: Pat
         cli, ["plan", str(path)]
     )
     assert "x: 1 job steps, 0 warnings" in result.stdout
+
+
+def _brute_force_worst_case(settings: JobSettings) -> float:
+    """The worst case as the plan once computed it: one retry at a time."""
+    elapsed = 0.0
+    for attempt in range(1, settings.max_retries + 1):
+        longest = compute_backoff(attempt, settings.replace(jitter=False))
+        elapsed += settings.timeout_seconds
+        if settings.retry_until is not None and elapsed + longest > settings.retry_until:
+            return settings.delay + elapsed
+        elapsed += longest
+    return settings.delay + elapsed + settings.timeout_seconds
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        JobSettings(max_retries=500, backoff="exponential", timeout_seconds=7),
+        JobSettings(max_retries=500, backoff="exponential", max_backoff=100, timeout_seconds=7),
+        JobSettings(max_retries=300, backoff="exponential", backoff_base=1.01, timeout_seconds=1),
+        JobSettings(max_retries=40, backoff=(1.0, 5.0, 5.0, 30.0), timeout_seconds=3, delay=2),
+        JobSettings(max_retries=90, backoff=(1.0, 2.0), timeout_seconds=3, retry_until=100),
+        JobSettings(max_retries=900, backoff=60.0, timeout_seconds=30, retry_until=36000),
+        JobSettings(max_retries=900, backoff=0.0, timeout_seconds=30, retry_until=900),
+    ],
+)
+def test_the_worst_case_counts_runs_of_equal_waits_exactly(settings: JobSettings) -> None:
+    # Given settings whose waits settle into long runs of the same wait
+    # When the worst case is computed run by run / Then it is what one retry at a time gives
+    assert compute_worst_case(settings) == pytest.approx(_brute_force_worst_case(settings))
+
+
+@pytest.mark.parametrize("retries", [10_000, 10**9])
+def test_a_long_timeline_is_listed_in_part_and_computed_in_bounded_time(retries: int) -> None:
+    # Given a job retried a huge number of times, waits growing past any float
+    settings = JobSettings(max_retries=retries, backoff="exponential", timeout_seconds=1)
+    # When its timeline and worst case are computed
+    started = time.monotonic()
+    waits = compute_waits(settings)
+    worst = compute_worst_case(settings)
+    # Then the first waits are listed, the rest capped at a year, all within a second
+    assert waits == tuple((2.0**n, 2.0**n) for n in range(1, SHOWN_RETRIES + 1))
+    assert worst is not None
+    assert worst > (retries - 25) * MAX_WAIT
+    assert time.monotonic() - started < 1
+
+
+def test_retry_until_warning_counts_runs_exactly() -> None:
+    # Given 10,000 retries a minute apart and a day to retry in
+    settings = JobSettings(max_retries=10_000, backoff=60.0, retry_until=86400)
+    # Then the retry whose backoff ends past the day is named
+    assert any(
+        "passes before the backoff of retry 1441 ends: at most 1440 of 10000" in warning
+        for warning in compute_warnings(settings, redelivery_timeout=REDELIVERY)
+    )
+
+
+def test_plan_summarises_an_extreme_but_valid_policy(tmp_path: Path) -> None:
+    # Given the longest retry policies a file may declare
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nname: x\npipeline:\n  job: tests.fixtures.jobs_for_spec:Notify\n"
+        "  retry: {max_retries: 10000, backoff: exponential, backoff_base: 100, "
+        "timeout_seconds: 365d, retry_until: 365d}\n"
+    )
+    # When it is planned
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    # Then the timeline lists ten waits and summarises the rest, in a few lines
+    assert result.exit_code == 0, result.output
+    assert "→ 365d → ... 9,990 more, each at most 365d" in result.stdout
+    assert len(result.stdout.splitlines()) < 15
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ("{max_retries: 100000000}", "max_retries: Input should be less than or equal to 10000"),
+        (
+            "{backoff: exponential, backoff_base: 1e200}",
+            "backoff_base: Input should be less than or equal to 100",
+        ),
+        ("{max_backoff: 1e300}", "max_backoff: Input should be at most 365d"),
+    ],
+)
+def test_plan_refuses_policies_past_the_limits(tmp_path: Path, policy: str, message: str) -> None:
+    # Given a policy past a documented limit
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nname: x\npipeline:\n  job: tests.fixtures.jobs_for_spec:Notify\n"
+        f"  retry: {policy}\n"
+    )
+    # When it is planned / Then validation refuses it, at its position
+    result = CliRunner().invoke(cli, ["plan", str(path)])
+    assert result.exit_code == 2
+    assert "p.yaml:5:" in result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"timeout_seconds": float("inf"), "retry_until": 10},
+        {"timeout_seconds": 5, "retry_until": float("inf")},
+        {"timeout_seconds": float("nan"), "backoff": float("nan")},
+        {"max_retries": 10**9, "backoff": 1.0, "timeout_seconds": 1, "retry_until": 1e300},
+        {"max_retries": 10**9, "backoff": "exponential", "backoff_base": 1.000001},
+    ],
+)
+def test_the_plan_of_unvalidated_settings_is_computed_without_error(
+    values: dict[str, object],
+) -> None:
+    # Given settings from the Python API, which no validation bounded
+    settings = JobSettings.from_values(values)
+    # When the plan's figures are computed / Then they come out, quickly
+    started = time.monotonic()
+    compute_waits(settings)
+    compute_worst_case(settings)
+    compute_warnings(settings, redelivery_timeout=REDELIVERY)
+    assert time.monotonic() - started < 2

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from arvel_flow.cli.app import cli
+from arvel_flow.spec.problems import MAX_PROBLEMS
 from tests.fixtures.spec_paths import ENV, EXAMPLES, INVALID, VALID
 
 
@@ -67,6 +68,7 @@ def test_json_format_is_one_document(runner: CliRunner) -> None:
                 "issues": [
                     {"path": "version", "line": 1, "column": 10, "message": "Input should be 1"}
                 ],
+                "omitted": 0,
             }
         ],
     }
@@ -113,3 +115,53 @@ def test_a_malformed_set_is_a_usage_error(runner: CliRunner) -> None:
 
 def test_no_file_is_a_usage_error(runner: CliRunner) -> None:
     assert runner.invoke(cli, ["validate"]).exit_code == 2
+
+
+@pytest.fixture
+def noisy(tmp_path: Path) -> Path:
+    """A file with 1,000 problems of two passes: 500 duplicate keys, 500 unknown keys."""
+    duplicates = "".join(f"  k: {index}\n" for index in range(501))
+    steps = "".join("    - {job: a.b, bogus: 1}\n" for _ in range(500))
+    path = tmp_path / "noisy.yaml"
+    path.write_text(f"version: 1\nname: x\nvars:\n{duplicates}pipeline:\n  batch:\n{steps}")
+    return path
+
+
+def test_text_lists_the_first_problems_in_file_order_then_counts_the_rest(
+    runner: CliRunner, noisy: Path
+) -> None:
+    # When a file with 1,000 problems is validated
+    result = runner.invoke(cli, ["validate", "--no-strict", str(noisy)])
+    lines = result.stdout.splitlines()
+    # Then the first 200, in file order, then one line for the other 800, then the total
+    assert result.exit_code == 2
+    assert len(lines) == MAX_PROBLEMS + 2
+    assert lines[0] == f"{noisy}:5:3: error: vars.k: duplicate key 'k' (first defined on line 4)"
+    assert lines[MAX_PROBLEMS - 1].startswith(f"{noisy}:204:3: error: vars.k: duplicate key")
+    assert lines[-2:] == [
+        f"{noisy}: error: ... and 800 more problems (at most 200 are listed per file)",
+        "1,000 errors in 1 of 1 file",
+    ]
+
+
+def test_json_counts_the_problems_left_out(runner: CliRunner, noisy: Path) -> None:
+    result = runner.invoke(cli, ["validate", "--no-strict", "--format", "json", str(noisy)])
+    [file] = json.loads(result.stdout)["files"]
+    assert (len(file["issues"]), file["omitted"]) == (MAX_PROBLEMS, 800)
+
+
+def test_github_annotates_the_problems_left_out(runner: CliRunner, noisy: Path) -> None:
+    result = runner.invoke(cli, ["validate", "--no-strict", "--format", "github", str(noisy)])
+    lines = result.stdout.splitlines()
+    assert len(lines) == MAX_PROBLEMS + 2
+    assert lines[-2] == (
+        f"::error file={noisy},title=arvel-flow::... and 800 more problems "
+        "(at most 200 are listed per file)"
+    )
+
+
+def test_other_commands_show_the_count_of_problems_left_out(runner: CliRunner, noisy: Path) -> None:
+    result = runner.invoke(cli, ["graph", str(noisy)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "... and 800 more problems"
+    assert len(result.stderr.splitlines()) == MAX_PROBLEMS + 1

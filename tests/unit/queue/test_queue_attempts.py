@@ -406,3 +406,20 @@ async def test_attempt_reports_a_release_with_the_attempt_count_unchanged(
     assert isinstance(outcome, Released)
     assert outcome.envelope.attempts == 0
     assert outcome.envelope.available_at == clock.now() + 10
+
+
+@pytest.mark.parametrize("name", ["os.path", "json.dumps", "int", "json:JSONDecoder"])
+async def test_a_retry_policy_naming_no_exception_class_fails_the_job_clearly(
+    executor: Executor, journal: Journal, name: str
+) -> None:
+    # Given a job from the Python API (never validated) whose retry_on names a module,
+    # a function or a class that is not an exception
+    job = Flaky(name="odd", error="ValueError", max_retries=2, backoff=1, retry_on=(name,))
+    # When it runs
+    await executor.run(job)
+    # Then it is refused before running, and recorded as failed with a clear reason
+    # (not a TypeError from isinstance() once the job has failed)
+    assert journal.runs_of("odd") == 0
+    [record] = await executor.failed()
+    assert record.exception == "arvel_flow.errors.ImportTargetError"
+    assert record.message == f"cannot use {name!r}: not an exception class"

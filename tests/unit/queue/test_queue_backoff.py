@@ -7,8 +7,16 @@ import random
 import pytest
 
 from arvel_flow.errors import JobTimeoutError
-from arvel_flow.queue.backoff import GiveUp, RetryAt, compute_backoff, is_retryable, next_step
-from arvel_flow.queue.job import JobSettings
+from arvel_flow.queue.backoff import (
+    MAX_WAIT,
+    GiveUp,
+    RetryAt,
+    compute_backoff,
+    is_retryable,
+    next_step,
+)
+from arvel_flow.queue.job import Job, JobSettings
+from arvel_flow.spec.fields import MAX_DURATION
 from tests.unit.queue.flow_jobs import JOBS, TransientError
 
 
@@ -75,6 +83,48 @@ def test_jitter_is_reproducible_with_a_seeded_rng() -> None:
     first = [compute_backoff(1, settings, random.Random(7)) for _ in range(3)]
     second = [compute_backoff(1, settings, random.Random(7)) for _ in range(3)]
     assert first == second
+
+
+@pytest.mark.parametrize(
+    ("values", "attempt", "expected"),
+    [
+        # The cases of issue #9, and worse: a power that overflows a float...
+        ({"backoff": "exponential"}, 1100, MAX_WAIT),
+        ({"backoff": "exponential", "backoff_base": 1e200}, 2, MAX_WAIT),
+        ({"backoff": "exponential"}, 10**30, MAX_WAIT),
+        ({"backoff": "exponential", "backoff_base": -3.0}, 1001, MAX_WAIT),
+        # ... ints too large for a float, from the Python API ...
+        ({"backoff": "exponential", "backoff_base": 10**400}, 1, MAX_WAIT),
+        ({"backoff": 10**400}, 1, MAX_WAIT),
+        ({"backoff": [1, 10**400]}, 5, MAX_WAIT),
+        # ... infinities and NaNs, capped or not
+        ({"backoff": float("inf")}, 1, MAX_WAIT),
+        ({"backoff": float("nan")}, 1, 0.0),
+        ({"backoff": "exponential", "max_backoff": float("nan")}, 3, 8.0),
+        ({"backoff": -5}, 1, 0.0),
+        ({"backoff": "exponential", "max_backoff": 60}, 10**9, 60.0),
+    ],
+)
+def test_compute_backoff_stays_within_a_year_whatever_the_settings(
+    values: dict[str, object], attempt: int, expected: float
+) -> None:
+    # Given absurd settings, as the Python API or a stored plan may carry them
+    settings = JobSettings.from_values(values)
+    # When the wait is computed / Then it is a number of seconds in [0, MAX_WAIT]
+    assert compute_backoff(attempt, settings) == expected
+
+
+def test_a_job_with_absurd_settings_still_has_settings() -> None:
+    # Given a job whose settings overflow a float
+    job = Job(max_retries=10**9, backoff=10**400, backoff_base=10**400)
+    # When its effective settings are read / Then they are infinite, not an OverflowError
+    settings = JobSettings.of(job, delay=10**400)
+    assert settings.backoff == settings.backoff_base == settings.delay == float("inf")
+    assert compute_backoff(10**9, settings) == MAX_WAIT
+
+
+def test_the_runner_never_waits_longer_than_a_file_may_ask() -> None:
+    assert MAX_WAIT == MAX_DURATION == 365 * 86400
 
 
 def decide(settings: JobSettings, error: BaseException, **state: float) -> RetryAt | GiveUp:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from arvel_flow.errors import ConfigError
-from arvel_flow.spec.loader import load_pipeline, read_source
-from arvel_flow.spec.models import JobStepSpec
+from arvel_flow.spec.diagnostics import problems_from_validation
+from arvel_flow.spec.loader import load_pipeline, parse_pipeline, read_source
+from arvel_flow.spec.models import JobStepSpec, PipelineSpec
+from arvel_flow.spec.problems import MAX_PROBLEMS
 from tests.fixtures.spec_paths import INVALID, VALID
 
 MINIMAL = "version: 1\nname: x\npipeline:\n  job: tests.fixtures.jobs_for_spec:Notify\n"
@@ -83,3 +87,47 @@ def test_a_valid_fixture_returns_the_validated_spec() -> None:
     assert spec.name == "nightly-import"
     assert spec.retry_policies["patient"].retry_until == 600.0
     assert spec.queue.url == "redis://localhost:6379/0"
+
+
+def test_problems_past_the_limit_are_counted_across_every_pass() -> None:
+    # Given 300 unknown keys (validation) and 300 undefined templates (references),
+    # interleaved in the file
+    steps = "".join("    - {job: a.b, bogus: 1}\n    - {job: nowhere}\n" for _ in range(300))
+    text = f"version: 1\nname: x\npipeline:\n  batch:\n{steps}"
+    # When it is loaded
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(text, strict=False, env={})
+    # Then the first MAX_PROBLEMS in file order are kept, of both passes, and the rest counted
+    issues = caught.value.issues
+    assert len(issues) == MAX_PROBLEMS
+    assert [issue.line for issue in issues] == [5 + index for index in range(MAX_PROBLEMS)]
+    assert caught.value.omitted == 600 - MAX_PROBLEMS
+    assert str(caught.value).endswith("\n... and 400 more problems")
+
+
+def test_validation_errors_are_turned_into_problems_up_to_the_limit() -> None:
+    # Given 50,000 steps with an unknown key
+    data = {"version": 1, "name": "x", "pipeline": {"batch": [{"job": "a.b", "x": 1}] * 50_000}}
+    with pytest.raises(ValidationError) as caught:
+        PipelineSpec.model_validate(data)
+    # When the errors become problems
+    started = time.monotonic()
+    problems, left_out = problems_from_validation(caught.value, data)
+    # Then only the first MAX_PROBLEMS are worked on (each may look for a "did you mean")
+    assert (len(problems), left_out) == (MAX_PROBLEMS, 50_000 - MAX_PROBLEMS)
+    assert problems[0].path == ("pipeline", "batch", 0, "x")
+    assert time.monotonic() - started < 2
+
+
+def test_many_dropped_values_and_many_problems_are_matched_in_linear_time() -> None:
+    # Given 20,000 steps whose 'job' is dropped (an unsupported tag) and as many
+    # undefined templates that are not under a dropped value
+    steps = "".join("    - {job: !!foo x, retry: nowhere}\n" for _ in range(20_000))
+    text = f"version: 1\nname: x\npipeline:\n  batch:\n{steps}"
+    # When it is loaded
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(text, strict=False, env={})
+    # Then it takes seconds, not the minutes of comparing every pair
+    assert time.monotonic() - started < 10
+    assert caught.value.omitted > 0

@@ -10,6 +10,7 @@ import yaml
 
 from arvel_flow.errors import ConfigError
 from arvel_flow.spec import compose, source
+from arvel_flow.spec.problems import MAX_PROBLEMS
 from arvel_flow.spec.scalars import format_scalar, resolve_plain
 from arvel_flow.spec.source import Position, decode_source, parse_document
 from tests.fixtures.spec_paths import INVALID, VALID
@@ -169,6 +170,28 @@ def test_problems_that_are_not_fatal_are_all_collected() -> None:
     # Then each is reported, in order, and the rest of the data survives
     assert [issue.line for issue in document.issues] == [2, 3, 4, 6]
     assert document.data == {"a": 1, "b": None, "c": None}
+
+
+def test_past_the_problem_limit_problems_are_counted_not_kept() -> None:
+    # Given a document with 100,000 duplicate keys
+    text = "a: 0\n" + "a: 1\n" * 100_000
+    # When it is read
+    document = parse_document(text)
+    # Then the first MAX_PROBLEMS are kept, the rest only counted
+    assert len(document.issues) == MAX_PROBLEMS
+    assert document.issues[-1].line == MAX_PROBLEMS + 1
+    assert document.omitted == 100_000 - MAX_PROBLEMS
+
+
+def test_a_fatal_problem_past_the_problem_limit_is_still_reported() -> None:
+    # Given 300 duplicate keys, then a syntax error
+    text = "a: 0\n" + "a: 1\n" * 300 + "b: [\n"
+    # When it is read / Then the syntax error comes out with the first 200 and the count
+    with pytest.raises(ConfigError) as caught:
+        parse_document(text)
+    assert len(caught.value.issues) == MAX_PROBLEMS + 1
+    assert caught.value.issues[-1].message.startswith("invalid YAML")
+    assert caught.value.omitted == 100
 
 
 def test_the_composer_limits_are_the_documented_ones() -> None:
