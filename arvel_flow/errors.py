@@ -8,7 +8,8 @@ FlowError
 │   ├── JobTimeoutError        .timeout_seconds
 │   └── JobFailedError         .attempts   (__cause__ = the last error)
 │       └── JobMaxRetriesError       attempts exhausted
-├── BackendError         .backend   broker or store unreachable (exit 3)
+├── BackendError         .backend, .reason   broker or store unreachable (exit 3)
+│   └── StoreWriteError        .path   the store could not record a write (a full disk)
 ├── LockError            .key
 ├── RunNotFoundError     .run_id
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
@@ -101,7 +102,26 @@ class BackendError(FlowError):
 
     def __init__(self, backend: str, reason: str) -> None:
         self.backend = backend
-        super().__init__(f"{backend} could not be reached: {reason}")
+        self.reason = reason
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"{self.backend} could not be reached: {self.reason}"
+
+
+class StoreWriteError(BackendError):
+    """A write to the sqlite store at ``path`` failed, and with it the run it recorded.
+
+    A full disk, an I/O error, a read-only file, or a lock held by another process past
+    the busy timeout; ``reason`` is sqlite's own words.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"sqlite:{path}", reason)
+
+    def _describe(self) -> str:
+        return f"the state store {self.path} could not be written: {self.reason}"
 
 
 class LockError(FlowError):

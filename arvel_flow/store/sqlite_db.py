@@ -13,6 +13,15 @@ that stays open for that long, and every write inside it is a savepoint of its o
 group is atomic, so a crash (even ``kill -9``) loses at most the last interval's
 writes, whole: the jobs they recorded run again on resume (at least once), and no
 half-recorded step or counter is ever seen.
+
+A write that fails (a full disk, an I/O error, a read-only file, a lock held past
+``busy_timeout``) raises `StoreWriteError`. Inside a group it also loses the writes
+before it in the group, which their callers were told had succeeded (sqlite may have
+rolled the transaction back already): so the group is rolled back and the connection
+gives up. Every later call raises the same error, the group's timer included, which
+keeps it for the next caller instead of raising into the event loop. Later writes
+never commit without the earlier ones, so the file always holds the state of a crash
+at the last commit, which ``run --resume`` continues.
 """
 
 from __future__ import annotations
@@ -20,11 +29,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from arvel_flow.errors import BackendError
+from arvel_flow.errors import BackendError, StoreWriteError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
@@ -68,6 +77,7 @@ class SqliteDatabase:
         self.commit_interval = commit_interval
         self._conn: sqlite3.Connection | None = None
         self._group: asyncio.TimerHandle | None = None
+        self._failure: StoreWriteError | None = None
         with self._errors():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -130,7 +140,13 @@ class SqliteDatabase:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The open connection."""
+        """The open connection.
+
+        Raises:
+            StoreWriteError: A group of writes was lost: the connection gave up.
+        """
+        if self._failure is not None:
+            raise self._failure.with_traceback(None)
         if self._conn is None:
             raise BackendError(self.backend, "the store is closed")
         return self._conn
@@ -146,23 +162,67 @@ class SqliteDatabase:
     def _start_group(self, conn: sqlite3.Connection) -> bool:
         """Make sure a group transaction is open; False when there is no event loop."""
         if self._group is not None:
+            if not conn.in_transaction:
+                # Rolled back behind our back: a savepoint now would start a transaction
+                # of its own and commit on release, without the group's earlier writes.
+                raise self.write_failed(sqlite3.OperationalError("the open group was rolled back"))
             return True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
         conn.execute("BEGIN IMMEDIATE")
-        self._group = loop.call_later(self.commit_interval, self.flush)
+        self._group = loop.call_later(self.commit_interval, self._commit_group)
         return True
 
     def flush(self) -> None:
-        """Commit the open group of writes, if any."""
+        """Commit the open group of writes, if any.
+
+        Raises:
+            StoreWriteError: The group could not be committed: its writes are lost and
+                the connection gives up.
+        """
+        if self._group is None:
+            return
+        self._group.cancel()
+        conn = self.conn
+        try:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise self.write_failed(exc) from exc
+        self._group = None
+
+    def _commit_group(self) -> None:
+        """The group's timer: commit it. A failure is kept for the next caller, not raised.
+
+        Raised here, it would reach the event loop's handler (a traceback on stderr)
+        and no caller; kept, it is raised by every later call of the store, which is
+        how the run that owns the store learns of it.
+        """
+        try:
+            self.flush()
+        except StoreWriteError:
+            assert self._failure is not None
+
+    def write_failed(self, exc: BaseException) -> StoreWriteError:
+        """The error for a failed write, after undoing what it left open.
+
+        Inside a group, the group is rolled back and the connection gives up (see the
+        module's docstring); a write of its own loses nothing else, and the connection
+        stays usable.
+        """
+        error = StoreWriteError(str(self.path), str(exc) or type(exc).__name__)
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            with suppress(sqlite3.Error):
+                # Nothing more can be undone if even the rollback fails.
+                conn.execute("ROLLBACK")
         if self._group is not None:
             self._group.cancel()
             self._group = None
-            with self._errors():
-                if self.conn.in_transaction:
-                    self.conn.execute("COMMIT")
+            self._failure = error
+        return error
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -171,9 +231,19 @@ class SqliteDatabase:
             yield self.conn
 
     def close(self) -> None:
-        """Commit pending writes and close the connection; closing twice is harmless."""
-        if self._conn is not None:
+        """Commit pending writes and close the connection; closing twice is harmless.
+
+        Raises:
+            StoreWriteError: The pending writes, or an earlier group, could not be
+                committed (the connection is closed all the same).
+        """
+        if self._conn is None:
+            return
+        try:
+            if self._failure is not None:
+                raise self._failure.with_traceback(None)
             self.flush()
+        finally:
             self._conn.close()
             self._conn = None
 
@@ -212,7 +282,7 @@ class _Transaction:
             self._grouped = bool(db.commit_interval) and db._start_group(conn)
             conn.execute("SAVEPOINT write" if self._grouped else "BEGIN IMMEDIATE")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise _backend_error(db, exc) from exc
+            raise db.write_failed(exc) from exc
         return conn
 
     def __exit__(
@@ -229,13 +299,9 @@ class _Transaction:
                 if self._grouped:
                     conn.execute("RELEASE write")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise _backend_error(self._db, exc) from exc
-        # Only failures of the file become BackendError; misuse of the API
+            raise self._db.write_failed(exc) from exc
+        # Only failures of the file become StoreWriteError; misuse of the API
         # (IntegrityError, ProgrammingError) is a bug and stays visible.
         misuse = isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError)
         if isinstance(error, sqlite3.DatabaseError | OSError) and not misuse:
-            raise _backend_error(self._db, error) from error
-
-
-def _backend_error(db: SqliteDatabase, exc: BaseException) -> BackendError:
-    return BackendError(db.backend, str(exc) or type(exc).__name__)
+            raise self._db.write_failed(error) from error
