@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +18,9 @@ import pytest
 from arvel_flow.errors import BackendError, StoreWriteError
 from arvel_flow.store.contracts import FailedJob, RunRecord
 from arvel_flow.store.sqlite import SqliteStore
+from tests.unit.store.sqlite_faults import FULL, wrap
 
 pytestmark = pytest.mark.timeout(10)
-
-FULL = "database or disk is full"
-
-
-class FailingConnection:
-    """A sqlite connection that fails the statements a test chooses, as a full disk does."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self.fail_on: str | None = None
-        """A statement prefix ("COMMIT", "INSERT") that fails from now on."""
-        self.roll_back = False
-        """Whether sqlite rolls the whole transaction back before the error is raised."""
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._conn.in_transaction
-
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if self.fail_on is not None and sql.lstrip().upper().startswith(self.fail_on):
-            if self.roll_back and self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise sqlite3.OperationalError(FULL)
-        return self._conn.execute(sql, *args)
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 def steps_on_disk(path: Path) -> set[str]:
@@ -56,28 +29,12 @@ def steps_on_disk(path: Path) -> set[str]:
         return {row[0] for row in other.execute("SELECT step FROM steps")}
 
 
-def wrap(store: SqliteStore) -> FailingConnection:
-    conn = FailingConnection(store._db.conn)
-    store._db._conn = conn  # type: ignore[assignment]
-    return conn
-
-
 async def grouped_store(path: Path, interval: float = 60.0) -> SqliteStore:
     """A store grouping writes for ``interval`` seconds, holding run ``r`` (committed)."""
     store = SqliteStore(path, commit_interval=interval)
     await store.create_run(RunRecord("r", "n", created_at=1.0), {"format": 1})
     store._db.flush()
     return store
-
-
-@pytest.fixture
-async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
-    """What reaches the event loop's exception handler ("Exception in callback ...")."""
-    loop = asyncio.get_running_loop()
-    seen: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _, context: seen.append(context))
-    yield seen
-    loop.set_exception_handler(None)
 
 
 async def test_a_failed_group_commit_is_raised_by_the_next_call_not_into_the_loop(
