@@ -9,7 +9,7 @@ FlowError
 │   └── JobFailedError         .attempts   (__cause__ = the last error)
 │       └── JobMaxRetriesError       attempts exhausted
 ├── BackendError         .backend, .reason   broker or store unreachable (exit 3)
-│   └── StoreWriteError        .path   the store could not record a write (a full disk)
+│   └── StoreFileError         .path, .action   the sqlite file could not be opened, read, written
 ├── LockError            .key
 ├── RunNotFoundError     .run_id
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
@@ -109,19 +109,20 @@ class BackendError(FlowError):
         return f"{self.backend} could not be reached: {self.reason}"
 
 
-class StoreWriteError(BackendError):
-    """A write to the sqlite store at ``path`` failed, and with it the run it recorded.
+class StoreFileError(BackendError):
+    """The sqlite store's file at ``path`` could not be opened, read or written (``action``).
 
-    A full disk, an I/O error, a read-only file, or a lock held by another process past
-    the busy timeout; ``reason`` is sqlite's own words.
+    A full disk, an I/O error, a read-only file, a lock held by another process past the
+    busy timeout, a file that is not a database; ``reason`` is sqlite's own words.
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, action: str = "written") -> None:
         self.path = path
+        self.action = action
         super().__init__(f"sqlite:{path}", reason)
 
     def _describe(self) -> str:
-        return f"the state store {self.path} could not be written: {self.reason}"
+        return f"the state store {self.path} could not be {self.action}: {self.reason}"
 
 
 class LockError(FlowError):

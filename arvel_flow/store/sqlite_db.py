@@ -15,7 +15,7 @@ writes, whole: the jobs they recorded run again on resume (at least once), and n
 half-recorded step or counter is ever seen.
 
 A write that fails (a full disk, an I/O error, a read-only file, a lock held past
-``busy_timeout``) raises `StoreWriteError`. Inside a group it also loses the writes
+``busy_timeout``) raises `StoreFileError`. Inside a group it also loses the writes
 before it in the group, which their callers were told had succeeded (sqlite may have
 rolled the transaction back already): so the group is rolled back and the connection
 gives up. Every later call raises the same error, the group's timer included, which
@@ -27,13 +27,14 @@ at the last commit, which ``run --resume`` continues.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from arvel_flow.errors import BackendError, StoreWriteError
+from arvel_flow.errors import BackendError, StoreFileError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
@@ -77,8 +78,8 @@ class SqliteDatabase:
         self.commit_interval = commit_interval
         self._conn: sqlite3.Connection | None = None
         self._group: asyncio.TimerHandle | None = None
-        self._failure: StoreWriteError | None = None
-        with self._errors():
+        self._failure: StoreFileError | None = None
+        with self._errors("opened"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             try:
@@ -113,15 +114,22 @@ class SqliteDatabase:
             )
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        # Only failures of the file or the server become BackendError; misuse of the
-        # API (IntegrityError, ProgrammingError) is a bug and stays visible.
+    def _errors(self, action: str) -> Iterator[None]:
+        # Only failures of the file become StoreFileError; misuse of the API
+        # (IntegrityError, ProgrammingError) is a bug and stays visible.
         try:
             yield
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
             raise
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise BackendError(self.backend, str(exc) or type(exc).__name__) from exc
+            raise self._file_error(exc, action) from exc
+
+    def _file_error(self, exc: BaseException, action: str) -> StoreFileError:
+        reason = str(exc) or type(exc).__name__
+        if "full" not in reason and _no_space_left(self.path):
+            # sqlite says "disk I/O error" when its shared-memory file cannot grow.
+            reason += " (no space left on the device)"
+        return StoreFileError(str(self.path), reason, action=action)
 
     @staticmethod
     @contextmanager
@@ -143,7 +151,7 @@ class SqliteDatabase:
         """The open connection.
 
         Raises:
-            StoreWriteError: A group of writes was lost: the connection gave up.
+            StoreFileError: A group of writes was lost: the connection gave up.
         """
         if self._failure is not None:
             raise self._failure.with_traceback(None)
@@ -179,7 +187,7 @@ class SqliteDatabase:
         """Commit the open group of writes, if any.
 
         Raises:
-            StoreWriteError: The group could not be committed: its writes are lost and
+            StoreFileError: The group could not be committed: its writes are lost and
                 the connection gives up.
         """
         if self._group is None:
@@ -202,17 +210,17 @@ class SqliteDatabase:
         """
         try:
             self.flush()
-        except StoreWriteError:
+        except StoreFileError:
             assert self._failure is not None
 
-    def write_failed(self, exc: BaseException) -> StoreWriteError:
+    def write_failed(self, exc: BaseException) -> StoreFileError:
         """The error for a failed write, after undoing what it left open.
 
         Inside a group, the group is rolled back and the connection gives up (see the
         module's docstring); a write of its own loses nothing else, and the connection
         stays usable.
         """
-        error = StoreWriteError(str(self.path), str(exc) or type(exc).__name__)
+        error = self._file_error(exc, "written")
         conn = self._conn
         if conn is not None and conn.in_transaction:
             with suppress(sqlite3.Error):
@@ -227,14 +235,14 @@ class SqliteDatabase:
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """The connection for reads outside a transaction (each statement sees a snapshot)."""
-        with self._errors():
+        with self._errors("read"):
             yield self.conn
 
     def close(self) -> None:
         """Commit pending writes and close the connection; closing twice is harmless.
 
         Raises:
-            StoreWriteError: The pending writes, or an earlier group, could not be
+            StoreFileError: The pending writes, or an earlier group, could not be
                 committed (the connection is closed all the same).
         """
         if self._conn is None:
@@ -246,6 +254,14 @@ class SqliteDatabase:
         finally:
             self._conn.close()
             self._conn = None
+
+
+def _no_space_left(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` is full (False when that cannot be told)."""
+    try:
+        return shutil.disk_usage(path.parent).free == 0
+    except OSError:
+        return False
 
 
 def upsert(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
@@ -300,7 +316,7 @@ class _Transaction:
                     conn.execute("RELEASE write")
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._db.write_failed(exc) from exc
-        # Only failures of the file become StoreWriteError; misuse of the API
+        # Only failures of the file become StoreFileError; misuse of the API
         # (IntegrityError, ProgrammingError) is a bug and stays visible.
         misuse = isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError)
         if isinstance(error, sqlite3.DatabaseError | OSError) and not misuse:

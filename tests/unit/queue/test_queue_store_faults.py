@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from taskiq import InMemoryBroker
 
-from arvel_flow.errors import BackendError, StoreWriteError
+from arvel_flow.errors import BackendError, StoreFileError
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.clock import SystemClock
@@ -145,7 +145,7 @@ async def test_python_api_dispatch_raises_when_the_sqlite_commit_fails(
     wrap(store).fail_on = "COMMIT"
     queue = TaskiqQueue(concurrency=2, store=store)
     # When a flow is dispatched and waited for, as the Python API does
-    with pytest.raises(StoreWriteError) as raised:
+    with pytest.raises(StoreFileError) as raised:
         await batch_of(50).dispatch(queue)
     # Then it raises the one clear error, and nothing went to the logs or the event
     # loop's handler
@@ -153,7 +153,7 @@ async def test_python_api_dispatch_raises_when_the_sqlite_commit_fails(
         f"the state store {tmp_path / 'state.db'} could not be written: {FULL}"
     )
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await queue.close()
     assert loop_errors == []
 
@@ -168,10 +168,10 @@ async def test_sync_dispatch_raises_when_the_sqlite_commit_fails(
     # When a chain of slow steps is dispatched (past the first commit)
     chain = Chain(*(Step(name=f"s{i}", hold=0.03) for i in range(10)))
     # Then dispatch raises, and no step ran after the failed commit was found
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await chain.dispatch(queue)
     assert len(journal.entries) < 10
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await queue.close()
 
 

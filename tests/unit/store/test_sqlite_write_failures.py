@@ -1,4 +1,4 @@
-"""Writes the sqlite store cannot make: they surface as `StoreWriteError`, never half-kept.
+"""Writes the sqlite store cannot make: they surface as `StoreFileError`, never half-kept.
 
 A full disk is simulated two ways: sqlite's own ``max_page_count`` (a real "database or
 disk is full" from sqlite), and a connection wrapper that fails chosen statements the
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from arvel_flow.errors import BackendError, StoreWriteError
+from arvel_flow.errors import BackendError, StoreFileError
 from arvel_flow.store.contracts import FailedJob, RunRecord
 from arvel_flow.store.sqlite import SqliteStore
 from tests.unit.store.sqlite_faults import FULL, wrap
@@ -52,14 +52,14 @@ async def test_a_failed_group_commit_is_raised_by_the_next_call_not_into_the_loo
     assert loop_errors == []
     # And the next call of any kind (a read too) raises the failure, with one message
     message = f"the state store {path} could not be written: {FULL}"
-    with pytest.raises(StoreWriteError) as raised:
+    with pytest.raises(StoreFileError) as raised:
         await store.get_run("r")
     assert str(raised.value) == message
-    with pytest.raises(StoreWriteError, match="could not be written"):
+    with pytest.raises(StoreFileError, match="could not be written"):
         await store.finish_step("r", "b", "succeeded", at=3.0)
     # And it is a BackendError (exit 3), and closing says so too
     assert isinstance(raised.value, BackendError)
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await store.close()
     # And the lost group left nothing in the file
     assert steps_on_disk(path) == set()
@@ -75,14 +75,14 @@ async def test_after_a_group_is_lost_no_later_write_is_committed_without_it(
     await store.finish_step("r", "a", "succeeded", at=2.0)
     # When a later write fails and sqlite rolls the whole group back, as on a full disk
     conn.fail_on, conn.roll_back = "INSERT", True
-    with pytest.raises(StoreWriteError, match=FULL):
+    with pytest.raises(StoreFileError, match=FULL):
         await store.finish_step("r", "b", "succeeded", at=3.0)
     # Then writes after it are refused rather than committed on their own, even once
     # the disk has room again
     conn.fail_on = None
-    with pytest.raises(StoreWriteError, match=FULL):
+    with pytest.raises(StoreFileError, match=FULL):
         await store.finish_step("r", "c", "succeeded", at=4.0)
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await store.close()
     # And the file holds the state of the last commit: none of a, b or c
     assert steps_on_disk(path) == set()
@@ -96,10 +96,10 @@ async def test_a_group_rolled_back_behind_the_store_is_not_continued(tmp_path: P
     await store.finish_step("r", "a", "succeeded", at=2.0)
     store._db.conn.execute("ROLLBACK")
     # When another write comes
-    with pytest.raises(StoreWriteError, match="rolled back"):
+    with pytest.raises(StoreFileError, match="rolled back"):
         await store.finish_step("r", "b", "succeeded", at=3.0)
     # Then it was not committed on its own
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await store.close()
     assert steps_on_disk(path) == set()
 
@@ -116,12 +116,12 @@ async def test_a_real_full_database_fails_the_write_with_sqlites_words(tmp_path:
         exception="E", message="m", traceback="t", attempts=1, failed_at=1.0,
     )  # fmt: skip
     # When a write needs more pages
-    with pytest.raises(StoreWriteError, match=FULL):
+    with pytest.raises(StoreFileError, match=FULL):
         await store.add_failed(record)
     # Then the store gives up on writes
-    with pytest.raises(StoreWriteError, match=FULL):
+    with pytest.raises(StoreFileError, match=FULL):
         await store.finish_step("r", "a", "succeeded", at=2.0)
-    with pytest.raises(StoreWriteError):
+    with pytest.raises(StoreFileError):
         await store.close()
 
 
@@ -132,7 +132,7 @@ async def test_a_failed_write_outside_a_group_loses_only_itself(tmp_path: Path) 
     conn = wrap(store)
     # When one commit fails (a lock held past the busy timeout, a moment of full disk)
     conn.fail_on = "COMMIT"
-    with pytest.raises(StoreWriteError, match=FULL):
+    with pytest.raises(StoreFileError, match=FULL):
         await store.finish_step("r", "a", "succeeded", at=2.0)
     # Then the store goes on: the next write is committed, and the failed one is not
     conn.fail_on = None
