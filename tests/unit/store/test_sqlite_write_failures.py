@@ -139,3 +139,28 @@ async def test_a_failed_write_outside_a_group_loses_only_itself(tmp_path: Path) 
     await store.finish_step("r", "b", "succeeded", at=3.0)
     assert steps_on_disk(path) == {"b"}
     await store.close()
+
+
+async def test_a_lock_held_past_the_busy_timeout_fails_the_write_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a grouped store with a short busy timeout, its last group committed, and
+    # another process holding the file's write lock
+    monkeypatch.setattr("arvel_flow.store.sqlite_db.BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "state.db"
+    store = await grouped_store(path)
+    await store.finish_step("r", "a", "succeeded", at=2.0)
+    store._db.flush()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    # When a write would open the next group
+    with pytest.raises(StoreFileError) as raised:
+        await store.finish_step("r", "b", "succeeded", at=3.0)
+    # Then it fails with sqlite's words, and nothing was lost, so the store goes on
+    # once the lock is free
+    assert str(raised.value) == f"the state store {path} could not be written: database is locked"
+    other.execute("ROLLBACK")
+    other.close()
+    await store.finish_step("r", "c", "succeeded", at=4.0)
+    await store.close()
+    assert steps_on_disk(path) == {"a", "c"}
