@@ -108,9 +108,10 @@ class SqliteDatabase:
             return
         (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if version > SCHEMA_VERSION:
-            raise BackendError(
-                self.backend,
+            raise StoreFileError(
+                str(self.path),
                 f"schema version {version} is newer than this arvel-flow ({SCHEMA_VERSION})",
+                action="opened",
             )
 
     @contextmanager
@@ -173,7 +174,7 @@ class SqliteDatabase:
             if not conn.in_transaction:
                 # Rolled back behind our back: a savepoint now would start a transaction
                 # of its own and commit on release, without the group's earlier writes.
-                raise self.write_failed(sqlite3.OperationalError("the open group was rolled back"))
+                raise self._write_failed(sqlite3.OperationalError("the open group was rolled back"))
             return True
         try:
             loop = asyncio.get_running_loop()
@@ -198,7 +199,7 @@ class SqliteDatabase:
             if conn.in_transaction:
                 conn.execute("COMMIT")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise self.write_failed(exc) from exc
+            raise self._write_failed(exc) from exc
         self._group = None
 
     def _commit_group(self) -> None:
@@ -211,9 +212,9 @@ class SqliteDatabase:
         try:
             self.flush()
         except StoreFileError:
-            assert self._failure is not None
+            return  # kept in self._failure by _write_failed
 
-    def write_failed(self, exc: BaseException) -> StoreFileError:
+    def _write_failed(self, exc: BaseException) -> StoreFileError:
         """The error for a failed write, after undoing what it left open.
 
         Inside a group, the group is rolled back and the connection gives up (see the
@@ -298,7 +299,7 @@ class _Transaction:
             self._grouped = bool(db.commit_interval) and db._start_group(conn)
             conn.execute("SAVEPOINT write" if self._grouped else "BEGIN IMMEDIATE")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise db.write_failed(exc) from exc
+            raise db._write_failed(exc) from exc
         return conn
 
     def __exit__(
@@ -315,9 +316,9 @@ class _Transaction:
                 if self._grouped:
                     conn.execute("RELEASE write")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise self._db.write_failed(exc) from exc
+            raise self._db._write_failed(exc) from exc
         # Only failures of the file become StoreFileError; misuse of the API
         # (IntegrityError, ProgrammingError) is a bug and stays visible.
         misuse = isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError)
         if isinstance(error, sqlite3.DatabaseError | OSError) and not misuse:
-            raise self._db.write_failed(error) from error
+            raise self._db._write_failed(error) from error
