@@ -86,7 +86,8 @@ class Orchestrator:
         self._send = send
         self._plans: dict[str, Plan] = {}
         self._done: dict[str, asyncio.Event] = {}
-        self._abandoned: BaseException | None = None
+        self.abandoned: BaseException | None = None
+        """Why this process gave up advancing runs (see `abandon`), if it did."""
 
     async def start(
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
@@ -190,8 +191,8 @@ class Orchestrator:
         Every `wait`, now and later, raises ``error``: the runs stay unfinished in the
         store, for ``run --resume``.
         """
-        if self._abandoned is None:
-            self._abandoned = error
+        if self.abandoned is None:
+            self.abandoned = error
         for done in self._done.values():
             done.set()
 
@@ -204,8 +205,8 @@ class Orchestrator:
         done = self._done.setdefault(run_id, asyncio.Event())
         try:
             while True:
-                if self._abandoned is not None:
-                    raise self._abandoned
+                if self.abandoned is not None:
+                    raise self.abandoned
                 run = await self.store.get_run(run_id)
                 if run is None:
                     raise RunNotFoundError(run_id)

@@ -102,10 +102,17 @@ class TaskiqQueue(BaseQueue):
         return sum(1 for e in waiting if e.job.settings.queue_name == queue_name)
 
     async def join(self) -> None:
-        """Wait until nothing is running, ready or scheduled here."""
-        while self._running or self._ready or self._timers:
+        """Wait until nothing is running, ready or scheduled here (paused: nothing running).
+
+        Raises:
+            BaseException: The error the queue stopped for (see `abandon`): what is
+                left here will not run.
+        """
+        while self._running or ((self._ready or self._timers) and not self._paused):
             self._idle.clear()
             await self._idle.wait()
+        if self.orchestrator.abandoned is not None:
+            raise self.orchestrator.abandoned
 
     def pause(self) -> None:
         """Stop handing jobs to the broker; running jobs go on, waiting ones stay put.

@@ -52,6 +52,20 @@ class FailingFinishes:
         return getattr(self._store, name)
 
 
+class FailingFailures:
+    """A store that cannot record a failed job."""
+
+    def __init__(self, store: Any, error: Exception) -> None:
+        self._store = store
+        self._error = error
+
+    async def add_failed(self, record: Any) -> None:
+        raise self._error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 class FailingSleepClock(SystemClock):
     """The system clock, except that waiting out a delay fails."""
 
@@ -114,6 +128,25 @@ async def test_a_bug_while_recording_a_job_is_logged_once_and_stops_the_run(
     assert [r.getMessage() for r in logged] == ["arvel-flow could not process a delivery"]
     assert logged[0].exc_info is not None
     assert logged[0].exc_info[1] is bug
+    await queue.close()
+    assert loop_errors == []
+
+
+async def test_join_raises_instead_of_waiting_for_jobs_that_will_not_run(
+    journal: Journal, loop_errors: list[dict[str, Any]]
+) -> None:
+    # Given jobs dispatched outside a run, one at a time, to a store that cannot record
+    # a failure
+    error = BackendError("sqlite:state.db", "disk I/O error")
+    queue = TaskiqQueue(concurrency=1, store=FailingFailures(MemoryStore(), error))  # type: ignore[arg-type]
+    for name in "abc":
+        await queue.dispatch(Step(name=name, fail_times=-1))
+    # When the caller waits for them
+    with pytest.raises(BackendError) as raised:
+        await queue.join()
+    # Then it hears why the queue stopped, rather than waiting for ever for b and c
+    assert raised.value is error
+    assert journal.entries == ["a"]
     await queue.close()
     assert loop_errors == []
 
