@@ -8,7 +8,8 @@ FlowError
 │   ├── JobTimeoutError        .timeout_seconds
 │   └── JobFailedError         .attempts   (__cause__ = the last error)
 │       └── JobMaxRetriesError       attempts exhausted
-├── BackendError         .backend   broker or store unreachable (exit 3)
+├── BackendError         .backend, .reason   broker or store unreachable (exit 3)
+│   └── StoreFileError         .path, .action   the sqlite file could not be opened, read, written
 ├── LockError            .key
 ├── RunNotFoundError     .run_id
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
@@ -111,7 +112,27 @@ class BackendError(FlowError):
 
     def __init__(self, backend: str, reason: str) -> None:
         self.backend = backend
-        super().__init__(f"{backend} could not be reached: {reason}")
+        self.reason = reason
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"{self.backend} could not be reached: {self.reason}"
+
+
+class StoreFileError(BackendError):
+    """The sqlite store's file at ``path`` could not be opened, read or written (``action``).
+
+    A full disk, an I/O error, a read-only file, a lock held by another process past the
+    busy timeout, a file that is not a database; ``reason`` is sqlite's own words.
+    """
+
+    def __init__(self, path: str, reason: str, *, action: str = "written") -> None:
+        self.path = path
+        self.action = action
+        super().__init__(f"sqlite:{path}", reason)
+
+    def _describe(self) -> str:
+        return f"the state store {self.path} could not be {self.action}: {self.reason}"
 
 
 class LockError(FlowError):

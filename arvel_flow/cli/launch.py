@@ -130,20 +130,27 @@ class Launcher:
         self._main = asyncio.current_task()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.interrupt)
+        watchers: set[asyncio.Task[Any]] = set()
         try:
             await begin
             waiting = asyncio.create_task(self.queue.wait(run_id))
             stopping = asyncio.create_task(self._stop.wait())
-            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
+            watchers = {waiting, stopping}
+            await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
             if waiting.done():
                 return Outcome(run_id, waiting.result())
-            waiting.cancel()
             return await self._interrupted(run_id)
         except asyncio.CancelledError:
             # A queue that cannot pause (sync) is interrupted by cancelling the run itself.
             return await self._interrupted(run_id)
+        except Exception as error:
+            # The run cannot go on here (its store failed, say): stop its jobs before
+            # the error is reported, rather than wait for them to end.
+            self.queue.abandon(error)
+            raise
         finally:
+            for watcher in watchers:
+                watcher.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 

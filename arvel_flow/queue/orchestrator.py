@@ -86,6 +86,8 @@ class Orchestrator:
         self._send = send
         self._plans: dict[str, Plan] = {}
         self._done: dict[str, asyncio.Event] = {}
+        self.abandoned: BaseException | None = None
+        """Why this process gave up advancing runs (see `abandon`), if it did."""
 
     async def start(
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
@@ -183,11 +185,28 @@ class Orchestrator:
             self._remember(run_id, plan)
         return plan
 
+    def abandon(self, error: BaseException) -> None:
+        """Give up following runs: this process cannot advance them (its store failed).
+
+        Every `wait`, now and later, raises ``error``: the runs stay unfinished in the
+        store, for ``run --resume``.
+        """
+        if self.abandoned is None:
+            self.abandoned = error
+        for done in self._done.values():
+            done.set()
+
     async def wait(self, run_id: str, poll_seconds: float = 0.2) -> BatchResult:
-        """Wait until the run has finished (here or in another process); its result."""
+        """Wait until the run has finished (here or in another process); its result.
+
+        Raises:
+            BaseException: The error the runs were abandoned for (see `abandon`).
+        """
         done = self._done.setdefault(run_id, asyncio.Event())
         try:
             while True:
+                if self.abandoned is not None:
+                    raise self.abandoned
                 run = await self.store.get_run(run_id)
                 if run is None:
                     raise RunNotFoundError(run_id)

@@ -13,18 +13,28 @@ that stays open for that long, and every write inside it is a savepoint of its o
 group is atomic, so a crash (even ``kill -9``) loses at most the last interval's
 writes, whole: the jobs they recorded run again on resume (at least once), and no
 half-recorded step or counter is ever seen.
+
+A write that fails (a full disk, an I/O error, a read-only file, a lock held past
+``busy_timeout``) raises `StoreFileError`. Inside a group it also loses the writes
+before it in the group, which their callers were told had succeeded (sqlite may have
+rolled the transaction back already): so the group is rolled back and the connection
+gives up. Every later call raises the same error, the group's timer included, which
+keeps it for the next caller instead of raising into the event loop. Later writes
+never commit without the earlier ones, so the file always holds the state of a crash
+at the last commit, which ``run --resume`` continues.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from arvel_flow.errors import BackendError
+from arvel_flow.errors import BackendError, StoreFileError
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
@@ -68,7 +78,8 @@ class SqliteDatabase:
         self.commit_interval = commit_interval
         self._conn: sqlite3.Connection | None = None
         self._group: asyncio.TimerHandle | None = None
-        with self._errors():
+        self._failure: StoreFileError | None = None
+        with self._errors("opened"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             try:
@@ -97,21 +108,29 @@ class SqliteDatabase:
             return
         (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if version > SCHEMA_VERSION:
-            raise BackendError(
-                self.backend,
+            raise StoreFileError(
+                str(self.path),
                 f"schema version {version} is newer than this arvel-flow ({SCHEMA_VERSION})",
+                action="opened",
             )
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        # Only failures of the file or the server become BackendError; misuse of the
-        # API (IntegrityError, ProgrammingError) is a bug and stays visible.
+    def _errors(self, action: str) -> Iterator[None]:
+        # Only failures of the file become StoreFileError; misuse of the API
+        # (IntegrityError, ProgrammingError) is a bug and stays visible.
         try:
             yield
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
             raise
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise BackendError(self.backend, str(exc) or type(exc).__name__) from exc
+            raise self._file_error(exc, action) from exc
+
+    def _file_error(self, exc: BaseException, action: str) -> StoreFileError:
+        reason = str(exc) or type(exc).__name__
+        if "full" not in reason and _no_space_left(self.path):
+            # sqlite says "disk I/O error" when its shared-memory file cannot grow.
+            reason += " (no space left on the device)"
+        return StoreFileError(str(self.path), reason, action=action)
 
     @staticmethod
     @contextmanager
@@ -130,7 +149,13 @@ class SqliteDatabase:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        """The open connection."""
+        """The open connection.
+
+        Raises:
+            StoreFileError: A group of writes was lost: the connection gave up.
+        """
+        if self._failure is not None:
+            raise self._failure.with_traceback(None)
         if self._conn is None:
             raise BackendError(self.backend, "the store is closed")
         return self._conn
@@ -146,36 +171,98 @@ class SqliteDatabase:
     def _start_group(self, conn: sqlite3.Connection) -> bool:
         """Make sure a group transaction is open; False when there is no event loop."""
         if self._group is not None:
+            if not conn.in_transaction:
+                # Rolled back behind our back: a savepoint now would start a transaction
+                # of its own and commit on release, without the group's earlier writes.
+                raise self._write_failed(sqlite3.OperationalError("the open group was rolled back"))
             return True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
         conn.execute("BEGIN IMMEDIATE")
-        self._group = loop.call_later(self.commit_interval, self.flush)
+        self._group = loop.call_later(self.commit_interval, self._commit_group)
         return True
 
     def flush(self) -> None:
-        """Commit the open group of writes, if any."""
+        """Commit the open group of writes, if any.
+
+        Raises:
+            StoreFileError: The group could not be committed: its writes are lost and
+                the connection gives up.
+        """
+        if self._group is None:
+            return
+        self._group.cancel()
+        conn = self.conn
+        try:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise self._write_failed(exc) from exc
+        self._group = None
+
+    def _commit_group(self) -> None:
+        """The group's timer: commit it. A failure is kept for the next caller, not raised.
+
+        Raised here, it would reach the event loop's handler (a traceback on stderr)
+        and no caller; kept, it is raised by every later call of the store, which is
+        how the run that owns the store learns of it.
+        """
+        try:
+            self.flush()
+        except StoreFileError:
+            return  # kept in self._failure by _write_failed
+
+    def _write_failed(self, exc: BaseException) -> StoreFileError:
+        """The error for a failed write, after undoing what it left open.
+
+        Inside a group, the group is rolled back and the connection gives up (see the
+        module's docstring); a write of its own loses nothing else, and the connection
+        stays usable.
+        """
+        error = self._file_error(exc, "written")
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            with suppress(sqlite3.Error):
+                # Nothing more can be undone if even the rollback fails.
+                conn.execute("ROLLBACK")
         if self._group is not None:
             self._group.cancel()
             self._group = None
-            with self._errors():
-                if self.conn.in_transaction:
-                    self.conn.execute("COMMIT")
+            self._failure = error
+        return error
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """The connection for reads outside a transaction (each statement sees a snapshot)."""
-        with self._errors():
+        with self._errors("read"):
             yield self.conn
 
     def close(self) -> None:
-        """Commit pending writes and close the connection; closing twice is harmless."""
-        if self._conn is not None:
+        """Commit pending writes and close the connection; closing twice is harmless.
+
+        Raises:
+            StoreFileError: The pending writes, or an earlier group, could not be
+                committed (the connection is closed all the same).
+        """
+        if self._conn is None:
+            return
+        try:
+            if self._failure is not None:
+                raise self._failure.with_traceback(None)
             self.flush()
+        finally:
             self._conn.close()
             self._conn = None
+
+
+def _no_space_left(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` is full (False when that cannot be told)."""
+    try:
+        return shutil.disk_usage(path.parent).free == 0
+    except OSError:
+        return False
 
 
 def upsert(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
@@ -212,7 +299,7 @@ class _Transaction:
             self._grouped = bool(db.commit_interval) and db._start_group(conn)
             conn.execute("SAVEPOINT write" if self._grouped else "BEGIN IMMEDIATE")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise _backend_error(db, exc) from exc
+            raise db._write_failed(exc) from exc
         return conn
 
     def __exit__(
@@ -229,13 +316,9 @@ class _Transaction:
                 if self._grouped:
                     conn.execute("RELEASE write")
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise _backend_error(self._db, exc) from exc
-        # Only failures of the file become BackendError; misuse of the API
+            raise self._db._write_failed(exc) from exc
+        # Only failures of the file become StoreFileError; misuse of the API
         # (IntegrityError, ProgrammingError) is a bug and stays visible.
         misuse = isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError)
         if isinstance(error, sqlite3.DatabaseError | OSError) and not misuse:
-            raise _backend_error(self._db, error) from error
-
-
-def _backend_error(db: SqliteDatabase, exc: BaseException) -> BackendError:
-    return BackendError(db.backend, str(exc) or type(exc).__name__)
+            raise self._db._write_failed(error) from error

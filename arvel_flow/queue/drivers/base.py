@@ -118,6 +118,10 @@ class BaseQueue:
         await self.orchestrator.resume(run_id)
         return run_id
 
+    def abandon(self, error: BaseException) -> None:
+        """Stop the runs followed here because of ``error``; every `wait` raises it."""
+        self.orchestrator.abandon(error)
+
     async def close(self) -> None:
         """Stop the driver and release its store."""
         await self.store.close()

@@ -4,7 +4,10 @@ In process (``InMemoryBroker``): Taskiq's `InMemoryBroker` starts a task per mes
 and ignores ``max_async_tasks``, so this driver enforces the concurrency limit itself:
 at most ``concurrency`` jobs are handed to the broker at a time, the rest wait in a
 local queue, and delayed jobs (backoffs, releases, ``later``) wait on timers, holding
-no slot.
+no slot. A delivery whose outcome cannot be recorded (the store fails) or that fails
+for any other reason stops the run (`abandon`): nothing more is dispatched, running
+jobs are cancelled, and `wait` raises the error, rather than the run waiting for ever
+for a step that will not finish.
 
 Across processes (any other broker): envelopes go to a `Transport` and are run by
 ``arvel-flow worker`` processes, whose concurrency is theirs. On a
@@ -17,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, InMemoryBroker
 
+from arvel_flow.errors import FlowError
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope
 
@@ -78,7 +82,7 @@ class TaskiqQueue(BaseQueue):
         self._task = self.broker.register_task(run_envelope, task_name=TASK_NAME)
         self.transport = transport
         if transport is None and not self._in_process:
-            self.transport = _transport_for(self.broker, self._task)
+            self.transport = _transport_for(self.broker, self._task, self._fault)
         self._ready: deque[Envelope] = deque()
         self._local: dict[str, Envelope] = {}
         self._timers: dict[asyncio.Task[None], Envelope] = {}
@@ -98,10 +102,17 @@ class TaskiqQueue(BaseQueue):
         return sum(1 for e in waiting if e.job.settings.queue_name == queue_name)
 
     async def join(self) -> None:
-        """Wait until nothing is running, ready or scheduled here."""
-        while self._running or self._ready or self._timers:
+        """Wait until nothing is running, ready or scheduled here (paused: nothing running).
+
+        Raises:
+            BaseException: The error the queue stopped for (see `abandon`): what is
+                left here will not run.
+        """
+        while self._running or ((self._ready or self._timers) and not self._paused):
             self._idle.clear()
             await self._idle.wait()
+        if self.orchestrator.abandoned is not None:
+            raise self.orchestrator.abandoned
 
     def pause(self) -> None:
         """Stop handing jobs to the broker; running jobs go on, waiting ones stay put.
@@ -117,6 +128,16 @@ class TaskiqQueue(BaseQueue):
         self._cancelled = True
         for task in tuple(self._working):
             task.cancel()
+
+    def abandon(self, error: BaseException) -> None:
+        """Stop the runs here because of ``error``: dispatch nothing more, cancel running jobs.
+
+        What they would record could not be: they stay unfinished in the store, to run
+        again on resume.
+        """
+        self.pause()
+        self.cancel_running()
+        super().abandon(error)
 
     async def drain(self) -> None:
         """Wait until no job runs here."""
@@ -155,9 +176,21 @@ class TaskiqQueue(BaseQueue):
 
     def _timer_done(self, timer: asyncio.Task[None]) -> None:
         self._timers.pop(timer, None)
-        if not timer.cancelled() and timer.exception() is not None:
-            logger.error("scheduling a delayed job failed", exc_info=timer.exception())
+        if not timer.cancelled():
+            error = timer.exception()
+            if error is not None:
+                self._fault(error)
         self._check_idle()
+
+    def _fault(self, error: BaseException) -> None:
+        """A delivery failed outside any caller: stop the run, so that its owner hears of it.
+
+        A `FlowError` (a store that cannot be written) is the owner's to show, once;
+        anything else is a bug, logged here with its traceback.
+        """
+        if not isinstance(error, FlowError):
+            logger.error("arvel-flow could not process a delivery", exc_info=error)
+        self.abandon(error)
 
     async def _pump(self) -> None:
         """Hand ready jobs to the broker while there are free slots."""
@@ -181,15 +214,20 @@ class TaskiqQueue(BaseQueue):
         if task is not None:
             self._working.add(task)
         try:
-            await self.process(self._local.pop(payload))
+            envelope = self._local.pop(payload)
+            if self._cancelled:
+                # Handed to the broker before running jobs were cancelled: it stays
+                # unfinished in the store, like them.
+                return
+            await self.process(envelope)
         except asyncio.CancelledError:
             # Cancelled on purpose (a second Ctrl-C): the job stays unfinished in the
             # store, to run again on resume. Ending quietly keeps Taskiq from logging
             # each one as a crash.
             if not self._cancelled:
                 raise
-        except Exception:
-            logger.exception("arvel-flow could not process a delivery")
+        except Exception as error:
+            self._fault(error)
         finally:
             if task is not None:
                 self._working.discard(task)
@@ -203,14 +241,18 @@ class TaskiqQueue(BaseQueue):
             self._idle.set()
 
 
-def _transport_for(broker: AsyncBroker, task: AsyncTaskiqDecoratedTask[Any, Any]) -> Transport:
+def _transport_for(
+    broker: AsyncBroker,
+    task: AsyncTaskiqDecoratedTask[Any, Any],
+    on_error: Callable[[BaseException], None],
+) -> Transport:
     from taskiq_redis import RedisStreamBroker
 
     if isinstance(broker, RedisStreamBroker):
         from arvel_flow.queue.drivers.redis import RedisStreamTransport
 
         return RedisStreamTransport.for_broker(broker)
-    return KickTransport(broker, task)
+    return KickTransport(broker, task, on_error=on_error)
 
 
 class KickTransport:
@@ -218,11 +260,22 @@ class KickTransport:
 
     No Taskiq broker delays delivery, so delayed envelopes wait on timers in this
     process: they are lost if it exits first. Use Redis for durable delays.
+
+    Args:
+        on_error: Told when a delayed envelope could not be sent (the queue stops its
+            run); by default the failure is logged.
     """
 
-    def __init__(self, broker: AsyncBroker, task: AsyncTaskiqDecoratedTask[Any, Any]) -> None:
+    def __init__(
+        self,
+        broker: AsyncBroker,
+        task: AsyncTaskiqDecoratedTask[Any, Any],
+        *,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.broker = broker
         self._task = task
+        self._on_error = on_error
         self._started = False
         self._timers: set[asyncio.Task[None]] = set()
 
@@ -232,9 +285,21 @@ class KickTransport:
             if envelope.available_at > now:
                 timer = asyncio.create_task(self._later(envelope.available_at - now, envelope))
                 self._timers.add(timer)
-                timer.add_done_callback(self._timers.discard)
+                timer.add_done_callback(self._timer_done)
             else:
                 await self._kick(envelope)
+
+    def _timer_done(self, timer: asyncio.Task[None]) -> None:
+        self._timers.discard(timer)
+        if timer.cancelled():
+            return
+        error = timer.exception()
+        if error is None:
+            return
+        if self._on_error is not None:
+            self._on_error(error)
+        else:
+            logger.error("a delayed job could not be sent; it is lost", exc_info=error)
 
     async def _later(self, delay: float, envelope: Envelope) -> None:
         await asyncio.sleep(delay)
