@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
 @click.option("--detach", is_flag=True, help="Return once dispatched (distributed brokers).")
 @click.option(
+    "--force",
+    is_flag=True,
+    help="With --resume: take the run over from an owner process that is gone.",
+)
+@click.option(
     "--output",
     type=click.Choice(["auto", "rich", "plain", "json"]),
     default="auto",
@@ -64,6 +69,8 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
 
     if (file is None) == (resume_id is None):
         raise click.UsageError("give a pipeline FILE or --resume RUN_ID (one of them)")
+    if options["force"] and resume_id is None:
+        raise click.UsageError("--force takes a run over: it goes with --resume RUN_ID")
     use_working_directory()
     flags = {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
     plan: Plan | None = None
@@ -121,8 +128,10 @@ async def _run(
         with _Reporting(events, plan, options, run_id) as reporting:
             launcher = Launcher(queue)
             if resume_id:
-                reporting.say(f"run {run_id} ({plan.name}) resumed")
-                outcome = await launcher.resume(run_id)
+                resumed = f"run {run_id} ({plan.name}) resumed"
+                outcome = await launcher.resume(
+                    run_id, force=options["force"], announce=lambda: reporting.say(resumed)
+                )
             else:
                 outcome = await launcher.run(plan, run_id, follow=not options["detach"])
             reporting.ended(outcome)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,15 @@ from redis.asyncio import Redis
 
 from arvel_flow.errors import BackendError, ConfigError, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
-from arvel_flow.store import MemoryStore, RedisStore, SqliteStore, StoreContract, open_store
-from arvel_flow.store.contracts import BatchCounters, FailedJob, RunRecord
+from arvel_flow.store import (
+    MemoryStore,
+    RedisStore,
+    SqliteStore,
+    StoreContract,
+    open_store,
+    sqlite_db,
+)
+from arvel_flow.store.contracts import BatchCounters, FailedJob, RunOwner, RunRecord
 from arvel_flow.store.urls import mask_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,6 +316,119 @@ async def test_concurrent_finishes_count_every_member_once(store: StoreContract,
     assert [isinstance(r, BatchCounters) and r.done == 50 for r in results].count(True) == 1
 
 
+async def test_a_failed_step_whose_retry_succeeded_is_settled_once(
+    store: StoreContract, run: str
+) -> None:
+    # Given a failed step and a succeeded one
+    await store.finish_step(run, "bad", "failed", attempts=3, error="boom", at=T0)
+    await store.finish_step(run, "good", "succeeded", attempts=1, at=T0)
+    # When the failed one's retry succeeded (settled twice), and the good one is "settled"
+    first = await store.settle_retried_step(run, "bad", attempts=1, at=T0 + 60)
+    again = await store.settle_retried_step(run, "bad", attempts=1, at=T0 + 61)
+    good = await store.settle_retried_step(run, "good", attempts=9, at=T0 + 62)
+    # Then only the failed step changed, once: succeeded, its error gone
+    steps = await store.get_steps(run)
+    assert (first, again, good) == (True, False, False)
+    assert steps["bad"].state == "succeeded"
+    assert (steps["bad"].attempts, steps["bad"].error) == (1, None)
+    assert (steps["bad"].started_at, steps["bad"].finished_at) == (T0, T0 + 60)
+    assert steps["good"].attempts == 1
+    assert await store.settle_retried_step(run, "never-ran", attempts=1, at=T0) is False
+
+
+# Run owners -------------------------------------------------------------------------
+
+
+def owner(owner_id: str, now: float, ttl: float = 10.0, *, pid: int = 4242) -> RunOwner:
+    return RunOwner(owner_id, f"host-{owner_id}", pid, T0, now, now + ttl)
+
+
+async def test_a_free_run_is_taken_and_its_owner_is_recorded(store: StoreContract) -> None:
+    # Given a run nobody owns / When an owner takes it
+    holder = await store.take_run_owner("r", owner("a", T0))
+    # Then it holds it, and the store tells who, while the lease lasts
+    assert holder == owner("a", T0)
+    assert await store.get_run_owner("r", at=T0 + 9) == owner("a", T0)
+    assert await store.get_run_owner("other", at=T0) is None
+
+
+async def test_a_live_owner_is_not_displaced(store: StoreContract) -> None:
+    # Given a run owned by a
+    await store.take_run_owner("r", owner("a", T0))
+    # When b tries to take it while a's lease lasts
+    holder = await store.take_run_owner("r", owner("b", T0 + 5))
+    # Then a keeps it, unchanged, and b is told so
+    assert holder == owner("a", T0)
+    assert await store.get_run_owner("r", at=T0 + 5) == owner("a", T0)
+
+
+async def test_renewing_extends_the_lease(store: StoreContract) -> None:
+    # Given a run owned by a, renewed late in its lease
+    await store.take_run_owner("r", owner("a", T0))
+    renewed = await store.take_run_owner("r", owner("a", T0 + 8))
+    # When b tries after the first lease would have ended
+    holder = await store.take_run_owner("r", owner("b", T0 + 12))
+    # Then a still holds it, as last seen at its renewal
+    assert renewed == holder == owner("a", T0 + 8)
+
+
+async def test_an_expired_lease_is_taken_over(store: StoreContract) -> None:
+    # Given a's lease, not renewed
+    await store.take_run_owner("r", owner("a", T0))
+    # When b takes the run once the lease has run out
+    holder = await store.take_run_owner("r", owner("b", T0 + 10))
+    # Then b holds it, a's renewal is refused, and nobody is the owner at the old time
+    assert holder == owner("b", T0 + 10)
+    assert await store.take_run_owner("r", owner("a", T0 + 11)) == owner("b", T0 + 10)
+    assert await store.get_run_owner("r", at=T0 + 20) is None
+
+
+async def test_a_live_owner_named_as_replaced_is_taken_over(store: StoreContract) -> None:
+    # Given a's live lease
+    await store.take_run_owner("r", owner("a", T0))
+    # When b forces it out naming another owner, then naming a
+    wrong = await store.take_run_owner("r", owner("b", T0 + 1), replacing="someone-else")
+    forced = await store.take_run_owner("r", owner("b", T0 + 1), replacing="a")
+    # Then only naming a works, and a's next renewal finds b
+    assert wrong == owner("a", T0)
+    assert forced == owner("b", T0 + 1)
+    assert await store.take_run_owner("r", owner("a", T0 + 2)) == owner("b", T0 + 1)
+
+
+async def test_only_the_owner_releases_the_lease(store: StoreContract) -> None:
+    # Given a's lease
+    await store.take_run_owner("r", owner("a", T0))
+    # When b, then a release it
+    by_b = await store.release_run_owner("r", "b")
+    by_a = await store.release_run_owner("r", "a")
+    # Then only a's release counted, and b may take the run at once
+    assert (by_b, by_a) == (False, True)
+    assert await store.get_run_owner("r", at=T0) is None
+    assert await store.take_run_owner("r", owner("b", T0 + 1)) == owner("b", T0 + 1)
+    assert await store.release_run_owner("r", "a") is False
+
+
+async def test_concurrent_takers_have_one_owner(store: StoreContract) -> None:
+    # Given 20 processes racing for a free run
+    takers = [owner(f"o{i}", T0) for i in range(20)]
+    holders = await asyncio.gather(*(store.take_run_owner("r", o) for o in takers))
+    # Then they all agree on one owner
+    assert len({h.owner_id for h in holders}) == 1
+    assert await store.get_run_owner("r", at=T0) == holders[0]
+
+
+async def test_a_lease_left_alone_disappears_when_it_expires(store: StoreContract) -> None:
+    # Given a lease of 0.2 s in real time, never renewed
+    now = time.time()
+    await store.take_run_owner("r", owner("a", now, ttl=0.2))
+    # When its time has passed
+    await asyncio.sleep(0.3)
+    # Then there is no owner (in Redis, the key itself expired)
+    later = time.time()
+    assert await store.get_run_owner("r", at=later) is None
+    assert await store.take_run_owner("r", owner("b", later)) == owner("b", later)
+
+
 # Failed jobs ------------------------------------------------------------------------
 
 
@@ -395,6 +517,7 @@ def _random_call(rng: random.Random, now: float) -> tuple[str, tuple[Any, ...], 
         ("update_step", (run, step, rng.choice(_STATES)), {"attempts": 1, "error": "e", "at": at}),
         ("finish_step", (run, step, rng.choice(_STATES)), {"at": at, "batch": batch}),
         ("mark_steps", (run, rng.choices("abcd", k=2), "skipped", at), {}),
+        ("settle_retried_step", (run, step), {"attempts": 1, "at": at}),
         ("get_steps", (run,), {}),
         ("claim_members", (run, batch, rng.randrange(1, 6), rng.choice([None, 1, 2])), {}),
         ("cancel_members", (run, batch, rng.randrange(1, 6)), {}),
@@ -452,6 +575,31 @@ async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
     assert steps["s"].state == "succeeded"
     assert plan == {"k": [1, 2]}
     assert counters == BatchCounters(done=1)
+
+
+async def test_sqlite_file_of_schema_version_1_is_migrated(tmp_path: Path) -> None:
+    # Given a database written by a version that knew schema 1 only, with a run in it
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as conn:
+        for statement in sqlite_db._SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute("INSERT INTO runs VALUES ('r', 'p', 'running', ?, NULL, NULL, '{}')", (T0,))
+    conn.close()
+    # When this version opens it
+    store = SqliteStore(path)
+    try:
+        taken = await store.take_run_owner("r", owner("a", T0))
+        run = await store.get_run("r")
+    finally:
+        await store.close()
+    # Then the run is still there, the new tables work, and the file says version 2
+    assert run is not None
+    assert taken == owner("a", T0)
+    with sqlite3.connect(path) as conn:
+        (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    conn.close()
+    assert version == sqlite_db.SCHEMA_VERSION == 2
 
 
 def test_sqlite_file_that_is_not_a_database_is_a_backend_error(tmp_path: Path) -> None:

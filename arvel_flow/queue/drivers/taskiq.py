@@ -103,6 +103,15 @@ class TaskiqQueue(BaseQueue):
             self._idle.clear()
             await self._idle.wait()
 
+    @property
+    def executes_in_place(self) -> bool:
+        """True for the in-process broker; with a transport, workers run the jobs."""
+        return self.transport is None
+
+    def stop_dispatching(self) -> None:
+        """Pause: the run was taken over by another process."""
+        self.pause()
+
     def pause(self) -> None:
         """Stop handing jobs to the broker; running jobs go on, waiting ones stay put.
 
