@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 
 from arvel_flow.errors import BackendError, ConfigError, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
+from arvel_flow.queue.failed_claims import claim_failed, retry_claimed
 from arvel_flow.store import (
     MemoryStore,
     RedisStore,
@@ -469,6 +471,119 @@ async def test_flush_failed_deletes_all_and_counts_them(store: StoreContract) ->
     assert await store.flush_failed() == 2
     assert await store.list_failed() == []
     assert await store.flush_failed() == 0
+
+
+# Claims on failed jobs --------------------------------------------------------------
+
+
+async def test_concurrent_claims_of_a_failed_job_have_one_winner(store: StoreContract) -> None:
+    # Given a failed job and 20 retriers claiming it at once
+    await store.add_failed(failed_job("f1", T0))
+    claims = await asyncio.gather(*(claim_failed(store, "f1", f"r{i}") for i in range(20)))
+    # Then exactly one got the record
+    won = [claim for claim in claims if claim is not None]
+    assert won == [failed_job("f1", T0)]
+
+
+async def test_a_claim_of_a_crashed_retrier_expires(store: StoreContract) -> None:
+    # Given a failed job claimed for 0.2 s by a retrier that then died
+    await store.add_failed(failed_job("f1", T0))
+    assert await claim_failed(store, "f1", "dead", seconds=0.2) is not None
+    # When another claims it, at once and after the claim ran out
+    at_once = await claim_failed(store, "f1", "alive")
+    await asyncio.sleep(0.3)
+    later = await claim_failed(store, "f1", "alive")
+    # Then it is refused while the claim lasts, and wins after
+    assert at_once is None
+    assert later == failed_job("f1", T0)
+
+
+async def test_a_retried_record_is_not_claimed_again(store: StoreContract) -> None:
+    # Given a failed job retried (removed) under a claim that was then released
+    await store.add_failed(failed_job("f1", T0))
+
+    async def retry(record: FailedJob) -> str:
+        await store.forget_failed(record.id)
+        return "succeeded"
+
+    first = await retry_claimed(store, "f1", retry)
+    # When a slower retrier, which listed it before, claims it now
+    second = await retry_claimed(store, "f1", retry)
+    # Then only the first ran it
+    assert (first, second) == ("succeeded", None)
+
+
+async def test_concurrent_retries_run_each_record_once(store: StoreContract) -> None:
+    # Given 20 failed jobs, and 3 retriers that each listed all of them
+    for i in range(20):
+        await store.add_failed(failed_job(f"f{i}", T0 + i))
+    listed = [r.id for r in await store.list_failed()]
+    ran: list[str] = []
+
+    async def retry(record: FailedJob) -> str:
+        ran.append(record.id)
+        await asyncio.sleep(0.001)  # the job's work: others try meanwhile
+        await store.forget_failed(record.id)
+        return "succeeded"
+
+    async def retry_all() -> None:
+        for failed_id in listed:
+            await retry_claimed(store, failed_id, retry)
+
+    # When they all retry everything at once
+    await asyncio.gather(retry_all(), retry_all(), retry_all())
+    # Then every record ran exactly once
+    assert sorted(ran) == sorted(listed)
+    assert await store.list_failed() == []
+
+
+def _claim_in_thread(path: Path, failed_id: str, owner: str) -> bool:
+    async def claim() -> bool:
+        store = SqliteStore(path)
+        try:
+            return await claim_failed(store, failed_id, owner) is not None
+        finally:
+            await store.close()
+
+    return asyncio.run(claim())
+
+
+async def test_sqlite_threads_with_their_own_connections_claim_once(tmp_path: Path) -> None:
+    # Given a failed job in a sqlite file
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    await store.add_failed(failed_job("f1", T0))
+    await store.close()
+    # When 8 threads, each with its own connection, claim it at once
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda i: _claim_in_thread(path, "f1", f"t{i}"), range(8)))
+    # Then exactly one won
+    assert wins.count(True) == 1
+
+
+def _take_in_thread(path: Path, taker: RunOwner) -> str:
+    async def take() -> str:
+        store = SqliteStore(path)
+        try:
+            return (await store.take_run_owner("r", taker)).owner_id
+        finally:
+            await store.close()
+
+    return asyncio.run(take())
+
+
+async def test_sqlite_threads_with_their_own_connections_agree_on_one_owner(
+    tmp_path: Path,
+) -> None:
+    # Given a sqlite file, and 8 threads with connections of their own
+    path = tmp_path / "state.db"
+    await SqliteStore(path).close()
+    takers = [owner(f"t{i}", T0) for i in range(8)]
+    # When they all take the run at once
+    with ThreadPoolExecutor(8) as pool:
+        holders = list(pool.map(lambda taker: _take_in_thread(path, taker), takers))
+    # Then all name the same owner
+    assert len(set(holders)) == 1
 
 
 # Rate limits ------------------------------------------------------------------------
