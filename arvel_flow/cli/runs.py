@@ -279,6 +279,7 @@ def status(run_id: str, store: str | None, output_format: str) -> None:
 
 async def _status(run_id: str, store_url: str | None, output_format: str) -> None:
     import json
+    import time
 
     from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.records import format_status, status_document
@@ -294,11 +295,17 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
         plan = plan_from_dict(await store.load_plan(run_id))
         records = await store.get_steps(run_id)
         result = compute_result(run_id, run.status, plan, records)
+        now = time.time()
+        owner = await store.get_run_owner(run_id, now)
         if output_format == "json":
-            click.echo(json.dumps(status_document(run, result), indent=2))
+            click.echo(json.dumps(status_document(run, result, owner), indent=2))
         else:
             resume = format_resume_command(run_id, settings.store)
-            print_renderable(format_status(run, plan, result, records, resume_command=resume))
+            print_renderable(
+                format_status(
+                    run, plan, result, records, resume_command=resume, owner=owner, now=now
+                )
+            )
     finally:
         await store.close()
 

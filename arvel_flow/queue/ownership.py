@@ -14,12 +14,15 @@ Taking over:
 - ``force`` also takes over a live lease whose owner is gone: on this host, its pid does
   not exist; on another host, the caller vouches for it. ``force`` never takes over
   from a process that is still running on this host;
-- the process that lost its lease notices at its next renewal, stops dispatching and
-  raises `RunTakenOverError`.
+- the process that lost its lease notices at its next renewal, stops its jobs (they
+  run again in the new owner) and raises `RunTakenOverError`. A process that takes a
+  live lease over from another host waits out one renewal interval before it starts,
+  so that the old owner, should it be alive after all, has stopped by then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -142,6 +145,9 @@ class RunLease:
         self.owner = holder
         self.previous = previous
         self._keeper.start()
+        if previous is not None and replacing is not None and process_is_gone(previous) is None:
+            # Alive after all? It notices at its next renewal and stops: start after that.
+            await asyncio.sleep(self._keeper.interval + 1.0)
 
     async def guard(self, work: Awaitable[T]) -> T:
         """Await ``work``; `RunTakenOverError` (or the store's error) if the lease is lost."""
@@ -169,7 +175,7 @@ class RunLease:
         if holder.owner_id != self.owner.owner_id:
             message = (
                 f"run {self.run_id} was taken over by {format_owner(holder, now)}; "
-                "this process stopped dispatching its jobs"
+                "this process stopped running it"
             )
             raise RunTakenOverError(self.run_id, holder, message)
         self.owner = holder

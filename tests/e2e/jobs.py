@@ -101,3 +101,19 @@ class MarkWhenReady(Job):
         append_line(self.log, self.name)
         await asyncio.sleep(self.seconds)
         return self.name
+
+
+class Gate(Job):
+    """Notes ``start NAME`` in ``log``, waits until the file ``gate`` exists, notes ``NAME``."""
+
+    log: str
+    name: str
+    gate: str
+
+    async def handle(self) -> str:
+        append_line(self.log, f"start {self.name}")
+        # A file made by another process: there is no event to wait on, only polling.
+        while not await asyncio.to_thread(os.path.exists, self.gate):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        append_line(self.log, self.name)
+        return self.name

@@ -183,7 +183,7 @@ class BaseQueue:
             await lease.release()
 
     def stop_dispatching(self) -> None:
-        """Start no more jobs here (the run was taken over); drivers that can, override."""
+        """Run no more jobs here (a run was taken over); drivers that can, override."""
 
     # Execution --------------------------------------------------------------------------
 

@@ -109,8 +109,13 @@ class TaskiqQueue(BaseQueue):
         return self.transport is None
 
     def stop_dispatching(self) -> None:
-        """Pause: the run was taken over by another process."""
+        """Start nothing more and cancel the jobs running here: the run was taken over.
+
+        Cancelled jobs stay unfinished in the store (the new owner runs them); letting
+        them finish would advance the run here, into a queue that sends nothing more.
+        """
         self.pause()
+        self.cancel_running()
 
     def pause(self) -> None:
         """Stop handing jobs to the broker; running jobs go on, waiting ones stay put.
