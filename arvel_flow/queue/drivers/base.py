@@ -127,7 +127,7 @@ class BaseQueue:
 
         Raises:
             RunTakenOverError: Another process took the run over (``--force``); this
-                one stopped dispatching its jobs.
+                one cancelled its jobs here and dispatches nothing more.
         """
         lease = self._leases.get(run_id)
         if lease is None:
