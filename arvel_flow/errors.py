@@ -12,6 +12,9 @@ FlowError
 │   └── StoreFileError         .path, .action   the sqlite file could not be opened, read, written
 ├── LockError            .key
 ├── RunNotFoundError     .run_id
+├── RunOwnedError        .run_id, .owner   another live process executes the run (exit 2)
+├── RunTakenOverError    .run_id, .owner   this process lost the run's lease (exit 130)
+├── ClaimLostError       .key              a claim expired and was taken by another
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
 └── DeliveryLimitError   .deliveries a message whose workers kept dying
 ```
@@ -149,6 +152,36 @@ class RunNotFoundError(FlowError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run {run_id!r} in the store")
+
+
+class RunOwnedError(FlowError):
+    """Another process holds the run's owner lease: it executes the run now.
+
+    ``owner`` is the `arvel_flow.store.contracts.RunOwner` holding it; the message names
+    it and says how to take over.
+    """
+
+    def __init__(self, run_id: str, owner: object, message: str) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        super().__init__(message)
+
+
+class RunTakenOverError(FlowError):
+    """This process lost a run's owner lease to ``owner``: it stops dispatching the run."""
+
+    def __init__(self, run_id: str, owner: object, message: str) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        super().__init__(message)
+
+
+class ClaimLostError(FlowError):
+    """A claim this process held ran out and another process took it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"the claim on {key} expired and another process took it")
 
 
 class UnreadableMessageError(FlowError):

@@ -56,6 +56,12 @@ class QueueSettings(BaseSettings):
     heartbeat_timeout: float = Field(
         10.0, gt=0, description="Seconds of silence after which a worker counts as dead."
     )
+    owner_lease: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds a run's owner lease lasts unless its process renews it "
+        "(every third of that): how soon a run whose process died can be resumed.",
+    )
     max_deliveries: int = Field(
         5, ge=1, description="Deliveries of one message (its workers died) before it fails."
     )

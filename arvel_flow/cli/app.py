@@ -34,6 +34,8 @@ from arvel_flow.errors import (
     FlowError,
     ImportTargetError,
     RunNotFoundError,
+    RunOwnedError,
+    RunTakenOverError,
 )
 
 if TYPE_CHECKING:
@@ -42,10 +44,12 @@ if TYPE_CHECKING:
 
 def exit_code_for(error: FlowError) -> int:
     """The exit code SPEC §5 gives an error."""
-    if isinstance(error, ConfigError | ImportTargetError | RunNotFoundError):
+    if isinstance(error, ConfigError | ImportTargetError | RunNotFoundError | RunOwnedError):
         return EXIT_INVALID
     if isinstance(error, BackendError):
         return EXIT_BACKEND
+    if isinstance(error, RunTakenOverError):
+        return EXIT_INTERRUPTED
     return EXIT_FAILED
 
 

@@ -74,7 +74,9 @@ def retry_failed(
 
     With the embedded default the jobs run here, in-process; with a distributed broker
     they are dispatched to the workers. Each retried job leaves the failed-jobs store;
-    one that fails again is recorded anew.
+    one that fails again is recorded anew. Each job is claimed before it is retried,
+    so retries running at once never run one job twice: a job claimed by another retry
+    (or already retried) is skipped.
     """
 
     if bool(failed_ids) == retry_all:
@@ -122,7 +124,7 @@ async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | 
     queue = make_queue(settings)
     try:
         records = await _records(queue.store, failed_ids, retry_all)
-        outcomes = [await _retry_one(queue, record, settings) for record in records]
+        outcomes = [await _retry_claimed(queue, record, settings) for record in records]
     finally:
         await queue.close()
     return 1 if "failed" in outcomes else 0
@@ -140,6 +142,19 @@ async def _records(
             raise _unknown(failed_id)
         records.append(record)
     return records
+
+
+async def _retry_claimed(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
+    """Retry ``record`` if this process wins its claim; "skipped" when another one did."""
+    from arvel_flow.queue.failed_claims import retry_claimed
+
+    outcome = await retry_claimed(
+        queue.store, record.id, lambda claimed: _retry_one(queue, claimed, settings)
+    )
+    if outcome is None:
+        click.echo(f"{record.id}: skipped: retried already, or by another process now")
+        return "skipped"
+    return outcome
 
 
 async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
@@ -173,6 +188,11 @@ async def _run_in_place(queue: BaseQueue, ref: JobRef, record: FailedJob) -> Bas
     while True:
         outcome = await queue.runner.attempt(envelope)
         if isinstance(outcome, Succeeded):
+            if record.run_id is not None and record.step is not None:
+                # The run's step failed; now it has succeeded (status counts it so).
+                await queue.store.settle_retried_step(
+                    record.run_id, record.step, attempts=outcome.attempts, at=queue.clock.now()
+                )
             return None
         if isinstance(outcome, Failed):
             return outcome.error

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import shlex
 import signal
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,13 +119,25 @@ class Launcher:
             return Outcome(run_id, None, remote=True)
         return await self._follow(run_id, self.queue.start(plan, run_id=run_id))
 
-    async def resume(self, run_id: str) -> Outcome:
-        """Continue a stored run and follow it."""
+    async def resume(
+        self, run_id: str, *, force: bool = False, announce: Callable[[], None] | None = None
+    ) -> Outcome:
+        """Continue a stored run and follow it.
+
+        ``force`` takes the run over from an owner that is gone; ``announce`` is called
+        once the run is this process's (its lease taken) and its jobs are dispatched.
+        """
         if await self.queue.store.get_run(run_id) is None:
             raise RunNotFoundError(run_id)
-        return await self._follow(run_id, self.queue.resume(run_id))
 
-    async def _follow(self, run_id: str, begin: Awaitable[str]) -> Outcome:
+        async def begin() -> None:
+            await self.queue.resume(run_id, force=force)
+            if announce is not None:
+                announce()
+
+        return await self._follow(run_id, begin())
+
+    async def _follow(self, run_id: str, begin: Awaitable[object]) -> Outcome:
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -14,7 +14,7 @@ from arvel_flow.cli.progress import compute_view, format_tree
 from arvel_flow.cli.summary import compute_rows, format_summary_table
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
-from arvel_flow.store.contracts import FailedJob, RunRecord, StepRecord
+from arvel_flow.store.contracts import FailedJob, RunOwner, RunRecord, StepRecord
 
 
 def _when(at: float | None) -> str:
@@ -33,11 +33,16 @@ def run_document(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def status_document(run: RunRecord, result: BatchResult) -> dict[str, Any]:
-    """``status --format json``: the run, its progress and its jobs by state."""
+def status_document(
+    run: RunRecord, result: BatchResult, owner: RunOwner | None = None
+) -> dict[str, Any]:
+    """``status --format json``: the run, its owner, its progress and its jobs by state."""
     finished, total = result.progress
     return {
         **run_document(run),
+        "owner": None
+        if owner is None
+        else {"host": owner.host, "pid": owner.pid, "seen_at": owner.seen_at},
         "progress": {"finished": finished, "total": total},
         "succeeded": list(result.succeeded),
         "failed": dict(result.failed),
@@ -55,11 +60,14 @@ def format_status(
     records: Mapping[str, StepRecord],
     *,
     resume_command: str | None = None,
+    owner: RunOwner | None = None,
+    now: float = 0.0,
 ) -> RenderableType:
     """``status``: a header, the pipeline tree marked with states, and the step table.
 
     An interrupted run's header says how to resume it (``resume_command``, or the bare
-    ``--resume`` command when not given).
+    ``--resume`` command when not given); a running one's names its live ``owner``
+    (as of ``now``), whose lease a resume must take over with ``--force``.
     """
     finished, total = result.progress
     header = Text.assemble(
@@ -74,6 +82,11 @@ def format_status(
     if run.status in ("interrupted", "running"):
         command = resume_command or f"arvel-flow run --resume {run.run_id}"
         hint = "resume with" if run.status == "interrupted" else "if its process died, resume with"
+        if owner is not None:
+            seen = max(now - owner.seen_at, 0)
+            header.append(f"\nexecuted by pid {owner.pid} on {owner.host}", style="cyan")
+            header.append(f" (last seen {seen:.0f}s ago)", style="cyan")
+            command += " --force"
         header.append(f"\n{hint}: {command}", style="yellow")
     view = compute_view(plan, records, run.status)
     return Group(header, format_tree(plan, view), format_summary_table(compute_rows(plan, records)))

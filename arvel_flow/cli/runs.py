@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
 @click.option("--detach", is_flag=True, help="Return once dispatched (distributed brokers).")
 @click.option(
+    "--force",
+    is_flag=True,
+    help="With --resume: take the run over from an owner process that is gone.",
+)
+@click.option(
     "--output",
     type=click.Choice(["auto", "rich", "plain", "json"]),
     default="auto",
@@ -64,6 +69,8 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
 
     if (file is None) == (resume_id is None):
         raise click.UsageError("give a pipeline FILE or --resume RUN_ID (one of them)")
+    if options["force"] and resume_id is None:
+        raise click.UsageError("--force takes a run over: it goes with --resume RUN_ID")
     use_working_directory()
     flags = {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
     plan: Plan | None = None
@@ -121,8 +128,10 @@ async def _run(
         with _Reporting(events, plan, options, run_id) as reporting:
             launcher = Launcher(queue)
             if resume_id:
-                reporting.say(f"run {run_id} ({plan.name}) resumed")
-                outcome = await launcher.resume(run_id)
+                resumed = f"run {run_id} ({plan.name}) resumed"
+                outcome = await launcher.resume(
+                    run_id, force=options["force"], announce=lambda: reporting.say(resumed)
+                )
             else:
                 outcome = await launcher.run(plan, run_id, follow=not options["detach"])
             reporting.ended(outcome)
@@ -270,6 +279,7 @@ def status(run_id: str, store: str | None, output_format: str) -> None:
 
 async def _status(run_id: str, store_url: str | None, output_format: str) -> None:
     import json
+    import time
 
     from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.records import format_status, status_document
@@ -285,11 +295,17 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
         plan = plan_from_dict(await store.load_plan(run_id))
         records = await store.get_steps(run_id)
         result = compute_result(run_id, run.status, plan, records)
+        now = time.time()
+        owner = await store.get_run_owner(run_id, now)
         if output_format == "json":
-            click.echo(json.dumps(status_document(run, result), indent=2))
+            click.echo(json.dumps(status_document(run, result, owner), indent=2))
         else:
             resume = format_resume_command(run_id, settings.store)
-            print_renderable(format_status(run, plan, result, records, resume_command=resume))
+            print_renderable(
+                format_status(
+                    run, plan, result, records, resume_command=resume, owner=owner, now=now
+                )
+            )
     finally:
         await store.close()
 

@@ -75,7 +75,9 @@ def make_queue(
     if settings.driver == "sync":
         from arvel_flow.queue.drivers.sync import SyncQueue
 
-        return SyncQueue(store=store, events=events, allowed_modules=allowed)
+        return SyncQueue(
+            store=store, events=events, allowed_modules=allowed, owner_lease=settings.owner_lease
+        )
     if settings.driver == "null":
         from arvel_flow.queue.drivers.null import NullQueue
 
@@ -87,7 +89,11 @@ def make_queue(
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
     return TaskiqQueue(
-        concurrency=settings.concurrency, store=store, events=events, allowed_modules=allowed
+        concurrency=settings.concurrency,
+        store=store,
+        events=events,
+        allowed_modules=allowed,
+        owner_lease=settings.owner_lease,
     )
 
 

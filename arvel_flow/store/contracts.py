@@ -105,6 +105,25 @@ class FailedJob:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class RunOwner:
+    """The process that executes a run, as its lease in the store records it.
+
+    A process that runs jobs of a run in place (not through workers) holds the run's
+    lease and renews it while it lives; ``expires_at`` is ``seen_at`` plus the lease's
+    length. Another process may take the run over only once the lease has expired, or
+    when it names this owner as one it found gone.
+    """
+
+    owner_id: str
+    host: str
+    pid: int
+    started_at: float
+    seen_at: float
+    """When the owner last took or renewed its lease."""
+    expires_at: float
+
+
 @runtime_checkable
 class StoreContract(Protocol):
     """What the runner, the orchestration and the CLI need from a store."""
@@ -136,6 +155,27 @@ class StoreContract(Protocol):
 
     async def set_run_status(self, run_id: str, status: RunStatus, at: float) -> bool:
         """Move a run to ``status``; a final status is set once (True that time only)."""
+        ...
+
+    # Run owners ---------------------------------------------------------------------
+    async def take_run_owner(
+        self, run_id: str, owner: RunOwner, *, replacing: str | None = None
+    ) -> RunOwner:
+        """Make ``owner`` the run's owner until ``owner.expires_at``, atomically.
+
+        The lease is taken (or renewed) when nobody holds it, when its holder's lease
+        expired (by ``owner.seen_at``), or when it is held by ``owner.owner_id`` itself
+        or by ``replacing`` (an owner the caller found gone). Returns who holds the
+        lease afterwards: ``owner`` when taken, else the live holder, unchanged.
+        """
+        ...
+
+    async def release_run_owner(self, run_id: str, owner_id: str) -> bool:
+        """Give the run's lease up if ``owner_id`` holds it; True when released."""
+        ...
+
+    async def get_run_owner(self, run_id: str, at: float) -> RunOwner | None:
+        """The run's owner if its lease is live at ``at``, else None."""
         ...
 
     # Steps --------------------------------------------------------------------------
@@ -186,6 +226,16 @@ class StoreContract(Protocol):
         self, run_id: str, steps: Sequence[str] | None = None
     ) -> dict[str, StepRecord]:
         """Records of the listed steps (all when None); steps never touched are absent."""
+        ...
+
+    async def settle_retried_step(
+        self, run_id: str, step: str, *, attempts: int, at: float
+    ) -> bool:
+        """Mark a failed step succeeded: its job was retried (``failed retry``) and succeeded.
+
+        The one change of a final state: only ``failed`` becomes ``succeeded`` (error
+        cleared, ``finished_at`` the retry's). True when the step was failed.
+        """
         ...
 
     # Batches ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from arvel_flow.store.contracts import (
     FINAL_RUN_STATUSES,
     BatchCounters,
     FailedJob,
+    RunOwner,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -35,6 +36,7 @@ class MemoryStore:
         self._batches: dict[tuple[str, str], BatchCounters] = {}
         self._failed: dict[str, FailedJob] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._owners: dict[str, RunOwner] = {}
 
     def lock(self) -> LockContract:
         """A `MemoryLock` living as long as this store."""
@@ -74,6 +76,33 @@ class MemoryStore:
         finished = at if status in FINAL_RUN_STATUSES else None
         self._runs[run_id] = replace(record, status=status, finished_at=finished)
         return True
+
+    async def take_run_owner(
+        self, run_id: str, owner: RunOwner, *, replacing: str | None = None
+    ) -> RunOwner:
+        """Take or renew the lease unless another owner's is live."""
+        current = self._owners.get(run_id)
+        if (
+            current is not None
+            and current.owner_id not in (owner.owner_id, replacing)
+            and current.expires_at > owner.seen_at
+        ):
+            return current
+        self._owners[run_id] = owner
+        return owner
+
+    async def release_run_owner(self, run_id: str, owner_id: str) -> bool:
+        """Drop the lease if ``owner_id`` holds it."""
+        current = self._owners.get(run_id)
+        if current is None or current.owner_id != owner_id:
+            return False
+        del self._owners[run_id]
+        return True
+
+    async def get_run_owner(self, run_id: str, at: float) -> RunOwner | None:
+        """The owner whose lease is live at ``at``."""
+        current = self._owners.get(run_id)
+        return current if current is not None and current.expires_at > at else None
 
     def _run_steps(self, run_id: str) -> dict[str, StepRecord]:
         try:
@@ -169,6 +198,19 @@ class MemoryStore:
         if steps is None:
             return dict(records)
         return {s: records[s] for s in steps if s in records}
+
+    async def settle_retried_step(
+        self, run_id: str, step: str, *, attempts: int, at: float
+    ) -> bool:
+        """Failed to succeeded, for a retry that succeeded."""
+        records = self._run_steps(run_id)
+        current = records.get(step)
+        if current is None or current.state != "failed":
+            return False
+        records[step] = replace(
+            current, state="succeeded", attempts=attempts, error=None, finished_at=at
+        )
+        return True
 
     async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
         """Next members, within the concurrency limit."""

@@ -12,6 +12,7 @@ race for it. Keys, under the prefix (``arvel-flow:`` by default)::
     failed:index             zset    failed-job ids by failed_at
     rl:{key}                 zset    rate-limit hits by time
     lock:{key}               string  lock owner (see `RedisLock`)
+    owner:{run_id}           hash    the run's owner lease (`RunOwner`), expiring with it
 
 Times inside JSON step records are strings holding Python's ``repr`` of the float:
 Lua's cjson would round numbers to 14 digits, a tenth of a millisecond on epoch times.
@@ -30,11 +31,12 @@ from redis.asyncio import Redis
 
 from arvel_flow.errors import ConfigError, ConfigIssue, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
-from arvel_flow.lock.redis import RedisLock, describe_client, redis_errors
+from arvel_flow.lock.redis import RedisLock, describe_client, redis_errors, ttl_to_ms
 from arvel_flow.store import redis_scripts as scripts
 from arvel_flow.store.contracts import (
     BatchCounters,
     FailedJob,
+    RunOwner,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -104,6 +106,25 @@ def _failed_json(record: FailedJob) -> str:
 
 def _failed(raw: bytes | str) -> FailedJob:
     return FailedJob(**json.loads(raw))
+
+
+def _owner(values: Sequence[Any]) -> RunOwner:
+    data = {_text(k): _text(v) for k, v in zip(values[::2], values[1::2], strict=True)}
+    return RunOwner(
+        data["owner_id"],
+        data["host"],
+        int(data["pid"]),
+        float(data["started_at"]),
+        float(data["seen_at"]),
+        float(data["expires_at"]),
+    )
+
+
+def _owner_fields(owner: RunOwner) -> list[str]:
+    values = [owner.owner_id, owner.host, str(owner.pid)]
+    values += [_time(t) for t in (owner.started_at, owner.seen_at, owner.expires_at)]
+    names = [f.name for f in fields(RunOwner)]
+    return [item for pair in zip(names, values, strict=True) for item in pair]
 
 
 def _error_args(error: str | None) -> list[str]:
@@ -245,6 +266,35 @@ class RedisStore:
         """Final statuses are set once (one script)."""
         return bool(await self._eval_on_run("set_run_status", run_id, [], [status, _time(at)]))
 
+    # Run owners ---------------------------------------------------------------------
+    async def take_run_owner(
+        self, run_id: str, owner: RunOwner, *, replacing: str | None = None
+    ) -> RunOwner:
+        """Take or renew the lease unless another owner's is live (one script).
+
+        The key also expires with the lease (``PEXPIRE``), so leases nobody looks at
+        again do not pile up.
+        """
+        ttl_ms = ttl_to_ms(owner.expires_at - owner.seen_at)
+        now = _time(owner.seen_at)
+        args = [owner.owner_id, replacing or "", ttl_ms, now, *_owner_fields(owner)]
+        holder = await self._eval("take_run_owner", [self._key("owner", run_id)], args)
+        return _owner(holder) if holder else owner
+
+    async def release_run_owner(self, run_id: str, owner_id: str) -> bool:
+        """Drop the lease if ``owner_id`` holds it (one script)."""
+        keys = [self._key("owner", run_id)]
+        return bool(await self._eval("release_run_owner", keys, [owner_id]))
+
+    async def get_run_owner(self, run_id: str, at: float) -> RunOwner | None:
+        """The owner whose lease is live (the key exists only while it is)."""
+        with redis_errors(self._backend):
+            raw = await self._client.hgetall(self._key("owner", run_id))
+        if not raw:
+            return None
+        owner = _owner([item for pair in raw.items() for item in pair])
+        return owner if owner.expires_at > at else None
+
     # Steps --------------------------------------------------------------------------
     async def claim_step(self, run_id: str, step: str, at: float) -> bool:
         """Pending to queued, once (``HSETNX``)."""
@@ -317,6 +367,14 @@ class RedisStore:
         if not exists:
             raise RunNotFoundError(run_id)
         return {_text(k): _step(_text(k), v) for k, v in raw.items()}
+
+    async def settle_retried_step(
+        self, run_id: str, step: str, *, attempts: int, at: float
+    ) -> bool:
+        """Failed to succeeded, for a retry that succeeded (one script)."""
+        keys = [self._key("steps", run_id)]
+        args = [step, attempts, _time(at)]
+        return bool(await self._eval_on_run("settle_retried_step", run_id, keys, args))
 
     # Batches ------------------------------------------------------------------------
     async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:

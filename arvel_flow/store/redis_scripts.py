@@ -97,6 +97,44 @@ end
 return 1
 """
 
+SETTLE_RETRIED_STEP = """
+-- KEYS: run, steps | ARGV: step, attempts, at
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
+if rec.state ~= 'failed' then return 0 end
+rec.state = 'succeeded'
+rec.attempts = tonumber(ARGV[2])
+rec.error = cjson.null
+rec.finished_at = ARGV[3]
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(rec))
+return 1
+"""
+
+TAKE_RUN_OWNER = """
+-- KEYS: owner | ARGV: owner_id, replacing ('' for none), ttl_ms, now, field, value, ...
+-- -> {} when taken, else the live holder's fields. A lease has expired when its
+-- expires_at is not after now (the callers' clocks, as in the other stores); the key's
+-- PEXPIRE only clears leases that nobody looks at.
+local current = redis.call('HMGET', KEYS[1], 'owner_id', 'expires_at')
+if current[1] and current[1] ~= ARGV[1] and current[1] ~= ARGV[2]
+        and tonumber(current[2]) > tonumber(ARGV[4]) then
+    return redis.call('HGETALL', KEYS[1])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {}
+"""
+
+RELEASE_RUN_OWNER = """
+-- KEYS: owner | ARGV: owner_id
+if redis.call('HGET', KEYS[1], 'owner_id') == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 CLAIM_MEMBERS = """
 -- KEYS: batch | ARGV: total, limit ('' for none) -> {first, count}
 local c = redis.call('HMGET', KEYS[1], 'claimed', 'done', 'cancel_flag')
@@ -138,11 +176,14 @@ _ON_RUN = {
     "update_step": UPDATE_STEP,
     "finish_step": FINISH_STEP,
     "mark_steps": MARK_STEPS,
+    "settle_retried_step": SETTLE_RETRIED_STEP,
 }
 _ON_BATCH_OR_KEY = {
     "claim_members": CLAIM_MEMBERS,
     "cancel_members": CANCEL_MEMBERS,
     "hit_rate_limit": HIT_RATE_LIMIT,
+    "take_run_owner": TAKE_RUN_OWNER,
+    "release_run_owner": RELEASE_RUN_OWNER,
 }
 
 ALL: dict[str, str] = {

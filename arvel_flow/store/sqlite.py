@@ -25,6 +25,7 @@ from arvel_flow.store.contracts import (
     FINAL_STATES,
     BatchCounters,
     FailedJob,
+    RunOwner,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -36,11 +37,13 @@ _RUN_COLUMNS = ("run_id", "name", "status", "created_at", "finished_at", "source
 _STEP_COLUMNS = ("step", "state", "attempts", "error", "started_at", "finished_at")
 _COUNTER_COLUMNS = ("claimed", "done", "failed", "cancelled", "cancel_flag")
 _FAILED_COLUMNS = tuple(f.name for f in fields(FailedJob))
+_OWNER_COLUMNS = tuple(f.name for f in fields(RunOwner))
 
 _UPSERT_RUN = upsert("runs", (*_RUN_COLUMNS, "plan"), ("run_id",))
 _UPSERT_STEP = upsert("steps", ("run_id", *_STEP_COLUMNS), ("run_id", "step"))
 _UPSERT_COUNTERS = upsert("batches", ("run_id", "batch", *_COUNTER_COLUMNS), ("run_id", "batch"))
 _UPSERT_FAILED = upsert("failed_jobs", _FAILED_COLUMNS, ("id",))
+_UPSERT_OWNER = upsert("run_owners", ("run_id", *_OWNER_COLUMNS), ("run_id",))
 _CHUNK = 500
 """Keys per ``IN (...)`` query: well under sqlite's limit on bound parameters."""
 _FINAL = ", ".join(f"'{state}'" for state in sorted(FINAL_STATES))
@@ -61,6 +64,7 @@ _SELECT_RUN = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
 _SELECT_STEP = f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps"
 _SELECT_COUNTERS = f"SELECT {', '.join(_COUNTER_COLUMNS)} FROM batches"
 _SELECT_FAILED = f"SELECT {', '.join(_FAILED_COLUMNS)} FROM failed_jobs"
+_SELECT_OWNER = f"SELECT {', '.join(_OWNER_COLUMNS)} FROM run_owners WHERE run_id = ?"
 
 
 def _dumps(value: Mapping[str, Any], *, lenient: bool = False) -> str:
@@ -172,6 +176,36 @@ class SqliteStore:
             (status, finished, run_id),
         )
         return True
+
+    # Run owners ---------------------------------------------------------------------
+    async def take_run_owner(
+        self, run_id: str, owner: RunOwner, *, replacing: str | None = None
+    ) -> RunOwner:
+        """Take or renew the lease unless another owner's is live (one transaction)."""
+        with self._db.transaction() as conn:
+            row = conn.execute(_SELECT_OWNER, (run_id,)).fetchone()
+            current = None if row is None else RunOwner(*row)
+            if (
+                current is not None
+                and current.owner_id not in (owner.owner_id, replacing)
+                and current.expires_at > owner.seen_at
+            ):
+                return current
+            conn.execute(_UPSERT_OWNER, (run_id, *astuple(owner)))
+            return owner
+
+    async def release_run_owner(self, run_id: str, owner_id: str) -> bool:
+        """Drop the lease if ``owner_id`` holds it."""
+        with self._db.transaction() as conn:
+            query = "DELETE FROM run_owners WHERE run_id = ? AND owner_id = ?"
+            return conn.execute(query, (run_id, owner_id)).rowcount > 0
+
+    async def get_run_owner(self, run_id: str, at: float) -> RunOwner | None:
+        """The owner whose lease is live at ``at``."""
+        with self._db.read() as conn:
+            row = conn.execute(_SELECT_OWNER, (run_id,)).fetchone()
+        owner = None if row is None else RunOwner(*row)
+        return owner if owner is not None and owner.expires_at > at else None
 
     # Steps --------------------------------------------------------------------------
     def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
@@ -311,6 +345,19 @@ class SqliteStore:
                     (row[0], StepRecord(*row)) for row in conn.execute(query, (run_id, *chunk))
                 )
         return {s: records[s] for s in steps if s in records}
+
+    async def settle_retried_step(
+        self, run_id: str, step: str, *, attempts: int, at: float
+    ) -> bool:
+        """Failed to succeeded, for a retry that succeeded (one statement)."""
+        with self._db.transaction() as conn:
+            self._require_run(conn, run_id)
+            settled = conn.execute(
+                "UPDATE steps SET state = 'succeeded', attempts = ?, error = NULL,"
+                " finished_at = ? WHERE run_id = ? AND step = ? AND state = 'failed'",
+                (attempts, at, run_id, step),
+            )
+            return settled.rowcount > 0
 
     # Batches ------------------------------------------------------------------------
     @staticmethod

@@ -36,7 +36,7 @@ from typing import Any
 
 from arvel_flow.errors import BackendError, StoreFileError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = (
@@ -60,6 +60,16 @@ _SCHEMA = (
     'CREATE TABLE locks ("key" TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)',
     "CREATE INDEX locks_by_expiry ON locks (expires_at)",
 )
+"""The tables of schema version 1; later versions are `_MIGRATIONS` applied on top."""
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        """CREATE TABLE run_owners (run_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL,
+            host TEXT NOT NULL, pid INTEGER NOT NULL, started_at REAL NOT NULL,
+            seen_at REAL NOT NULL, expires_at REAL NOT NULL)""",
+    ),
+}
+"""Statements that bring a database from the version before each key to that version."""
 
 
 class SqliteDatabase:
@@ -104,8 +114,7 @@ class SqliteDatabase:
         if exists is None:
             for statement in _SCHEMA:
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            return
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StoreFileError(
@@ -113,6 +122,10 @@ class SqliteDatabase:
                 f"schema version {version} is newer than this arvel-flow ({SCHEMA_VERSION})",
                 action="opened",
             )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

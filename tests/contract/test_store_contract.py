@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,16 @@ from redis.asyncio import Redis
 
 from arvel_flow.errors import BackendError, ConfigError, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
-from arvel_flow.store import MemoryStore, RedisStore, SqliteStore, StoreContract, open_store
-from arvel_flow.store.contracts import BatchCounters, FailedJob, RunRecord
+from arvel_flow.queue.failed_claims import claim_failed, retry_claimed
+from arvel_flow.store import (
+    MemoryStore,
+    RedisStore,
+    SqliteStore,
+    StoreContract,
+    open_store,
+    sqlite_db,
+)
+from arvel_flow.store.contracts import BatchCounters, FailedJob, RunOwner, RunRecord
 from arvel_flow.store.urls import mask_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,6 +318,119 @@ async def test_concurrent_finishes_count_every_member_once(store: StoreContract,
     assert [isinstance(r, BatchCounters) and r.done == 50 for r in results].count(True) == 1
 
 
+async def test_a_failed_step_whose_retry_succeeded_is_settled_once(
+    store: StoreContract, run: str
+) -> None:
+    # Given a failed step and a succeeded one
+    await store.finish_step(run, "bad", "failed", attempts=3, error="boom", at=T0)
+    await store.finish_step(run, "good", "succeeded", attempts=1, at=T0)
+    # When the failed one's retry succeeded (settled twice), and the good one is "settled"
+    first = await store.settle_retried_step(run, "bad", attempts=1, at=T0 + 60)
+    again = await store.settle_retried_step(run, "bad", attempts=1, at=T0 + 61)
+    good = await store.settle_retried_step(run, "good", attempts=9, at=T0 + 62)
+    # Then only the failed step changed, once: succeeded, its error gone
+    steps = await store.get_steps(run)
+    assert (first, again, good) == (True, False, False)
+    assert steps["bad"].state == "succeeded"
+    assert (steps["bad"].attempts, steps["bad"].error) == (1, None)
+    assert (steps["bad"].started_at, steps["bad"].finished_at) == (T0, T0 + 60)
+    assert steps["good"].attempts == 1
+    assert await store.settle_retried_step(run, "never-ran", attempts=1, at=T0) is False
+
+
+# Run owners -------------------------------------------------------------------------
+
+
+def owner(owner_id: str, now: float, ttl: float = 10.0, *, pid: int = 4242) -> RunOwner:
+    return RunOwner(owner_id, f"host-{owner_id}", pid, T0, now, now + ttl)
+
+
+async def test_a_free_run_is_taken_and_its_owner_is_recorded(store: StoreContract) -> None:
+    # Given a run nobody owns / When an owner takes it
+    holder = await store.take_run_owner("r", owner("a", T0))
+    # Then it holds it, and the store tells who, while the lease lasts
+    assert holder == owner("a", T0)
+    assert await store.get_run_owner("r", at=T0 + 9) == owner("a", T0)
+    assert await store.get_run_owner("other", at=T0) is None
+
+
+async def test_a_live_owner_is_not_displaced(store: StoreContract) -> None:
+    # Given a run owned by a
+    await store.take_run_owner("r", owner("a", T0))
+    # When b tries to take it while a's lease lasts
+    holder = await store.take_run_owner("r", owner("b", T0 + 5))
+    # Then a keeps it, unchanged, and b is told so
+    assert holder == owner("a", T0)
+    assert await store.get_run_owner("r", at=T0 + 5) == owner("a", T0)
+
+
+async def test_renewing_extends_the_lease(store: StoreContract) -> None:
+    # Given a run owned by a, renewed late in its lease
+    await store.take_run_owner("r", owner("a", T0))
+    renewed = await store.take_run_owner("r", owner("a", T0 + 8))
+    # When b tries after the first lease would have ended
+    holder = await store.take_run_owner("r", owner("b", T0 + 12))
+    # Then a still holds it, as last seen at its renewal
+    assert renewed == holder == owner("a", T0 + 8)
+
+
+async def test_an_expired_lease_is_taken_over(store: StoreContract) -> None:
+    # Given a's lease, not renewed
+    await store.take_run_owner("r", owner("a", T0))
+    # When b takes the run once the lease has run out
+    holder = await store.take_run_owner("r", owner("b", T0 + 10))
+    # Then b holds it, a's renewal is refused, and nobody is the owner at the old time
+    assert holder == owner("b", T0 + 10)
+    assert await store.take_run_owner("r", owner("a", T0 + 11)) == owner("b", T0 + 10)
+    assert await store.get_run_owner("r", at=T0 + 20) is None
+
+
+async def test_a_live_owner_named_as_replaced_is_taken_over(store: StoreContract) -> None:
+    # Given a's live lease
+    await store.take_run_owner("r", owner("a", T0))
+    # When b forces it out naming another owner, then naming a
+    wrong = await store.take_run_owner("r", owner("b", T0 + 1), replacing="someone-else")
+    forced = await store.take_run_owner("r", owner("b", T0 + 1), replacing="a")
+    # Then only naming a works, and a's next renewal finds b
+    assert wrong == owner("a", T0)
+    assert forced == owner("b", T0 + 1)
+    assert await store.take_run_owner("r", owner("a", T0 + 2)) == owner("b", T0 + 1)
+
+
+async def test_only_the_owner_releases_the_lease(store: StoreContract) -> None:
+    # Given a's lease
+    await store.take_run_owner("r", owner("a", T0))
+    # When b, then a release it
+    by_b = await store.release_run_owner("r", "b")
+    by_a = await store.release_run_owner("r", "a")
+    # Then only a's release counted, and b may take the run at once
+    assert (by_b, by_a) == (False, True)
+    assert await store.get_run_owner("r", at=T0) is None
+    assert await store.take_run_owner("r", owner("b", T0 + 1)) == owner("b", T0 + 1)
+    assert await store.release_run_owner("r", "a") is False
+
+
+async def test_concurrent_takers_have_one_owner(store: StoreContract) -> None:
+    # Given 20 processes racing for a free run
+    takers = [owner(f"o{i}", T0) for i in range(20)]
+    holders = await asyncio.gather(*(store.take_run_owner("r", o) for o in takers))
+    # Then they all agree on one owner
+    assert len({h.owner_id for h in holders}) == 1
+    assert await store.get_run_owner("r", at=T0) == holders[0]
+
+
+async def test_a_lease_left_alone_disappears_when_it_expires(store: StoreContract) -> None:
+    # Given a lease of 0.2 s in real time, never renewed
+    now = time.time()
+    await store.take_run_owner("r", owner("a", now, ttl=0.2))
+    # When its time has passed
+    await asyncio.sleep(0.3)
+    # Then there is no owner (in Redis, the key itself expired)
+    later = time.time()
+    assert await store.get_run_owner("r", at=later) is None
+    assert await store.take_run_owner("r", owner("b", later)) == owner("b", later)
+
+
 # Failed jobs ------------------------------------------------------------------------
 
 
@@ -347,6 +471,119 @@ async def test_flush_failed_deletes_all_and_counts_them(store: StoreContract) ->
     assert await store.flush_failed() == 2
     assert await store.list_failed() == []
     assert await store.flush_failed() == 0
+
+
+# Claims on failed jobs --------------------------------------------------------------
+
+
+async def test_concurrent_claims_of_a_failed_job_have_one_winner(store: StoreContract) -> None:
+    # Given a failed job and 20 retriers claiming it at once
+    await store.add_failed(failed_job("f1", T0))
+    claims = await asyncio.gather(*(claim_failed(store, "f1", f"r{i}") for i in range(20)))
+    # Then exactly one got the record
+    won = [claim for claim in claims if claim is not None]
+    assert won == [failed_job("f1", T0)]
+
+
+async def test_a_claim_of_a_crashed_retrier_expires(store: StoreContract) -> None:
+    # Given a failed job claimed for 0.2 s by a retrier that then died
+    await store.add_failed(failed_job("f1", T0))
+    assert await claim_failed(store, "f1", "dead", seconds=0.2) is not None
+    # When another claims it, at once and after the claim ran out
+    at_once = await claim_failed(store, "f1", "alive")
+    await asyncio.sleep(0.3)
+    later = await claim_failed(store, "f1", "alive")
+    # Then it is refused while the claim lasts, and wins after
+    assert at_once is None
+    assert later == failed_job("f1", T0)
+
+
+async def test_a_retried_record_is_not_claimed_again(store: StoreContract) -> None:
+    # Given a failed job retried (removed) under a claim that was then released
+    await store.add_failed(failed_job("f1", T0))
+
+    async def retry(record: FailedJob) -> str:
+        await store.forget_failed(record.id)
+        return "succeeded"
+
+    first = await retry_claimed(store, "f1", retry)
+    # When a slower retrier, which listed it before, claims it now
+    second = await retry_claimed(store, "f1", retry)
+    # Then only the first ran it
+    assert (first, second) == ("succeeded", None)
+
+
+async def test_concurrent_retries_run_each_record_once(store: StoreContract) -> None:
+    # Given 20 failed jobs, and 3 retriers that each listed all of them
+    for i in range(20):
+        await store.add_failed(failed_job(f"f{i}", T0 + i))
+    listed = [r.id for r in await store.list_failed()]
+    ran: list[str] = []
+
+    async def retry(record: FailedJob) -> str:
+        ran.append(record.id)
+        await asyncio.sleep(0.001)  # the job's work: others try meanwhile
+        await store.forget_failed(record.id)
+        return "succeeded"
+
+    async def retry_all() -> None:
+        for failed_id in listed:
+            await retry_claimed(store, failed_id, retry)
+
+    # When they all retry everything at once
+    await asyncio.gather(retry_all(), retry_all(), retry_all())
+    # Then every record ran exactly once
+    assert sorted(ran) == sorted(listed)
+    assert await store.list_failed() == []
+
+
+def _claim_in_thread(path: Path, failed_id: str, owner: str) -> bool:
+    async def claim() -> bool:
+        store = SqliteStore(path)
+        try:
+            return await claim_failed(store, failed_id, owner) is not None
+        finally:
+            await store.close()
+
+    return asyncio.run(claim())
+
+
+async def test_sqlite_threads_with_their_own_connections_claim_once(tmp_path: Path) -> None:
+    # Given a failed job in a sqlite file
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    await store.add_failed(failed_job("f1", T0))
+    await store.close()
+    # When 8 threads, each with its own connection, claim it at once
+    with ThreadPoolExecutor(8) as pool:
+        wins = list(pool.map(lambda i: _claim_in_thread(path, "f1", f"t{i}"), range(8)))
+    # Then exactly one won
+    assert wins.count(True) == 1
+
+
+def _take_in_thread(path: Path, taker: RunOwner) -> str:
+    async def take() -> str:
+        store = SqliteStore(path)
+        try:
+            return (await store.take_run_owner("r", taker)).owner_id
+        finally:
+            await store.close()
+
+    return asyncio.run(take())
+
+
+async def test_sqlite_threads_with_their_own_connections_agree_on_one_owner(
+    tmp_path: Path,
+) -> None:
+    # Given a sqlite file, and 8 threads with connections of their own
+    path = tmp_path / "state.db"
+    await SqliteStore(path).close()
+    takers = [owner(f"t{i}", T0) for i in range(8)]
+    # When they all take the run at once
+    with ThreadPoolExecutor(8) as pool:
+        holders = list(pool.map(lambda taker: _take_in_thread(path, taker), takers))
+    # Then all name the same owner
+    assert len(set(holders)) == 1
 
 
 # Rate limits ------------------------------------------------------------------------
@@ -395,6 +632,7 @@ def _random_call(rng: random.Random, now: float) -> tuple[str, tuple[Any, ...], 
         ("update_step", (run, step, rng.choice(_STATES)), {"attempts": 1, "error": "e", "at": at}),
         ("finish_step", (run, step, rng.choice(_STATES)), {"at": at, "batch": batch}),
         ("mark_steps", (run, rng.choices("abcd", k=2), "skipped", at), {}),
+        ("settle_retried_step", (run, step), {"attempts": 1, "at": at}),
         ("get_steps", (run,), {}),
         ("claim_members", (run, batch, rng.randrange(1, 6), rng.choice([None, 1, 2])), {}),
         ("cancel_members", (run, batch, rng.randrange(1, 6)), {}),
@@ -452,6 +690,31 @@ async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
     assert steps["s"].state == "succeeded"
     assert plan == {"k": [1, 2]}
     assert counters == BatchCounters(done=1)
+
+
+async def test_sqlite_file_of_schema_version_1_is_migrated(tmp_path: Path) -> None:
+    # Given a database written by a version that knew schema 1 only, with a run in it
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as conn:
+        for statement in sqlite_db._SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute("INSERT INTO runs VALUES ('r', 'p', 'running', ?, NULL, NULL, '{}')", (T0,))
+    conn.close()
+    # When this version opens it
+    store = SqliteStore(path)
+    try:
+        taken = await store.take_run_owner("r", owner("a", T0))
+        run = await store.get_run("r")
+    finally:
+        await store.close()
+    # Then the run is still there, the new tables work, and the file says version 2
+    assert run is not None
+    assert taken == owner("a", T0)
+    with sqlite3.connect(path) as conn:
+        (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    conn.close()
+    assert version == sqlite_db.SCHEMA_VERSION == 2
 
 
 def test_sqlite_file_that_is_not_a_database_is_a_backend_error(tmp_path: Path) -> None:

@@ -82,3 +82,38 @@ class Login(Job):
 
     async def handle(self) -> None:
         raise PermissionError(f"login refused for {self.user}")
+
+
+class MarkWhenReady(Job):
+    """Fails while ``marker`` is absent; once it exists, notes ``name`` in ``log`` and succeeds.
+
+    It sleeps ``seconds`` after noting, so that concurrent retries overlap.
+    """
+
+    marker: str
+    log: str
+    name: str
+    seconds: float = 0.0
+
+    async def handle(self) -> str:
+        if not await asyncio.to_thread(os.path.exists, self.marker):
+            raise RuntimeError(f"{os.path.basename(self.marker)} is not there yet")
+        append_line(self.log, self.name)
+        await asyncio.sleep(self.seconds)
+        return self.name
+
+
+class Gate(Job):
+    """Notes ``start NAME`` in ``log``, waits until the file ``gate`` exists, notes ``NAME``."""
+
+    log: str
+    name: str
+    gate: str
+
+    async def handle(self) -> str:
+        append_line(self.log, f"start {self.name}")
+        # A file made by another process: there is no event to wait on, only polling.
+        while not await asyncio.to_thread(os.path.exists, self.gate):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        append_line(self.log, self.name)
+        return self.name

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Cli
+from tests.e2e.harness import Cli, read_lines
 
 pytestmark = pytest.mark.slow
 
@@ -150,6 +150,53 @@ def test_retry_all_runs_every_failed_job(cli: Cli, failing: Path, store: str, ma
     assert result.code == 0, result
     assert result.stdout.count(": succeeded") == 2
     assert failed_jobs(cli, store) == []
+
+
+def test_concurrent_retries_run_each_failed_job_once_and_status_counts_them_done(
+    cli: Cli, pipeline: Callable[[str, str], Path], store: str, tmp_path: Path, marker: Path
+) -> None:
+    # Given a run whose 20 jobs failed, and the cause of their failure gone
+    log = tmp_path / "log"
+    names = [f"j{i:02d}" for i in range(20)]
+    items = ", ".join(f"{{name: {name}}}" for name in names)
+    file = pipeline(
+        "twenty",
+        f"""
+version: 1
+name: twenty
+defaults:
+  retry: {{max_retries: 0}}
+pipeline:
+  id: all
+  batch:
+    - job: tests.e2e.jobs:MarkWhenReady
+      with: {{marker: {json.dumps(str(marker))}, log: {json.dumps(str(log))}, seconds: 0.25}}
+      each: [{items}]
+  allow_failures: true
+""",
+    )
+    ran = cli("run", str(file), "--store", store, "--output", "json")
+    assert ran.code == 0, ran
+    run_id = ran.events()[0]["run_id"]
+    assert len(failed_jobs(cli, store)) == 20
+    marker.touch()
+
+    # When two `failed retry --all` start at once
+    retries = [cli.start("failed", "retry", "--all", "--store", store) for _ in range(2)]
+    results = [retry.wait() for retry in retries]
+
+    # Then both end well, each job ran exactly once in all, and none is left failed
+    assert [result.code for result in results] == [0, 0], results
+    assert sorted(read_lines(log)) == names
+    succeeded = sum(result.stdout.count(": succeeded") for result in results)
+    skipped = sum(result.stdout.count(": skipped") for result in results)
+    assert succeeded == 20, results
+    assert skipped >= 1, f"the two retries did not overlap: {results}"
+    assert failed_jobs(cli, store) == []
+    # And the run's status no longer counts them as failed
+    status = cli("status", run_id, "--store", store, "--format", "json").json()
+    assert status["failed"] == {}
+    assert len(status["succeeded"]) == 20
 
 
 def test_forget_deletes_one_and_flush_deletes_the_rest(cli: Cli, failing: Path, store: str) -> None:

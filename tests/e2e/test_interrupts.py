@@ -90,8 +90,8 @@ def test_a_run_killed_with_sigkill_resumes_without_rerunning_recorded_jobs(
     assert recorded, "the store recorded no finished job before the kill"
     assert before["progress"]["finished"] < before["progress"]["total"]
 
-    # When it is resumed
-    resumed = cli("run", "--resume", run_id, "--store", store)
+    # When it is resumed, taking over from the killed process (its lease is still live)
+    resumed = cli("run", "--resume", run_id, "--store", store, "--force")
 
     # Then it finishes, every job has run, and the callbacks fired exactly once
     assert resumed.code == 0, resumed

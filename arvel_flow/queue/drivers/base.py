@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.orchestrator import Orchestrator
+from arvel_flow.queue.ownership import DEFAULT_LEASE, RunLease, format_owner
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.queue.runner import (
@@ -24,6 +26,8 @@ from arvel_flow.queue.runner import (
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.store.contracts import StepState, StoreContract
 
+logger = logging.getLogger(__name__)
+
 
 class BaseQueue:
     """A driver's common part; subclasses say how envelopes travel (`_send`).
@@ -31,6 +35,10 @@ class BaseQueue:
     Every driver executes through the same `JobRunner`, so a job behaves the same
     under each. Store and lock come in through the constructor (memory ones by
     default).
+
+    A queue that executes runs in place holds each run's owner lease (see
+    `arvel_flow.queue.ownership`) from ``start`` or ``resume`` until the run has
+    finished or the queue closes; ``owner_lease`` is its length in seconds.
     """
 
     def __init__(
@@ -42,6 +50,7 @@ class BaseQueue:
         clock: Clock | None = None,
         allowed_modules: tuple[str, ...] | None = None,
         rng: random.Random | None = None,
+        owner_lease: float = DEFAULT_LEASE,
     ) -> None:
         # The runner fills in the defaults; the queue shares what it settled on.
         self.runner = JobRunner(
@@ -63,6 +72,8 @@ class BaseQueue:
             clock=self.clock,
             send=self._deliver,
         )
+        self.owner_lease = owner_lease
+        self._leases: dict[str, RunLease] = {}
 
     # QueueContract ----------------------------------------------------------------------
 
@@ -107,14 +118,32 @@ class BaseQueue:
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
     ) -> str:
         """Start a run of ``plan`` (under ``run_id`` if given); its id."""
+        run_id = run_id or new_id()[:12]
+        await self._take_lease(run_id)
         return await self.orchestrator.start(plan, source=source, run_id=run_id)
 
     async def wait(self, run_id: str) -> BatchResult:
-        """Wait for the run to finish; its result."""
-        return await self.orchestrator.wait(run_id)
+        """Wait for the run to finish; its result.
 
-    async def resume(self, run_id: str) -> str:
-        """Continue an interrupted run from its stored plan."""
+        Raises:
+            RunTakenOverError: Another process took the run over (``--force``); this
+                one cancelled its jobs here and dispatches nothing more.
+        """
+        lease = self._leases.get(run_id)
+        if lease is None:
+            return await self.orchestrator.wait(run_id)
+        result = await lease.guard(self.orchestrator.wait(run_id))
+        await self._release_lease(run_id)
+        return result
+
+    async def resume(self, run_id: str, *, force: bool = False) -> str:
+        """Continue an interrupted run from its stored plan.
+
+        Raises:
+            RunOwnedError: Another live process executes the run; ``force`` takes over
+                one that is gone (see `arvel_flow.queue.ownership`).
+        """
+        await self._take_lease(run_id, force=force)
         await self.orchestrator.resume(run_id)
         return run_id
 
@@ -123,8 +152,42 @@ class BaseQueue:
         self.orchestrator.abandon(error)
 
     async def close(self) -> None:
-        """Stop the driver and release its store."""
+        """Stop the driver, give up the runs it owns, and release its store."""
+        for run_id in tuple(self._leases):
+            await self._release_lease(run_id)
         await self.store.close()
+
+    # Ownership --------------------------------------------------------------------------
+
+    @property
+    def executes_in_place(self) -> bool:
+        """True when this process runs the jobs itself (and so owns the runs it starts)."""
+        return True
+
+    async def _take_lease(self, run_id: str, *, force: bool = False) -> None:
+        if not self.executes_in_place or run_id in self._leases:
+            return
+        lease = RunLease(
+            self.store,
+            run_id,
+            clock=self.clock,
+            seconds=self.owner_lease,
+            on_lost=lambda _error: self.stop_dispatching(),
+        )
+        await lease.take(force=force)
+        self._leases[run_id] = lease
+        if lease.previous is not None:
+            logger.warning(
+                "took run %s over from %s", run_id, format_owner(lease.previous, self.clock.now())
+            )
+
+    async def _release_lease(self, run_id: str) -> None:
+        lease = self._leases.pop(run_id, None)
+        if lease is not None:
+            await lease.release()
+
+    def stop_dispatching(self) -> None:
+        """Run no more jobs here (a run was taken over); drivers that can, override."""
 
     # Execution --------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class NullQueue(BaseQueue):
             run_id, "dry-run", pending=tuple(j.key for j in jobs), progress=(0, len(jobs))
         )
 
-    async def resume(self, run_id: str) -> str:
+    async def resume(self, run_id: str, *, force: bool = False) -> str:
         """Nothing to resume in a dry run."""
         return run_id
 

@@ -114,6 +114,20 @@ class TaskiqQueue(BaseQueue):
         if self.orchestrator.abandoned is not None:
             raise self.orchestrator.abandoned
 
+    @property
+    def executes_in_place(self) -> bool:
+        """True for the in-process broker; with a transport, workers run the jobs."""
+        return self.transport is None
+
+    def stop_dispatching(self) -> None:
+        """Start nothing more and cancel the jobs running here: the run was taken over.
+
+        Cancelled jobs stay unfinished in the store (the new owner runs them); letting
+        them finish would advance the run here, into a queue that sends nothing more.
+        """
+        self.pause()
+        self.cancel_running()
+
     def pause(self) -> None:
         """Stop handing jobs to the broker; running jobs go on, waiting ones stay put.
 

@@ -38,6 +38,8 @@ async def crash_then_resume(
     assert isinstance(run_id, str)
     assert crashed.dropped, "the first process should have died before the end"
     assert JOURNAL.entries == ran_before
+    # A dead process renews nothing: its owner lease runs out before the resume.
+    await harness.clock.sleep(crashed.owner_lease)
     fresh = harness.queue()
     await fresh.resume(run_id)
     return await fresh.wait(run_id)
