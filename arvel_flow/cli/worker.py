@@ -63,13 +63,17 @@ def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags
 
 
 def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> QueueSettings:
-    """Flags over ``ARVEL_FLOW_*`` variables over defaults; the broker defaults to redis."""
-    from arvel_flow.settings import QueueSettings
+    """Flags over ``ARVEL_FLOW_*`` variables over defaults; the broker defaults to redis.
+
+    Raises:
+        ConfigError: A setting is invalid (such as a malformed ``--allow`` prefix).
+    """
+    from arvel_flow.settings import load_queue_settings
 
     values: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if allow:
         values["allowed_modules"] = allow
-    settings = QueueSettings(**values)
+    settings = load_queue_settings(**values)
     if settings.broker == "memory":
         settings = settings.model_copy(update={"broker": "redis"})
     return settings
