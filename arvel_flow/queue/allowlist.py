@@ -147,7 +147,9 @@ def _import_module(path: str, module_name: str) -> types.ModuleType:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        raise ImportTargetError(path, f"no module named {error.name!r}") from None
+        # An all-dots path is split at its last dot, however many names precede it.
+        hint = "" if ":" in path else " (a path 'pkg.module.Name' names Name in pkg.module)"
+        raise ImportTargetError(path, f"no module named {error.name!r}{hint}") from None
     except Exception as error:
         raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
 
