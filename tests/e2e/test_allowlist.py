@@ -1,9 +1,20 @@
-"""``arvel-flow worker --allow``: prefixes are normalised or refused before the worker starts."""
+"""The allowlist through the real command: ``worker --allow`` prefixes, and ``failed retry``.
+
+A worker's prefixes are normalised or refused before it starts. A job the allowlist
+refused is recorded as failed; ``failed retry`` must not then run it in-process, where
+no allowlist may apply.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
+
 import pytest
 
+from arvel_flow.store import open_store
+from arvel_flow.store.contracts import FailedJob
 from tests.e2e.harness import Cli
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -52,3 +63,38 @@ def test_a_trailing_dot_or_colon_is_dropped_and_the_worker_starts(cli: Cli, pref
     # Then it starts with the prefix "examples" (and stops at the unreachable broker)
     assert result.stderr.splitlines()[0].endswith(", allowed examples"), result
     assert result.code == 3, result
+
+
+def test_failed_retry_never_runs_a_refused_job_in_process(
+    cli: Cli, store: str, tmp_path: Path
+) -> None:
+    # Given a failed-jobs record of a forged message a worker refused: a chain from an
+    # allowed module to os.popen, armed to create a file
+    marker = tmp_path / "ran"
+    refused = FailedJob(
+        id="forged",
+        job="examples.jobs:logging.os.popen",
+        queue="default",
+        payload={"cmd": f"touch {marker}"},
+        exception="arvel_flow.errors.ImportTargetError",
+        message="cannot use 'examples.jobs:logging.os.popen': 'logging' is a module",
+        traceback="",
+        attempts=0,
+        failed_at=time.time(),
+    )
+    asyncio.run(_add_failed(store, refused))
+    # When an operator retries every failed job with the embedded (in-process) driver
+    result = cli("failed", "retry", "--all", "--store", store)
+    # Then it is not run: said so, exit 1, the record kept, and the command never ran
+    assert result.code == 1, result
+    assert "forged (examples.jobs:logging.os.popen): not retried here: cannot use" in result.stdout
+    assert not marker.exists()
+    assert "forged" in cli("failed", "list", "--store", store, "--format", "json").stdout
+
+
+async def _add_failed(url: str, record: FailedJob) -> None:
+    backend = open_store(url)
+    try:
+        await backend.add_failed(record)
+    finally:
+        await backend.close()
