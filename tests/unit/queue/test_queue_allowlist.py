@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from arvel_flow.errors import ImportTargetError, JobFailedError
+from arvel_flow.errors import ConfigError, ImportTargetError, JobFailedError
 from arvel_flow.queue.allowlist import Role, import_allowed, is_under, parse_prefixes, screen_path
 from arvel_flow.queue.backoff import exception_classes
 from arvel_flow.queue.envelope import Envelope
-from arvel_flow.queue.job import MiddlewareRef
+from arvel_flow.queue.job import MiddlewareRef, format_key
 from arvel_flow.queue.middleware import build_middleware
 from arvel_flow.queue.runner import Failed, JobRunner
 from arvel_flow.queue.targets import JobRef, resolve_target
+from arvel_flow.spec.loader import load_pipeline
 from arvel_flow.store import MemoryStore
 from arvel_flow.worker.refusals import compute_refusal
 from tests.unit.queue import allowlist_jobs
@@ -308,3 +309,45 @@ def test_a_prefix_allows_its_module_and_submodules_only() -> None:
     assert is_under("myapp.jobs.deep", ("myapp.jobs",))
     assert not is_under("myapp.jobs_old", ("myapp.jobs",))
     assert not is_under("myapp", ("myapp.jobs",))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{path.__class__}",
+        "{handle.__func__.__globals__[os].environ}",
+        "{path[0]}",
+        "{path!r}",
+        "{path:>99999999}",
+        "{_private}",
+        "{0}",
+        "{}",
+    ],
+)
+def test_a_key_template_reads_bare_fields_only(template: str) -> None:
+    # When a forged lock or unique key reaches into the job's attributes or memory
+    with pytest.raises(ValueError, match="does not name a job field"):
+        format_key(template, allowlist_jobs.Import())
+    # Then it is refused before anything is read, as validation refuses it in a file
+    text = f"version: 1\nname: k\npipeline:\n  job: {M}:Import\n  unique_id: '{template}'\n"
+    with pytest.raises(ConfigError, match="does not name a job field"):
+        load_pipeline(text, strict=False)
+
+
+def test_a_key_template_of_bare_fields_is_filled() -> None:
+    assert format_key("import-{path}-{queue_name}", allowlist_jobs.Import()) == (
+        "import-rows.csv-default"
+    )
+
+
+async def test_a_forged_key_fails_the_job_before_it_runs() -> None:
+    # Given a legitimate job whose message carries a lock key that reads the worker's globals
+    forged = MiddlewareRef("without_overlapping", {"key": "{function.__globals__[os].environ}"})
+    ref = JobRef(f"{M}:send").with_settings(middleware=(forged,))
+    runner = JobRunner(store=MemoryStore(), allowed_modules=ALLOWED)
+    # When it is attempted, then it fails for good and the key is never built
+    outcome = await runner.attempt(Envelope(ref, "msg-1"))
+    assert isinstance(outcome, Failed)
+    [record] = await runner.store.list_failed()
+    assert "does not name a job field" in record.message
+    assert "PATH" not in record.message
