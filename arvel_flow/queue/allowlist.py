@@ -26,6 +26,7 @@ of it is imported. `import_allowed` applies all four.
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import inspect
 import types
@@ -89,6 +90,11 @@ def screen_path(path: str, allowed: Sequence[str], role: Role) -> TargetPath:
     Raises:
         ImportTargetError: The path is refused; ``reason`` says by which rule.
     """
+    return _screen(path, tuple(allowed), role)
+
+
+@functools.lru_cache(maxsize=4096)
+def _screen(path: str, allowed: tuple[str, ...], role: Role) -> TargetPath:
     module, colon, names = path.partition(":")
     if not colon:
         module, _, names = path.rpartition(".")
@@ -112,7 +118,17 @@ def import_allowed(path: str, allowed: Sequence[str], role: Role) -> Any:
     Raises:
         ImportTargetError: The path is refused, or its module cannot be imported.
     """
-    target = screen_path(path, allowed, role)
+    return _import_allowed(path, tuple(allowed), role)
+
+
+@functools.lru_cache(maxsize=4096)
+def _import_allowed(path: str, allowed: tuple[str, ...], role: Role) -> Any:
+    """`import_allowed`, remembered: a worker checks every path of every message.
+
+    Only what was allowed is remembered; a refusal is decided again each time (a
+    module missing now may be deployed later).
+    """
+    target = _screen(path, allowed, role)
     if target.module is None:
         return getattr(builtins, target.qualname)
     found: Any = _import_module(path, target.module)
