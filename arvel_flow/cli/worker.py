@@ -93,7 +93,11 @@ def format_banner(worker: Worker, settings: QueueSettings) -> str:
 
 
 def format_event(event: Event) -> str:
-    """One plain line for an event, as a worker prints it."""
+    """One plain line for an event, as a worker prints it.
+
+    Control characters are escaped: a message's path or step name is anyone's text,
+    and a newline in it must not print a line of its own (a forged ``ready``, say).
+    """
     line = f"{event.event} run {event.run_id}" if event.run_id else event.event
     if event.step or event.job:
         line += f" {event.step or event.job}"
@@ -103,7 +107,10 @@ def format_event(event: Event) -> str:
     if status:
         line += f": {status}"
     error = event.data.get("error")
-    return f"{line}: {error}" if error else line
+    line = f"{line}: {error}" if error else line
+    if line.isprintable():
+        return line
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)
 
 
 async def _serve(settings: QueueSettings, *, verbose: bool) -> int:

@@ -118,3 +118,13 @@ def test_a_worker_prints_an_event_as_one_plain_line() -> None:
     assert format_event(Event("run.finished", 0.0, "r1", data={"status": "failed"})) == (
         "run.finished run r1: failed"
     )
+
+
+def test_a_forged_path_cannot_print_a_line_of_its_own() -> None:
+    # Given an event for a forged job whose path holds a newline and a fake status line
+    forged = "myapp.jobs:X\nworker w1: ready\x1b[2J"
+    event = Event("job.failed", 0.0, None, None, forged, 0, {"error": "refused"})
+    # When the worker prints it, then it is one line, the control characters escaped
+    line = format_event(event)
+    assert line.splitlines() == [line]
+    assert line == "job.failed myapp.jobs:X\\nworker w1: ready\\x1b[2J (attempt 0): refused"
