@@ -1,4 +1,4 @@
-"""Messages a worker will not run: refused before anything is imported, and recorded.
+"""Messages a worker will not run: refused before anything outside the allowlist is imported.
 
 A message is refused when it is not an arvel-flow envelope, when any dotted path in
 it (the job, a middleware, a ``retry_on`` exception) is refused by the allowlist's rule
