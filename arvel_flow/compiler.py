@@ -47,7 +47,8 @@ def compile_pipeline(spec: PipelineSpec, *, import_classes: bool = True) -> Chai
 
     Args:
         spec: A pipeline validated by `load_pipeline`.
-        import_classes: Import each job class to start from its own setting defaults.
+        import_classes: Import each job class to start from its own setting defaults
+            (under the allowlist's rule when the file sets ``queue.allowed_modules``).
             Without it, `Job`'s defaults stand in: enough to draw the graph of a
             pipeline whose jobs are not importable here, not to run it.
 
@@ -72,6 +73,8 @@ class _Compiler:
     def __init__(self, spec: PipelineSpec, *, import_classes: bool = True) -> None:
         self.spec = spec
         self.import_classes = import_classes
+        allowed = spec.queue.allowed_modules
+        self.allowed = tuple(allowed) if allowed is not None else None
         self._class_settings: dict[str, JobSettings] = {}
         self._ids: set[str] = set()
 
@@ -127,7 +130,8 @@ class _Compiler:
         if not self.import_classes:
             return JobSettings()
         if target not in self._class_settings:
-            self._class_settings[target] = class_settings(resolve_target(target))
+            target_class = resolve_target(target, allowed=self.allowed)
+            self._class_settings[target] = class_settings(target_class)
         return self._class_settings[target]
 
     def merge(self, base: JobSettings, layers: list[JobSettingsSpec | None]) -> JobSettings:

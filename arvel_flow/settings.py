@@ -6,10 +6,13 @@ variables, the pipeline file's ``queue:`` section, then the defaults below.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from arvel_flow.errors import ConfigError, ConfigIssue
+from arvel_flow.queue.allowlist import parse_prefixes
 
 DriverName = Literal["sync", "null", "taskiq"]
 BrokerName = Literal["memory", "redis", "nats", "rabbitmq"]
@@ -66,9 +69,41 @@ class QueueSettings(BaseSettings):
         5, ge=1, description="Deliveries of one message (its workers died) before it fails."
     )
 
-    @field_validator("allowed_modules", "queues", mode="before")
+    @field_validator("queues", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("allowed_modules", mode="before")
+    @classmethod
+    def _parse_prefixes(cls, value: object) -> object:
+        """Comma-separated or a list; each prefix normalised, an empty or malformed one refused.
+
+        An empty (or blank) variable means no prefix at all, which a worker refuses.
+        """
+        if isinstance(value, str):
+            value = value.split(",") if value.strip() else ()
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return parse_prefixes(value)
+        return value
+
+
+def load_queue_settings(**values: Any) -> QueueSettings:
+    """`QueueSettings` from ``values`` over ``ARVEL_FLOW_*`` variables and the defaults.
+
+    Raises:
+        ConfigError: A value is invalid: one issue per setting, its message alone.
+    """
+    try:
+        return QueueSettings(**values)
+    except ValidationError as error:
+        issues = [
+            ConfigIssue(
+                str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"],
+                path=".".join(str(part) for part in item["loc"][:1]),
+            )
+            for item in error.errors()
+        ]
+        raise ConfigError(issues) from None

@@ -76,9 +76,9 @@ def print_renderable(renderable: Any) -> None:
 
 def settings_for(store_url: str | None) -> QueueSettings:
     """Settings with ``--store`` over ``ARVEL_FLOW_STORE`` over the default."""
-    from arvel_flow.settings import QueueSettings
+    from arvel_flow.settings import load_queue_settings
 
-    return QueueSettings(store=store_url) if store_url else QueueSettings()
+    return load_queue_settings(store=store_url) if store_url else load_queue_settings()
 
 
 def open_store_for(store_url: str | None) -> StoreContract:

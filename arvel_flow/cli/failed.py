@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from arvel_flow.store.contracts import FailedJob, StoreContract
 
 
+_REFUSED = "arvel_flow.errors.ImportTargetError"
+"""The exception of a record whose job, middleware or ``retry_on`` path was refused."""
+
+
 @click.group()
 def failed() -> None:
     """Look at, retry or forget the jobs that failed for good."""
@@ -165,6 +169,11 @@ async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
         await queue.store.forget_failed(record.id)
         click.echo(f"{label}: dispatched")
         return "dispatched"
+    if record.exception == _REFUSED:
+        # A worker refused it (or its path never resolved): running it here, where no
+        # allowlist may apply, would run what the worker would not. Workers screen it.
+        click.echo(f"{label}: not retried here: {record.message}")
+        return "failed"
     error = await _run_in_place(queue, ref, record)
     # Forgotten only now: a retry cut short leaves the failure where it was.
     await queue.store.forget_failed(record.id)

@@ -24,17 +24,17 @@ from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
-from arvel_flow.settings import QueueSettings
+from arvel_flow.settings import QueueSettings, load_queue_settings
 from arvel_flow.store.urls import mask_url
 
 
 def resolve_settings(file_queue: Mapping[str, Any], flags: Mapping[str, Any]) -> QueueSettings:
     """Settings, strongest first: flags, ``ARVEL_FLOW_*`` variables, the file, defaults."""
-    from_env = QueueSettings()
+    from_env = load_queue_settings()
     values: dict[str, Any] = {k: v for k, v in file_queue.items() if v is not None}
     values.update({name: getattr(from_env, name) for name in from_env.model_fields_set})
     values.update({k: v for k, v in flags.items() if v is not None})
-    return QueueSettings(**values)
+    return load_queue_settings(**values)
 
 
 def compile_file(path: str, set_vars: Mapping[str, Any]) -> tuple[Plan, Mapping[str, Any]]:

@@ -63,13 +63,17 @@ def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags
 
 
 def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> QueueSettings:
-    """Flags over ``ARVEL_FLOW_*`` variables over defaults; the broker defaults to redis."""
-    from arvel_flow.settings import QueueSettings
+    """Flags over ``ARVEL_FLOW_*`` variables over defaults; the broker defaults to redis.
+
+    Raises:
+        ConfigError: A setting is invalid (such as a malformed ``--allow`` prefix).
+    """
+    from arvel_flow.settings import load_queue_settings
 
     values: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if allow:
         values["allowed_modules"] = allow
-    settings = QueueSettings(**values)
+    settings = load_queue_settings(**values)
     if settings.broker == "memory":
         settings = settings.model_copy(update={"broker": "redis"})
     return settings
@@ -89,7 +93,11 @@ def format_banner(worker: Worker, settings: QueueSettings) -> str:
 
 
 def format_event(event: Event) -> str:
-    """One plain line for an event, as a worker prints it."""
+    """One plain line for an event, as a worker prints it.
+
+    Control characters are escaped: a message's path or step name is anyone's text,
+    and a newline in it must not print a line of its own (a forged ``ready``, say).
+    """
     line = f"{event.event} run {event.run_id}" if event.run_id else event.event
     if event.step or event.job:
         line += f" {event.step or event.job}"
@@ -99,7 +107,10 @@ def format_event(event: Event) -> str:
     if status:
         line += f": {status}"
     error = event.data.get("error")
-    return f"{line}: {error}" if error else line
+    line = f"{line}: {error}" if error else line
+    if line.isprintable():
+        return line
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)
 
 
 async def _serve(settings: QueueSettings, *, verbose: bool) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import random
 from dataclasses import dataclass
 
@@ -70,14 +71,16 @@ def next_step(
     now: float,
     settings: JobSettings,
     rng: random.Random | None = None,
+    allowed: tuple[str, ...] | None = None,
 ) -> RetryAt | GiveUp:
     """Decide what follows a failed attempt.
 
     ``attempts`` counts the attempts made so far (this one included), ``exceptions``
     the ones where the job itself raised (a timeout is a failed attempt, not an
-    exception of the job's, as in Laravel).
+    exception of the job's, as in Laravel). ``allowed`` is the allowlist the
+    ``retry_on`` names are imported under.
     """
-    if not is_retryable(error, settings):
+    if not is_retryable(error, settings, allowed):
         return GiveUp(f"{type(error).__name__} is not retried")
     if attempts > settings.max_retries:
         return GiveUp(f"attempts exhausted ({attempts})")
@@ -89,30 +92,34 @@ def next_step(
     return RetryAt(at)
 
 
-def is_retryable(error: BaseException, settings: JobSettings) -> bool:
+def is_retryable(
+    error: BaseException, settings: JobSettings, allowed: tuple[str, ...] | None = None
+) -> bool:
     """Whether ``retry_on`` / ``dont_retry_on`` let ``error`` be retried."""
-    if settings.dont_retry_on and isinstance(error, exception_classes(settings.dont_retry_on)):
+    dont_retry_on = settings.dont_retry_on
+    if dont_retry_on and isinstance(error, exception_classes(dont_retry_on, allowed)):
         return False
     if settings.retry_on:
-        return isinstance(error, exception_classes(settings.retry_on))
+        return isinstance(error, exception_classes(settings.retry_on, allowed))
     return True
 
 
 @functools.lru_cache(maxsize=256)
-def exception_classes(names: tuple[str, ...]) -> tuple[type[BaseException], ...]:
-    """Import exception classes by builtin name or dotted path.
+def exception_classes(
+    names: tuple[str, ...], allowed: tuple[str, ...] | None = None
+) -> tuple[type[BaseException], ...]:
+    """Import exception classes by builtin name or dotted path (under ``allowed`` if given).
 
     ``TimeoutError`` also matches a job timeout, which is what a user naming it means.
 
     Raises:
-        ImportTargetError: When a name cannot be imported or is not an exception class
-            (a module, a function, ``int``): validation refuses those, but settings
-            from the Python API or a stored plan were never validated.
+        ImportTargetError: A name cannot be imported, is refused by the allowlist, or is
+            not an exception class.
     """
     classes: list[type[BaseException]] = []
     for name in names:
-        cls = import_object(name)
-        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        cls = import_object(name, allowed=allowed, role="exception")
+        if not (inspect.isclass(cls) and issubclass(cls, BaseException)):
             raise ImportTargetError(name, "not an exception class")
         classes.append(cls)
         if cls is TimeoutError:

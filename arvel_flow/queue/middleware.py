@@ -113,7 +113,7 @@ def build_middleware(ref: MiddlewareRef, *, allowed: Sequence[str] | None = None
     """Instantiate a middleware from its ref (builtin name or dotted path)."""
     cls = BUILTIN_MIDDLEWARE.get(ref.use)
     if cls is None:
-        cls = import_object(ref.use, allowed=allowed)
+        cls = import_object(ref.use, allowed=allowed, role="middleware")
         if not (inspect.isclass(cls) and issubclass(cls, JobMiddleware)):
             raise ImportTargetError(ref.use, "not a JobMiddleware subclass")
     return cls(**ref.kwargs)

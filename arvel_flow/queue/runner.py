@@ -40,7 +40,7 @@ from arvel_flow.queue.redaction import (
     secret_fields,
     secret_values,
 )
-from arvel_flow.queue.targets import JobRef, check_allowed, resolve_target
+from arvel_flow.queue.targets import JobRef, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
 from arvel_flow.store.memory import MemoryStore
 
@@ -153,9 +153,7 @@ class JobRunner:
             # imported would escape the attempt and the delivery would be lost.
             try:
                 names = ref.settings.retry_on + ref.settings.dont_retry_on
-                for name in names:
-                    check_allowed(name, self.allowed_modules)
-                exception_classes(names)
+                exception_classes(names, self.allowed_modules)
             except ImportTargetError as error:
                 reason = "its retry policy names an exception that cannot be imported"
                 return await self._fail(job, envelope, error, envelope.attempts, reason)
@@ -187,6 +185,7 @@ class JobRunner:
                 now=self.clock.now(),
                 settings=ref.settings,
                 rng=self._rng,
+                allowed=self.allowed_modules,
             )
             if isinstance(decision, GiveUp):
                 return await self._fail(job, envelope, error, number, decision.reason)

@@ -2,7 +2,7 @@
 
 A `JobRef` is what travels in plans and messages: the target's path, its parameters
 and its effective settings. `resolve_target` turns the path back into something that
-can run, importing only under the allowed module prefixes.
+can run; with allowed module prefixes, only what the allowlist's rule allows.
 """
 
 from __future__ import annotations
@@ -23,21 +23,23 @@ from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.queue.allowlist import Role, import_allowed
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
 
 TargetKind = Literal["job", "model", "function"]
 
 
-def import_object(path: str, *, allowed: Sequence[str] | None = None) -> Any:
+def import_object(path: str, *, allowed: Sequence[str] | None = None, role: Role = "job") -> Any:
     """Import ``pkg.module:Name`` or ``pkg.module.Name`` (a bare name means a builtin).
 
-    With ``allowed``, the module must lie under one of those prefixes; nothing is
-    imported otherwise.
+    With ``allowed``, the allowlist's rule decides (`arvel_flow.queue.allowlist`): the
+    path must name, directly, a class or function defined under those prefixes, and
+    nothing outside them is imported.
     """
+    if allowed is not None:
+        return import_allowed(path, allowed, role)
     if not path or any(not part.isidentifier() for part in path.replace(":", ".").split(".")):
         raise ImportTargetError(path, "not a dotted path such as 'pkg.module:Name'")
-    if allowed is not None and not is_allowed(path, allowed):
-        raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
     if ":" in path:
         module_name, _, attr_path = path.partition(":")
         return _getattr_path(_import_module(path, module_name), attr_path, path)
@@ -58,18 +60,6 @@ def import_object(path: str, *, allowed: Sequence[str] | None = None) -> Any:
             raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
         return _getattr_path(module, ".".join(parts[split:]), path)
     raise ImportTargetError(path, f"no module named {parts[0]!r}")
-
-
-def check_allowed(path: str, allowed: Sequence[str] | None) -> None:
-    """Refuse a dotted path outside the allowed module prefixes (builtins always pass)."""
-    if allowed is not None and ("." in path or ":" in path) and not is_allowed(path, allowed):
-        raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
-
-
-def is_allowed(path: str, allowed: Sequence[str]) -> bool:
-    """Whether the module of ``path`` lies under one of the ``allowed`` prefixes."""
-    module = path.partition(":")[0] if ":" in path else path
-    return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
 def _import_module(path: str, module_name: str) -> Any:
@@ -217,16 +207,14 @@ def _function_model(function: Callable[..., Any]) -> type[BaseModel]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _resolve_cached(path: str) -> JobTarget:
-    obj = import_object(path)
+def _resolve_cached(path: str, allowed: tuple[str, ...] | None) -> JobTarget:
+    obj = import_object(path, allowed=allowed)
     return JobTarget(path, obj, classify_target(path, obj))
 
 
 def resolve_target(path: str, *, allowed: Sequence[str] | None = None) -> JobTarget:
-    """Import and classify a job path; refuses paths outside ``allowed`` before importing."""
-    if allowed is not None and not is_allowed(path, allowed):
-        raise ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
-    return _resolve_cached(path)
+    """Import and classify a job path; with ``allowed``, under the allowlist's rule."""
+    return _resolve_cached(path, None if allowed is None else tuple(allowed))
 
 
 def classify_target(path: str, obj: Any) -> TargetKind:

@@ -20,10 +20,12 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from arvel_flow.queue.allowlist import parse_prefixes
 from arvel_flow.spec.fields import (
     MAX_CONCURRENCY,
     NAME_PATTERN,
@@ -229,6 +231,17 @@ class QueueSpec(SpecModel):
     redelivery_timeout: PositiveDuration | None = Field(
         None, description="When the broker redelivers an unacknowledged job."
     )
+
+    @field_validator("allowed_modules")
+    @classmethod
+    def _normalise_prefixes(cls, value: list[str] | None) -> list[str] | None:
+        """A trailing ``.`` or ``:`` is dropped; an empty or malformed prefix is an error."""
+        if value is None:
+            return None
+        try:
+            return list(parse_prefixes(value))
+        except ValueError as error:
+            raise PydanticCustomError("module_prefix", "{reason}", {"reason": str(error)}) from None
 
 
 class PipelineSpec(SpecModel):

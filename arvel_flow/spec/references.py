@@ -8,9 +8,9 @@ duplicate or reserved step ids, and malformed ``{field}`` key templates.
 from __future__ import annotations
 
 import re
-import string
 from typing import Any
 
+from arvel_flow.queue.job import key_fields
 from arvel_flow.spec.problems import Path, Problem, did_you_mean, format_path, is_dotted_path
 from arvel_flow.spec.walk import (
     iter_inline_middleware,
@@ -40,20 +40,12 @@ def check_references(data: dict[str, Any]) -> list[Problem]:
 
 
 def placeholder_names(template: str) -> list[str]:
-    """The job fields a ``{field}`` key template reads.
+    """The job fields a ``{field}`` key template reads (bare names only, as at run time).
 
     Raises:
-        ValueError: The template is malformed or has positional placeholders.
+        ValueError: The template is malformed or a placeholder is not a field name.
     """
-    names: list[str] = []
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is None:
-            continue
-        root = re.split(r"[.\[]", field, maxsplit=1)[0]
-        if not root.isidentifier():
-            raise ValueError(f"'{{{field}}}' does not name a job field")
-        names.append(root)
-    return names
+    return key_fields(template)
 
 
 def is_well_formed(reference: str) -> bool:

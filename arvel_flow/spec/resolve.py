@@ -8,7 +8,10 @@
 * each ``{field}`` in a lock, rate-limit or unique key is a field of every job that
   uses it.
 
-Nothing found is called or instantiated: classes are only imported and inspected.
+With ``queue.allowed_modules`` in the file, every path goes through the allowlist's
+rule (`arvel_flow.queue.allowlist`) as in a worker: nothing outside those prefixes is
+imported, and a path the rule refuses is reported where it is written. Nothing found
+is called or instantiated: classes are only imported and inspected.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.queue.allowlist import parse_prefixes
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
@@ -41,7 +45,8 @@ from arvel_flow.spec.walk import (
 
 def check_strict(data: dict[str, Any]) -> list[Problem]:
     """Every problem found by importing what the file names; see the module docstring."""
-    targets = _Targets()
+    allowed = _allowed_modules(data)
+    targets = _Targets(allowed)
     problems: list[Problem] = []
     for name, template in mapping(data.get("jobs")).items():
         target_path = mapping(template).get("class")
@@ -53,22 +58,37 @@ def check_strict(data: dict[str, Any]) -> list[Problem]:
             problems += targets.problems(target_path, ("jobs", name, "class"))
     for at in iter_job_steps(data):
         problems += _check_job_step(data, at, targets)
-    problems += _check_middleware(data)
-    problems += _check_exceptions(data)
+    problems += _check_middleware(data, allowed)
+    problems += _check_exceptions(data, allowed)
     return _unique(problems)
+
+
+def _allowed_modules(data: dict[str, Any]) -> tuple[str, ...] | None:
+    """The file's ``queue.allowed_modules``, normalised; None when absent or malformed.
+
+    A malformed list is reported by the schema; the file is then checked as without one.
+    """
+    prefixes = mapping(data.get("queue")).get("allowed_modules")
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        return None
+    try:
+        return parse_prefixes(prefixes)
+    except ValueError:
+        return None
 
 
 class _Targets:
     """Resolved job targets by path; a failed import is reported where it is written."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowed: tuple[str, ...] | None) -> None:
+        self.allowed = allowed
         self.found: dict[str, JobTarget | str] = {}
 
     def get(self, path: str, where: Path) -> JobTarget | Problem:
         """The target, or a problem at ``where`` if it cannot be used."""
         if path not in self.found:
             try:
-                self.found[path] = resolve_target(path)
+                self.found[path] = resolve_target(path, allowed=self.allowed)
             except ImportTargetError as error:
                 self.found[path] = _unusable(path, error)
         found = self.found[path]
@@ -167,7 +187,7 @@ def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
             yield (*path, form, "key"), key
 
 
-def _check_middleware(data: dict[str, Any]) -> list[Problem]:
+def _check_middleware(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
     problems: list[Problem] = []
     for path, entry in iter_inline_middleware(data):
         form = middleware_form(entry)
@@ -179,7 +199,7 @@ def _check_middleware(data: dict[str, Any]) -> list[Problem]:
         cls = BUILTIN_MIDDLEWARE.get(use)
         if cls is None:
             try:
-                cls = import_object(use)
+                cls = import_object(use, allowed=allowed, role="middleware")
             except ImportTargetError as error:
                 problems.append(Problem((*path, "use"), _unusable(use, error)))
                 continue
@@ -190,20 +210,20 @@ def _check_middleware(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_exceptions(data: dict[str, Any]) -> list[Problem]:
+def _check_exceptions(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
     problems: list[Problem] = []
     for path, policy in iter_retry_policies(data):
         for field in ("retry_on", "dont_retry_on"):
             names = policy.get(field)
             for index, name in enumerate(names if isinstance(names, list) else []):
                 if isinstance(name, str) and is_well_formed(name):
-                    problem = _exception_problem(name, (*path, field, index))
+                    problem = _exception_problem(name, (*path, field, index), allowed)
                     problems += [problem] if problem else []
     return problems
 
 
 @functools.lru_cache(maxsize=1024)
-def _exception_message(name: str) -> str | None:
+def _exception_message(name: str, allowed: tuple[str, ...] | None) -> str | None:
     if not is_dotted_path(name) and hasattr(builtins, name) and name not in _builtin_exceptions():
         return f"{name!r} is not an exception class"
     if not is_dotted_path(name) and name not in _builtin_exceptions():
@@ -212,7 +232,7 @@ def _exception_message(name: str) -> str | None:
         )
         return f"{name!r} is not a builtin exception{hint}"
     try:
-        found = import_object(name)
+        found = import_object(name, allowed=allowed, role="exception")
     except ImportTargetError as error:
         return _unusable(name, error)
     if not (inspect.isclass(found) and issubclass(found, BaseException)):
@@ -220,8 +240,8 @@ def _exception_message(name: str) -> str | None:
     return None
 
 
-def _exception_problem(name: str, path: Path) -> Problem | None:
-    message = _exception_message(name)
+def _exception_problem(name: str, path: Path, allowed: tuple[str, ...] | None) -> Problem | None:
+    message = _exception_message(name, allowed)
     return None if message is None else Problem(path, message)
 
 

@@ -1,8 +1,9 @@
-"""Messages a worker will not run: refused before anything is imported, and recorded.
+"""Messages a worker will not run: refused before anything outside the allowlist is imported.
 
 A message is refused when it is not an arvel-flow envelope, when any dotted path in
-it (the job, a middleware, a ``retry_on`` exception) lies outside the allowed module
-prefixes, or when it was delivered more often than allowed (its workers kept dying).
+it (the job, a middleware, a ``retry_on`` exception) is refused by the allowlist's rule
+(`arvel_flow.queue.allowlist`), or when it was delivered more often than allowed (its
+workers kept dying).
 Each refusal becomes a failed-jobs record; inside a run, the step fails as if the job
 had, so the run goes on (a batch counts the failure, a chain stops, ``catch`` runs).
 """
@@ -14,12 +15,12 @@ import traceback
 from collections.abc import Sequence
 
 from arvel_flow.errors import DeliveryLimitError, FlowError, ImportTargetError
+from arvel_flow.queue.allowlist import Role, import_allowed, screen_path
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE
 from arvel_flow.queue.runner import Failed, describe_error, exception_path
-from arvel_flow.queue.targets import is_allowed
 from arvel_flow.store.contracts import FailedJob
 
 logger = logging.getLogger(__name__)
@@ -29,17 +30,23 @@ UNREADABLE = "<unreadable message>"
 
 
 def compute_refusal(envelope: Envelope, allowed: Sequence[str]) -> ImportTargetError | None:
-    """The first dotted path in ``envelope`` outside ``allowed``, as an error; else None.
+    """The first dotted path in ``envelope`` the allowlist refuses, as an error; else None.
 
-    Bare names are builtins (exceptions) or builtin middleware, which import nothing.
+    Every path is screened first, so a message refused for any of its paths imports
+    nothing; then each is resolved, which imports modules under ``allowed`` only.
+    Builtin middleware names import nothing.
     """
     settings = envelope.job.settings
-    paths = [envelope.job.target]
-    paths += [m.use for m in settings.middleware if m.use not in BUILTIN_MIDDLEWARE]
-    paths += [n for n in (*settings.retry_on, *settings.dont_retry_on) if "." in n or ":" in n]
-    for path in paths:
-        if not is_allowed(path, allowed):
-            return ImportTargetError(path, f"not under the allowed modules {list(allowed)}")
+    paths: list[tuple[str, Role]] = [(envelope.job.target, "job")]
+    paths += [(m.use, "middleware") for m in settings.middleware if m.use not in BUILTIN_MIDDLEWARE]
+    paths += [(name, "exception") for name in (*settings.retry_on, *settings.dont_retry_on)]
+    try:
+        for path, role in paths:
+            screen_path(path, allowed, role)
+        for path, role in paths:
+            import_allowed(path, allowed, role)
+    except ImportTargetError as error:
+        return error
     return None
 
 
@@ -61,7 +68,7 @@ async def record_refusal(
 async def give_up(queue: BaseQueue, envelope: Envelope, error: DeliveryLimitError) -> None:
     """Fail a job delivered too often: its ``on_failure`` (when it can be built), then record.
 
-    Its class is under the allowed modules (it was screened), so building it is safe.
+    Its paths passed the allowlist (it was screened), so building it is safe.
     """
     failed = await queue.runner.fail(envelope, error, "delivered too often", build=True)
     await _fail_step(queue, envelope, failed)

@@ -15,8 +15,9 @@ What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
   its messages to arrive (`_first_copy`).
 - **Bounded redelivery.** A message delivered ``max_deliveries`` times without
   finishing fails for good (its workers keep dying on it).
-- **Safe reading.** A message that is not an envelope, or names code outside the
-  allowed modules, is recorded as failed without importing anything.
+- **Safe reading.** A message that is not an envelope, or names anything the
+  allowlist refuses (`arvel_flow.queue.allowlist`), is recorded as failed without
+  importing anything outside the allowed modules.
 - **Graceful stop.** `stop` stops reading, lets running jobs finish, leaves and
   returns; `abort` cancels running jobs, whose messages go to other workers.
 

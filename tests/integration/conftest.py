@@ -240,7 +240,9 @@ async def dispatcher(cluster: Cluster) -> AsyncIterator[TaskiqQueue]:
 
 async def publish_raw(cluster: Cluster, data: bytes, queue: str = "default") -> None:
     """Put ``data`` into ``queue`` as a message, as a stranger might."""
-    if cluster.broker == "nats":
+    if cluster.broker == "redis":
+        cluster.redis.xadd(f"{cluster.prefix}queue:{queue}", {"data": data})
+    elif cluster.broker == "nats":
         from arvel_flow.queue.drivers.nats import JetStreamNames, connect, ensure_stream
 
         names = JetStreamNames(cluster.prefix)

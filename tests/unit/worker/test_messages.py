@@ -17,10 +17,8 @@ from arvel_flow.queue.drivers.wire import TASK_NAME, decode_message, encode_mess
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
-from arvel_flow.queue.targets import JobRef, is_allowed
+from arvel_flow.queue.targets import JobRef
 from arvel_flow.worker.refusals import compute_refusal
-
-ALLOWED = ("myapp.jobs",)
 
 
 def envelope(target: str = "myapp.jobs:Import", **settings: object) -> Envelope:
@@ -76,34 +74,34 @@ def test_an_envelope_with_a_setting_of_the_wrong_type_is_unreadable() -> None:
         decode_message(json.dumps(data).encode())
 
 
+JOBS = "tests.unit.queue.allowlist_jobs"
+
+
 @pytest.mark.parametrize(
     ("target", "settings", "refused"),
     [
-        ("myapp.jobs:Import", {}, None),
-        ("myapp.jobs.sub.Import", {}, None),
-        ("myapp.jobsx:Import", {}, "myapp.jobsx:Import"),
+        (f"{JOBS}:Import", {}, None),
+        (f"{JOBS}.Import", {}, None),
+        (f"{JOBS}x:Import", {}, f"{JOBS}x:Import"),
         ("os:system", {}, "os:system"),
-        ("myapp.jobs:Import", {"retry_on": ["ConnectionError"]}, None),
-        ("myapp.jobs:Import", {"retry_on": ["evil.Error"]}, "evil.Error"),
-        ("myapp.jobs:Import", {"dont_retry_on": ["evil:Error"]}, "evil:Error"),
-        ("myapp.jobs:Import", {"middleware": [MiddlewareRef("rate_limited", {})]}, None),
-        ("myapp.jobs:Import", {"middleware": [MiddlewareRef("evil.Guard", {})]}, "evil.Guard"),
+        (f"{JOBS}:os.system", {}, f"{JOBS}:os.system"),
+        (f"{JOBS}:Import", {"retry_on": ["ConnectionError"]}, None),
+        (f"{JOBS}:Import", {"retry_on": ["evil.Error"]}, "evil.Error"),
+        (f"{JOBS}:Import", {"retry_on": ["eval"]}, "eval"),
+        (f"{JOBS}:Import", {"dont_retry_on": ["evil:Error"]}, "evil:Error"),
+        (f"{JOBS}:Import", {"middleware": [MiddlewareRef("rate_limited", {})]}, None),
+        (f"{JOBS}:Import", {"middleware": [MiddlewareRef("evil.Guard", {})]}, "evil.Guard"),
+        (f"{JOBS}:Import", {"middleware": [MiddlewareRef("print", {})]}, "print"),
     ],
 )
 def test_every_dotted_path_in_an_envelope_must_be_allowed(
     target: str, settings: dict[str, object], refused: str | None
 ) -> None:
     # When an envelope is screened against the allowed modules
-    error = compute_refusal(envelope(target, **settings), ALLOWED)
-    # Then the first path outside them is refused (builtins and builtin middleware pass)
+    error = compute_refusal(envelope(target, **settings), (JOBS,))
+    # Then the first path the allowlist refuses is named (builtin middleware and
+    # builtin exceptions pass)
     assert (error.path if error is not None else None) == refused
-
-
-def test_a_prefix_allows_its_module_and_submodules_only() -> None:
-    assert is_allowed("myapp.jobs:X", ALLOWED)
-    assert is_allowed("myapp.jobs.deep.X", ALLOWED)
-    assert not is_allowed("myapp.jobs_old:X", ALLOWED)
-    assert not is_allowed("myapp:X", ALLOWED)
 
 
 def test_stream_keys_sit_under_the_prefix() -> None:
@@ -120,3 +118,13 @@ def test_a_worker_prints_an_event_as_one_plain_line() -> None:
     assert format_event(Event("run.finished", 0.0, "r1", data={"status": "failed"})) == (
         "run.finished run r1: failed"
     )
+
+
+def test_a_forged_path_cannot_print_a_line_of_its_own() -> None:
+    # Given an event for a forged job whose path holds a newline and a fake status line
+    forged = "myapp.jobs:X\nworker w1: ready\x1b[2J"
+    event = Event("job.failed", 0.0, None, None, forged, 0, {"error": "refused"})
+    # When the worker prints it, then it is one line, the control characters escaped
+    line = format_event(event)
+    assert line.splitlines() == [line]
+    assert line == "job.failed myapp.jobs:X\\nworker w1: ready\\x1b[2J (attempt 0): refused"
