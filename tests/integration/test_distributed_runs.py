@@ -193,7 +193,9 @@ async def test_callbacks_fire_once_while_workers_are_killed_again_and_again(
 
     def stage(name: str) -> Batch:
         items = [{"tag": f"{name}{i}"} for i in range(80)]
-        job = Record(journal=cluster.journal_key, tag="", hold=0.1)
+        # Long enough (160 x 0.3 s over 12 slots: 4 s at best) that several kills land
+        # even when a loaded machine starts replacement workers slowly.
+        job = Record(journal=cluster.journal_key, tag="", hold=0.3)
         return Batch([FanOut(job, items)]).then(callback(cluster, f"{name}.then"))
 
     flow = Chain(stage("a"), stage("b")).finally_(callback(cluster, "finally"))
