@@ -24,6 +24,8 @@ from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import ImportTargetError
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
+from arvel_flow.queue.redaction import stored_params
+from arvel_flow.secrets import redacted_fields, resolve_secrets
 
 TargetKind = Literal["job", "model", "function"]
 
@@ -348,16 +350,33 @@ class JobRef:
         return JobRef(self.target, {**self.params, **params}, self.settings)
 
     def build(self, *, allowed: Sequence[str] | None = None) -> Any:
-        """The instance to run: the live one if present, else a fresh one."""
+        """The instance to run: the live one if present, else a fresh one.
+
+        A fresh one gets its secret references resolved from this process's
+        environment, here and nowhere else.
+
+        Raises:
+            SecretError: A referenced variable is not set here, or a parameter held a
+                secret given in Python (stored redacted: the job cannot be rebuilt).
+        """
         if self.instance is not None:
             return self.instance
-        return resolve_target(self.target, allowed=allowed).build(self.params, self.settings)
+        target = resolve_target(self.target, allowed=allowed)
+        return target.build(resolve_secrets(self.params), self.settings)
+
+    def redacted_fields(self) -> list[str]:
+        """Parameters that held a secret given in Python and were stored without it.
+
+        A ref read back from a store or a message with any cannot be built; a live
+        one (``instance``) still runs.
+        """
+        return [] if self.instance is not None else redacted_fields(self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for plans and messages."""
+        """JSON-ready form, for plans and messages: never a secret value (see `stored_params`)."""
         return {
             "target": self.target,
-            "params": dict(self.params),
+            "params": stored_params(self.params, self.instance),
             "settings": self.settings.to_dict(),
         }
 

@@ -5,6 +5,7 @@ The passes, each reporting all it finds before the next runs:
 1. read: size limit, binary data, UTF-8 (`arvel_flow.spec.source`);
 2. parse: YAML syntax and hazards, with each value's position;
 3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``;
+   secrets stay references, allowed only where the running job resolves them;
 4. validate against the models (`arvel_flow.spec.models`);
 5. cross-reference: templates, policies, stacks, step ids;
 6. strict (the default): import what the file names and check parameters.
@@ -29,6 +30,7 @@ from arvel_flow.spec.interpolate import interpolate
 from arvel_flow.spec.models import PipelineSpec
 from arvel_flow.spec.problems import Path, Problem, format_path
 from arvel_flow.spec.references import check_references
+from arvel_flow.spec.secret_checks import check_secrets
 from arvel_flow.spec.source import SourceMap, check_size, decode_source, parse_document
 
 Source = str | bytes | os.PathLike[str]
@@ -77,7 +79,9 @@ def parse_pipeline(
     data, problems, failed = interpolate(
         document.data, env=os.environ if env is None else env, overrides=set_vars
     )
-    dropped = document.dropped | failed
+    misplaced = check_secrets(data)
+    problems += misplaced
+    dropped = document.dropped | failed | {problem.path for problem in misplaced}
     spec: PipelineSpec | None = None
     checks: list[Problem] = []
     try:

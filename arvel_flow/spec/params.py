@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
 from arvel_flow.queue.targets import JobTarget
+from arvel_flow.secrets import resolve_for_check
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
 
 MAX_ITEM_PROBLEMS = 20
@@ -73,7 +74,7 @@ def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> 
     known = target.parameter_names() - (
         set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
     )
-    each, matrix = step.get("each"), step.get("matrix")
+    params, each, matrix, unresolved = _resolved(params, step.get("each"), step.get("matrix"))
     if _takes_any_keyword(target):  # a function with **kwargs accepts any name
         known |= set(params.values) | set(matrix if isinstance(matrix, dict) else ())
         known |= {
@@ -89,12 +90,41 @@ def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> 
     ]
     base = {name: value for name, value in params.values.items() if name in known}
     if isinstance(each, list) and each:
-        return problems + _check_each(target, params, base, each, known)
+        return problems + _check_each(target, params, base, each, known, unresolved)
     if isinstance(matrix, dict) and matrix:
-        return problems + _check_matrix(target, params, base, matrix, known)
+        return problems + _check_matrix(target, params, base, matrix, known, unresolved)
     if "each" in step or "matrix" in step:
         return problems  # a malformed or dropped fan-out: reported already
-    return problems + _validate(target, params, [_Probe(base, {}, None, (*params.step, "job"))])
+    probe = _Probe(base, {}, None, (*params.step, "job"))
+    return problems + _validate(target, params, [probe], ignore=unresolved)
+
+
+def _resolved(params: Params, each: Any, matrix: Any) -> tuple[Params, Any, Any, set[str]]:
+    """Parameters with secret references resolved in memory, to check their types.
+
+    A reference this process cannot resolve leaves its parameter unchecked: its name is
+    in the returned set. The values resolved are used for this check only.
+    """
+    unresolved: set[str] = set()
+
+    def resolve(name: Any, value: Any) -> Any:
+        found, ok = resolve_for_check(value)
+        if not ok:
+            unresolved.add(str(name))
+        return found
+
+    values = {name: resolve(name, value) for name, value in params.values.items()}
+    if isinstance(each, list):
+        each = [
+            {k: resolve(k, v) for k, v in item.items()} if isinstance(item, dict) else item
+            for item in each
+        ]
+    if isinstance(matrix, dict):
+        matrix = {
+            name: [resolve(name, v) for v in axis] if isinstance(axis, list) else axis
+            for name, axis in matrix.items()
+        }
+    return Params(values, params.origins, params.step), each, matrix, unresolved
 
 
 def _takes_any_keyword(target: JobTarget) -> bool:
@@ -122,7 +152,12 @@ _CHUNK = 1_000
 
 
 def _check_each(
-    target: JobTarget, params: Params, base: dict[str, Any], items: list[Any], known: set[str]
+    target: JobTarget,
+    params: Params,
+    base: dict[str, Any],
+    items: list[Any],
+    known: set[str],
+    unresolved: set[str],
 ) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -137,12 +172,17 @@ def _check_each(
             values = {**base, **{k: v for k, v in item.items() if k in known}}
             yield _Probe(values, item, path, path)
 
-    invalid = _validate(target, params, probes())
+    invalid = _validate(target, params, probes(), ignore=unresolved)
     return _capped(problems + invalid, (*params.step, "each"))
 
 
 def _check_matrix(
-    target: JobTarget, params: Params, base: dict[str, Any], axes: dict[str, Any], known: set[str]
+    target: JobTarget,
+    params: Params,
+    base: dict[str, Any],
+    axes: dict[str, Any],
+    known: set[str],
+    unresolved: set[str],
 ) -> list[Problem]:
     path = (*params.step, "matrix")
     problems = [_unknown(target, name, (*path, name), known) for name in axes if name not in known]
@@ -161,7 +201,8 @@ def _check_matrix(
                 where = {**first_paths, name: (*path, name, index)}
                 yield _Probe({**first, name: value}, where, None, missing_at)
 
-    return _capped(problems + _validate(target, params, probes(), ignore=malformed), path)
+    ignore = malformed | unresolved
+    return _capped(problems + _validate(target, params, probes(), ignore=ignore), path)
 
 
 def _validate(

@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from arvel_flow.secrets import resolve_for_check
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
 
 
@@ -68,7 +69,11 @@ def _type_problems(
 ) -> list[Problem]:
     if signature.model is None:
         return []
-    given = {name: value for name, value in kwargs.items() if name in signature.names}
+    given: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        resolved, ok = resolve_for_check(value)  # in memory, for this check only
+        if name in signature.names and ok:
+            given[name] = resolved
     try:
         signature.model.model_validate(given)
     except pydantic.ValidationError as error:
