@@ -35,9 +35,9 @@ _WHERE = (
     "in queue.url and queue.store"
 )
 _HOW = (
-    "write ${NAME} and set NAME in the environment of the processes that run the job "
-    "(declare NAME under 'secrets:' unless its name contains PASSWORD, SECRET, TOKEN, "
-    "KEY, CREDENTIAL, DSN or AUTH)"
+    "use a reference such as ${NAME} instead, NAME set in the environment of the processes "
+    "that run the job (a variable is secret when declared under 'secrets:' or named like "
+    "*PASSWORD*, *SECRET*, *TOKEN*, *KEY*, *CREDENTIAL*, *DSN* or *AUTH*)"
 )
 
 
@@ -126,8 +126,7 @@ def _clear_secrets(value: Any, path: Path, *, secret: bool) -> list[Problem]:
             Problem(
                 path,
                 "this URL holds a password in clear, which would be stored with the run: "
-                f"write the password as a reference instead, as in "
-                f"scheme://user:${{NAME}}@host; {_HOW}",
+                f"for the password, {_HOW}, as in scheme://user:${{NAME}}@host",
             )
         ]
     return []
