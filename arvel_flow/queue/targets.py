@@ -13,7 +13,7 @@ import functools
 import importlib
 import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -22,10 +22,10 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from pydantic_core import to_jsonable_python
 
-from arvel_flow.errors import ImportTargetError
+from arvel_flow.errors import ImportTargetError, SecretError
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
 from arvel_flow.queue.redaction import stored_params
-from arvel_flow.secrets import redacted_fields, resolve_secrets
+from arvel_flow.secrets import is_secret_field_name, redacted_fields, resolve_secrets
 
 TargetKind = Literal["job", "model", "function"]
 
@@ -384,3 +384,39 @@ class JobRef:
     def from_dict(cls, data: Mapping[str, Any]) -> JobRef:
         """Read back what `to_dict` wrote."""
         return cls(data["target"], dict(data["params"]), JobSettings.from_values(data["settings"]))
+
+
+def check_sendable(refs: Iterable[JobRef], items: Iterable[Mapping[str, Any]] = ()) -> None:
+    """Refuse jobs given secrets in Python before they are sent to a broker or stored.
+
+    Such a secret is sent as a redacted marker, which no worker can turn back into the
+    value: refusing at dispatch says so at once, naming the parameter, instead of a
+    failure later in a worker. ``items`` are fan-out items added to the parameters.
+
+    Raises:
+        SecretError: A parameter holds a `SecretStr`, a value of a field named like a
+            secret, or a URL with a password.
+    """
+    for params in (
+        *(stored_params(r.params, r.instance) for r in refs),
+        *map(stored_params, items),
+    ):
+        fields = redacted_fields(params)
+        if fields:
+            raise SecretError(
+                fields[0],
+                f"parameter {fields[0]!r} holds a secret given in Python, which arvel-flow "
+                "never sends to a broker or stores: pass it as an environment reference "
+                "(arvel_flow.secrets.secret_env('NAME')), which each worker resolves from "
+                "its own environment",
+            )
+
+
+def _may_hold_secret(item: Mapping[str, Any]) -> bool:
+    """A quick look at a fan-out item: only such items need `stored_params`."""
+    return any(
+        is_secret_field_name(str(key))
+        or not isinstance(value, str | int | float | bool | None)
+        or (isinstance(value, str) and "://" in value)
+        for key, value in item.items()
+    )
