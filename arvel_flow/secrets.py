@@ -264,7 +264,7 @@ def python_secret_error(field: str) -> SecretError:
         field,
         f"parameter {field!r} held a secret given in Python, which arvel-flow does not "
         "store; pass it as an environment reference instead "
-        f"(arvel_flow.secrets.secret_env('NAME'), or ${{NAME}} in a pipeline file) "
+        f"(arvel_flow.secret_env('NAME'), or ${{NAME}} in a pipeline file) "
         "so that the job can be run again",
     )
 

@@ -407,7 +407,7 @@ def check_sendable(refs: Iterable[JobRef], items: Iterable[Mapping[str, Any]] = 
                 fields[0],
                 f"parameter {fields[0]!r} holds a secret given in Python, which arvel-flow "
                 "never sends to a broker or stores: pass it as an environment reference "
-                "(arvel_flow.secrets.secret_env('NAME')), which each worker resolves from "
+                "(arvel_flow.secret_env('NAME')), which each worker resolves from "
                 "its own environment",
             )
 

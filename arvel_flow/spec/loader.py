@@ -93,7 +93,7 @@ def parse_pipeline(
         # Imported here: strict checks load the queue runtime, which --no-strict avoids.
         from arvel_flow.spec.resolve import check_strict
 
-        checks += check_strict(data)
+        checks += check_strict(data, env=env)
     # A value dropped for a reason already reported (a tag, an unset variable) would
     # only add a confusing second error at the same place.
     problems += [problem for problem in checks if not _under(problem.path, dropped)]

@@ -19,9 +19,11 @@ import pydantic
 from pydantic import BaseModel, TypeAdapter
 
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
+from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget
-from arvel_flow.secrets import resolve_for_check
+from arvel_flow.secrets import is_secret_field_name, is_secret_marker, resolve_for_check
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
+from arvel_flow.spec.secret_checks import HOW_TO_REFER
 
 MAX_ITEM_PROBLEMS = 20
 """Problems reported per fan-out before summing up the rest in one line."""
@@ -67,14 +69,25 @@ class _Probe:
         return origins[name]
 
 
-def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> list[Problem]:
-    """Every unknown, missing or mistyped parameter of a job step, fan-outs included."""
+def check_params(
+    target: JobTarget,
+    params: Params,
+    step: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> list[Problem]:
+    """Every unknown, missing or mistyped parameter of a job step, fan-outs included.
+
+    A secret reference is checked with its value from ``env`` (default: ``os.environ``),
+    resolved in memory for this check only; an unset one is not checked.
+    """
     # A Job's settings are fields of its model, but set through 'with' they would bypass
     # the merge of defaults, templates and steps; they are reported, not accepted.
     known = target.parameter_names() - (
         set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
     )
-    params, each, matrix, unresolved = _resolved(params, step.get("each"), step.get("matrix"))
+    clear = _clear_secrets(target, params, step.get("each"), step.get("matrix"))
+    params, each, matrix, unresolved = _resolved(params, step.get("each"), step.get("matrix"), env)
     if _takes_any_keyword(target):  # a function with **kwargs accepts any name
         known |= set(params.values) | set(matrix if isinstance(matrix, dict) else ())
         known |= {
@@ -83,7 +96,7 @@ def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> 
             if isinstance(item, dict)
             for key in item
         }
-    problems = [
+    problems = clear + [
         _unknown(target, name, params.origins[name], known)
         for name in params.values
         if name not in known
@@ -99,7 +112,39 @@ def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> 
     return problems + _validate(target, params, [probe], ignore=unresolved)
 
 
-def _resolved(params: Params, each: Any, matrix: Any) -> tuple[Params, Any, Any, set[str]]:
+def _clear_secrets(target: JobTarget, params: Params, each: Any, matrix: Any) -> list[Problem]:
+    """Values written in the file for the job's `SecretStr` fields (stored with the run).
+
+    Fields named like secrets are reported by the checks every validation runs; these
+    are the ones only the job's class says are secret.
+    """
+    names = {
+        name
+        for name in declared_secret_fields(target.params_model)
+        if not is_secret_field_name(name)
+    }
+    found = [(params.origins[n], params.values[n]) for n in names if n in params.values]
+    for index, item in enumerate(each if isinstance(each, list) else []):
+        if isinstance(item, dict):
+            found += [((*params.step, "each", index, n), item[n]) for n in names if n in item]
+    if isinstance(matrix, dict):
+        found += [((*params.step, "matrix", n), matrix[n]) for n in names if n in matrix]
+    return [
+        Problem(
+            path,
+            f"parameter {path[-1]!r} is a secret of {target.path} (a SecretStr), so its "
+            f"value may not be written in the file, where it would be stored with the run: "
+            f"{HOW_TO_REFER}",
+        )
+        for path, value in found
+        if not is_secret_marker(value)
+        and not (isinstance(value, list) and all(map(is_secret_marker, value)))
+    ]
+
+
+def _resolved(
+    params: Params, each: Any, matrix: Any, env: Mapping[str, str] | None
+) -> tuple[Params, Any, Any, set[str]]:
     """Parameters with secret references resolved in memory, to check their types.
 
     A reference this process cannot resolve leaves its parameter unchecked: its name is
@@ -108,7 +153,7 @@ def _resolved(params: Params, each: Any, matrix: Any) -> tuple[Params, Any, Any,
     unresolved: set[str] = set()
 
     def resolve(name: Any, value: Any) -> Any:
-        found, ok = resolve_for_check(value)
+        found, ok = resolve_for_check(value, env)
         if not ok:
             unresolved.add(str(name))
         return found

@@ -2,7 +2,8 @@
 
 A secret reference (see `arvel_flow.secrets`) may stand only where the process that
 runs the job resolves it: job parameters (``with``, ``each``, ``matrix``, templates'
-``with`` too) and the ``with`` arguments of middleware given by ``use``. Anywhere
+``with`` too) and the ``with`` arguments of middleware given by ``use`` (but for the builtins, whose
+arguments are lock keys and limits). Anywhere
 else (names, keys, settings, retry policies) it would be used, stored or shown as
 it is, so it is an error at its position. ``vars`` may hold references: they are
 checked where they are used.
@@ -25,7 +26,7 @@ from arvel_flow.secrets import (
     url_passwords,
 )
 from arvel_flow.spec.problems import Path, Problem
-from arvel_flow.spec.walk import iter_inline_middleware, iter_job_steps, mapping
+from arvel_flow.spec.walk import BUILTIN_FORMS, iter_inline_middleware, iter_job_steps, mapping
 
 PARAMETER_KEYS = ("with", "each", "matrix")
 
@@ -34,7 +35,7 @@ _WHERE = (
     "'with' arguments of middleware, which the process that runs the job resolves, and "
     "in queue.url and queue.store"
 )
-_HOW = (
+HOW_TO_REFER = (
     "use a reference such as ${NAME} instead, NAME set in the environment of the processes "
     "that run the job (a variable is secret when declared under 'secrets:' or named like "
     "*PASSWORD*, *SECRET*, *TOKEN*, *KEY*, *CREDENTIAL*, *DSN* or *AUTH*)"
@@ -63,7 +64,8 @@ def _parameter_paths(data: dict[str, Any]) -> Iterator[Path]:
             if key in at.step:
                 yield (*at.path, key)
     for path, entry in iter_inline_middleware(data):
-        if "use" in entry and "with" in entry:
+        # The builtins' arguments are keys and limits: stored and shown, never secret.
+        if "with" in entry and entry.get("use") not in (None, *BUILTIN_FORMS):
             yield (*path, "with")
 
 
@@ -118,7 +120,7 @@ def _clear_secrets(value: Any, path: Path, *, secret: bool) -> list[Problem]:
             Problem(
                 path,
                 f"parameter {name!r} is named like a secret, so its value may not be "
-                f"written in the file, where it would be stored with the run: {_HOW}",
+                f"written in the file, where it would be stored with the run: {HOW_TO_REFER}",
             )
         ]
     if isinstance(value, str) and url_passwords(value):
@@ -126,7 +128,7 @@ def _clear_secrets(value: Any, path: Path, *, secret: bool) -> list[Problem]:
             Problem(
                 path,
                 "this URL holds a password in clear, which would be stored with the run: "
-                f"for the password, {_HOW}, as in scheme://user:${{NAME}}@host",
+                f"for the password, {HOW_TO_REFER}, as in scheme://user:${{NAME}}@host",
             )
         ]
     return []

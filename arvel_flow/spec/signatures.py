@@ -32,7 +32,12 @@ class _Signature:
 
 
 def check_call(
-    function: Callable[..., Any], kwargs: Mapping[str, Any], path: Path, label: str
+    function: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    path: Path,
+    label: str,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> list[Problem]:
     """Every unknown, missing or mistyped keyword argument of ``function(**kwargs)``.
 
@@ -41,6 +46,8 @@ def check_call(
         kwargs: The arguments the file gives, by name.
         path: Where those arguments are in the document.
         label: How to name the callable in messages, such as ``pkg.Audit()``.
+        env: Resolves secret references in memory for the type checks (default:
+            ``os.environ``); an unset one is not checked.
     """
     try:
         signature = _signature(function)
@@ -61,17 +68,21 @@ def check_call(
         Problem(path, f"missing argument {name!r} of {label}", at="parent")
         for name in sorted(signature.required - set(kwargs))
     ]
-    return problems + _type_problems(signature, kwargs, path, label)
+    return problems + _type_problems(signature, kwargs, path, label, env)
 
 
 def _type_problems(
-    signature: _Signature, kwargs: Mapping[str, Any], path: Path, label: str
+    signature: _Signature,
+    kwargs: Mapping[str, Any],
+    path: Path,
+    label: str,
+    env: Mapping[str, str] | None,
 ) -> list[Problem]:
     if signature.model is None:
         return []
     given: dict[str, Any] = {}
     for name, value in kwargs.items():
-        resolved, ok = resolve_for_check(value)  # in memory, for this check only
+        resolved, ok = resolve_for_check(value, env)  # in memory, for this check only
         if name in signature.names and ok:
             given[name] = resolved
     try:
