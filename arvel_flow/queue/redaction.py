@@ -58,6 +58,20 @@ def stored_params(
     return jsonable
 
 
+def may_hold_secret(params: Mapping[str, Any]) -> bool:
+    """A quick look: whether `stored_params` could change anything in ``params``.
+
+    Flat items of plain numbers and URL-less text under ordinary names (the bulk of a
+    100,000-item fan-out) are passed over without a copy.
+    """
+    return any(
+        is_secret_field_name(str(key))
+        or not isinstance(value, str | int | float | bool | None)
+        or (isinstance(value, str) and "://" in value)
+        for key, value in params.items()
+    )
+
+
 def _safe(field: str, value: Any, secret: bool) -> Any:
     if is_secret_marker(value) or is_redacted_marker(value):
         return value

@@ -12,6 +12,7 @@ import builtins
 import functools
 import importlib
 import inspect
+import itertools
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import ImportTargetError, SecretError
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
-from arvel_flow.queue.redaction import stored_params
-from arvel_flow.secrets import is_secret_field_name, redacted_fields, resolve_secrets
+from arvel_flow.queue.redaction import may_hold_secret, stored_params
+from arvel_flow.secrets import redacted_fields, resolve_secrets
 
 TargetKind = Literal["job", "model", "function"]
 
@@ -397,10 +398,9 @@ def check_sendable(refs: Iterable[JobRef], items: Iterable[Mapping[str, Any]] = 
         SecretError: A parameter holds a `SecretStr`, a value of a field named like a
             secret, or a URL with a password.
     """
-    for params in (
-        *(stored_params(r.params, r.instance) for r in refs),
-        *map(stored_params, items),
-    ):
+    given = (stored_params(ref.params, ref.instance) for ref in refs)
+    added = (stored_params(item) for item in items if may_hold_secret(item))
+    for params in itertools.chain(given, added):
         fields = redacted_fields(params)
         if fields:
             raise SecretError(
@@ -410,13 +410,3 @@ def check_sendable(refs: Iterable[JobRef], items: Iterable[Mapping[str, Any]] = 
                 "(arvel_flow.secret_env('NAME')), which each worker resolves from "
                 "its own environment",
             )
-
-
-def _may_hold_secret(item: Mapping[str, Any]) -> bool:
-    """A quick look at a fan-out item: only such items need `stored_params`."""
-    return any(
-        is_secret_field_name(str(key))
-        or not isinstance(value, str | int | float | bool | None)
-        or (isinstance(value, str) and "://" in value)
-        for key, value in item.items()
-    )

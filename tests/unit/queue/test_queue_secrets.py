@@ -86,3 +86,21 @@ def test_sending_to_workers_refuses_python_secrets_wherever_they_are() -> None:
         [JobRef(f"{JOBS}:TokenUser", {"api_token": secret_env("X")})],
         FanOut(Step(name="x"), [{"name": "ok"}]).items,
     )
+
+
+async def test_fan_out_items_given_secrets_in_python_are_stored_redacted(
+    harness: Harness, journal: Journal
+) -> None:
+    # Given a fan-out whose items carry tokens given in Python
+    queue = harness.queue()
+    items = [{"name": f"f{i}", "api_token": f"{TOKEN}-{i}"} for i in range(3)]
+    flow = FanOut(TokenUser(name="x", api_token="unused-token"), items)
+    # When it runs
+    run_id = await Chain(flow).dispatch(queue, wait=False)
+    assert isinstance(run_id, str)
+    await harness.settle(queue)
+    # Then each member got its token, and none of them was stored
+    assert [journal.seen[f"f{i}"] for i in range(3)] == [f"{TOKEN}-{i}" for i in range(3)]
+    stored = json.dumps(await queue.store.load_plan(run_id))
+    assert TOKEN not in stored
+    assert "unused-token" not in stored
