@@ -365,6 +365,19 @@ class JobRef:
         target = resolve_target(self.target, allowed=allowed)
         return target.build(resolve_secrets(self.params), self.settings)
 
+    def build_unresolved(self, *, allowed: Sequence[str] | None = None) -> Any:
+        """An instance with its parameters as they are: references unresolved, unvalidated.
+
+        Enough to compute a unique id (which may not read a secret) in a process that
+        lacks the job's secrets, such as a dispatcher whose workers have them; never run.
+        """
+        if self.instance is not None:
+            return self.instance
+        target = resolve_target(self.target, allowed=allowed)
+        if target.kind == "function":
+            return FunctionCall(self.target, target.obj, dict(self.params))
+        return target.obj.model_construct(**self.params)
+
     def redacted_fields(self) -> list[str]:
         """Parameters that held a secret given in Python and were stored without it.
 

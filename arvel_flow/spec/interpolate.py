@@ -208,6 +208,8 @@ def interpolate(
         else:
             declared[name] = resolve_plain(value) if isinstance(value, str) and value else value
     secrets = declared_secrets(data)
+    for name in secrets & env.keys():
+        _register_secret(env[name])  # scrubbed from all this process shows, used or not
     first = Interpolator(env, None, secrets)
     variables = {
         name: value if name in (overrides or {}) else first.apply(value, ("vars", name))

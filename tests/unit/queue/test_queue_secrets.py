@@ -104,3 +104,22 @@ async def test_fan_out_items_given_secrets_in_python_are_stored_redacted(
     stored = json.dumps(await queue.store.load_plan(run_id))
     assert TOKEN not in stored
     assert "unused-token" not in stored
+
+
+async def test_a_unique_job_is_claimed_by_a_process_that_lacks_its_secret(
+    harness: Harness, journal: Journal
+) -> None:
+    # Given a unique job whose token refers to a variable this process does not have
+    ref = JobRef(
+        f"{JOBS}:TokenUser",
+        {"name": "u", "api_token": secret_env("UNIT_UNSET_TOKEN")},
+    ).with_settings(unique_for=60, unique_id="token-user-{name}")
+    queue = harness.queue()
+    # When it is dispatched twice
+    ids = await harness.run(ref, ref, queue=queue)
+    # Then the second dispatch is a duplicate, and the first fails where it runs, naming
+    # the variable (the dispatch itself did not need it)
+    assert ids[0] is not None
+    assert ids[1] is None
+    [record] = await queue.store.list_failed()
+    assert "'UNIT_UNSET_TOKEN' is not set" in record.message
