@@ -72,9 +72,7 @@ SECRET_FIELD_PAIRS = frozenset(
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _TEMPLATE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_URL_PASSWORD = re.compile(
-    r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:'\"]*:)(?!\$\{)([^\s@/?#'\"]+)@(?=[^\s@]*)"
-)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:'\"]*:)(?!\$\{)([^\s@/?#'\"]+)@")
 
 
 def is_secret_env_name(name: str) -> bool:
@@ -310,17 +308,24 @@ class Scrubber:
             unquoted = unquote(value)
             if unquoted != value and len(unquoted) >= MIN_SCRUBBED_LENGTH:
                 self._forms |= encodings(unquoted)
-            alternatives = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(map(re.escape, alternatives)))
+            self._pattern = None  # compiled again when next needed
 
     def scrub(self, text: str) -> str:
         """``text`` with every known secret and URL password shown as ``***``."""
-        pattern = self._pattern
+        pattern = self._pattern or self._compile()
         if pattern is not None:
             text = pattern.sub(MASK, text)
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
         return text
+
+    def _compile(self) -> re.Pattern[str] | None:
+        """One pattern of every form, longest first (a form may contain a shorter one)."""
+        with self._lock:
+            if self._pattern is None and self._forms:
+                alternatives = sorted(self._forms, key=len, reverse=True)
+                self._pattern = re.compile("|".join(map(re.escape, alternatives)))
+            return self._pattern
 
 
 SCRUBBER = Scrubber()

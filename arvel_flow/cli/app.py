@@ -26,6 +26,7 @@ from arvel_flow.cli.common import (
     SET_OPTION,
     parse_assignments,
     print_renderable,
+    scrub_standard_streams,
     scrubbed_output,
     use_working_directory,
 )
@@ -80,7 +81,7 @@ def main() -> None:
     """Entry point of the ``arvel-flow`` script."""
     # For good, not just while a command runs: a traceback printed on the way out of
     # the interpreter is scrubbed too.
-    scrubbed_output().__enter__()
+    scrub_standard_streams()
     cli.main(prog_name="arvel-flow")
 
 

@@ -66,12 +66,13 @@ def use_working_directory() -> None:
         sys.path.insert(0, cwd)
 
 
-@contextlib.contextmanager
-def scrubbed_output() -> Iterator[None]:
-    """Scrub stdout and stderr of known secrets while the block runs (once per stream).
+def scrub_standard_streams() -> tuple[TextIO, TextIO]:
+    """Scrub all that goes to stdout and stderr of known secrets; the streams it replaced.
 
-    The values of this process's secret environment variables are registered first;
-    those resolved later (a job's references) join as they are read.
+    Every channel of a command passes through them: rich and plain output, JSON events,
+    log records, warnings, tracebacks. The values of this process's secret environment
+    variables are registered first; those resolved later (a job's references) join as
+    they are read. Wrapping twice is a no-op.
     """
     from arvel_flow.secrets import ScrubbingStream, register_environment
 
@@ -81,6 +82,13 @@ def scrubbed_output() -> Iterator[None]:
         sys.stdout = cast(TextIO, ScrubbingStream(sys.stdout))
     if not isinstance(sys.stderr, ScrubbingStream):
         sys.stderr = cast(TextIO, ScrubbingStream(sys.stderr))
+    return saved
+
+
+@contextlib.contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """`scrub_standard_streams` while the block runs."""
+    saved = scrub_standard_streams()
     try:
         yield
     finally:

@@ -27,7 +27,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from arvel_flow.secrets import SecretRef, escape_template, is_secret_env, is_secret_marker
+from arvel_flow.secrets import (
+    SecretRef,
+    escape_template,
+    is_secret_env,
+    is_secret_marker,
+    resolve_for_check,
+)
 from arvel_flow.secrets import register_secret as _register_secret
 from arvel_flow.spec.compose import PlainText
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
@@ -67,6 +73,7 @@ class Interpolator:
         self.problems: list[Problem] = []
         self.failed: set[Path] = set()
         self._resolve_secrets = False
+        """Whether the string being replaced is a setting of this process (queue.url)."""
 
     def apply(self, value: Any, path: Path) -> Any:
         """``value`` with every reference replaced; containers are copied only if changed."""
@@ -89,7 +96,7 @@ class Interpolator:
             whole = _TOKEN.fullmatch(text)
             if whole is not None and whole.group(1) is not None and whole.group(2):
                 return self._whole(whole.group(1), plain=isinstance(text, PlainText))
-            parts = [self._embedded(match, text) for match in _TOKEN.finditer(text)]
+            parts = [self._embedded(match) for match in _TOKEN.finditer(text)]
             return _join(text, parts)
         except _Failed as failure:
             self.problems.append(Problem(path, failure.message))
@@ -104,8 +111,8 @@ class Interpolator:
             return SecretRef(value, plain=plain)
         return resolve_plain(value) if plain and value else value
 
-    def _embedded(self, match: re.Match[str], text: str) -> tuple[re.Match[str], str]:
-        """What one reference in ``text`` becomes: text, or a `_Secret` template part."""
+    def _embedded(self, match: re.Match[str]) -> tuple[re.Match[str], str]:
+        """What one reference becomes: text, or a `_Secret` template part."""
         if match.group(1) is None:
             return match, "${"  # $${ escapes a literal ${
         if not match.group(2):
@@ -126,7 +133,14 @@ class Interpolator:
     def _lookup(self, body: str) -> tuple[Any, bool]:
         var = _VAR.match(body)
         if var is not None:
-            return self._variable(var.group(1)), True
+            value = self._variable(var.group(1))
+            if self._resolve_secrets and is_secret_marker(value):
+                value, resolved = resolve_for_check(value, self.env)  # a setting: used here
+                if not resolved:
+                    raise _Failed(
+                        f"'${{{body}}}' refers to an environment variable that is not set"
+                    )
+            return value, True
         env = _ENV.match(body)
         if env is None:
             raise _Failed(

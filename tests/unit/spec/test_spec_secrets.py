@@ -162,3 +162,15 @@ def test_secrets_must_name_environment_variables() -> None:
     text = "version: 1\nname: bad\nsecrets: [OK_NAME, 'not a name']\npipeline: {job: x.y:Z}\n"
     [problem] = messages(text, strict=False)
     assert problem.startswith("3:20: secrets[1]: String should match pattern")
+
+
+def test_queue_url_and_store_get_the_value_itself() -> None:
+    data = resolved(
+        "vars: {url: 'redis://:${REDIS_PASSWORD}@cache/0'}\n"
+        "queue: {url: '${vars.url}', store: 'redis://:${REDIS_PASSWORD}@cache/1'}\n",
+        {"REDIS_PASSWORD": "rpw-1234"},
+    )
+    assert data["queue"] == {
+        "url": "redis://:rpw-1234@cache/0",
+        "store": "redis://:rpw-1234@cache/1",
+    }
