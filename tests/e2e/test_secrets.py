@@ -11,58 +11,20 @@ received, outside the store, to prove that resumes and retries get the real valu
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 import pytest
 from pydantic import SecretStr
 
 from tests.e2e.harness import Cli, Result, read_lines, started_run_id, wait_for
 from tests.e2e.jobs import ApiCall, fingerprint
+from tests.e2e.leaks import DSN, PASSWORD, PEPPER, assert_no_secret, leaky_step
 
 pytestmark = pytest.mark.slow
-
-PASSWORD = "Tr0ub4dor\\&3-\u00f6'x"
-"""A password whose raw, URL-quoted, repr-escaped and JSON-escaped forms all differ."""
-PEPPER = "pepper-Zq9/value+"
-"""The value of a variable that is secret only because the file declares it."""
-DSN = f"postgres://app:{PASSWORD}@db/x"
-
-
-def encodings(value: str) -> set[str]:
-    """The forms a leaked value may take: raw, URL-quoted, escaped, base64."""
-    raw = value.encode()
-    forms = {
-        value,
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
-        repr(value)[1:-1],
-        json.dumps(value)[1:-1],
-        value.encode("unicode_escape").decode(),
-    }
-    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
-        forms |= {encoded, encoded.rstrip("=")}
-    return forms
-
-
-LEAKS = {
-    form: name
-    for name, value in (("DB_PASSWORD", PASSWORD), ("APP_PEPPER", PEPPER))
-    for form in encodings(value)
-}
-
-
-def assert_no_secret(text: str | bytes, where: str) -> None:
-    """No form of any secret in ``text`` (bytes are searched as UTF-8 too)."""
-    data = text.encode() if isinstance(text, str) else text
-    found = [f"{name} as {form!r}" for form, name in LEAKS.items() if form.encode() in data]
-    assert not found, f"{where} leaked {found}"
 
 
 def assert_channels_clean(results: Iterable[Result], files: Iterable[Path]) -> None:
@@ -78,21 +40,6 @@ def secret_cli(cli: Cli) -> Cli:
     """The command with the secrets in its environment."""
     cli.env.update(DB_PASSWORD=PASSWORD, APP_PEPPER=PEPPER)
     return cli
-
-
-def leaky_step(tmp_path: Path, indent: str) -> str:
-    """The job step taking the secrets, its lines after the first indented by ``indent``."""
-    at = {name: json.dumps(str(tmp_path / name)) for name in ("journal", "marker")}
-    lines = [
-        "job: tests.e2e.jobs:Leaky",
-        "with:",
-        '  dsn: "postgres://app:${DB_PASSWORD}@db/x"',
-        '  note: "${DB_PASSWORD}"',
-        "  pepper: ${APP_PEPPER}",
-        f"  journal: {at['journal']}",
-        f"  marker: {at['marker']}",
-    ]
-    return ("\n" + indent).join(lines)
 
 
 def leaky_pipeline(pipeline: Callable[[str, str], Path], tmp_path: Path) -> Path:

@@ -23,7 +23,7 @@ from arvel_flow.queue.targets import JobRef
 from arvel_flow.secrets import secret_env
 from tests.e2e.harness import read_lines
 from tests.e2e.jobs import ApiCall, fingerprint
-from tests.e2e.test_secrets import DSN, PASSWORD, PEPPER, assert_no_secret, leaky_step
+from tests.e2e.leaks import DSN, PASSWORD, PEPPER, assert_no_secret, leaky_step
 from tests.integration.conftest import Cluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
