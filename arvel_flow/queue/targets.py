@@ -2,7 +2,9 @@
 
 A `JobRef` is what travels in plans and messages: the target's path, its parameters
 and its effective settings. `resolve_target` turns the path back into something that
-can run, importing only under the allowed module prefixes.
+can run, importing only under the allowed module prefixes. Parameters travel with
+secret references as references and secrets given in Python redacted (`to_dict`);
+`JobRef.build` resolves the references, in the process that runs the job.
 """
 
 from __future__ import annotations
@@ -251,7 +253,11 @@ def classify_target(path: str, obj: Any) -> TargetKind:
 
 
 def dump_params(job: Any) -> dict[str, Any]:
-    """A job instance's parameters as JSON-ready values, secrets included (for transport)."""
+    """A job instance's parameters as JSON-ready values, secrets included.
+
+    They stay in this process (fan-out members are built from them); what leaves it,
+    to a store or a broker, goes through `stored_params`, which redacts the secrets.
+    """
     if isinstance(job, FunctionCall):
         return dict(job.kwargs)
     job_class: object = type(job)
