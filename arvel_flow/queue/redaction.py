@@ -27,13 +27,6 @@ from arvel_flow.secrets import (
     url_passwords,
 )
 
-REDACTED = MASK
-
-
-def is_sensitive_name(name: str) -> bool:
-    """True for field names like password, api_token, secret, api_key (see `arvel_flow.secrets`)."""
-    return is_secret_field_name(name)
-
 
 def stored_params(
     params: Mapping[str, Any],
@@ -100,7 +93,7 @@ def _shown(value: Any) -> Any:
     if is_secret_marker(value):
         return value[SECRET_KEY]
     if is_redacted_marker(value):
-        return REDACTED
+        return MASK
     if isinstance(value, Mapping):
         return shown_params(value)
     if isinstance(value, list):
@@ -142,7 +135,7 @@ def secret_values(params: Mapping[str, Any], secrets: set[str] | frozenset[str])
     """
     found: set[str] = set()
     for key, value in params.items():
-        if key in secrets or is_sensitive_name(key):
+        if key in secrets or is_secret_field_name(key):
             text = value.get_secret_value() if isinstance(value, SecretStr | SecretBytes) else value
             if isinstance(text, str | int | float | bytes) and len(str(text)) >= 4:
                 found.add(text.decode() if isinstance(text, bytes) else str(text))
