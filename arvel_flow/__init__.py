@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         WithoutOverlapping,
     )
     from arvel_flow.queue.runner import JobRunner
+    from arvel_flow.secrets import secret_env
     from arvel_flow.settings import QueueSettings
     from arvel_flow.spec.loader import load_pipeline
 
@@ -72,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "WithoutOverlapping": "arvel_flow.queue.middleware",
     "compile_pipeline": "arvel_flow.compiler",
     "load_pipeline": "arvel_flow.spec.loader",
+    "secret_env": "arvel_flow.secrets",
 }
 
 __all__ = [
@@ -106,6 +108,7 @@ __all__ = [
     "WithoutOverlapping",
     "compile_pipeline",
     "load_pipeline",
+    "secret_env",
 ]
 
 

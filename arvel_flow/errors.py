@@ -16,7 +16,8 @@ FlowError
 ├── RunTakenOverError    .run_id, .owner   this process lost the run's lease (exit 130)
 ├── ClaimLostError       .key              a claim expired and was taken by another
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
-└── DeliveryLimitError   .deliveries a message whose workers kept dying
+├── DeliveryLimitError   .deliveries a message whose workers kept dying
+└── SecretError          .name       a secret reference that cannot be resolved here
 ```
 
 The CLI maps each to its exit code and prints the message only; anything that is not a
@@ -205,3 +206,16 @@ class DeliveryLimitError(FlowError):
             f"delivered {deliveries} times without finishing: each worker that took it "
             "stopped (killed, crashed or out of memory) before it was done"
         )
+
+
+class SecretError(FlowError):
+    """A secret a job needs cannot be had here; ``name`` is its variable or parameter.
+
+    Either an environment variable a reference names is not set in the process that
+    runs the job, or a parameter held a secret given in Python, which is never stored.
+    The message names the variable or parameter, never a value.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)

@@ -26,6 +26,8 @@ from arvel_flow.cli.common import (
     SET_OPTION,
     parse_assignments,
     print_renderable,
+    scrub_standard_streams,
+    scrubbed_output,
     use_working_directory,
 )
 from arvel_flow.errors import (
@@ -57,15 +59,20 @@ class FlowGroup(click.Group):
     """A click group that turns `FlowError` and Ctrl-C into messages and exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; errors raised on purpose become exit codes, not tracebacks."""
-        try:
-            return super().invoke(ctx)
-        except FlowError as error:
-            click.echo(str(error), err=True)
-            ctx.exit(exit_code_for(error))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        """Run the command; errors raised on purpose become exit codes, not tracebacks.
+
+        Everything the command writes to stdout and stderr (output, events, logs, error
+        messages) is scrubbed of the secrets this process knows.
+        """
+        with scrubbed_output():
+            try:
+                return super().invoke(ctx)
+            except FlowError as error:
+                click.echo(str(error), err=True)
+                ctx.exit(exit_code_for(error))
+            except KeyboardInterrupt:
+                click.echo("interrupted", err=True)
+                ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=FlowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,6 +83,9 @@ def cli() -> None:
 
 def main() -> None:
     """Entry point of the ``arvel-flow`` script."""
+    # For good, not just while a command runs: a traceback printed on the way out of
+    # the interpreter is scrubbed too.
+    scrub_standard_streams()
     cli.main(prog_name="arvel-flow")
 
 

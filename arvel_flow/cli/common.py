@@ -6,10 +6,11 @@ module can import it without slowing ``--help`` down.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import click
 
@@ -63,6 +64,35 @@ def use_working_directory() -> None:
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+
+
+def scrub_standard_streams() -> tuple[TextIO, TextIO]:
+    """Scrub all that goes to stdout and stderr of known secrets; the streams it replaced.
+
+    Every channel of a command passes through them: rich and plain output, JSON events,
+    log records, warnings, tracebacks. The values of this process's secret environment
+    variables are registered first; those resolved later (a job's references) join as
+    they are read. Wrapping twice is a no-op.
+    """
+    from arvel_flow.secrets import ScrubbingStream, register_environment
+
+    register_environment(os.environ)
+    saved = sys.stdout, sys.stderr
+    if not isinstance(sys.stdout, ScrubbingStream):
+        sys.stdout = cast(TextIO, ScrubbingStream(sys.stdout))
+    if not isinstance(sys.stderr, ScrubbingStream):
+        sys.stderr = cast(TextIO, ScrubbingStream(sys.stderr))
+    return saved
+
+
+@contextlib.contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """`scrub_standard_streams` while the block runs."""
+    saved = scrub_standard_streams()
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def print_renderable(renderable: Any) -> None:

@@ -162,8 +162,14 @@ async def _retry_claimed(queue: BaseQueue, record: FailedJob, settings: Any) -> 
 
 
 async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
-    ref = await _job_ref(queue, record)
+    from arvel_flow.errors import SecretError
+
     label = f"{record.id} {record.step or ''} ({record.job})".replace("  ", " ")
+    try:
+        ref = await _job_ref(queue, record)
+    except SecretError as refusal:
+        click.echo(f"{label}: not retried, the record is kept: {refusal}")
+        return "failed"
     if settings.driver == "taskiq" and settings.broker != "memory":
         await queue.dispatch(ref)
         await queue.store.forget_failed(record.id)
@@ -210,23 +216,34 @@ async def _run_in_place(queue: BaseQueue, ref: JobRef, record: FailedJob) -> Bas
 
 
 async def _job_ref(queue: BaseQueue, record: FailedJob) -> JobRef:
-    """The job to retry: from its run's stored plan (real parameters) when it exists.
+    """The job to retry, with its real parameters, or `SecretError` saying why there is none.
 
-    The failed-jobs record itself has secrets redacted, so it is only the fallback.
+    It comes from its run's stored plan when that still has the step, else from the
+    record's payload: both hold secret references (resolved from the environment when
+    the job is built), never values. A secret given in Python was stored as a redacted
+    marker: such a job is refused rather than run with a placeholder for an argument.
     """
     from arvel_flow.errors import RunNotFoundError
     from arvel_flow.queue.job import JobSettings
     from arvel_flow.queue.plan import JobNode
     from arvel_flow.queue.targets import JobRef
+    from arvel_flow.secrets import python_secret_error
 
+    ref: JobRef | None = None
     if record.run_id is not None and record.step is not None:
         try:
             node = (await queue.orchestrator.plan_of(record.run_id)).node(record.step)
         except (RunNotFoundError, KeyError, ValueError):
             node = None
         if isinstance(node, JobNode):
-            return node.job
-    return JobRef(record.job, dict(record.payload), JobSettings.from_values(dict(record.settings)))
+            ref = node.job
+    if ref is None:
+        settings = JobSettings.from_values(dict(record.settings))
+        ref = JobRef(record.job, dict(record.payload), settings)
+    redacted = ref.redacted_fields()
+    if redacted:
+        raise python_secret_error(redacted[0])
+    return ref
 
 
 def _unknown(failed_id: str) -> ConfigError:

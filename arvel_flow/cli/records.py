@@ -110,7 +110,10 @@ def format_runs(runs: Sequence[RunRecord]) -> RenderableType:
 
 
 def failed_document(record: FailedJob, *, with_traceback: bool = True) -> dict[str, Any]:
-    """A failed job as JSON-ready data (its payload is already redacted)."""
+    """A failed job as JSON-ready data: a secret reference shown as its template, a
+    secret given in Python as ``***`` (the record holds no secret value to show)."""
+    from arvel_flow.queue.redaction import shown_params
+
     document: dict[str, Any] = {
         "id": record.id,
         "job": record.job,
@@ -121,7 +124,7 @@ def failed_document(record: FailedJob, *, with_traceback: bool = True) -> dict[s
         "message": record.message,
         "attempts": record.attempts,
         "failed_at": record.failed_at,
-        "payload": dict(record.payload),
+        "payload": shown_params(record.payload),
     }
     if with_traceback:
         document["traceback"] = record.traceback

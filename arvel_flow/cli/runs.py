@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
@@ -188,9 +188,11 @@ class _Reporting:
         else:
             events.subscribe(JsonReporter(sys.stdout))
         if options["events_file"] is not None:
+            from arvel_flow.secrets import ScrubbingStream
+
             stream = Path(options["events_file"]).open("a", encoding="utf-8")  # noqa: SIM115
             self._files.append(stream)
-            events.subscribe(JsonReporter(stream))
+            events.subscribe(JsonReporter(cast(IO[str], ScrubbingStream(stream))))
 
     def say(self, message: str) -> None:
         """A line for people (never in JSON output, which stays one event per line)."""

@@ -18,6 +18,7 @@ from arvel_flow.lock.contracts import LockContract
 from arvel_flow.queue.context import current_context
 from arvel_flow.queue.job import JobSettings, MiddlewareRef, format_key
 from arvel_flow.queue.targets import import_object
+from arvel_flow.secrets import resolve_secrets
 
 NextCall = Callable[[], Awaitable[Any]]
 
@@ -116,7 +117,7 @@ def build_middleware(ref: MiddlewareRef, *, allowed: Sequence[str] | None = None
         cls = import_object(ref.use, allowed=allowed, role="middleware")
         if not (inspect.isclass(cls) and issubclass(cls, JobMiddleware)):
             raise ImportTargetError(ref.use, "not a JobMiddleware subclass")
-    return cls(**ref.kwargs)
+    return cls(**resolve_secrets(ref.kwargs))
 
 
 class UniqueJobGuard:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arvel_flow.errors import RunNotFoundError
+from arvel_flow.errors import RunNotFoundError, SecretError
 from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
@@ -280,7 +280,12 @@ class Orchestrator:
         settings = envelope.job.settings
         if not settings.unique_for:
             return envelope
-        job = envelope.job.build()
+        try:
+            job = envelope.job.build()
+        except SecretError:
+            # Secrets are resolved where the job runs, and this process may lack them;
+            # a unique id may not read one, so the job as given serves to compute it.
+            job = envelope.job.build_unresolved()
         owner = envelope.unique_owner or envelope.id
         if await self.guard.claim(job, settings, envelope.job.target, owner):
             return envelope.next(unique_owner=owner)

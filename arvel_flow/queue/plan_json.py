@@ -14,6 +14,7 @@ from arvel_flow.queue.plan import (
     Plan,
     make_batch,
 )
+from arvel_flow.queue.redaction import may_hold_secret, stored_params
 from arvel_flow.queue.targets import JobRef
 
 PLAN_FORMAT = 1
@@ -48,7 +49,9 @@ def _node_to_dict(node: Node | FanOutNode) -> dict[str, Any]:
         return {"kind": "job", "key": node.key, "job": node.job.to_dict()}
     if isinstance(node, FanOutNode):
         items: Any = (
-            {"matrix": node.items.axes} if isinstance(node.items, Matrix) else list(node.items)
+            {"matrix": stored_params(node.items.axes)}
+            if isinstance(node.items, Matrix)
+            else [stored_params(item) if may_hold_secret(item) else item for item in node.items]
         )
         return {"kind": "fanout", "key": node.key, "job": node.job.to_dict(), "items": items}
     if isinstance(node, ChainNode):

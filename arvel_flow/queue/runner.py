@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
-from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import (
     ImportTargetError,
@@ -24,6 +23,7 @@ from arvel_flow.errors import (
     JobMaxRetriesError,
     JobTimeoutError,
     LockError,
+    SecretError,
 )
 from arvel_flow.lock.contracts import LockContract
 from arvel_flow.queue.backoff import GiveUp, exception_classes, next_step
@@ -31,14 +31,13 @@ from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
-from arvel_flow.queue.job import JOB_SETTING_FIELDS, is_job_class
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
 from arvel_flow.queue.redaction import (
     declared_secret_fields,
-    redact,
     scrub,
     secret_fields,
     secret_values,
+    stored_params,
 )
 from arvel_flow.queue.targets import JobRef, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
@@ -86,7 +85,14 @@ class Failed:
 
 Outcome = Succeeded | Retrying | Released | Failed
 
-_BAD_JOB = (ImportTargetError, pydantic.ValidationError, LockError, TypeError, ValueError)
+_BAD_JOB = (
+    ImportTargetError,
+    pydantic.ValidationError,
+    LockError,
+    SecretError,
+    TypeError,
+    ValueError,
+)
 """Errors that mean the job cannot even be built: failed at once, never retried."""
 
 
@@ -289,20 +295,13 @@ class JobRunner:
         return Failed(error, attempts, reason, scrub(describe_error(error), secrets))
 
     def _payload(self, job: Any, ref: JobRef) -> dict[str, Any]:
-        """The job's parameters for the failed-jobs store, every secret masked.
+        """The job's parameters for the failed-jobs store, as a plan stores them.
 
-        A built model is dumped again with its `SecretStr` values still wrapped, so that
-        secrets nested in sub-models and lists are caught too: ``ref.params`` has them
-        revealed for transport.
+        Never the built job's: it holds the values its references resolved to. A live
+        instance from Python is read with its `SecretStr` values still wrapped, so that
+        secrets nested in sub-models are redacted too.
         """
-        if isinstance(job, pydantic.BaseModel):
-            exclude = set(JOB_SETTING_FIELDS) if is_job_class(type(job)) else None
-            raw = job.model_dump(mode="python", exclude=exclude)
-            masked: dict[str, Any] = to_jsonable_python(
-                redact(raw, secret_fields(job)), fallback=str
-            )
-            return masked
-        return redact(ref.params, self._secret_fields(job, ref))
+        return stored_params(ref.params, ref.instance, self._secret_fields(job, ref))
 
     def _secret_values(self, job: Any, ref: JobRef) -> frozenset[str]:
         return secret_values(ref.params, self._secret_fields(job, ref))

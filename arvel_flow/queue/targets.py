@@ -3,6 +3,9 @@
 A `JobRef` is what travels in plans and messages: the target's path, its parameters
 and its effective settings. `resolve_target` turns the path back into something that
 can run; with allowed module prefixes, only what the allowlist's rule allows.
+Parameters travel with secret references as references and secrets given in Python
+redacted (`to_dict`); `JobRef.build` resolves the references, in the process that
+runs the job.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import builtins
 import functools
 import importlib
 import inspect
+import itertools
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -22,9 +26,11 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from pydantic_core import to_jsonable_python
 
-from arvel_flow.errors import ImportTargetError
+from arvel_flow.errors import ImportTargetError, SecretError
 from arvel_flow.queue.allowlist import Role, import_allowed
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
+from arvel_flow.queue.redaction import may_hold_secret, stored_params
+from arvel_flow.secrets import redacted_fields, resolve_secrets
 
 TargetKind = Literal["job", "model", "function"]
 
@@ -236,7 +242,11 @@ def classify_target(path: str, obj: Any) -> TargetKind:
 
 
 def dump_params(job: Any) -> dict[str, Any]:
-    """A job instance's parameters as JSON-ready values, secrets included (for transport)."""
+    """A job instance's parameters as JSON-ready values, secrets included.
+
+    They stay in this process (fan-out members are built from them); what leaves it,
+    to a store or a broker, goes through `stored_params`, which redacts the secrets.
+    """
     if isinstance(job, FunctionCall):
         return dict(job.kwargs)
     job_class: object = type(job)
@@ -336,16 +346,46 @@ class JobRef:
         return JobRef(self.target, {**self.params, **params}, self.settings)
 
     def build(self, *, allowed: Sequence[str] | None = None) -> Any:
-        """The instance to run: the live one if present, else a fresh one."""
+        """The instance to run: the live one if present, else a fresh one.
+
+        A fresh one gets its secret references resolved from this process's
+        environment, here and nowhere else.
+
+        Raises:
+            SecretError: A referenced variable is not set here, or a parameter held a
+                secret given in Python (stored redacted: the job cannot be rebuilt).
+        """
         if self.instance is not None:
             return self.instance
-        return resolve_target(self.target, allowed=allowed).build(self.params, self.settings)
+        target = resolve_target(self.target, allowed=allowed)
+        return target.build(resolve_secrets(self.params), self.settings)
+
+    def build_unresolved(self, *, allowed: Sequence[str] | None = None) -> Any:
+        """An instance with its parameters as they are: references unresolved, unvalidated.
+
+        Enough to compute a unique id (which may not read a secret) in a process that
+        lacks the job's secrets, such as a dispatcher whose workers have them; never run.
+        """
+        if self.instance is not None:
+            return self.instance
+        target = resolve_target(self.target, allowed=allowed)
+        if target.kind == "function":
+            return FunctionCall(self.target, target.obj, dict(self.params))
+        return target.obj.model_construct(**self.params)
+
+    def redacted_fields(self) -> list[str]:
+        """Parameters that held a secret given in Python and were stored without it.
+
+        A ref read back from a store or a message with any cannot be built; a live
+        one (``instance``) still runs.
+        """
+        return [] if self.instance is not None else redacted_fields(self.params)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for plans and messages."""
+        """JSON-ready form, for plans and messages: never a secret value (see `stored_params`)."""
         return {
             "target": self.target,
-            "params": dict(self.params),
+            "params": stored_params(self.params, self.instance),
             "settings": self.settings.to_dict(),
         }
 
@@ -353,3 +393,28 @@ class JobRef:
     def from_dict(cls, data: Mapping[str, Any]) -> JobRef:
         """Read back what `to_dict` wrote."""
         return cls(data["target"], dict(data["params"]), JobSettings.from_values(data["settings"]))
+
+
+def check_sendable(refs: Iterable[JobRef], items: Iterable[Mapping[str, Any]] = ()) -> None:
+    """Refuse jobs given secrets in Python before they are sent to a broker or stored.
+
+    Such a secret is sent as a redacted marker, which no worker can turn back into the
+    value: refusing at dispatch says so at once, naming the parameter, instead of a
+    failure later in a worker. ``items`` are fan-out items added to the parameters.
+
+    Raises:
+        SecretError: A parameter holds a `SecretStr`, a value of a field named like a
+            secret, or a URL with a password.
+    """
+    given = (stored_params(ref.params, ref.instance) for ref in refs)
+    added = (stored_params(item) for item in items if may_hold_secret(item))
+    for params in itertools.chain(given, added):
+        fields = redacted_fields(params)
+        if fields:
+            raise SecretError(
+                fields[0],
+                f"parameter {fields[0]!r} holds a secret given in Python, which arvel-flow "
+                "never sends to a broker or stores: pass it as an environment reference "
+                "(arvel_flow.secret_env('NAME')), which each worker resolves from "
+                "its own environment",
+            )

@@ -52,6 +52,9 @@ REF_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 """Names under ``vars``, as ``${vars.name}`` refers to them."""
 
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""Environment variable names, as ``${NAME}`` and ``secrets:`` name them."""
+
 
 def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as ``90s``, ``10m``, ``2h``; a year at most."""

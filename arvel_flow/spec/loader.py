@@ -5,7 +5,8 @@ The passes, each reporting all it finds before the next runs:
 1. read: size limit, binary data, UTF-8 (`arvel_flow.spec.source`);
 2. parse: YAML syntax and hazards, with each value's position;
 3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``, within
-   the budget of `arvel_flow.spec.expansion`;
+   the budget of `arvel_flow.spec.expansion`; secrets stay references, allowed only
+   where the running job resolves them;
 4. validate against the models (`arvel_flow.spec.models`);
 5. cross-reference: templates, policies, stacks, step ids;
 6. strict (the default): import what the file names and check parameters.
@@ -32,6 +33,7 @@ from arvel_flow.spec.interpolate import interpolate
 from arvel_flow.spec.models import PipelineSpec
 from arvel_flow.spec.problems import MAX_PROBLEMS, Path, Problem, format_path
 from arvel_flow.spec.references import check_references
+from arvel_flow.spec.secret_checks import check_secrets
 from arvel_flow.spec.source import SourceMap, check_size, decode_source, parse_document
 
 Source = str | bytes | os.PathLike[str]
@@ -87,7 +89,9 @@ def parse_pipeline(
             [*document.issues, *to_issues([problem], document.source_map, file)],
             omitted=document.omitted,
         ) from None
-    dropped = document.dropped | failed
+    misplaced = check_secrets(data)
+    problems += misplaced
+    dropped = document.dropped | failed | {problem.path for problem in misplaced}
     spec: PipelineSpec | None = None
     checks: list[Problem] = []
     omitted = document.omitted
@@ -102,7 +106,7 @@ def parse_pipeline(
         # Imported here: strict checks load the queue runtime, which --no-strict avoids.
         from arvel_flow.spec.resolve import check_strict
 
-        checks += check_strict(data)
+        checks += check_strict(data, env=env)
     # A value dropped for a reason already reported (a tag, an unset variable) would
     # only add a confusing second error at the same place.
     problems += [problem for problem in checks if not _under(problem.path, dropped)]

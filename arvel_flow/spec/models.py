@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from arvel_flow.queue.allowlist import parse_prefixes
 from arvel_flow.spec.fields import (
+    ENV_NAME_PATTERN,
     MAX_CONCURRENCY,
     NAME_PATTERN,
     REF_NAME_PATTERN,
@@ -74,6 +75,7 @@ __all__ = [
 
 RefName = Annotated[str, StringConstraints(pattern=REF_NAME_PATTERN)]
 VarName = Annotated[str, StringConstraints(pattern=VAR_NAME_PATTERN)]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 
 
 class JobSettingsSpec(SpecModel):
@@ -255,6 +257,12 @@ class PipelineSpec(SpecModel):
     vars: dict[VarName, Any] = Field(
         default_factory=dict,
         description="Values for ${vars.name}; --set name=value overrides them.",
+    )
+    secrets: list[EnvName] = Field(
+        default_factory=list,
+        description="Environment variables whose values are secret (besides those named like "
+        "*PASSWORD*, *SECRET*, *TOKEN*, *KEY*, *CREDENTIAL*, *DSN*, *AUTH*): ${NAME} of one "
+        "stays a reference, resolved only by the process that runs the job, never stored.",
     )
     queue: QueueSpec = Field(default_factory=QueueSpec, description="Queue and store defaults.")
     defaults: DefaultsSpec = Field(

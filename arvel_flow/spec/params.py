@@ -19,8 +19,11 @@ import pydantic
 from pydantic import BaseModel, TypeAdapter
 
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
+from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget
+from arvel_flow.secrets import is_secret_field_name, is_secret_marker, resolve_for_check
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
+from arvel_flow.spec.secret_checks import HOW_TO_REFER
 
 MAX_ITEM_PROBLEMS = 20
 """Problems reported per fan-out before summing up the rest in one line."""
@@ -66,14 +69,25 @@ class _Probe:
         return origins[name]
 
 
-def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> list[Problem]:
-    """Every unknown, missing or mistyped parameter of a job step, fan-outs included."""
+def check_params(
+    target: JobTarget,
+    params: Params,
+    step: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> list[Problem]:
+    """Every unknown, missing or mistyped parameter of a job step, fan-outs included.
+
+    A secret reference is checked with its value from ``env`` (default: ``os.environ``),
+    resolved in memory for this check only; an unset one is not checked.
+    """
     # A Job's settings are fields of its model, but set through 'with' they would bypass
     # the merge of defaults, templates and steps; they are reported, not accepted.
     known = target.parameter_names() - (
         set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
     )
-    each, matrix = step.get("each"), step.get("matrix")
+    clear = _clear_secrets(target, params, step.get("each"), step.get("matrix"))
+    params, each, matrix, unresolved = _resolved(params, step.get("each"), step.get("matrix"), env)
     if _takes_any_keyword(target):  # a function with **kwargs accepts any name
         known |= set(params.values) | set(matrix if isinstance(matrix, dict) else ())
         known |= {
@@ -82,19 +96,80 @@ def check_params(target: JobTarget, params: Params, step: Mapping[str, Any]) -> 
             if isinstance(item, dict)
             for key in item
         }
-    problems = [
+    problems = clear + [
         _unknown(target, name, params.origins[name], known)
         for name in params.values
         if name not in known
     ]
     base = {name: value for name, value in params.values.items() if name in known}
     if isinstance(each, list) and each:
-        return problems + _check_each(target, params, base, each, known)
+        return problems + _check_each(target, params, base, each, known, unresolved)
     if isinstance(matrix, dict) and matrix:
-        return problems + _check_matrix(target, params, base, matrix, known)
+        return problems + _check_matrix(target, params, base, matrix, known, unresolved)
     if "each" in step or "matrix" in step:
         return problems  # a malformed or dropped fan-out: reported already
-    return problems + _validate(target, params, [_Probe(base, {}, None, (*params.step, "job"))])
+    probe = _Probe(base, {}, None, (*params.step, "job"))
+    return problems + _validate(target, params, [probe], ignore=unresolved)
+
+
+def _clear_secrets(target: JobTarget, params: Params, each: Any, matrix: Any) -> list[Problem]:
+    """Values written in the file for the job's `SecretStr` fields (stored with the run).
+
+    Fields named like secrets are reported by the checks every validation runs; these
+    are the ones only the job's class says are secret.
+    """
+    names = {
+        name
+        for name in declared_secret_fields(target.params_model)
+        if not is_secret_field_name(name)
+    }
+    found = [(params.origins[n], params.values[n]) for n in names if n in params.values]
+    for index, item in enumerate(each if isinstance(each, list) else []):
+        if isinstance(item, dict):
+            found += [((*params.step, "each", index, n), item[n]) for n in names if n in item]
+    if isinstance(matrix, dict):
+        found += [((*params.step, "matrix", n), matrix[n]) for n in names if n in matrix]
+    return [
+        Problem(
+            path,
+            f"parameter {path[-1]!r} is a secret of {target.path} (a SecretStr), so its "
+            f"value may not be written in the file, where it would be stored with the run: "
+            f"{HOW_TO_REFER}",
+        )
+        for path, value in found
+        if not is_secret_marker(value)
+        and not (isinstance(value, list) and all(map(is_secret_marker, value)))
+    ]
+
+
+def _resolved(
+    params: Params, each: Any, matrix: Any, env: Mapping[str, str] | None
+) -> tuple[Params, Any, Any, set[str]]:
+    """Parameters with secret references resolved in memory, to check their types.
+
+    A reference this process cannot resolve leaves its parameter unchecked: its name is
+    in the returned set. The values resolved are used for this check only.
+    """
+    unresolved: set[str] = set()
+
+    def resolve(name: Any, value: Any) -> Any:
+        found, ok = resolve_for_check(value, env)
+        if not ok:
+            unresolved.add(str(name))
+        return found
+
+    values = {name: resolve(name, value) for name, value in params.values.items()}
+    if isinstance(each, list):
+        each = [
+            {k: resolve(k, v) for k, v in item.items()} if isinstance(item, dict) else item
+            for item in each
+        ]
+    if isinstance(matrix, dict):
+        matrix = {
+            name: [resolve(name, v) for v in axis] if isinstance(axis, list) else axis
+            for name, axis in matrix.items()
+        }
+    return Params(values, params.origins, params.step), each, matrix, unresolved
 
 
 def _takes_any_keyword(target: JobTarget) -> bool:
@@ -122,7 +197,12 @@ _CHUNK = 1_000
 
 
 def _check_each(
-    target: JobTarget, params: Params, base: dict[str, Any], items: list[Any], known: set[str]
+    target: JobTarget,
+    params: Params,
+    base: dict[str, Any],
+    items: list[Any],
+    known: set[str],
+    unresolved: set[str],
 ) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -137,12 +217,17 @@ def _check_each(
             values = {**base, **{k: v for k, v in item.items() if k in known}}
             yield _Probe(values, item, path, path)
 
-    invalid = _validate(target, params, probes())
+    invalid = _validate(target, params, probes(), ignore=unresolved)
     return _capped(problems + invalid, (*params.step, "each"))
 
 
 def _check_matrix(
-    target: JobTarget, params: Params, base: dict[str, Any], axes: dict[str, Any], known: set[str]
+    target: JobTarget,
+    params: Params,
+    base: dict[str, Any],
+    axes: dict[str, Any],
+    known: set[str],
+    unresolved: set[str],
 ) -> list[Problem]:
     path = (*params.step, "matrix")
     problems = [_unknown(target, name, (*path, name), known) for name in axes if name not in known]
@@ -161,7 +246,8 @@ def _check_matrix(
                 where = {**first_paths, name: (*path, name, index)}
                 yield _Probe({**first, name: value}, where, None, missing_at)
 
-    return _capped(problems + _validate(target, params, probes(), ignore=malformed), path)
+    ignore = malformed | unresolved
+    return _capped(problems + _validate(target, params, probes(), ignore=ignore), path)
 
 
 def _validate(

@@ -20,14 +20,16 @@ import builtins
 import functools
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arvel_flow.errors import ImportTargetError
 from arvel_flow.queue.allowlist import parse_prefixes
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
+from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
+from arvel_flow.secrets import is_secret_field_name
 from arvel_flow.spec.params import Params, check_params
 from arvel_flow.spec.problems import Path, Problem, did_you_mean, is_dotted_path
 from arvel_flow.spec.references import is_well_formed, placeholder_names
@@ -43,8 +45,12 @@ from arvel_flow.spec.walk import (
 )
 
 
-def check_strict(data: dict[str, Any]) -> list[Problem]:
-    """Every problem found by importing what the file names; see the module docstring."""
+def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """Every problem found by importing what the file names; see the module docstring.
+
+    ``env`` (default: ``os.environ``) resolves secret references in memory, to check
+    the types of their values.
+    """
     allowed = _allowed_modules(data)
     targets = _Targets(allowed)
     problems: list[Problem] = []
@@ -57,8 +63,8 @@ def check_strict(data: dict[str, Any]) -> list[Problem]:
         ):
             problems += targets.problems(target_path, ("jobs", name, "class"))
     for at in iter_job_steps(data):
-        problems += _check_job_step(data, at, targets)
-    problems += _check_middleware(data, allowed)
+        problems += _check_job_step(data, at, targets, env)
+    problems += _check_middleware(data, allowed, env)
     problems += _check_exceptions(data, allowed)
     return _unique(problems)
 
@@ -100,7 +106,9 @@ class _Targets:
         return [found] if isinstance(found, Problem) else []
 
 
-def _check_job_step(data: dict[str, Any], at: StepAt, targets: _Targets) -> list[Problem]:
+def _check_job_step(
+    data: dict[str, Any], at: StepAt, targets: _Targets, env: Mapping[str, str] | None
+) -> list[Problem]:
     reference = at.step.get("job")
     if not isinstance(reference, str) or not reference:
         return []
@@ -118,7 +126,7 @@ def _check_job_step(data: dict[str, Any], at: StepAt, targets: _Targets) -> list
     if isinstance(target, Problem):
         return [target] if template_name is None else []  # a template's is reported once
     params = _params(at, template_name, template)
-    problems = check_params(target, params, at.step)
+    problems = check_params(target, params, at.step, env=env)
     return problems + list(_check_keys(data, at, template_name, target))
 
 
@@ -140,13 +148,20 @@ def _check_keys(
     fields = target.parameter_names() | (
         set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
     )
+    secret = declared_secret_fields(target.params_model)
     for path, template in _keys_used(data, at, template_name):
         try:
             names = placeholder_names(template)
         except ValueError:
             continue  # malformed: reported by the reference checks
         for name in names:
-            if name not in fields:
+            if name in secret or is_secret_field_name(name):
+                yield Problem(
+                    path,
+                    f"key {template!r} reads '{{{name}}}', a secret: keys are stored (locks, "
+                    "rate limits) and shown, so they may not hold secrets",
+                )
+            elif name not in fields:
                 hint = did_you_mean(name, fields)
                 yield Problem(
                     path,
@@ -187,7 +202,9 @@ def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
             yield (*path, form, "key"), key
 
 
-def _check_middleware(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
+def _check_middleware(
+    data: dict[str, Any], allowed: tuple[str, ...] | None, env: Mapping[str, str] | None
+) -> list[Problem]:
     problems: list[Problem] = []
     for path, entry in iter_inline_middleware(data):
         form = middleware_form(entry)
@@ -206,7 +223,7 @@ def _check_middleware(data: dict[str, Any], allowed: tuple[str, ...] | None) -> 
             if not (inspect.isclass(cls) and issubclass(cls, JobMiddleware)):
                 problems.append(Problem((*path, "use"), f"{use!r} is not a JobMiddleware subclass"))
                 continue
-        problems += check_call(cls, kwargs, (*path, *kwargs_path), f"{use}()")
+        problems += check_call(cls, kwargs, (*path, *kwargs_path), f"{use}()", env=env)
     return problems
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from arvel_flow.secrets import resolve_for_check
 from arvel_flow.spec.problems import Path, Problem, did_you_mean
 
 
@@ -31,7 +32,12 @@ class _Signature:
 
 
 def check_call(
-    function: Callable[..., Any], kwargs: Mapping[str, Any], path: Path, label: str
+    function: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    path: Path,
+    label: str,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> list[Problem]:
     """Every unknown, missing or mistyped keyword argument of ``function(**kwargs)``.
 
@@ -40,6 +46,8 @@ def check_call(
         kwargs: The arguments the file gives, by name.
         path: Where those arguments are in the document.
         label: How to name the callable in messages, such as ``pkg.Audit()``.
+        env: Resolves secret references in memory for the type checks (default:
+            ``os.environ``); an unset one is not checked.
     """
     try:
         signature = _signature(function)
@@ -60,15 +68,23 @@ def check_call(
         Problem(path, f"missing argument {name!r} of {label}", at="parent")
         for name in sorted(signature.required - set(kwargs))
     ]
-    return problems + _type_problems(signature, kwargs, path, label)
+    return problems + _type_problems(signature, kwargs, path, label, env)
 
 
 def _type_problems(
-    signature: _Signature, kwargs: Mapping[str, Any], path: Path, label: str
+    signature: _Signature,
+    kwargs: Mapping[str, Any],
+    path: Path,
+    label: str,
+    env: Mapping[str, str] | None,
 ) -> list[Problem]:
     if signature.model is None:
         return []
-    given = {name: value for name, value in kwargs.items() if name in signature.names}
+    given: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        resolved, ok = resolve_for_check(value, env)  # in memory, for this check only
+        if name in signature.names and ok:
+            given[name] = resolved
     try:
         signature.model.model_validate(given)
     except pydantic.ValidationError as error:

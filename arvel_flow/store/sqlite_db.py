@@ -27,8 +27,11 @@ at the last commit, which ``run --resume`` continues.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -72,10 +75,37 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 """Statements that bring a database from the version before each key to that version."""
 
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+SIDECARS = ("-wal", "-shm", "-journal")
+"""Files sqlite keeps beside the database; it gives them the database file's mode."""
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` (and missing parent directories) readable by its owner only.
+
+    The store holds plans, failed-job records and locks: directories this creates are
+    0700 and the database 0600 whatever the umask; an existing database and its
+    sidecar files are tightened to 0600. A directory that existed already (``.``,
+    a shared one) keeps its mode: it is the user's, not ours to change.
+    """
+    missing = [parent for parent in path.parents if not parent.exists()]
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.mkdir(directory, PRIVATE_DIR_MODE)
+            os.chmod(directory, PRIVATE_DIR_MODE)  # mkdir applied the umask: set it exactly
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDECARS)):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if stat.S_IMODE(file.stat().st_mode) != PRIVATE_FILE_MODE:
+                os.chmod(file, PRIVATE_FILE_MODE)
+
+
 class SqliteDatabase:
     """One sqlite connection set up for arvel-flow, shared by `SqliteStore` and `SqliteLock`.
 
-    Opening creates the parent directory and the schema, and switches the file to WAL.
+    Opening creates the parent directory (0700) and the file (0600, see
+    `make_private_file`), then the schema, and switches the file to WAL.
 
     Raises:
         BackendError: The file cannot be opened, is not a database, or was written by
@@ -90,7 +120,7 @@ class SqliteDatabase:
         self._group: asyncio.TimerHandle | None = None
         self._failure: StoreFileError | None = None
         with self._errors("opened"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_file(self.path)
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             try:
                 self._set_up(conn)

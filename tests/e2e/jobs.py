@@ -7,8 +7,11 @@ The subprocess imports them as ``tests.e2e.jobs:Name`` (the repository root is o
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import logging
 import os
+import urllib.parse
 
 from pydantic import SecretStr
 
@@ -117,3 +120,59 @@ class Gate(Job):
             await asyncio.sleep(0.05)
         append_line(self.log, self.name)
         return self.name
+
+
+def fingerprint(*values: str) -> str:
+    """What a job notes about the secrets it received: a hash, never the values."""
+    return hashlib.sha256("|".join(values).encode()).hexdigest()
+
+
+class Leaky(Job):
+    """Notes a hash of the secrets it got, logs and prints them, and fails quoting them
+    raw, URL-encoded, repr-escaped and base64-encoded, until ``marker`` exists."""
+
+    dsn: str
+    note: str
+    pepper: str
+    journal: str
+    marker: str
+
+    async def handle(self) -> str:
+        append_line(self.journal, fingerprint(self.dsn, self.note, self.pepper))
+        logging.getLogger(__name__).warning("connecting to %s with %s", self.dsn, self.pepper)
+        print(f"the note is {self.note}", flush=True)
+        if await asyncio.to_thread(os.path.exists, self.marker):
+            return "connected"
+        encoded = base64.b64encode(self.note.encode()).decode()
+        raise ConnectionError(
+            f"refused: raw={self.note} url={urllib.parse.quote(self.note, safe='')} "
+            f"repr={self.note!r} b64={encoded} pepper={self.pepper} dsn={self.dsn}"
+        )
+
+
+class PathGate(Job):
+    """Notes ``gate`` in ``journal``, then waits until ``path`` exists."""
+
+    journal: str
+    path: str
+
+    async def handle(self) -> None:
+        append_line(self.journal, "gate")
+        for _ in range(3_000):  # a minute at most
+            if await asyncio.to_thread(os.path.exists, self.path):
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"{self.path} did not appear")
+
+
+class ApiCall(Job):
+    """A job given secrets in Python (a token field, a `SecretStr`); notes each run."""
+
+    max_retries: int = 0
+    api_token: str
+    signing: SecretStr
+    journal: str
+
+    async def handle(self) -> None:
+        append_line(self.journal, f"ran {fingerprint(self.api_token)}")
+        raise RuntimeError("upstream said no")

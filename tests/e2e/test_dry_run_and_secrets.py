@@ -50,18 +50,22 @@ pipeline:
     assert cli("runs", "--store", store, "--format", "json").json() == []
 
 
-def login_pipeline(pipeline: Callable[[str, str], Path]) -> Path:
-    """One job with a password field and a `SecretStr`, refused on every attempt."""
+def login_pipeline(pipeline: Callable[[str, str], Path], cli: Cli) -> Path:
+    """One job with a password field and a `SecretStr`, refused on every attempt.
+
+    The secrets come from the environment: a secret may not be written in the file.
+    """
+    cli.env.update(LOGIN_PASSWORD=PASSWORD, LOGIN_DSN_PASSWORD=DSN_SECRET)
     return pipeline(
         "login",
-        f"""
+        """
 version: 1
 name: login
 pipeline:
   id: login
   job: tests.e2e.jobs:Login
-  with: {{user: ada, password: {PASSWORD}, dsn: "postgres://ada:{DSN_SECRET}@db/app"}}
-  retry: {{max_retries: 1, backoff: 0.01}}
+  with: {user: ada, password: "${LOGIN_PASSWORD}", dsn: "postgres://ada:${LOGIN_DSN_PASSWORD}@db/app"}
+  retry: {max_retries: 1, backoff: 0.01}
 """,
     )
 
@@ -81,7 +85,7 @@ def test_secrets_appear_in_no_output_event_or_failed_record(
     # When it runs
     result = cli(
         "run",
-        str(login_pipeline(pipeline)),
+        str(login_pipeline(pipeline, cli)),
         "--store",
         store,
         "--output",
@@ -95,11 +99,15 @@ def test_secrets_appear_in_no_output_event_or_failed_record(
     assert "PermissionError: login refused for ada" in events.read_text(encoding="utf-8")
     assert_no_secret(result.stdout + result.stderr, "the output")
     assert_no_secret(events.read_text(encoding="utf-8"), "the events file")
-    # And the failed-jobs store shows the payload with the secrets masked
+    # And the failed-jobs store shows the payload with the references the job was given
     listed = cli("failed", "list", "--store", store, "--format", "json").json()
     assert [record["step"] for record in listed] == ["login"]
     shown = cli("failed", "show", listed[0]["id"], "--store", store, "--format", "json")
-    assert shown.json()["payload"] == {"user": "ada", "password": "***", "dsn": "***"}
+    assert shown.json()["payload"] == {
+        "user": "ada",
+        "password": "${LOGIN_PASSWORD}",
+        "dsn": "postgres://ada:${LOGIN_DSN_PASSWORD}@db/app",
+    }
     text = cli("failed", "show", listed[0]["id"], "--store", store)
     assert_no_secret(shown.stdout + text.stdout, "failed show")
     run_id = next(json.loads(line)["run_id"] for line in events.read_text().splitlines())
@@ -111,7 +119,7 @@ def test_a_dry_run_shows_no_secret(
     cli: Cli, pipeline: Callable[[str, str], Path], store: str
 ) -> None:
     # When a pipeline with secrets in `with` is dry-run
-    result = cli("run", str(login_pipeline(pipeline)), "--store", store, "--dry-run")
+    result = cli("run", str(login_pipeline(pipeline, cli)), "--store", store, "--dry-run")
 
     # Then what would run is listed without the secrets
     assert result.code == 0, result

@@ -107,8 +107,9 @@ def test_a_retried_job_that_fails_again_is_recorded_anew(
 def test_a_job_retried_twice_still_gets_its_real_secret(
     cli: Cli, pipeline: Callable[[str, str], Path], store: str, marker: Path
 ) -> None:
-    # Given a failed job with a password (masked in the failed-jobs store)
+    # Given a failed job with a password from the environment (a reference in the store)
     password = "open-sesame"
+    cli.env["UNLOCK_PASSWORD"] = password
     file = pipeline(
         "unlock",
         f"""
@@ -120,7 +121,7 @@ pipeline:
   retry: {{max_retries: 0}}
   with:
     marker: {json.dumps(str(marker))}
-    password: {password}
+    password: ${{UNLOCK_PASSWORD}}
     password_sha256: {hashlib.sha256(password.encode()).hexdigest()}
 """,
     )

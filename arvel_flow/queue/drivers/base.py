@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from arvel_flow.lock.contracts import LockContract
@@ -13,7 +13,7 @@ from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.orchestrator import Orchestrator
 from arvel_flow.queue.ownership import DEFAULT_LEASE, RunLease, format_owner
-from arvel_flow.queue.plan import Plan
+from arvel_flow.queue.plan import FanOutNode, JobNode, Matrix, Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.queue.runner import (
     Failed,
@@ -23,10 +23,19 @@ from arvel_flow.queue.runner import (
     Retrying,
     Succeeded,
 )
-from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.targets import JobRef, check_sendable
 from arvel_flow.store.contracts import StepState, StoreContract
 
 logger = logging.getLogger(__name__)
+
+
+def fan_out_items(fan_out: FanOutNode) -> Iterator[Mapping[str, Any]]:
+    """The values a fan-out adds to its job's parameters: a matrix's axes, not its product."""
+    if isinstance(fan_out.items, Matrix):
+        for name, values in fan_out.items.axes.items():
+            yield from ({name: value} for value in values)
+    else:
+        yield from fan_out.items
 
 
 class BaseQueue:
@@ -101,7 +110,14 @@ class BaseQueue:
         """Jobs waiting in ``queue_name``; drivers that hold no queue report 0."""
         return 0
 
+    @property
+    def sends_remotely(self) -> bool:
+        """Whether jobs leave this process (to workers): no secret given in Python may."""
+        return False
+
     async def _dispatch_envelopes(self, envelopes: Sequence[Envelope]) -> list[str | None]:
+        if self.sends_remotely:
+            check_sendable(envelope.job for envelope in envelopes)
         accepted: list[Envelope] = []
         ids: list[str | None] = []
         for envelope in envelopes:
@@ -118,6 +134,16 @@ class BaseQueue:
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
     ) -> str:
         """Start a run of ``plan`` (under ``run_id`` if given); its id."""
+        if self.sends_remotely:
+            fan_outs = [n for n in plan.nodes.values() if isinstance(n, FanOutNode)]
+            check_sendable(
+                (
+                    node.job
+                    for node in plan.nodes.values()
+                    if isinstance(node, JobNode | FanOutNode)
+                ),
+                (item for fan_out in fan_outs for item in fan_out_items(fan_out)),
+            )
         run_id = run_id or new_id()[:12]
         await self._take_lease(run_id)
         return await self.orchestrator.start(plan, source=source, run_id=run_id)

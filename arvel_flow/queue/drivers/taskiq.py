@@ -94,6 +94,11 @@ class TaskiqQueue(BaseQueue):
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @property
+    def sends_remotely(self) -> bool:
+        """Whether jobs go to workers through a broker rather than run here."""
+        return self.transport is not None
+
     async def size(self, queue_name: str = "default") -> int:
         """Jobs waiting here for a slot or a timer (not those running), or in the broker."""
         if self.transport is not None:

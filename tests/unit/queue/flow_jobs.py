@@ -390,3 +390,15 @@ class Blabbermouth(Job):
         raise ConnectionError(
             f"login with {self.password} to {self.dsn.get_secret_value()} refused"
         )
+
+
+class TokenUser(Job):
+    """Notes the token it was given under its name (a secret field given in Python)."""
+
+    max_retries: int = 0
+    name: str
+    api_token: str
+
+    async def handle(self) -> None:
+        JOURNAL.calls[self.name] += 1
+        JOURNAL.seen[self.name] = self.api_token
