@@ -104,9 +104,10 @@ def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_resume_finishes_it(
     ran = len(finished(log))
     assert ran < len(NAMES)
 
-    # When space is freed and the run resumed
+    # When space is freed and the run resumed, taking over from the stopped process
+    # (its owner lease could not be released on a full disk)
     filler.unlink()
-    resumed = cli("run", "--resume", run_id, "--store", store)
+    resumed = cli("run", "--resume", run_id, "--store", store, "--force")
 
     # Then it finishes: every job has run (those whose finish was lost, twice at most)
     # and each callback and the last step exactly once

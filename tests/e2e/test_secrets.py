@@ -157,9 +157,11 @@ pipeline:
     killed = running.wait()
     run_id = started_run_id(killed.stdout)
 
-    # When it is resumed, its gate open
+    # When it is resumed (taking over from the killed process), its gate open
     gate.touch()
-    resumed = secret_cli("run", "--resume", run_id, "--store", store, "--output", "plain")
+    resumed = secret_cli(
+        "run", "--resume", run_id, "--store", store, "--output", "plain", "--force"
+    )
 
     # Then the secret step ran with the real values, and nothing leaked
     assert resumed.code == 0, resumed
