@@ -9,6 +9,8 @@ FlowError
 │   └── JobFailedError         .attempts   (__cause__ = the last error)
 │       └── JobMaxRetriesError       attempts exhausted
 ├── BackendError         .backend   broker or store unreachable (exit 3)
+│   ├── BackendFullError       it refuses writes: out of memory
+│   └── OutageError            .grace   unreachable (or full) for longer than that
 ├── LockError            .key
 ├── RunNotFoundError     .run_id
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
@@ -102,6 +104,26 @@ class BackendError(FlowError):
     def __init__(self, backend: str, reason: str) -> None:
         self.backend = backend
         super().__init__(f"{backend} could not be reached: {reason}")
+
+
+class BackendFullError(BackendError):
+    """A broker or store is reachable but refuses writes (Redis at its ``maxmemory``)."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        FlowError.__init__(self, f"{backend} refused the write: out of memory ({reason})")
+
+
+class OutageError(BackendError):
+    """A broker or store failed for longer than ``grace`` seconds: given up on.
+
+    ``__cause__`` is the last failure, whose message this one repeats.
+    """
+
+    def __init__(self, error: BackendError, grace: float) -> None:
+        self.backend = error.backend
+        self.grace = grace
+        FlowError.__init__(self, f"{error}; gave up after {grace:g}s")
 
 
 class LockError(FlowError):

@@ -56,6 +56,12 @@ class QueueSettings(BaseSettings):
     heartbeat_timeout: float = Field(
         10.0, gt=0, description="Seconds of silence after which a worker counts as dead."
     )
+    outage_grace: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds run and workers retry a broker or store that is unreachable "
+        "(or out of memory) before they give up (exit 3).",
+    )
     max_deliveries: int = Field(
         5, ge=1, description="Deliveries of one message (its workers died) before it fails."
     )
