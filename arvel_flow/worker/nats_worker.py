@@ -103,6 +103,9 @@ class ProgressBeats:
     def _main(self) -> None:
         try:
             asyncio.run(self._beat())
+        except BackendError as error:
+            self.failure = error
+            logger.warning("in-progress beats of %s cannot start: %s", self.name, error)
         except BaseException as error:
             self.failure = error
             logger.error("the in-progress beats of %s died", self.name, exc_info=error)
