@@ -9,6 +9,7 @@ A distributed run (its jobs go to workers) rides through broker and store outage
 up to ``outage_grace`` seconds (`Outage`): dispatching is retried (as a resume once the
 run is recorded, so nothing is sent twice that matters), following waits for the store
 to answer again. Past the grace, `OutageError` (exit 3); the run goes on in the workers.
+A store that cannot be reached at all when the command starts fails at once (exit 3).
 """
 
 from __future__ import annotations
@@ -135,7 +136,13 @@ class Launcher:
         return await self._follow(run_id, self._start(plan, run_id))
 
     async def _start(self, plan: Plan, run_id: str) -> str:
-        """Start the run; a retry after an outage resumes it if it was recorded."""
+        """Start the run; a retry after an outage resumes it if it was recorded.
+
+        A store that cannot be reached at all is no outage (a wrong URL, a server not
+        started): that fails at once.
+        """
+        if self.outage is not None:
+            await self.queue.store.get_run(run_id)
         attempts = 0
 
         async def attempt() -> str:

@@ -184,11 +184,12 @@ class Worker(abc.ABC):
         loops += [asyncio.create_task(loop) for loop in self._maintenance()]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-            failures = [error for task in done if (error := self._failure_of(task))]
-            if failures:
+            if any(self._failure_of(task) for task in done):
                 self.stop()
             await asyncio.wait(loops)
             await self._drain()
+            # Every loop's failure is retrieved, the first raised: none goes unseen.
+            failures = [error for task in loops if (error := self._failure_of(task))]
             if failures:
                 raise failures[0]
             if self._gave_up is not None:

@@ -257,8 +257,10 @@ async def test_run_and_worker_ride_through_a_6s_redis_pause(
 async def test_run_gives_up_with_exit_3_when_redis_is_away_longer_than_the_grace(
     faulty: Cluster, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
-    # Given a worker, and `run` (grace 1 s) following a chain on it
+    # Given two workers, one of them with a grace of 1 s, and `run` (grace 1 s)
+    # following a chain on them
     worker = await faulty.start_worker()
+    quitter = await faulty.start_worker(**_grace(1))
     pipeline = write_chain(faulty, tmp_path / "chain.yaml", (0.5, 0.5))
     run = Run(faulty, pipeline, **_grace(1))
     await faulty.wait_for(lambda: "s0" in faulty.tags(), 15, "the first step ran")
@@ -273,10 +275,14 @@ async def test_run_gives_up_with_exit_3_when_redis_is_away_longer_than_the_grace
     last = run.output().strip().splitlines()[-1]
     assert last.startswith(f"redis://:***@127.0.0.1:{private_redis.port}/0 could not be"), last
     assert last.endswith("; gave up after 1s"), last
-    # And the worker (grace 30 s) rode through it: the run finishes there
+    # And the worker of grace 1 s gave up too (exit 3, one message)
+    assert await asyncio.to_thread(quitter.wait, 20) == 3, quitter.output()
+    last = quitter.output().strip().splitlines()[-1]
+    assert last.endswith("; gave up after 1s"), quitter.output()
+    # And the other (grace 30 s) rode through it: the run finishes there
     await faulty.wait_for(lambda: "s1" in faulty.tags(), 20, "the run finished in the worker")
     assert worker.process.poll() is None
-    assert_clean(worker.output(), run.output())
+    assert_clean(worker.output(), quitter.output(), run.output())
 
 
 def _grace(seconds: float) -> dict[str, str]:
