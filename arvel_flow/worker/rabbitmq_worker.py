@@ -167,7 +167,7 @@ class RabbitWorker(Worker):
         for item in received:
             if item is None:
                 continue
-            if item.message.channel.is_closed:
+            if _channel_closed(item.message):
                 # Its channel closed (the connection was lost and made again): RabbitMQ
                 # has put it back in its queue, for any worker.
                 continue
@@ -220,6 +220,11 @@ class RabbitWorker(Worker):
     async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
         await self.transport.publish(outbox, self.queue.clock.now())
         message: AbstractIncomingMessage = delivery.handle
+        if _channel_closed(message):
+            # The connection was lost (and made again) since it arrived: RabbitMQ has
+            # put it back in its queue, and its next delivery finds this step finished.
+            self._unsettled.pop(delivery.message_id, None)
+            return
         with rabbitmq_errors(self.where):
             await message.ack()
         self._unsettled.pop(delivery.message_id, None)
@@ -239,6 +244,9 @@ class RabbitWorker(Worker):
         # aio-pika would consume again only after reconnecting, once someone declared it.
         assert self._channel is not None
         with rabbitmq_errors(self.where):
+            # Not while aio-pika reconnects: it restores the consumers itself then.
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self._channel.ready()
             underlay = cast(aiormq.Channel, await self._channel.get_underlay_channel())
             for name, (queue, tag) in tuple(self._consumers.items()):
                 if tag in underlay.consumers or self.stopping:
@@ -321,6 +329,14 @@ async def _hand_back(message: AbstractIncomingMessage) -> None:
         await message.reject(requeue=True)
     except _QUIET as error:
         logger.debug("could not hand a message back: %s", error)
+
+
+def _channel_closed(message: AbstractIncomingMessage) -> bool:
+    """Whether the channel ``message`` came on is closed (RabbitMQ requeued it then)."""
+    try:
+        return message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika's way of saying it is closed
+        return True
 
 
 def _available_at(message: AbstractIncomingMessage) -> float:

@@ -332,6 +332,54 @@ async def test_a_stream_or_queue_deleted_under_an_idle_worker_is_recreated(
     assert_clean(worker.output())
 
 
+RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+HAVE_RABBITMQCTL = Path(RABBITMQCTL).exists()
+
+
+@pytest.mark.brokers
+@pytest.mark.parametrize("cluster", ["rabbitmq"], indirect=True)
+async def test_a_job_whose_rabbitmq_connection_dropped_is_not_run_twice_nor_stuck(
+    cluster: Cluster, dispatcher: TaskiqQueue
+) -> None:
+    if not HAVE_RABBITMQCTL:
+        pytest.skip(f"no {RABBITMQCTL} to close a connection with")
+    # Given a worker running the first step of a chain
+    worker = await cluster.start_worker()
+    # (long enough for rabbitmqctl, an Erlang VM, to start and close the connection)
+    steps = [Record(journal=cluster.journal_key, tag=f"s{i}", hold=5.0 * (1 - i)) for i in range(2)]
+    run_id = await Chain(*steps).dispatch(dispatcher, wait=False)
+    assert isinstance(run_id, str)
+    await asyncio.sleep(0.5)
+    # When its connection to RabbitMQ is closed under it (aio-pika reconnects), so that
+    # the message it holds can no longer be acknowledged (RabbitMQ requeued it)
+    await _close_rabbitmq_connection(f"arvel-flow worker {worker.name}")
+    # Then the run finishes soon, the step not run again, the worker still serving
+    async with asyncio.timeout(20):
+        result = await dispatcher.wait(run_id)
+    assert result.status == "succeeded"
+    assert cluster.tags() == ["s0", "s1"]
+    # And no message is left retrying an acknowledgement that cannot succeed
+    await asyncio.sleep(1.0)
+    assert "could not be reached" not in worker.output()
+    assert worker.process.poll() is None
+    assert_clean(worker.output())
+
+
+async def _close_rabbitmq_connection(name: str) -> None:
+    """Close the (test's own) RabbitMQ connection named ``name``, as a network drop would."""
+
+    def rabbitmqctl(*args: str) -> str:
+        done = subprocess.run(
+            [RABBITMQCTL, "-q", *args], capture_output=True, text=True, timeout=30, check=True
+        )
+        return done.stdout
+
+    listed = await asyncio.to_thread(rabbitmqctl, "list_connections", "pid", "client_properties")
+    pids = [line.split("\t")[0] for line in listed.splitlines() if name in line]
+    assert len(pids) == 1, listed
+    await asyncio.to_thread(rabbitmqctl, "close_connection", pids[0], "test: a network drop")
+
+
 async def _delete_own_stream_or_queue(cluster: Cluster) -> None:
     """Delete this test's NATS stream or RabbitMQ queue (its own prefix: nothing else)."""
     assert cluster.prefix.startswith("arvel-flow-test:")
