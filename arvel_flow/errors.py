@@ -9,7 +9,9 @@ FlowError
 │   └── JobFailedError         .attempts   (__cause__ = the last error)
 │       └── JobMaxRetriesError       attempts exhausted
 ├── BackendError         .backend, .reason   broker or store unreachable (exit 3)
-│   └── StoreFileError         .path, .action   the sqlite file could not be opened, read, written
+│   ├── StoreFileError         .path, .action   the sqlite file could not be opened, read, written
+│   ├── BackendFullError       it refuses writes: out of memory
+│   └── OutageError            .grace   unreachable (or full) for longer than that
 ├── LockError            .key
 ├── RunNotFoundError     .run_id
 ├── RunOwnedError        .run_id, .owner   another live process executes the run (exit 2)
@@ -137,6 +139,28 @@ class StoreFileError(BackendError):
 
     def _describe(self) -> str:
         return f"the state store {self.path} could not be {self.action}: {self.reason}"
+
+
+class BackendFullError(BackendError):
+    """A broker or store is reachable but refuses writes (Redis at its ``maxmemory``)."""
+
+    def _describe(self) -> str:
+        return f"{self.backend} refused the write: out of memory ({self.reason})"
+
+
+class OutageError(BackendError):
+    """A broker or store failed for longer than ``grace`` seconds: given up on.
+
+    ``__cause__`` is the last failure, whose message this one repeats.
+    """
+
+    def __init__(self, error: BackendError, grace: float) -> None:
+        self.error = error
+        self.grace = grace
+        super().__init__(error.backend, error.reason)
+
+    def _describe(self) -> str:
+        return f"{self.error}; gave up after {self.grace:g}s"
 
 
 class LockError(FlowError):

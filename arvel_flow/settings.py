@@ -65,6 +65,12 @@ class QueueSettings(BaseSettings):
         description="Seconds a run's owner lease lasts unless its process renews it "
         "(every third of that): how soon a run whose process died can be resumed.",
     )
+    outage_grace: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds run and workers retry a broker or store that is unreachable "
+        "(or out of memory) before they give up (exit 3).",
+    )
     max_deliveries: int = Field(
         5, ge=1, description="Deliveries of one message (its workers died) before it fails."
     )

@@ -4,6 +4,12 @@ A run goes: load and compile the file (or take the stored plan of the run to res
 pick the queue its settings describe, dispatch, and wait while reporters show progress.
 The first Ctrl-C stops dispatching and lets running jobs finish; a second cancels them.
 Either way the run is left ``interrupted`` in the store, ready for ``--resume``.
+
+A distributed run (its jobs go to workers) rides through broker and store outages of
+up to ``outage_grace`` seconds (`Outage`): dispatching is retried (as a resume once the
+run is recorded, so nothing is sent twice that matters), following waits for the store
+to answer again. Past the grace, `OutageError` (exit 3); the run goes on in the workers.
+A store that cannot be reached at all when the command starts fails at once (exit 3).
 """
 
 from __future__ import annotations
@@ -16,16 +22,19 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from arvel_flow.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from arvel_flow.errors import RunNotFoundError
+from arvel_flow.errors import BackendError, OutageError, RunNotFoundError
+from arvel_flow.outage import Outage
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.settings import QueueSettings, load_queue_settings
 from arvel_flow.store.urls import mask_url
+
+T = TypeVar("T")
 
 
 def resolve_settings(file_queue: Mapping[str, Any], flags: Mapping[str, Any]) -> QueueSettings:
@@ -102,12 +111,19 @@ class Outcome:
 
 
 class Launcher:
-    """Runs a plan (or resumes a run) on a queue until it ends or is interrupted."""
+    """Runs a plan (or resumes a run) on a queue until it ends or is interrupted.
 
-    def __init__(self, queue: BaseQueue) -> None:
+    Args:
+        queue: Where the run's jobs go.
+        outage: Rides a distributed run through broker and store outages (none by
+            default: the first failure ends the command).
+    """
+
+    def __init__(self, queue: BaseQueue, *, outage: Outage | None = None) -> None:
         self.queue = queue
         # Jobs sent to workers keep running there: stopping means to stop following.
         self.remote = isinstance(queue, TaskiqQueue) and queue.transport is not None
+        self.outage = outage if self.remote else None
         self._interrupts = 0
         self._stop = asyncio.Event()
         self._main: asyncio.Task[Any] | None = None
@@ -115,9 +131,34 @@ class Launcher:
     async def run(self, plan: Plan, run_id: str, *, follow: bool = True) -> Outcome:
         """Start a run of ``plan`` under ``run_id`` and follow it (or, remote, not)."""
         if not follow:
-            await self.queue.start(plan, run_id=run_id)
+            await self._start(plan, run_id)
             return Outcome(run_id, None, remote=True)
-        return await self._follow(run_id, self.queue.start(plan, run_id=run_id))
+        return await self._follow(run_id, self._start(plan, run_id))
+
+    async def _start(self, plan: Plan, run_id: str) -> str:
+        """Start the run; a retry after an outage resumes it if it was recorded.
+
+        A store that cannot be reached at all is no outage (a wrong URL, a server not
+        started): that fails at once.
+        """
+        if self.outage is not None:
+            await self.queue.store.get_run(run_id)
+        attempts = 0
+
+        async def attempt() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and await self.queue.store.get_run(run_id) is not None:
+                return await self.queue.resume(run_id)
+            return await self.queue.start(plan, run_id=run_id)
+
+        return await self._ride(attempt)
+
+    async def _ride(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """``operation``, through outages when this launcher rides them."""
+        if self.outage is None:
+            return await operation()
+        return await self.outage.call(operation)
 
     async def resume(
         self, run_id: str, *, force: bool = False, announce: Callable[[], None] | None = None
@@ -131,7 +172,7 @@ class Launcher:
             raise RunNotFoundError(run_id)
 
         async def begin() -> None:
-            await self.queue.resume(run_id, force=force)
+            await self._ride(lambda: self.queue.resume(run_id, force=force))
             if announce is not None:
                 announce()
 
@@ -145,7 +186,7 @@ class Launcher:
         watchers: set[asyncio.Task[Any]] = set()
         try:
             await begin
-            waiting = asyncio.create_task(self.queue.wait(run_id))
+            waiting = asyncio.create_task(self._wait(run_id))
             stopping = asyncio.create_task(self._stop.wait())
             watchers = {waiting, stopping}
             await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
@@ -165,6 +206,18 @@ class Launcher:
                 watcher.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+    async def _wait(self, run_id: str) -> BatchResult:
+        """The run's result, waiting through outages for the store to answer again."""
+        while True:
+            try:
+                return await self.queue.wait(run_id)
+            except OutageError:
+                raise
+            except BackendError as error:
+                if self.outage is None:
+                    raise
+                await self.outage.call(lambda: self.queue.store.get_run(run_id), after=error)
 
     def interrupt(self) -> None:
         """First call: stop dispatching, let running jobs finish. Second: cancel them."""

@@ -100,6 +100,7 @@ async def _run(
 ) -> int:
     from arvel_flow.cli.launch import Launcher, describe_drift
     from arvel_flow.errors import RunNotFoundError
+    from arvel_flow.outage import Outage
     from arvel_flow.queue.envelope import new_id
     from arvel_flow.queue.events import EventBus
     from arvel_flow.queue.factory import make_queue
@@ -126,7 +127,7 @@ async def _run(
             return 0
         run_id = resume_id or new_id()[:12]
         with _Reporting(events, plan, options, run_id) as reporting:
-            launcher = Launcher(queue)
+            launcher = Launcher(queue, outage=Outage(settings.outage_grace, _say_on_stderr))
             if resume_id:
                 resumed = f"run {run_id} ({plan.name}) resumed"
                 outcome = await launcher.resume(
@@ -139,6 +140,10 @@ async def _run(
         return outcome.exit_code
     finally:
         await queue.close()
+
+
+def _say_on_stderr(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _show_dry_run(plan: Plan, settings: QueueSettings) -> None:

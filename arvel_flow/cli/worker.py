@@ -59,7 +59,24 @@ def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(drop_broker_client_tracebacks)
     ctx.exit(asyncio.run(_serve(settings, verbose=verbose)))
+
+
+_BROKER_CLIENTS = ("aiormq", "aio_pika", "nats")
+
+
+def drop_broker_client_tracebacks(record: logging.LogRecord) -> bool:
+    """Keep the line, not the traceback, that a broker client logs when it loses its server.
+
+    The worker says itself what the outage means (`arvel_flow.outage`); the client's own
+    traceback of a closed connection tells a reader nothing more.
+    """
+    if record.name.split(".")[0] in _BROKER_CLIENTS:
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> QueueSettings:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from arvel_flow.errors import BackendError
+from arvel_flow.errors import BackendError, BackendFullError
 
 if TYPE_CHECKING:
     # Only for annotations: importing redis costs ~100 ms, and a caller that builds
@@ -60,13 +60,29 @@ def _connection_errors() -> tuple[type[Exception], ...]:
     return (ConnectionError, TimeoutError, OSError)
 
 
+def _out_of_memory() -> type[Exception]:
+    from redis.exceptions import OutOfMemoryError
+
+    return OutOfMemoryError
+
+
+OUT_OF_MEMORY = "used memory is over maxmemory"
+"""Why a Redis at its ``maxmemory`` (with ``noeviction``) refuses a write."""
+
+
 @contextmanager
 def redis_errors(backend: str) -> Iterator[None]:
-    """Turn "Redis cannot be reached" errors into `BackendError` naming ``backend``."""
+    """Turn "Redis cannot be reached" errors into `BackendError` naming ``backend``.
+
+    A Redis out of memory (``maxmemory`` with ``noeviction``) refuses writes: that is
+    `BackendFullError`, an outage like the others (see `arvel_flow.outage`).
+    """
     try:
         yield
     except _connection_errors() as exc:
         raise BackendError(backend=backend, reason=str(exc) or type(exc).__name__) from exc
+    except _out_of_memory():
+        raise BackendFullError(backend, OUT_OF_MEMORY) from None
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -61,6 +61,7 @@ def make_worker(
         heartbeat_timeout=settings.heartbeat_timeout,
         foreign_timeout=settings.redelivery_timeout,
         max_deliveries=settings.max_deliveries,
+        outage_grace=settings.outage_grace,
     )
     url = broker_url(settings)
     if settings.broker == "redis":

@@ -3,17 +3,25 @@
 It beats from a thread of its own with a blocking Redis client, so a job that blocks
 the event loop (CPU-bound code in ``handle()``) does not make its worker look dead and
 its jobs run twice. Beat times are the Redis server's.
+
+Beats that fail (Redis away, or out of memory) are said once per outage, and once
+when they resume. A thread that dies of anything else is a bug the worker must not
+run on with: `Heartbeat.check` raises it in the worker's loop (others would otherwise
+take this worker's jobs while they run).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Sequence
 
 import redis
 
+from arvel_flow.errors import BackendError
 from arvel_flow.lock.redis import redis_errors
+from arvel_flow.outage import Outage
 from arvel_flow.store.urls import mask_url
 from arvel_flow.worker.scripts import HEARTBEAT
 
@@ -28,9 +36,18 @@ class Heartbeat:
         keys: One sorted set per queue the worker reads (`StreamKeys.consumers`).
         name: The worker's consumer name.
         interval: Seconds between beats.
+        outage: Where failing beats are reported (the worker's, so that one outage is
+            said once); one of its own by default.
     """
 
-    def __init__(self, url: str, keys: Sequence[str], name: str, interval: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        keys: Sequence[str],
+        name: str,
+        interval: float,
+        outage: Outage | None = None,
+    ) -> None:
         self.name = name
         self.interval = interval
         self._keys = list(keys)
@@ -41,6 +58,10 @@ class Heartbeat:
         self._script = self._client.register_script(HEARTBEAT)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {name}", daemon=True)
+        self._outage = outage or Outage(math.inf, self._say)
+        self._failing = False
+        self.failure: BaseException | None = None
+        """What killed the beating thread, if anything did."""
 
     def start(self) -> None:
         """Beat once now (raising `BackendError` if Redis cannot be reached), then keep on."""
@@ -69,10 +90,38 @@ class Heartbeat:
         """Close the Redis client."""
         self._client.close()
 
+    def check(self) -> None:
+        """Raise `HeartbeatError` if the beating thread died."""
+        if self.failure is not None:
+            raise HeartbeatError(self.name) from self.failure
+
+    def _say(self, line: str) -> None:
+        logger.warning("heartbeat of %s: %s", self.name, line)
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
+        try:
+            while not self._stop.wait(self.interval):
+                self._beat_through_outages()
+        except BaseException as error:
+            self.failure = error
+            logger.error("the heartbeat thread of %s died", self.name, exc_info=error)
+
+    def _beat_through_outages(self) -> None:
+        try:
+            with redis_errors(self._backend):
                 self.beat()
-            except redis.RedisError as error:
-                # Others take over this worker's jobs if this lasts past the timeout.
-                logger.warning("heartbeat of %s failed: %s", self.name, error)
+        except BackendError as error:
+            # Others take over this worker's jobs if this lasts past the timeout.
+            self._failing = True
+            self._outage.failed(error)
+        else:
+            if self._failing:
+                self._failing = False
+                self._outage.recovered()
+
+
+class HeartbeatError(RuntimeError):
+    """A worker's heartbeat thread died (a bug): the worker stops rather than run unseen."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the heartbeat of worker {name} stopped")

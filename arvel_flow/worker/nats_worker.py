@@ -13,12 +13,17 @@
 - **Delays in JetStream.** A message that arrives before its `AVAILABLE_AT` is given
   back with a negative acknowledgement delayed until then, without taking a slot;
   that early delivery is not counted against ``max_deliveries``.
+- **Recreated when deleted.** A stream or consumer deleted under the worker (``nats
+  stream rm``) is created again within a second or so, and reading goes on (what the
+  stream held is lost with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -26,12 +31,14 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from arvel_flow.errors import BackendError
+from arvel_flow.outage import Outage
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.nats import (
     NatsTransport,
@@ -61,14 +68,18 @@ class ProgressBeats:
     the worker's event loop does not stop the beats.
     """
 
-    def __init__(self, url: str, name: str, interval: float) -> None:
+    def __init__(self, url: str, name: str, interval: float, outage: Outage) -> None:
         self.url = url
         self.name = name
         self.interval = interval
         self.subjects: tuple[str, ...] = ()
         """The reply subjects of the messages held now (replaced whole, never mutated)."""
+        self.failure: BaseException | None = None
+        """What stopped the beats, if anything did (see `check`)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name=f"beats {name}", daemon=True)
+        self._outage = outage
+        self._failing = False
 
     def start(self) -> None:
         """Start beating."""
@@ -80,25 +91,49 @@ class ProgressBeats:
         if self._thread.is_alive():
             self._thread.join()
 
+    def check(self) -> None:
+        """Raise if the beats stopped: the worker's long jobs would go to other workers."""
+        if isinstance(self.failure, BackendError):
+            raise self.failure  # NATS could not be reached to start them
+        if self.failure is not None:
+            raise RuntimeError(f"the in-progress beats of worker {self.name} stopped") from (
+                self.failure
+            )
+
     def _main(self) -> None:
-        asyncio.run(self._beat())
+        try:
+            asyncio.run(self._beat())
+        except BackendError as error:
+            self.failure = error
+            logger.warning("in-progress beats of %s cannot start: %s", self.name, error)
+        except BaseException as error:
+            self.failure = error
+            logger.error("the in-progress beats of %s died", self.name, exc_info=error)
 
     async def _beat(self) -> None:
-        try:
-            client = await connect(self.url, name=f"{self.name} beats")
-        except BackendError as error:
-            logger.warning("in-progress beats of %s cannot start: %s", self.name, error)
-            return
+        client = await connect(self.url, name=f"{self.name} beats")
         try:
             while not self._stop.is_set():
                 await asyncio.sleep(self.interval)
+                await self._beat_through_outages(client)
+        finally:
+            with contextlib.suppress(NatsError, OSError, TimeoutError):
+                await client.close()
+
+    async def _beat_through_outages(self, client: Client) -> None:
+        """One beat for every message held; a failure is an outage (the client reconnects)."""
+        try:
+            with nats_errors(describe_url(self.url)):
                 for subject in self.subjects:
                     await client.publish(subject, Msg.Ack.Progress)
-                await client.flush()
-        except Exception as error:
-            logger.warning("in-progress beats of %s failed: %s", self.name, error)
-        finally:
-            await client.close()
+                await client.flush(timeout=max(math.ceil(self.interval), 1))
+        except BackendError as error:
+            self._failing = True
+            self._outage.failed(error)
+        else:
+            if self._failing:
+                self._failing = False
+                self._outage.recovered()
 
 
 class NatsWorker(Worker):
@@ -123,8 +158,9 @@ class NatsWorker(Worker):
         super().__init__(queue, options=options, name=name, closers=closers)
         self.transport = transport
         self.url = url
-        self.beats = ProgressBeats(url, self.name, options.heartbeat_seconds)
+        self.beats = ProgressBeats(url, self.name, options.heartbeat_seconds, self.outage)
         self._client: Client | None = None
+        self._js: JetStreamContext | None = None
         self._subscriptions: list[tuple[str, JetStreamContext.PullSubscription]] = []
         self._turn = 0
         self._handed_back: list[Delivery] = []
@@ -138,41 +174,79 @@ class NatsWorker(Worker):
         names = self.transport.names
         self._client = await connect(self.url, name=self.name)
         with nats_errors(self.where):
-            js = self._client.jetstream()
-            await ensure_stream(js, names)
+            self._js = js = self._client.jetstream()
+            await self._declare(self.options.queues)
             for queue in self.options.queues:
-                config = ConsumerConfig(
-                    durable_name=names.consumer(queue),
-                    filter_subject=names.subject(queue),
-                    ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL,
-                    ack_wait=self.options.heartbeat_timeout,
-                    max_deliver=-1,
-                    max_ack_pending=-1,
-                )
-                try:
-                    await js.add_consumer(names.stream, config=config)
-                except BadRequestError as error:
-                    if error.err_code != _CONSUMER_EXISTS:
-                        raise
-                    logger.warning(
-                        "consumer %s exists with other settings; using it as it is",
-                        config.durable_name,
-                    )
                 subscription = await js.pull_subscribe_bind(
                     durable=names.consumer(queue), stream=names.stream
                 )
                 self._subscriptions.append((queue, subscription))
         self.beats.start()
 
+    async def _declare(self, queues: Sequence[str]) -> None:
+        """Create the stream, and the consumers of ``queues``, unless they exist."""
+        assert self._js is not None
+        names = self.transport.names
+        await ensure_stream(self._js, names)
+        for queue in queues:
+            config = ConsumerConfig(
+                durable_name=names.consumer(queue),
+                filter_subject=names.subject(queue),
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self.options.heartbeat_timeout,
+                max_deliver=-1,
+                max_ack_pending=-1,
+            )
+            try:
+                await self._js.add_consumer(names.stream, config=config)
+            except BadRequestError as error:
+                if error.err_code != _CONSUMER_EXISTS:
+                    raise
+                logger.warning(
+                    "consumer %s exists with other settings; using it as it is",
+                    config.durable_name,
+                )
+
     def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._track_beats()]
+        return [self._track_beats(), self._keep_consumers()]
 
     async def _track_beats(self) -> None:
-        """Keep the beating thread's list of held messages current."""
+        """Keep the beating thread's list of held messages current; notice it died."""
         while not self.stopping:
+            self.beats.check()
             self.beats.subjects = tuple(d.handle.reply for d in self.held)
             await self.pause(self.options.heartbeat_seconds / 2)
+
+    async def _keep_consumers(self) -> None:
+        """Create again the stream or consumers deleted under this worker.
+
+        A pull subscription bound to a deleted consumer just finds nothing, for ever:
+        it is bound to the consumer's name, so it reads again once that is recreated.
+        """
+        while not self.stopping:
+            await self.pause(max(self.options.heartbeat_seconds, 1.0))
+            if not self.stopping:
+                await self.outage.call(self._restore_consumers)
+
+    async def _restore_consumers(self) -> None:
+        assert self._js is not None
+        names = self.transport.names
+        missing: list[str] = []
+        with nats_errors(self.where):
+            for queue in self.options.queues:
+                try:
+                    await self._js.consumer_info(names.stream, names.consumer(queue))
+                except NotFoundError:
+                    missing.append(queue)
+            if missing:
+                logger.warning(
+                    "NATS lost stream %s or its consumers %s (deleted?): recreated them "
+                    "(messages the stream held are lost)",
+                    names.stream,
+                    ", ".join(names.consumer(q) for q in missing),
+                )
+                await self._declare(missing)
 
     async def _read(self, count: int) -> list[Delivery]:
         block = min(self.options.read_block_seconds, _MAX_READ_BLOCK)

@@ -36,9 +36,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
@@ -102,7 +103,8 @@ class RabbitWorker(Worker):
         self.url = url
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
-        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._consumers: dict[str, tuple[AbstractQueue, str]] = {}
+        """Each queue read, by arvel-flow name: its RabbitMQ queue and consumer tag."""
         # None wakes a waiting `_read` (the worker is stopping).
         self._inbox: asyncio.Queue[_Received | None] = asyncio.Queue()
         self._timers: dict[asyncio.TimerHandle, _Received] = {}
@@ -129,11 +131,16 @@ class RabbitWorker(Worker):
             self._channel = channel = await self._connection.channel()
             await channel.set_qos(prefetch_count=self.options.concurrency)
             for name in self.options.queues:
-                queue = await channel.declare_queue(
-                    self.transport.queue_name(name), durable=True, arguments=QUEUE_ARGUMENTS
-                )
-                tag = await queue.consume(self._receiver(name), no_ack=False)
-                self._consumers.append((queue, tag))
+                await self._consume(name)
+
+    async def _consume(self, name: str) -> None:
+        """Declare the queue of ``name`` (unless it exists) and consume from it."""
+        assert self._channel is not None
+        queue = await self._channel.declare_queue(
+            self.transport.queue_name(name), durable=True, arguments=QUEUE_ARGUMENTS
+        )
+        tag = await queue.consume(self._receiver(name), no_ack=False)
+        self._consumers[name] = (queue, tag)
 
     def _receiver(self, queue: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         """The consumer callback of ``queue``: it only buffers what arrives."""
@@ -160,7 +167,7 @@ class RabbitWorker(Worker):
         for item in received:
             if item is None:
                 continue
-            if item.message.channel.is_closed:
+            if _channel_closed(item.message):
                 # Its channel closed (the connection was lost and made again): RabbitMQ
                 # has put it back in its queue, for any worker.
                 continue
@@ -213,12 +220,47 @@ class RabbitWorker(Worker):
     async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
         await self.transport.publish(outbox, self.queue.clock.now())
         message: AbstractIncomingMessage = delivery.handle
+        if _channel_closed(message):
+            # The connection was lost (and made again) since it arrived: RabbitMQ has
+            # put it back in its queue, and its next delivery finds this step finished.
+            self._unsettled.pop(delivery.message_id, None)
+            return
         with rabbitmq_errors(self.where):
             await message.ack()
         self._unsettled.pop(delivery.message_id, None)
 
     def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._hand_back_orphans()]
+        return [self._hand_back_orphans(), self._keep_consuming()]
+
+    async def _keep_consuming(self) -> None:
+        """Declare again, and consume again from, a queue deleted under this worker."""
+        while not self.stopping:
+            await self.pause(max(self.options.heartbeat_seconds, 1.0))
+            if not self.stopping:
+                await self.outage.call(self._restore_consumers)
+
+    async def _restore_consumers(self) -> None:
+        # RabbitMQ cancels the consumers of a deleted queue (aiormq forgets their tags);
+        # aio-pika would consume again only after reconnecting, once someone declared it.
+        assert self._channel is not None
+        with rabbitmq_errors(self.where):
+            # Not while aio-pika reconnects: it restores the consumers itself then.
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self._channel.ready()
+            underlay = cast(aiormq.Channel, await self._channel.get_underlay_channel())
+            for name, (queue, tag) in tuple(self._consumers.items()):
+                if tag in underlay.consumers or self.stopping:
+                    continue
+                logger.warning(
+                    "RabbitMQ lost queue %s (deleted?): declared it again and consuming "
+                    "(messages it held are lost)",
+                    queue.name,
+                )
+                # Forgotten first, so that aio-pika's own recovery (on its next
+                # reconnection) does not consume with the old tag as well.
+                with contextlib.suppress(*_QUIET):
+                    await queue.cancel(tag, nowait=True)
+                await self._consume(name)
 
     async def _hand_back_orphans(self) -> None:
         """Hand back messages whose handling failed before they were acknowledged.
@@ -247,7 +289,7 @@ class RabbitWorker(Worker):
         self._inbox.put_nowait(None)
 
     async def _leave(self) -> None:
-        for queue, tag in self._consumers:
+        for queue, tag in self._consumers.values():
             try:
                 await queue.cancel(tag)
             except _QUIET as error:
@@ -287,6 +329,14 @@ async def _hand_back(message: AbstractIncomingMessage) -> None:
         await message.reject(requeue=True)
     except _QUIET as error:
         logger.debug("could not hand a message back: %s", error)
+
+
+def _channel_closed(message: AbstractIncomingMessage) -> bool:
+    """Whether the channel ``message`` came on is closed (RabbitMQ requeued it then)."""
+    try:
+        return message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika's way of saying it is closed
+        return True
 
 
 def _available_at(message: AbstractIncomingMessage) -> float:

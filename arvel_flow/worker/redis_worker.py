@@ -17,6 +17,8 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.redis import Ack, RedisStreamTransport
@@ -24,7 +26,7 @@ from arvel_flow.queue.envelope import Envelope
 from arvel_flow.store.urls import mask_url
 from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.heartbeat import Heartbeat
-from arvel_flow.worker.streams import StreamReader
+from arvel_flow.worker.streams import StreamReader, is_missing_group
 from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class RedisWorker(Worker):
             [transport.keys.consumers(q) for q in options.queues],
             self.name,
             options.heartbeat_seconds,
+            self.outage,
         )
         self._reader_lost = False
 
@@ -121,7 +124,15 @@ class RedisWorker(Worker):
         """
         ack = Ack(self.transport.keys.stream(delivery.queue), delivery.message_id)
         fetch = () if self.stopping else (self.streams.read_command(1),)
-        replies = await self.transport.flush(outbox, self.queue.clock.now(), ack, fetch)
+        try:
+            replies = await self.transport.flush(outbox, self.queue.clock.now(), ack, fetch)
+        except ResponseError as error:
+            # The ack and the sends ran (errors in a MULTI do not undo the rest); only
+            # the fetch found no group: Redis lost its data while the job ran.
+            if not is_missing_group(error):
+                raise
+            await self.streams.recreate()
+            return
         for reply in replies:
             for taken in self.streams.parse_read(reply):
                 self.start(taken)
@@ -132,38 +143,35 @@ class RedisWorker(Worker):
         clock = self.queue.clock
         while not self.stopping:
             wait = self.options.promote_seconds
-            try:
-                upcoming = await self.streams.promote(clock.now())
-            except BackendError as error:
-                logger.warning("promoting delayed jobs failed: %s", error)
-                upcoming = None
+            upcoming = await self.outage.call(lambda: self.streams.promote(clock.now()))
             if upcoming is not None:
                 wait = min(wait, max(upcoming - clock.now(), 0.0))
             await self.pause(wait)
 
     async def _reclaim_loop(self) -> None:
-        options = self.options
         while not self.stopping:
-            await self.pause(options.heartbeat_seconds)
-            if self.stopping:
-                break
-            try:
-                for delivery in await self.streams.reclaim(
-                    budget=self.free_slots,
-                    dead_after=options.heartbeat_timeout,
-                    foreign_idle=options.foreign_timeout,
-                ):
-                    logger.warning(
-                        "took over %s from a dead worker (delivery %d)",
-                        delivery.message_id,
-                        delivery.deliveries,
-                    )
-                    self.start(delivery)
-                for delivery in await self.streams.orphans(
-                    budget=self.free_slots,
-                    idle=max(options.heartbeat_timeout, 5 * options.heartbeat_seconds),
-                    running={d.message_id for d in self.held},
-                ):
-                    self.start(delivery)
-            except BackendError as error:
-                logger.warning("reclaiming failed: %s", error)
+            await self.pause(self.options.heartbeat_seconds)
+            self.heartbeat.check()
+            if not self.stopping:
+                await self.outage.call(self._reclaim)
+
+    async def _reclaim(self) -> None:
+        """Take over the messages of dead workers, and this worker's own orphans."""
+        options = self.options
+        for delivery in await self.streams.reclaim(
+            budget=self.free_slots,
+            dead_after=options.heartbeat_timeout,
+            foreign_idle=options.foreign_timeout,
+        ):
+            logger.warning(
+                "took over %s from a dead worker (delivery %d)",
+                delivery.message_id,
+                delivery.deliveries,
+            )
+            self.start(delivery)
+        for delivery in await self.streams.orphans(
+            budget=self.free_slots,
+            idle=max(options.heartbeat_timeout, 5 * options.heartbeat_seconds),
+            running={d.message_id for d in self.held},
+        ):
+            self.start(delivery)

@@ -32,6 +32,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def is_missing_group(error: ResponseError) -> bool:
+    """Whether Redis answered that a stream or its consumer group does not exist."""
+    return str(error).startswith("NOGROUP")
+
+
 class StreamReader:
     """The Redis operations of one worker on the streams of its queues.
 
@@ -99,13 +104,22 @@ class StreamReader:
                     GROUP, self.name, streams, count=count, block=int(self.block_seconds * 1000)
                 )
         except ResponseError as error:
-            if "NOGROUP" not in str(error):
+            if not is_missing_group(error):
                 raise
-            await self.open()  # the stream was deleted under us: start it again
+            await self.recreate()
             return []
         finally:
             self._reading = False
         return self.parse_read(reply)
+
+    async def recreate(self) -> None:
+        """Create the consumer groups again: Redis lost them (restarted empty, or flushed)."""
+        logger.warning(
+            "redis lost its data: recreated consumer group %s on %s (messages it held are lost)",
+            GROUP,
+            ", ".join(self.streams),
+        )
+        await self.open()
 
     def read_command(self, count: int) -> Command:
         """A non-blocking `read` of ``count`` messages, to send with other commands."""

@@ -20,6 +20,11 @@ What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
   importing anything outside the allowed modules.
 - **Graceful stop.** `stop` stops reading, lets running jobs finish, leaves and
   returns; `abort` cancels running jobs, whose messages go to other workers.
+- **Outages ridden through.** Reading, maintenance, and handling a message all retry
+  through one `Outage` (said once, and once when the broker or store is back). A
+  message whose handling an outage interrupted is handled again once it is over, as a
+  redelivery (a step it finished is not run again). Past ``outage_grace`` seconds the
+  worker stops, and `run` raises `OutageError` (exit 3).
 
 `Worker` holds all of that; a subclass per broker reads, acknowledges and leaves.
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -37,7 +43,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arvel_flow.errors import BackendError, DeliveryLimitError, UnreadableMessageError
+from arvel_flow.errors import (
+    BackendError,
+    DeliveryLimitError,
+    OutageError,
+    UnreadableMessageError,
+)
+from arvel_flow.outage import Outage
 from arvel_flow.queue.drivers import outbox as outboxes
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.wire import decode_message
@@ -70,6 +82,8 @@ class WorkerOptions:
     read_block_seconds: float = 5.0
     promote_seconds: float = 0.1
     """Longest wait between two promotions of delayed messages."""
+    outage_grace: float = 30.0
+    """How long the broker or the store may be away before the worker gives up."""
 
 
 def consumer_name() -> str:
@@ -113,6 +127,9 @@ class Worker(abc.ABC):
         self._waking: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self.outage = Outage(options.outage_grace, logger.warning, until=self._stopping)
+        """Every broker and store call of this worker rides through outages with it."""
+        self._gave_up: OutageError | None = None
 
     # What a broker provides -------------------------------------------------------------
 
@@ -156,6 +173,7 @@ class Worker(abc.ABC):
 
         Raises:
             BackendError: The broker cannot be reached at start.
+            OutageError: The broker or the store was away longer than ``outage_grace``.
         """
         try:
             await self._open()
@@ -167,18 +185,33 @@ class Worker(abc.ABC):
         loops += [asyncio.create_task(loop) for loop in self._maintenance()]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-            failed = [task for task in done if task.exception() is not None]
-            if failed:
+            if any(self._failure_of(task) for task in done):
                 self.stop()
-                await asyncio.wait(loops)
+            await asyncio.wait(loops)
             await self._drain()
-            if failed:
-                raise failed[0].exception()  # type: ignore[misc]
+            # Every loop's failure is retrieved, the first raised: none goes unseen.
+            failures = [error for task in loops if (error := self._failure_of(task))]
+            if failures:
+                raise failures[0]
+            if self._gave_up is not None:
+                raise self._gave_up
         finally:
             if self._waking is not None:
                 await self._waking
             await self._leave()
             await self._close()
+
+    def _failure_of(self, loop: asyncio.Task[None]) -> BaseException | None:
+        """Why ``loop`` ended, if it failed; a backend failing while stopping is no failure."""
+        error = loop.exception()
+        stopped = isinstance(error, BackendError) and not isinstance(error, OutageError)
+        return None if stopped and self.stopping else error
+
+    def give_up(self, error: OutageError) -> None:
+        """Stop because an outage lasted too long; `run` raises ``error`` once stopped."""
+        if self._gave_up is None:
+            self._gave_up = error
+        self.stop()
 
     def stop(self) -> None:
         """Stop reading and let running jobs finish; `run` then returns."""
@@ -245,12 +278,8 @@ class Worker(abc.ABC):
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            try:
-                deliveries = await self._read(min(self.free_slots, READ_COUNT))
-            except BackendError as error:
-                logger.warning("reading failed, retrying in 1s: %s", error)
-                await self.pause(1.0)
-                continue
+            count = min(self.free_slots, READ_COUNT)
+            deliveries = await self.outage.call(functools.partial(self._read, count))
             if self._stopping.is_set():
                 # Read while stopping: not run here, handed back by `_leave`.
                 self._backlog.extend(deliveries)
@@ -262,9 +291,18 @@ class Worker(abc.ABC):
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
-            await self._deliver(delivery)
+            try:
+                await self._deliver(delivery)
+            except OutageError:
+                raise
+            except BackendError as error:
+                # An outage: handled again once it is over, as a redelivery.
+                await self.outage.call(lambda: self._deliver(delivery, again=True), after=error)
+        except OutageError as error:
+            logger.warning("message %s left unacknowledged: %s", delivery.message_id, error)
+            self.give_up(error)
         except BackendError as error:
-            # Not acknowledged: the broker delivers it again (another delivery).
+            # Stopping during an outage: the broker delivers it again (another delivery).
             logger.warning("message %s left unacknowledged: %s", delivery.message_id, error)
         except Exception:
             # A bug: left unacknowledged as well, so the delivery cap ends it at worst.
@@ -278,7 +316,8 @@ class Worker(abc.ABC):
             self.start(self._backlog.popleft())
         self._slot_free.set()
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, delivery: Delivery, *, again: bool = False) -> None:
+        """Handle ``delivery``; ``again`` after an outage interrupted it (like a redelivery)."""
         try:
             envelope = decode_message(delivery.data)
         except UnreadableMessageError as error:
@@ -290,7 +329,7 @@ class Worker(abc.ABC):
         elif delivery.deliveries > self.options.max_deliveries:
             limit = DeliveryLimitError(delivery.deliveries)
             await self._finish_with(delivery, give_up(self.queue, envelope, limit))
-        elif delivery.deliveries > 1 and await self._finished_already(envelope):
+        elif (again or delivery.deliveries > 1) and await self._finished_already(envelope):
             await self._repair(delivery, envelope)
         elif not await self._first_copy(envelope):
             logger.info("dropped a copy of %s: another message of it ran", envelope.label)

@@ -1,7 +1,8 @@
 """Job classes the integration tests run in real worker processes.
 
 Each job writes what it did to a Redis list (its ``journal``), so the test process can
-read who ran what, when and where. Workers find Redis in ``ARVEL_FLOW_STORE``.
+read who ran what, when and where. Workers find Redis in ``ARVEL_FLOW_TEST_JOURNAL``, else
+``ARVEL_FLOW_STORE`` (fault tests keep the journal away from the Redis they break).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _clients: dict[str, Redis] = {}
 
 
 def _client() -> Redis:
-    url = os.environ["ARVEL_FLOW_STORE"]
+    url = os.environ.get("ARVEL_FLOW_TEST_JOURNAL") or os.environ["ARVEL_FLOW_STORE"]
     if url not in _clients:
         # Blocking: a worker may run more jobs at once than a default pool holds.
         _clients[url] = Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=64))
