@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         LockError,
     )
     from arvel_flow.lock import LockContract, MemoryLock, RedisLock
+    from arvel_flow.pipeline.loader import load_pipeline
     from arvel_flow.queue.batch import Batch, BatchResult
     from arvel_flow.queue.chain import Chain
     from arvel_flow.queue.contracts import QueueContract
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from arvel_flow.queue.runner import JobRunner
     from arvel_flow.secrets import secret_env
     from arvel_flow.settings import QueueSettings
-    from arvel_flow.spec.loader import load_pipeline
 
 _EXPORTS: dict[str, str] = {
     "BackendError": "arvel_flow.errors",
@@ -72,7 +72,7 @@ _EXPORTS: dict[str, str] = {
     "UniqueJobGuard": "arvel_flow.queue.middleware",
     "WithoutOverlapping": "arvel_flow.queue.middleware",
     "compile_pipeline": "arvel_flow.compiler",
-    "load_pipeline": "arvel_flow.spec.loader",
+    "load_pipeline": "arvel_flow.pipeline.loader",
     "secret_env": "arvel_flow.secrets",
 }
 

@@ -17,13 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.queue.batch import Batch
-from arvel_flow.queue.chain import Chain
-from arvel_flow.queue.flow import FanOut, JobStep
-from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, MiddlewareRef
-from arvel_flow.queue.plan import Matrix
-from arvel_flow.queue.targets import JobRef, JobTarget, resolve_target
-from arvel_flow.spec.models import (
+from arvel_flow.pipeline.models import (
     BatchStepSpec,
     ChainStepSpec,
     JobSettingsSpec,
@@ -35,8 +29,14 @@ from arvel_flow.spec.models import (
     UseMiddlewareSpec,
     WithoutOverlappingSpec,
 )
-from arvel_flow.spec.problems import is_dotted_path
-from arvel_flow.spec.references import ROOT_KEY
+from arvel_flow.pipeline.problems import is_dotted_path
+from arvel_flow.pipeline.references import ROOT_KEY
+from arvel_flow.queue.batch import Batch
+from arvel_flow.queue.chain import Chain
+from arvel_flow.queue.flow import FanOut, JobStep
+from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, MiddlewareRef
+from arvel_flow.queue.plan import Matrix
+from arvel_flow.queue.targets import JobRef, JobTarget, resolve_target
 
 Step = Chain | Batch | JobStep | FanOut
 _NOT_SETTINGS = {"retry", "middleware", "id", "job", "with_", "each", "matrix", "class_"}

@@ -41,7 +41,7 @@ from arvel_flow.errors import (
 )
 
 if TYPE_CHECKING:
-    from arvel_flow.spec.models import PipelineSpec
+    from arvel_flow.pipeline.models import PipelineSpec
 
 
 def exit_code_for(error: FlowError) -> int:
@@ -116,7 +116,7 @@ def validate(
 ) -> None:
     """Check pipeline files, reporting every problem with its line and column."""
     from arvel_flow.cli.render import FileResult, format_validation
-    from arvel_flow.spec.loader import load_pipeline
+    from arvel_flow.pipeline.loader import load_pipeline
 
     set_vars = parse_assignments(assignments)
     if strict:
@@ -142,7 +142,7 @@ def validate(
 @click.pass_context
 def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
     """Print, write or check the JSON Schema of pipeline files."""
-    from arvel_flow.spec.schema import SCHEMA_PATH, format_json_schema
+    from arvel_flow.pipeline.schema import SCHEMA_PATH, format_json_schema
 
     text = format_json_schema()
     if check:
@@ -179,7 +179,7 @@ def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
     """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
     from arvel_flow.cli.render import format_mermaid, format_tree
     from arvel_flow.compiler import compile_pipeline
-    from arvel_flow.spec.loader import load_pipeline
+    from arvel_flow.pipeline.loader import load_pipeline
 
     spec = load_pipeline(
         file, set_vars=parse_assignments(assignments), strict=False, file=str(file)
@@ -199,7 +199,7 @@ def plan(file: Path, assignments: tuple[str, ...]) -> None:
     from arvel_flow.cli.render import format_plan
     from arvel_flow.compiler import compile_pipeline
     from arvel_flow.explain import compute_reports
-    from arvel_flow.spec.loader import load_pipeline
+    from arvel_flow.pipeline.loader import load_pipeline
 
     use_working_directory()
     spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))

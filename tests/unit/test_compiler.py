@@ -6,11 +6,11 @@ import pytest
 
 from arvel_flow.compiler import compile_pipeline, compute_job_ref
 from arvel_flow.errors import ConfigError
+from arvel_flow.pipeline.loader import load_pipeline
+from arvel_flow.pipeline.models import ChainStepSpec, JobStepSpec, PipelineSpec
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import FanOutNode, JobNode, Matrix, Plan
-from arvel_flow.spec.loader import load_pipeline
-from arvel_flow.spec.models import ChainStepSpec, JobStepSpec, PipelineSpec
 from tests.fixtures.outline import outline
 from tests.fixtures.spec_paths import ENV, EXAMPLES, VALID
 

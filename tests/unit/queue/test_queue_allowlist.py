@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from arvel_flow.errors import ConfigError, ImportTargetError, JobFailedError
+from arvel_flow.pipeline.loader import load_pipeline
 from arvel_flow.queue.allowlist import Role, import_allowed, is_under, parse_prefixes, screen_path
 from arvel_flow.queue.backoff import exception_classes
 from arvel_flow.queue.envelope import Envelope
@@ -19,7 +20,6 @@ from arvel_flow.queue.job import MiddlewareRef, format_key
 from arvel_flow.queue.middleware import build_middleware
 from arvel_flow.queue.runner import Failed, JobRunner
 from arvel_flow.queue.targets import JobRef, resolve_target
-from arvel_flow.spec.loader import load_pipeline
 from arvel_flow.store import MemoryStore
 from arvel_flow.worker.refusals import compute_refusal
 from tests.unit.queue import allowlist_jobs

@@ -16,10 +16,10 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
-from arvel_flow.spec.models import BatchStepSpec, ChainStepSpec, JobStepSpec, PipelineSpec
-from arvel_flow.spec.problems import MAX_PROBLEMS, Path, Problem, did_you_mean
-from arvel_flow.spec.scalars import resolve_plain
-from arvel_flow.spec.walk import STEP_KINDS
+from arvel_flow.pipeline.models import BatchStepSpec, ChainStepSpec, JobStepSpec, PipelineSpec
+from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, Problem, did_you_mean
+from arvel_flow.pipeline.scalars import resolve_plain
+from arvel_flow.pipeline.walk import STEP_KINDS
 
 _STEP_MODELS = (JobStepSpec, ChainStepSpec, BatchStepSpec)
 _REF_SECTIONS = ("jobs", "retry_policies", "middleware_stacks")

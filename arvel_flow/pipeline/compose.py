@@ -1,6 +1,6 @@
 """Builds plain data and a position tree from PyYAML events, counting alias expansion.
 
-This is the only place that sees YAML events; see `arvel_flow.spec.source` for what
+This is the only place that sees YAML events; see `arvel_flow.pipeline.source` for what
 is refused and why the event stream is read directly.
 """
 
@@ -19,8 +19,14 @@ from yaml.events import (
 )
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.spec.problems import MAX_PROBLEMS, Path, format_path
-from arvel_flow.spec.scalars import CORE_TAG, UNKNOWN_TAG, construct_tagged, resolve_plain, show_tag
+from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, format_path
+from arvel_flow.pipeline.scalars import (
+    CORE_TAG,
+    UNKNOWN_TAG,
+    construct_tagged,
+    resolve_plain,
+    show_tag,
+)
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences, aliases expanded."""

@@ -27,6 +27,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from arvel_flow.pipeline.compose import PlainText
+from arvel_flow.pipeline.expansion import ExpansionBudget, ExpansionLimitError
+from arvel_flow.pipeline.problems import Path, Problem, did_you_mean
+from arvel_flow.pipeline.scalars import format_scalar, resolve_plain
 from arvel_flow.secrets import (
     SecretRef,
     escape_template,
@@ -35,10 +39,6 @@ from arvel_flow.secrets import (
     resolve_for_check,
 )
 from arvel_flow.secrets import register_secret as _register_secret
-from arvel_flow.spec.compose import PlainText
-from arvel_flow.spec.expansion import ExpansionBudget, ExpansionLimitError
-from arvel_flow.spec.problems import Path, Problem, did_you_mean
-from arvel_flow.spec.scalars import format_scalar, resolve_plain
 
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
 _ENV = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\Z", re.DOTALL)
@@ -225,7 +225,7 @@ def interpolate(
 
     Raises:
         ExpansionLimitError: When references would expand the document past the
-            limits of `arvel_flow.spec.expansion`.
+            limits of `arvel_flow.pipeline.expansion`.
     """
     problems: list[Problem] = []
     raw_vars = data.get("vars")

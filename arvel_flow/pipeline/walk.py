@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from arvel_flow.spec.problems import Path
+from arvel_flow.pipeline.problems import Path
 
 STEP_KINDS = ("job", "chain", "batch")
 CALLBACKS = ("then", "catch", "finally")

@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from arvel_flow.errors import ConfigError
-from arvel_flow.spec.diagnostics import problems_from_validation
-from arvel_flow.spec.loader import load_pipeline, parse_pipeline, read_source
-from arvel_flow.spec.models import JobStepSpec, PipelineSpec
-from arvel_flow.spec.problems import MAX_PROBLEMS
+from arvel_flow.pipeline.diagnostics import problems_from_validation
+from arvel_flow.pipeline.loader import load_pipeline, parse_pipeline, read_source
+from arvel_flow.pipeline.models import JobStepSpec, PipelineSpec
+from arvel_flow.pipeline.problems import MAX_PROBLEMS
 from tests.fixtures.spec_paths import INVALID, VALID
 
 MINIMAL = "version: 1\nname: x\npipeline:\n  job: tests.fixtures.jobs_for_spec:Notify\n"

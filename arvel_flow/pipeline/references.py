@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from arvel_flow.queue.job import key_fields
-from arvel_flow.spec.problems import Path, Problem, did_you_mean, format_path, is_dotted_path
-from arvel_flow.spec.walk import (
+from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, format_path, is_dotted_path
+from arvel_flow.pipeline.walk import (
     iter_inline_middleware,
     iter_retry_policies,
     iter_settings,
@@ -20,6 +19,7 @@ from arvel_flow.spec.walk import (
     mapping,
     middleware_form,
 )
+from arvel_flow.queue.job import key_fields
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = re.compile(rf"{_IDENT}(?:\.{_IDENT})*(?::{_IDENT}(?:\.{_IDENT})*)?\Z")

@@ -18,12 +18,12 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, TypeAdapter
 
+from arvel_flow.pipeline.problems import Path, Problem, did_you_mean
+from arvel_flow.pipeline.secret_checks import HOW_TO_REFER
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
 from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget
 from arvel_flow.secrets import is_secret_field_name, is_secret_marker, resolve_for_check
-from arvel_flow.spec.problems import Path, Problem, did_you_mean
-from arvel_flow.spec.secret_checks import HOW_TO_REFER
 
 MAX_ITEM_PROBLEMS = 20
 """Problems reported per fan-out before summing up the rest in one line."""

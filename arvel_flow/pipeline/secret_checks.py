@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from arvel_flow.pipeline.problems import Path, Problem
+from arvel_flow.pipeline.walk import BUILTIN_FORMS, iter_inline_middleware, iter_job_steps, mapping
 from arvel_flow.secrets import (
     SECRET_KEY,
     is_secret_field_name,
@@ -25,8 +27,6 @@ from arvel_flow.secrets import (
     template_names,
     url_passwords,
 )
-from arvel_flow.spec.problems import Path, Problem
-from arvel_flow.spec.walk import BUILTIN_FORMS, iter_inline_middleware, iter_job_steps, mapping
 
 PARAMETER_KEYS = ("with", "each", "matrix")
 

@@ -24,17 +24,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arvel_flow.errors import ImportTargetError
-from arvel_flow.queue.allowlist import parse_prefixes
-from arvel_flow.queue.job import JOB_SETTING_FIELDS
-from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
-from arvel_flow.queue.redaction import declared_secret_fields
-from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
-from arvel_flow.secrets import is_secret_field_name
-from arvel_flow.spec.params import Params, check_params
-from arvel_flow.spec.problems import Path, Problem, did_you_mean, is_dotted_path
-from arvel_flow.spec.references import is_well_formed, placeholder_names
-from arvel_flow.spec.signatures import check_call
-from arvel_flow.spec.walk import (
+from arvel_flow.pipeline.params import Params, check_params
+from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
+from arvel_flow.pipeline.references import is_well_formed, placeholder_names
+from arvel_flow.pipeline.signatures import check_call
+from arvel_flow.pipeline.walk import (
     BUILTIN_FORMS,
     StepAt,
     iter_inline_middleware,
@@ -43,6 +37,12 @@ from arvel_flow.spec.walk import (
     mapping,
     middleware_form,
 )
+from arvel_flow.queue.allowlist import parse_prefixes
+from arvel_flow.queue.job import JOB_SETTING_FIELDS
+from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
+from arvel_flow.queue.redaction import declared_secret_fields
+from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
+from arvel_flow.secrets import is_secret_field_name
 
 
 def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) -> list[Problem]:

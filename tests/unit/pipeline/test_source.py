@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from arvel_flow.errors import ConfigError
-from arvel_flow.spec import compose, source
-from arvel_flow.spec.problems import MAX_PROBLEMS
-from arvel_flow.spec.scalars import format_scalar, resolve_plain
-from arvel_flow.spec.source import Position, decode_source, parse_document
+from arvel_flow.pipeline import compose, source
+from arvel_flow.pipeline.problems import MAX_PROBLEMS
+from arvel_flow.pipeline.scalars import format_scalar, resolve_plain
+from arvel_flow.pipeline.source import Position, decode_source, parse_document
 from tests.fixtures.spec_paths import INVALID, VALID
 
 

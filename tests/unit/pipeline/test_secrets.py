@@ -8,11 +8,11 @@ import pytest
 
 from arvel_flow.compiler import compile_pipeline
 from arvel_flow.errors import ConfigError
+from arvel_flow.pipeline.interpolate import interpolate
+from arvel_flow.pipeline.loader import load_pipeline
+from arvel_flow.pipeline.source import parse_document
 from arvel_flow.queue.plan_json import plan_to_dict
 from arvel_flow.secrets import SecretRef
-from arvel_flow.spec.interpolate import interpolate
-from arvel_flow.spec.loader import load_pipeline
-from arvel_flow.spec.source import parse_document
 
 JOBS = "tests.fixtures.jobs_for_spec"
 ENV = {"DB_PASSWORD": "pw-1234", "PEPPER": "pepper-5678", "REGION": "eu", "PORT": "6543"}

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from arvel_flow.errors import ConfigError
-from arvel_flow.spec.expansion import (
+from arvel_flow.pipeline.expansion import (
     MAX_INTERPOLATED_BYTES,
     MAX_INTERPOLATED_NODES,
     ExpansionBudget,
     ExpansionLimitError,
 )
-from arvel_flow.spec.interpolate import Interpolator, interpolate
-from arvel_flow.spec.loader import parse_pipeline
-from arvel_flow.spec.source import parse_document
+from arvel_flow.pipeline.interpolate import Interpolator, interpolate
+from arvel_flow.pipeline.loader import parse_pipeline
+from arvel_flow.pipeline.source import parse_document
 
 MIB = 1024 * 1024
 

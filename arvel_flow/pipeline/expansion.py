@@ -1,6 +1,6 @@
 """The interpolation budget: how much ``${...}`` references may add to a document.
 
-Like aliases (`arvel_flow.spec.compose.MAX_ALIAS_NODES`), references let a small file
+Like aliases (`arvel_flow.pipeline.compose.MAX_ALIAS_NODES`), references let a small file
 stand for a huge document: a 100,000-item list in ``vars`` used as ``each:`` by
 2,000 steps, or a 1 MiB string embedded in thousands of values. Interpolation itself
 shares a whole value by reference, but everything after it (validation, compiling,
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arvel_flow.spec.problems import Path
+from arvel_flow.pipeline.problems import Path
 
 MAX_INTERPOLATED_NODES = 2_000_000
 """Most nodes that references may add to a document: twenty times the alias limit,

@@ -2,12 +2,12 @@
 
 The passes, each reporting all it finds before the next runs:
 
-1. read: size limit, binary data, UTF-8 (`arvel_flow.spec.source`);
+1. read: size limit, binary data, UTF-8 (`arvel_flow.pipeline.source`);
 2. parse: YAML syntax and hazards, with each value's position;
 3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``, within
-   the budget of `arvel_flow.spec.expansion`; secrets stay references, allowed only
+   the budget of `arvel_flow.pipeline.expansion`; secrets stay references, allowed only
    where the running job resolves them;
-4. validate against the models (`arvel_flow.spec.models`);
+4. validate against the models (`arvel_flow.pipeline.models`);
 5. cross-reference: templates, policies, stacks, step ids;
 6. strict (the default): import what the file names and check parameters.
 
@@ -27,14 +27,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.spec.diagnostics import problems_from_validation
-from arvel_flow.spec.expansion import ExpansionLimitError
-from arvel_flow.spec.interpolate import interpolate
-from arvel_flow.spec.models import PipelineSpec
-from arvel_flow.spec.problems import MAX_PROBLEMS, Path, Problem, format_path
-from arvel_flow.spec.references import check_references
-from arvel_flow.spec.secret_checks import check_secrets
-from arvel_flow.spec.source import SourceMap, check_size, decode_source, parse_document
+from arvel_flow.pipeline.diagnostics import problems_from_validation
+from arvel_flow.pipeline.expansion import ExpansionLimitError
+from arvel_flow.pipeline.interpolate import interpolate
+from arvel_flow.pipeline.models import PipelineSpec
+from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, Problem, format_path
+from arvel_flow.pipeline.references import check_references
+from arvel_flow.pipeline.secret_checks import check_secrets
+from arvel_flow.pipeline.source import SourceMap, check_size, decode_source, parse_document
 
 Source = str | bytes | os.PathLike[str]
 
@@ -104,7 +104,7 @@ def parse_pipeline(
     checks += check_references(data)
     if strict:
         # Imported here: strict checks load the queue runtime, which --no-strict avoids.
-        from arvel_flow.spec.resolve import check_strict
+        from arvel_flow.pipeline.resolve import check_strict
 
         checks += check_strict(data, env=env)
     # A value dropped for a reason already reported (a tag, an unset variable) would

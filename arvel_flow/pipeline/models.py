@@ -4,9 +4,9 @@ Every model forbids unknown keys and validates strictly (``"3"`` is not an integ
 YAML already typed it), and every field has a description, which becomes the hover
 text of the JSON Schema in editors. Unions are tagged with callable discriminators,
 so a wrong step reports one error, not one per kind of step. Tags are written
-``<like-this>``; `arvel_flow.spec.diagnostics` removes them from error locations.
-Retry policies and middleware live in `arvel_flow.spec.policies`, field types (and
-the parsing of durations) in `arvel_flow.spec.fields`; all are re-exported here.
+``<like-this>``; `arvel_flow.pipeline.diagnostics` removes them from error locations.
+Retry policies and middleware live in `arvel_flow.pipeline.policies`, field types (and
+the parsing of durations) in `arvel_flow.pipeline.fields`; all are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from arvel_flow.queue.allowlist import parse_prefixes
-from arvel_flow.spec.fields import (
+from arvel_flow.pipeline.fields import (
     ENV_NAME_PATTERN,
     MAX_CONCURRENCY,
     NAME_PATTERN,
@@ -38,7 +37,7 @@ from arvel_flow.spec.fields import (
     PositiveDuration,
     Version,
 )
-from arvel_flow.spec.policies import (
+from arvel_flow.pipeline.policies import (
     InlineMiddleware,
     MiddlewareItem,
     RateLimitedArgs,
@@ -50,6 +49,7 @@ from arvel_flow.spec.policies import (
     WithoutOverlappingArgs,
     WithoutOverlappingSpec,
 )
+from arvel_flow.queue.allowlist import parse_prefixes
 
 __all__ = [
     "BatchStepSpec",

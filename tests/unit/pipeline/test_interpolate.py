@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from arvel_flow.errors import ConfigError
-from arvel_flow.spec.interpolate import interpolate
-from arvel_flow.spec.loader import parse_pipeline
-from arvel_flow.spec.source import parse_document
+from arvel_flow.pipeline.interpolate import interpolate
+from arvel_flow.pipeline.loader import parse_pipeline
+from arvel_flow.pipeline.source import parse_document
 
 
 def resolved(text: str, env: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from arvel_flow.pipeline.problems import Path, Problem, did_you_mean
 from arvel_flow.secrets import resolve_for_check
-from arvel_flow.spec.problems import Path, Problem, did_you_mean
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,16 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from arvel_flow.spec.interpolate import interpolate
-from arvel_flow.spec.models import PipelineSpec
-from arvel_flow.spec.schema import (
+from arvel_flow.pipeline.interpolate import interpolate
+from arvel_flow.pipeline.models import PipelineSpec
+from arvel_flow.pipeline.schema import (
     DIALECT,
     SCHEMA_ID,
     SCHEMA_PATH,
     compute_json_schema,
     format_json_schema,
 )
-from arvel_flow.spec.source import parse_document
+from arvel_flow.pipeline.source import parse_document
 from tests.fixtures.spec_paths import ENV, INVALID, REPO, VALID
 
 VALIDATOR = jsonschema.Draft202012Validator(compute_json_schema())

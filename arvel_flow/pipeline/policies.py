@@ -1,6 +1,6 @@
 """Retry policies and middleware, as the pipeline file defines them.
 
-Split from `arvel_flow.spec.models` (which re-exports everything here) to keep each
+Split from `arvel_flow.pipeline.models` (which re-exports everything here) to keep each
 module small; `SpecModel`, the base of every model of the file, lives here too.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
-from arvel_flow.spec.fields import MAX_BACKOFF_BASE, MAX_RETRIES, Backoff, Duration
+from arvel_flow.pipeline.fields import MAX_BACKOFF_BASE, MAX_RETRIES, Backoff, Duration
 
 ExceptionNames = list[Annotated[str, StringConstraints(min_length=1)]]
 

@@ -1,4 +1,4 @@
-"""What every check in `arvel_flow.spec` reports: a `Problem` at a path in the document.
+"""What every check in `arvel_flow.pipeline` reports: a `Problem` at a path in the document.
 
 A path is the chain of mapping keys and sequence indexes from the document root, as
 Pydantic reports ``loc``. Problems carry no line numbers: the loader turns them into

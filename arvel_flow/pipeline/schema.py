@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from arvel_flow.spec.models import PipelineSpec
+from arvel_flow.pipeline.models import PipelineSpec
 
 SCHEMA_ID = "https://arvel-flow.dev/schemas/pipeline.schema.json"
 """The schema's ``$id``; editors locate the schema by path or URL, not by this."""

@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.spec.compose import Composer, PositionNode
-from arvel_flow.spec.problems import Anchor, Path
+from arvel_flow.pipeline.compose import Composer, PositionNode
+from arvel_flow.pipeline.problems import Anchor, Path
 
 MAX_BYTES = 16 * 1024 * 1024
 """Largest pipeline file accepted (16 MiB: a 100,000-item fan-out is about 3 MiB)."""

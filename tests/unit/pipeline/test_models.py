@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from arvel_flow.pipeline import models
+from arvel_flow.pipeline.fields import Allowance, Backoff, Duration
+from arvel_flow.pipeline.models import JobStepSpec, PipelineSpec, QueueSpec
 from arvel_flow.settings import QueueSettings
-from arvel_flow.spec import models
-from arvel_flow.spec.fields import Allowance, Backoff, Duration
-from arvel_flow.spec.models import JobStepSpec, PipelineSpec, QueueSpec
 
 
 @pytest.mark.parametrize(
