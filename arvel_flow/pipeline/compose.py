@@ -20,7 +20,7 @@ from yaml.events import (
 
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, format_path
-from arvel_flow.pipeline.scalars import (
+from arvel_flow.scalars import (
     CORE_TAG,
     UNKNOWN_TAG,
     construct_tagged,

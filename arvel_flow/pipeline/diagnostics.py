@@ -18,8 +18,8 @@ from pydantic_core import ErrorDetails
 
 from arvel_flow.pipeline.models import BatchStepSpec, ChainStepSpec, JobStepSpec, PipelineSpec
 from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, Problem, did_you_mean
-from arvel_flow.pipeline.scalars import resolve_plain
 from arvel_flow.pipeline.walk import STEP_KINDS
+from arvel_flow.scalars import resolve_plain
 
 _STEP_MODELS = (JobStepSpec, ChainStepSpec, BatchStepSpec)
 _REF_SECTIONS = ("jobs", "retry_policies", "middleware_stacks")

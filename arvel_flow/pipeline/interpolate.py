@@ -30,7 +30,7 @@ from typing import Any
 from arvel_flow.pipeline.compose import PlainText
 from arvel_flow.pipeline.expansion import ExpansionBudget, ExpansionLimitError
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean
-from arvel_flow.pipeline.scalars import format_scalar, resolve_plain
+from arvel_flow.scalars import format_scalar, resolve_plain
 from arvel_flow.secrets import (
     SecretRef,
     escape_template,

@@ -37,6 +37,7 @@ from arvel_flow.pipeline.fields import (
     PositiveDuration,
     Version,
 )
+from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.pipeline.policies import (
     InlineMiddleware,
     MiddlewareItem,
@@ -49,7 +50,6 @@ from arvel_flow.pipeline.policies import (
     WithoutOverlappingArgs,
     WithoutOverlappingSpec,
 )
-from arvel_flow.queue.allowlist import parse_prefixes
 
 __all__ = [
     "BatchStepSpec",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from arvel_flow.pipeline.names import key_fields
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, format_path, is_dotted_path
 from arvel_flow.pipeline.walk import (
     iter_inline_middleware,
@@ -19,7 +20,6 @@ from arvel_flow.pipeline.walk import (
     mapping,
     middleware_form,
 )
-from arvel_flow.queue.job import key_fields
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = re.compile(rf"{_IDENT}(?:\.{_IDENT})*(?::{_IDENT}(?:\.{_IDENT})*)?\Z")

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.pipeline.params import Params, check_params
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
 from arvel_flow.pipeline.references import is_well_formed, placeholder_names
@@ -37,7 +38,6 @@ from arvel_flow.pipeline.walk import (
     mapping,
     middleware_form,
 )
-from arvel_flow.queue.allowlist import parse_prefixes
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
 from arvel_flow.queue.redaction import declared_secret_fields

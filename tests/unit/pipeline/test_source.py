@@ -11,8 +11,8 @@ import yaml
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline import compose, source
 from arvel_flow.pipeline.problems import MAX_PROBLEMS
-from arvel_flow.pipeline.scalars import format_scalar, resolve_plain
 from arvel_flow.pipeline.source import Position, decode_source, parse_document
+from arvel_flow.scalars import format_scalar, resolve_plain
 from tests.fixtures.spec_paths import INVALID, VALID
 
 

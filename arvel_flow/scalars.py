@@ -6,6 +6,10 @@ pipeline file does too: only ``null``, ``true`` / ``false``, integers and floats
 typed; everything else stays a string. ``--set`` values and whole-value environment
 references are typed by the same rules. Explicit tags are honoured for the core types
 only (``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``).
+
+It sits below both the file format (`arvel_flow.pipeline`) and `arvel_flow.secrets`,
+which types a resolved ``$plain`` reference by these rules in the process running the
+job; so it imports nothing of arvel-flow.
 """
 
 from __future__ import annotations
