@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.compiler import compile_pipeline, load_pipeline
     from arvel_flow.errors import (
         BackendError,
         ConfigError,
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
         LockError,
     )
     from arvel_flow.lock import LockContract, MemoryLock, RedisLock
-    from arvel_flow.pipeline.loader import load_pipeline
     from arvel_flow.queue.batch import Batch, BatchResult
     from arvel_flow.queue.chain import Chain
     from arvel_flow.queue.contracts import QueueContract
@@ -72,7 +71,7 @@ _EXPORTS: dict[str, str] = {
     "UniqueJobGuard": "arvel_flow.queue.middleware",
     "WithoutOverlapping": "arvel_flow.queue.middleware",
     "compile_pipeline": "arvel_flow.compiler",
-    "load_pipeline": "arvel_flow.pipeline.loader",
+    "load_pipeline": "arvel_flow.compiler",
     "secret_env": "arvel_flow.secrets",
 }
 

@@ -116,7 +116,7 @@ def validate(
 ) -> None:
     """Check pipeline files, reporting every problem with its line and column."""
     from arvel_flow.cli.render import FileResult, format_validation
-    from arvel_flow.pipeline.loader import load_pipeline
+    from arvel_flow.compiler import load_pipeline
 
     set_vars = parse_assignments(assignments)
     if strict:
@@ -178,8 +178,7 @@ def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
 def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
     """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
     from arvel_flow.cli.render import format_mermaid, format_tree
-    from arvel_flow.compiler import compile_pipeline
-    from arvel_flow.pipeline.loader import load_pipeline
+    from arvel_flow.compiler import compile_pipeline, load_pipeline
 
     spec = load_pipeline(
         file, set_vars=parse_assignments(assignments), strict=False, file=str(file)
@@ -197,9 +196,8 @@ def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
 def plan(file: Path, assignments: tuple[str, ...]) -> None:
     """Show each job's effective settings, backoff timeline, worst case and traps."""
     from arvel_flow.cli.render import format_plan
-    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.compiler import compile_pipeline, load_pipeline
     from arvel_flow.explain import compute_reports
-    from arvel_flow.pipeline.loader import load_pipeline
 
     use_working_directory()
     spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))

@@ -1,4 +1,4 @@
-"""`load_pipeline`: a pipeline file or text → a validated `PipelineSpec`, or every issue.
+"""`load_spec`: a pipeline file or text → a validated `PipelineSpec`, or every issue.
 
 The passes, each reporting all it finds before the next runs:
 
@@ -9,7 +9,9 @@ The passes, each reporting all it finds before the next runs:
    where the running job resolves them;
 4. validate against the models (`arvel_flow.pipeline.models`);
 5. cross-reference: templates, policies, stacks, step ids;
-6. strict (the default): import what the file names and check parameters.
+6. the caller's checks: `arvel_flow.compiler.load_pipeline` adds its strict pass here,
+   which imports what the file names and checks parameters. The file format imports
+   no runtime module, so that pass is handed in rather than called from here.
 
 Passes 4 to 6 all run on the same data, so one run reports a misspelt key, an
 undefined template and a mistyped job parameter together. Only a fatal problem of
@@ -20,7 +22,7 @@ interpolation budget, afforded).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -38,16 +40,19 @@ from arvel_flow.pipeline.source import SourceMap, check_size, decode_source, par
 
 Source = str | bytes | os.PathLike[str]
 
+SpecCheck = Callable[[dict[str, Any]], list[Problem]]
+"""A further pass over the interpolated data, reported with validation's problems."""
 
-def load_pipeline(
+
+def load_spec(
     path_or_text: Source,
     *,
     set_vars: Mapping[str, Any] | None = None,
     file: str | None = None,
-    strict: bool = True,
     env: Mapping[str, str] | None = None,
+    checks: Sequence[SpecCheck] = (),
 ) -> PipelineSpec:
-    """Read, check and validate a pipeline.
+    """Read, check and validate a pipeline, importing nothing it names.
 
     Args:
         path_or_text: A path (`os.PathLike`, or a one-line string naming a ``.yaml``
@@ -55,29 +60,28 @@ def load_pipeline(
             string, or bytes).
         set_vars: ``--set`` values; strings are typed as plain YAML scalars.
         file: The name to report in messages (default: the path, or ``<input>``).
-        strict: Also import every dotted path and check parameters, middleware
-            arguments and exception classes.
         env: Environment for ``${NAME}`` (default: ``os.environ``).
+        checks: Passes run after validation on the same data (pass 6 above).
 
     Returns:
-        The validated spec, ready for `compile_pipeline`.
+        The validated spec.
 
     Raises:
         ConfigError: With every issue found, each at its line and column.
     """
     text, file = read_source(path_or_text, file)
-    return parse_pipeline(text, file=file, set_vars=set_vars, strict=strict, env=env)
+    return parse_spec(text, file=file, set_vars=set_vars, env=env, checks=checks)
 
 
-def parse_pipeline(
+def parse_spec(
     text: str,
     *,
     file: str | None = None,
     set_vars: Mapping[str, Any] | None = None,
-    strict: bool = True,
     env: Mapping[str, str] | None = None,
+    checks: Sequence[SpecCheck] = (),
 ) -> PipelineSpec:
-    """Like `load_pipeline`, for text already read."""
+    """Like `load_spec`, for text already read."""
     document = parse_document(text, file=file)
     try:
         data, problems, failed = interpolate(
@@ -93,23 +97,20 @@ def parse_pipeline(
     problems += misplaced
     dropped = document.dropped | failed | {problem.path for problem in misplaced}
     spec: PipelineSpec | None = None
-    checks: list[Problem] = []
+    found: list[Problem] = []
     omitted = document.omitted
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as error:
-        found, left_out = problems_from_validation(error, data)
-        checks += found
+        invalid, left_out = problems_from_validation(error, data)
+        found += invalid
         omitted += left_out
-    checks += check_references(data)
-    if strict:
-        # Imported here: strict checks load the queue runtime, which --no-strict avoids.
-        from arvel_flow.pipeline.resolve import check_strict
-
-        checks += check_strict(data, env=env)
+    found += check_references(data)
+    for check in checks:
+        found += check(data)
     # A value dropped for a reason already reported (a tag, an unset variable) would
     # only add a confusing second error at the same place.
-    problems += [problem for problem in checks if not _under(problem.path, dropped)]
+    problems += [problem for problem in found if not _under(problem.path, dropped)]
     issues = [*document.issues, *to_issues(problems, document.source_map, file)]
     if issues or spec is None:
         issues = sort_issues(issues)

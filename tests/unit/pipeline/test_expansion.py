@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from arvel_flow.compiler import parse_pipeline
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline.expansion import (
     MAX_INTERPOLATED_BYTES,
@@ -12,7 +13,6 @@ from arvel_flow.pipeline.expansion import (
     ExpansionLimitError,
 )
 from arvel_flow.pipeline.interpolate import Interpolator, interpolate
-from arvel_flow.pipeline.loader import parse_pipeline
 from arvel_flow.pipeline.source import parse_document
 
 MIB = 1024 * 1024

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline
+from arvel_flow.compiler import compile_pipeline, load_pipeline
 from arvel_flow.errors import ConfigError
-from arvel_flow.pipeline.loader import load_pipeline
 from tests.fixtures.outline import outline
 from tests.fixtures.spec_paths import ENV, INVALID, VALID
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from arvel_flow.compiler import parse_pipeline
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline.interpolate import interpolate
-from arvel_flow.pipeline.loader import parse_pipeline
 from arvel_flow.pipeline.source import parse_document
 
 

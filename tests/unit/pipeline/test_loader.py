@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from arvel_flow.compiler import load_pipeline, parse_pipeline
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline.diagnostics import problems_from_validation
-from arvel_flow.pipeline.loader import load_pipeline, parse_pipeline, read_source
+from arvel_flow.pipeline.loader import read_source
 from arvel_flow.pipeline.models import JobStepSpec, PipelineSpec
 from arvel_flow.pipeline.problems import MAX_PROBLEMS
 from tests.fixtures.spec_paths import INVALID, VALID

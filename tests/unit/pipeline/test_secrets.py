@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline
+from arvel_flow.compiler import compile_pipeline, load_pipeline
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline.interpolate import interpolate
-from arvel_flow.pipeline.loader import load_pipeline
 from arvel_flow.pipeline.source import parse_document
 from arvel_flow.queue.plan_json import plan_to_dict
 from arvel_flow.secrets import SecretRef

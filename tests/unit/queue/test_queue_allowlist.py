@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from arvel_flow.compiler import load_pipeline
 from arvel_flow.errors import ConfigError, ImportTargetError, JobFailedError
-from arvel_flow.pipeline.loader import load_pipeline
 from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.queue.allowlist import Role, import_allowed, is_under, screen_path
 from arvel_flow.queue.backoff import exception_classes

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline, compute_job_ref
+from arvel_flow.compiler import compile_pipeline, compute_job_ref, load_pipeline
 from arvel_flow.errors import ConfigError
-from arvel_flow.pipeline.loader import load_pipeline
 from arvel_flow.pipeline.models import ChainStepSpec, JobStepSpec, PipelineSpec
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.job import JobSettings, MiddlewareRef

@@ -7,11 +7,10 @@ import time
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline
+from arvel_flow.compiler import compile_pipeline, load_pipeline
+from arvel_flow.compiler.params import MAX_ITEM_PROBLEMS
+from arvel_flow.compiler.signatures import check_call
 from arvel_flow.errors import ConfigError, ImportTargetError
-from arvel_flow.pipeline.loader import load_pipeline
-from arvel_flow.pipeline.params import MAX_ITEM_PROBLEMS
-from arvel_flow.pipeline.signatures import check_call
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode
 from tests.fixtures import jobs_for_spec

@@ -23,12 +23,12 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from arvel_flow.compiler.params import Params, check_params
+from arvel_flow.compiler.signatures import check_call
 from arvel_flow.errors import ImportTargetError
 from arvel_flow.pipeline.names import parse_prefixes
-from arvel_flow.pipeline.params import Params, check_params
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
 from arvel_flow.pipeline.references import is_well_formed, placeholder_names
-from arvel_flow.pipeline.signatures import check_call
 from arvel_flow.pipeline.walk import (
     BUILTIN_FORMS,
     StepAt,
