@@ -6,73 +6,33 @@ Heavy imports (Pydantic models, PyYAML, rich, the queue runtime) happen inside t
 commands, so that ``arvel-flow --help`` starts in well under a quarter of a second.
 
 Exit codes (SPEC §5): 0 success, 1 a run (or ``schema --check``) failed, 2 invalid
-pipeline or usage, 3 a backend unreachable, 130 interrupted. A `FlowError` is shown
-as its message alone; anything else is a bug and keeps its traceback.
+pipeline or usage, 3 a backend unreachable, 130 interrupted. `arvel_flow.cli.group`
+maps a `FlowError` to its code, shown as its message alone; anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from arvel_flow.cli.common import (
-    EXIT_BACKEND,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
     SET_OPTION,
     parse_assignments,
     print_renderable,
     scrub_standard_streams,
-    scrubbed_output,
     use_working_directory,
 )
-from arvel_flow.errors import (
-    BackendError,
-    ConfigError,
-    FlowError,
-    ImportTargetError,
-    RunNotFoundError,
-    RunOwnedError,
-    RunTakenOverError,
-)
+from arvel_flow.cli.group import FlowGroup
+from arvel_flow.errors import ConfigError
 
 if TYPE_CHECKING:
     from arvel_flow.pipeline.models import PipelineSpec
-
-
-def exit_code_for(error: FlowError) -> int:
-    """The exit code SPEC §5 gives an error."""
-    if isinstance(error, ConfigError | ImportTargetError | RunNotFoundError | RunOwnedError):
-        return EXIT_INVALID
-    if isinstance(error, BackendError):
-        return EXIT_BACKEND
-    if isinstance(error, RunTakenOverError):
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED
-
-
-class FlowGroup(click.Group):
-    """A click group that turns `FlowError` and Ctrl-C into messages and exit codes."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; errors raised on purpose become exit codes, not tracebacks.
-
-        Everything the command writes to stdout and stderr (output, events, logs, error
-        messages) is scrubbed of the secrets this process knows.
-        """
-        with scrubbed_output():
-            try:
-                return super().invoke(ctx)
-            except FlowError as error:
-                click.echo(str(error), err=True)
-                ctx.exit(exit_code_for(error))
-            except KeyboardInterrupt:
-                click.echo("interrupted", err=True)
-                ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=FlowGroup, context_settings={"help_option_names": ["-h", "--help"]})
