@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("secrets", ("arvel_flow.secrets",)),
     ("pipeline", ("arvel_flow.pipeline",)),  # the file format: imports no runtime module
     ("settings", ("arvel_flow.settings",)),
-    ("storage", ("arvel_flow.lock", "arvel_flow.store")),
+    ("storage", ("arvel_flow.sqlite_db", "arvel_flow.lock", "arvel_flow.store")),
     ("runtime", ("arvel_flow.queue", "arvel_flow.explain")),
     # queue.factory picks a driver from settings: wiring above the drivers it builds.
     ("brokers", ("arvel_flow.queue.drivers", "arvel_flow.queue.factory", "arvel_flow.worker")),
@@ -47,23 +47,6 @@ KNOWN_CYCLES: tuple[tuple[str, frozenset[str]], ...] = (
                 "arvel_flow.queue.drivers.redis",
                 "arvel_flow.queue.drivers.taskiq",
                 "arvel_flow.queue.drivers.wire",
-            }
-        ),
-    ),
-    (
-        "stores/ with each lock beside the store it uses, and one open_store (#11): "
-        "lock.sqlite needs store.sqlite_db, whose package __init__ opens every store, "
-        "and each store builds its own lock",
-        frozenset(
-            {
-                "arvel_flow.lock",
-                "arvel_flow.lock.sqlite",
-                "arvel_flow.store",
-                "arvel_flow.store.contracts",
-                "arvel_flow.store.memory",
-                "arvel_flow.store.redis",
-                "arvel_flow.store.redis_scripts",
-                "arvel_flow.store.sqlite",
             }
         ),
     ),

@@ -1,5 +1,9 @@
 """The sqlite connection and schema shared by `SqliteStore` and `SqliteLock`.
 
+It lies below both `arvel_flow.lock` and `arvel_flow.store` (a store builds its lock;
+the lock needs only this connection), so that neither package imports the other's
+``__init__`` in a circle.
+
 Opening sets the file up for several processes at once: WAL (readers never wait for
 the writer), ``busy_timeout`` (a writer waits for the lock instead of failing) and
 ``synchronous=NORMAL`` (durable in WAL mode except for the last commits on power
