@@ -13,7 +13,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from arvel_flow.compiler.strict import check_strict
 from arvel_flow.pipeline.loader import Source, SpecCheck, parse_spec, read_source
 from arvel_flow.pipeline.models import PipelineSpec
 
@@ -57,5 +56,11 @@ def parse_pipeline(
     env: Mapping[str, str] | None = None,
 ) -> PipelineSpec:
     """Like `load_pipeline`, for text already read."""
-    checks: tuple[SpecCheck, ...] = (functools.partial(check_strict, env=env),) if strict else ()
+    checks: tuple[SpecCheck, ...] = ()
+    if strict:
+        # Imported only now: the strict checks load the queue runtime, which
+        # --no-strict (a pre-commit hook, say) does not pay for.
+        from arvel_flow.compiler.strict import check_strict
+
+        checks = (functools.partial(check_strict, env=env),)
     return parse_spec(text, file=file, set_vars=set_vars, env=env, checks=checks)
