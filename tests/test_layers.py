@@ -134,30 +134,28 @@ def import_graph() -> tuple[Edge, ...]:
     return tuple(edges.values())
 
 
-def layer_of(module: str) -> int:
-    """The index in `LAYERS` of the longest prefix naming ``module``."""
+def _placement(module: str) -> tuple[int, str]:
+    """The index in `LAYERS` and the prefix there that names ``module`` (the longest)."""
     matches = [
-        (len(prefix), index)
+        (len(prefix), index, prefix)
         for index, (_, prefixes) in enumerate(LAYERS)
         for prefix in prefixes
         if module == prefix or module.startswith(prefix + ".")
     ]
     if not matches:
         raise LookupError(f"{module} is in no layer: add it to LAYERS in {__file__}")
-    return max(matches)[1]
+    _, index, prefix = max(matches)
+    return index, prefix
+
+
+def layer_of(module: str) -> int:
+    """The index in `LAYERS` of ``module``'s layer."""
+    return _placement(module)[0]
 
 
 def unit_of(module: str) -> str:
     """The `LAYERS` prefix that places ``module``: the unit of the printed graph."""
-    return max(
-        (
-            prefix
-            for _, prefixes in LAYERS
-            for prefix in prefixes
-            if module == prefix or module.startswith(prefix + ".")
-        ),
-        key=len,
-    )
+    return _placement(module)[1]
 
 
 def strongly_connected(edges: tuple[Edge, ...]) -> list[set[str]]:
