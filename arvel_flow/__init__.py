@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.compiler import compile_pipeline, load_pipeline
     from arvel_flow.errors import (
         BackendError,
         ConfigError,
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from arvel_flow.queue.runner import JobRunner
     from arvel_flow.secrets import secret_env
     from arvel_flow.settings import QueueSettings
-    from arvel_flow.spec.loader import load_pipeline
 
 _EXPORTS: dict[str, str] = {
     "BackendError": "arvel_flow.errors",
@@ -72,7 +71,7 @@ _EXPORTS: dict[str, str] = {
     "UniqueJobGuard": "arvel_flow.queue.middleware",
     "WithoutOverlapping": "arvel_flow.queue.middleware",
     "compile_pipeline": "arvel_flow.compiler",
-    "load_pipeline": "arvel_flow.spec.loader",
+    "load_pipeline": "arvel_flow.compiler",
     "secret_env": "arvel_flow.secrets",
 }
 

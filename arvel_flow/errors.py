@@ -62,7 +62,7 @@ class ConfigError(FlowError):
     """A pipeline file, setting or argument is invalid; carries the issues found.
 
     ``omitted`` counts issues found but not carried: a file reports at most a few
-    hundred (`arvel_flow.spec.problems.MAX_PROBLEMS`).
+    hundred (`arvel_flow.pipeline.problems.MAX_PROBLEMS`).
     """
 
     def __init__(

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
 from arvel_flow.errors import SecretError
-from arvel_flow.spec.scalars import resolve_plain
+from arvel_flow.scalars import resolve_plain
 
 SECRET_KEY = "$secret"
 PLAIN_KEY = "$plain"

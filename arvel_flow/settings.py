@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.queue.allowlist import parse_prefixes
+from arvel_flow.pipeline.names import parse_prefixes
 
 DriverName = Literal["sync", "null", "taskiq"]
 BrokerName = Literal["memory", "redis", "nats", "rabbitmq"]

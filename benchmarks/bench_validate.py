@@ -89,7 +89,7 @@ def main() -> None:
         (folder / "benchjobs.py").write_text(job_module())
         (folder / "bench.yaml").write_text(pipeline())
         sys.path.insert(0, str(folder))
-        from arvel_flow.spec.loader import load_pipeline
+        from arvel_flow.compiler import load_pipeline
 
         path = folder / "bench.yaml"
         cold, warm = best_of(5, lambda: load_pipeline(path))

@@ -6,73 +6,33 @@ Heavy imports (Pydantic models, PyYAML, rich, the queue runtime) happen inside t
 commands, so that ``arvel-flow --help`` starts in well under a quarter of a second.
 
 Exit codes (SPEC §5): 0 success, 1 a run (or ``schema --check``) failed, 2 invalid
-pipeline or usage, 3 a backend unreachable, 130 interrupted. A `FlowError` is shown
-as its message alone; anything else is a bug and keeps its traceback.
+pipeline or usage, 3 a backend unreachable, 130 interrupted. `arvel_flow.cli.group`
+maps a `FlowError` to its code, shown as its message alone; anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from arvel_flow.cli.common import (
-    EXIT_BACKEND,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
     SET_OPTION,
     parse_assignments,
     print_renderable,
     scrub_standard_streams,
-    scrubbed_output,
     use_working_directory,
 )
-from arvel_flow.errors import (
-    BackendError,
-    ConfigError,
-    FlowError,
-    ImportTargetError,
-    RunNotFoundError,
-    RunOwnedError,
-    RunTakenOverError,
-)
+from arvel_flow.cli.group import FlowGroup
+from arvel_flow.errors import ConfigError
 
 if TYPE_CHECKING:
-    from arvel_flow.spec.models import PipelineSpec
-
-
-def exit_code_for(error: FlowError) -> int:
-    """The exit code SPEC §5 gives an error."""
-    if isinstance(error, ConfigError | ImportTargetError | RunNotFoundError | RunOwnedError):
-        return EXIT_INVALID
-    if isinstance(error, BackendError):
-        return EXIT_BACKEND
-    if isinstance(error, RunTakenOverError):
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED
-
-
-class FlowGroup(click.Group):
-    """A click group that turns `FlowError` and Ctrl-C into messages and exit codes."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; errors raised on purpose become exit codes, not tracebacks.
-
-        Everything the command writes to stdout and stderr (output, events, logs, error
-        messages) is scrubbed of the secrets this process knows.
-        """
-        with scrubbed_output():
-            try:
-                return super().invoke(ctx)
-            except FlowError as error:
-                click.echo(str(error), err=True)
-                ctx.exit(exit_code_for(error))
-            except KeyboardInterrupt:
-                click.echo("interrupted", err=True)
-                ctx.exit(EXIT_INTERRUPTED)
+    from arvel_flow.pipeline.models import PipelineSpec
 
 
 @click.group(cls=FlowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,7 +76,7 @@ def validate(
 ) -> None:
     """Check pipeline files, reporting every problem with its line and column."""
     from arvel_flow.cli.render import FileResult, format_validation
-    from arvel_flow.spec.loader import load_pipeline
+    from arvel_flow.compiler import load_pipeline
 
     set_vars = parse_assignments(assignments)
     if strict:
@@ -142,7 +102,7 @@ def validate(
 @click.pass_context
 def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
     """Print, write or check the JSON Schema of pipeline files."""
-    from arvel_flow.spec.schema import SCHEMA_PATH, format_json_schema
+    from arvel_flow.pipeline.schema import SCHEMA_PATH, format_json_schema
 
     text = format_json_schema()
     if check:
@@ -178,8 +138,7 @@ def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
 def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
     """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
     from arvel_flow.cli.render import format_mermaid, format_tree
-    from arvel_flow.compiler import compile_pipeline
-    from arvel_flow.spec.loader import load_pipeline
+    from arvel_flow.compiler import compile_pipeline, load_pipeline
 
     spec = load_pipeline(
         file, set_vars=parse_assignments(assignments), strict=False, file=str(file)
@@ -197,9 +156,8 @@ def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
 def plan(file: Path, assignments: tuple[str, ...]) -> None:
     """Show each job's effective settings, backoff timeline, worst case and traps."""
     from arvel_flow.cli.render import format_plan
-    from arvel_flow.compiler import compile_pipeline
+    from arvel_flow.compiler import compile_pipeline, load_pipeline
     from arvel_flow.explain import compute_reports
-    from arvel_flow.spec.loader import load_pipeline
 
     use_working_directory()
     spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))

@@ -17,6 +17,7 @@ from rich.tree import Tree
 
 from arvel_flow.errors import ConfigIssue
 from arvel_flow.explain import SHOWN_RETRIES, StepReport, format_seconds
+from arvel_flow.pipeline.problems import MAX_PROBLEMS
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import (
     BatchNode,
@@ -28,7 +29,6 @@ from arvel_flow.queue.plan import (
     Plan,
     callbacks,
 )
-from arvel_flow.spec.problems import MAX_PROBLEMS
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from arvel_flow.cli.common import EXIT_INTERRUPTED, EXIT_OK, use_working_directory
+from arvel_flow.cli.group import FlowGroup
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import Event
@@ -175,8 +176,6 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
 
 def main() -> None:
     """``python -m arvel_flow.cli.worker``: the worker command on its own."""
-    from arvel_flow.cli.app import FlowGroup
-
     group = FlowGroup(name="arvel-flow")
     group.add_command(worker)
     group.main(args=["worker", *sys.argv[1:]], prog_name="arvel-flow")

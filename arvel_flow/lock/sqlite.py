@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from arvel_flow.store.sqlite_db import SqliteDatabase
+from arvel_flow.sqlite_db import SqliteDatabase
 
 
 class SqliteLock:

@@ -30,11 +30,12 @@ import functools
 import importlib
 import inspect
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.pipeline.names import is_identifier
 
 Role = Literal["job", "middleware", "exception"]
 """What a path is used as: a job's target, a middleware's ``use:``, a ``retry_on`` name."""
@@ -54,29 +55,6 @@ class TargetPath:
     def qualname(self) -> str:
         """The names as the ``__qualname__`` of what they find."""
         return ".".join(self.names)
-
-
-def parse_prefixes(values: Iterable[str]) -> tuple[str, ...]:
-    """Allowed module prefixes, normalised: blanks and one trailing ``.`` or ``:`` dropped.
-
-    Raises:
-        ValueError: A prefix is empty or not dotted identifiers (``myapp.jobs``).
-    """
-    prefixes: list[str] = []
-    for value in values:
-        prefix = value.strip()
-        if prefix.endswith((".", ":")):
-            prefix = prefix[:-1]
-        if not prefix:
-            raise ValueError(f"an empty module prefix ({value!r}); name one such as 'myapp.jobs'")
-        if not _is_dotted_name(prefix):
-            raise ValueError(
-                f"{value!r} is not a module prefix: expected dotted identifiers "
-                "such as 'myapp.jobs'"
-            )
-        if prefix not in prefixes:
-            prefixes.append(prefix)
-    return tuple(prefixes)
 
 
 def is_under(module: str, allowed: Sequence[str]) -> bool:
@@ -101,7 +79,7 @@ def _screen(path: str, allowed: tuple[str, ...], role: Role) -> TargetPath:
     segments = names.split(".")
     if module or colon:
         segments = [*module.split("."), *segments]
-    if not all(_is_identifier(segment) for segment in segments):
+    if not all(is_identifier(segment) for segment in segments):
         raise ImportTargetError(path, f"not a dotted path of ASCII identifiers {_EXAMPLE}")
     if any(segment.startswith("__") for segment in segments):
         raise ImportTargetError(path, "a name starting with '__' is never allowed")
@@ -218,11 +196,3 @@ def _check_role(path: str, found: Any, target: TargetPath, role: Role) -> None:
         raise ImportTargetError(path, "a middleware is a class, not a function")
     if role == "exception" and not (is_class and issubclass(found, BaseException)):
         raise ImportTargetError(path, "not an exception class")
-
-
-def _is_identifier(segment: str) -> bool:
-    return segment.isascii() and segment.isidentifier()
-
-
-def _is_dotted_name(text: str) -> bool:
-    return all(_is_identifier(segment) for segment in text.split("."))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import string
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from arvel_flow.pipeline.names import key_fields
 
 if TYPE_CHECKING:
     from arvel_flow.queue.middleware import JobMiddleware
@@ -83,29 +84,6 @@ def format_key(template: str, source: object) -> str:
     """
     key_fields(template)
     return template.format_map(_FieldView(source))
-
-
-def key_fields(template: str) -> list[str]:
-    """The job fields a ``{field}`` key template reads, each by its bare name.
-
-    A key may come from a message, so nothing else is read: ``{f.__class__}``,
-    ``{f[0]}``, ``{f!r}`` or ``{f:>99999999}`` would let it walk to the worker's
-    globals (its environment, say) or blow its memory up.
-
-    Raises:
-        ValueError: The template is malformed, or a placeholder is not a field name.
-    """
-    names: list[str] = []
-    for _, name, spec, conversion in string.Formatter().parse(template):
-        if name is None:
-            continue
-        if not name.isidentifier() or name.startswith("_") or spec or conversion:
-            placeholder = (
-                name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
-            )
-            raise ValueError(f"'{{{placeholder}}}' does not name a job field")
-        names.append(name)
-    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """A store in one sqlite file: the embedded default, safe for several local processes.
 
 Every decision runs in its own ``BEGIN IMMEDIATE`` transaction (see
-`arvel_flow.store.sqlite_db`), so two processes can never both see "not claimed yet".
+`arvel_flow.sqlite_db`), so two processes can never both see "not claimed yet".
 
 Calls run directly on the event loop thread: each is a few indexed statements, well
 under a millisecond, cheaper than handing off to a thread. Every decision is a private
@@ -20,6 +20,8 @@ from typing import Any, cast
 
 from arvel_flow.errors import RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
+from arvel_flow.lock.sqlite import SqliteLock
+from arvel_flow.sqlite_db import SqliteDatabase, upsert
 from arvel_flow.store.contracts import (
     FINAL_RUN_STATUSES,
     FINAL_STATES,
@@ -31,7 +33,6 @@ from arvel_flow.store.contracts import (
     StepRecord,
     StepState,
 )
-from arvel_flow.store.sqlite_db import SqliteDatabase, upsert
 
 _RUN_COLUMNS = ("run_id", "name", "status", "created_at", "finished_at", "source")
 _STEP_COLUMNS = ("step", "state", "attempts", "error", "started_at", "finished_at")
@@ -100,7 +101,7 @@ class SqliteStore:
     Args:
         path: The database file; it and its directory are created when missing.
         commit_interval: Seconds to group writes into one transaction (0: commit each
-            write); see `arvel_flow.store.sqlite_db`.
+            write); see `arvel_flow.sqlite_db`.
 
     Raises:
         BackendError: The file cannot be opened or is not an arvel-flow database.
@@ -119,9 +120,6 @@ class SqliteStore:
     def lock(self) -> LockContract:
         """A `SqliteLock` on this store's connection, living as long as the store."""
         if self._lock is None:
-            # Imported here: arvel_flow.lock.sqlite imports this package.
-            from arvel_flow.lock.sqlite import SqliteLock
-
             self._lock = SqliteLock(self._db)
         return self._lock
 

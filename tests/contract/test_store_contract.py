@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from arvel_flow import sqlite_db
 from arvel_flow.errors import BackendError, ConfigError, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
 from arvel_flow.queue.failed_claims import claim_failed, retry_claimed
@@ -26,7 +27,6 @@ from arvel_flow.store import (
     SqliteStore,
     StoreContract,
     open_store,
-    sqlite_db,
 )
 from arvel_flow.store.contracts import BatchCounters, FailedJob, RunOwner, RunRecord
 from arvel_flow.store.urls import mask_url

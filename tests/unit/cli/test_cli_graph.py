@@ -8,8 +8,7 @@ from click.testing import CliRunner
 
 from arvel_flow.cli.app import cli
 from arvel_flow.cli.render import format_mermaid
-from arvel_flow.compiler import compile_pipeline
-from arvel_flow.spec.loader import load_pipeline
+from arvel_flow.compiler import compile_pipeline, load_pipeline
 from tests.fixtures.spec_paths import ENV, EXAMPLES, VALID
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from arvel_flow.cli.app import cli
-from arvel_flow.spec.schema import SCHEMA_ID, format_json_schema
+from arvel_flow.pipeline.schema import SCHEMA_ID, format_json_schema
 
 
 def test_prints_the_schema() -> None:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from arvel_flow.cli.app import cli
-from arvel_flow.spec.problems import MAX_PROBLEMS
+from arvel_flow.pipeline.problems import MAX_PROBLEMS
 from tests.fixtures.spec_paths import ENV, EXAMPLES, INVALID, VALID
 
 

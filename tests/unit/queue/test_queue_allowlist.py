@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from arvel_flow.compiler import load_pipeline
 from arvel_flow.errors import ConfigError, ImportTargetError, JobFailedError
-from arvel_flow.queue.allowlist import Role, import_allowed, is_under, parse_prefixes, screen_path
+from arvel_flow.pipeline.names import parse_prefixes
+from arvel_flow.queue.allowlist import Role, import_allowed, is_under, screen_path
 from arvel_flow.queue.backoff import exception_classes
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.job import MiddlewareRef, format_key
 from arvel_flow.queue.middleware import build_middleware
 from arvel_flow.queue.runner import Failed, JobRunner
 from arvel_flow.queue.targets import JobRef, resolve_target
-from arvel_flow.spec.loader import load_pipeline
 from arvel_flow.store import MemoryStore
 from arvel_flow.worker.refusals import compute_refusal
 from tests.unit.queue import allowlist_jobs

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from arvel_flow.errors import JobTimeoutError
+from arvel_flow.pipeline.fields import MAX_DURATION
 from arvel_flow.queue.backoff import (
     MAX_WAIT,
     GiveUp,
@@ -16,7 +17,6 @@ from arvel_flow.queue.backoff import (
     next_step,
 )
 from arvel_flow.queue.job import Job, JobSettings
-from arvel_flow.spec.fields import MAX_DURATION
 from tests.unit.queue.flow_jobs import JOBS, TransientError
 
 

@@ -146,7 +146,7 @@ async def test_a_lock_held_past_the_busy_timeout_fails_the_write_and_loses_nothi
 ) -> None:
     # Given a grouped store with a short busy timeout, its last group committed, and
     # another process holding the file's write lock
-    monkeypatch.setattr("arvel_flow.store.sqlite_db.BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr("arvel_flow.sqlite_db.BUSY_TIMEOUT_MS", 100)
     path = tmp_path / "state.db"
     store = await grouped_store(path)
     await store.finish_step("r", "a", "succeeded", at=2.0)

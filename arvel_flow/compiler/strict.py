@@ -1,0 +1,290 @@
+"""Strict mode: import every dotted path and check what the file says about it.
+
+* each job class or function is importable and runnable (a `Job`, a Pydantic model
+  with ``async def handle``, or a function), and its parameters fit its own model;
+* each middleware named by ``use`` is a `JobMiddleware` whose constructor takes the
+  ``with`` arguments given;
+* each name in ``retry_on`` / ``dont_retry_on`` is an exception class;
+* each ``{field}`` in a lock, rate-limit or unique key is a field of every job that
+  uses it.
+
+With ``queue.allowed_modules`` in the file, every path goes through the allowlist's
+rule (`arvel_flow.queue.allowlist`) as in a worker: nothing outside those prefixes is
+imported, and a path the rule refuses is reported where it is written. Nothing found
+is called or instantiated: classes are only imported and inspected.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from arvel_flow.compiler.params import Params, check_params
+from arvel_flow.compiler.signatures import check_call
+from arvel_flow.errors import ImportTargetError
+from arvel_flow.pipeline.names import parse_prefixes
+from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
+from arvel_flow.pipeline.references import is_well_formed, placeholder_names
+from arvel_flow.pipeline.walk import (
+    BUILTIN_FORMS,
+    StepAt,
+    iter_inline_middleware,
+    iter_job_steps,
+    iter_retry_policies,
+    mapping,
+    middleware_form,
+)
+from arvel_flow.queue.job import JOB_SETTING_FIELDS
+from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
+from arvel_flow.queue.redaction import declared_secret_fields
+from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
+from arvel_flow.secrets import is_secret_field_name
+
+
+def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) -> list[Problem]:
+    """Every problem found by importing what the file names; see the module docstring.
+
+    ``env`` (default: ``os.environ``) resolves secret references in memory, to check
+    the types of their values.
+    """
+    allowed = _allowed_modules(data)
+    targets = _Targets(allowed)
+    problems: list[Problem] = []
+    for name, template in mapping(data.get("jobs")).items():
+        target_path = mapping(template).get("class")
+        if (
+            isinstance(target_path, str)
+            and is_dotted_path(target_path)
+            and is_well_formed(target_path)
+        ):
+            problems += targets.problems(target_path, ("jobs", name, "class"))
+    for at in iter_job_steps(data):
+        problems += _check_job_step(data, at, targets, env)
+    problems += _check_middleware(data, allowed, env)
+    problems += _check_exceptions(data, allowed)
+    return _unique(problems)
+
+
+def _allowed_modules(data: dict[str, Any]) -> tuple[str, ...] | None:
+    """The file's ``queue.allowed_modules``, normalised; None when absent or malformed.
+
+    A malformed list is reported by the schema; the file is then checked as without one.
+    """
+    prefixes = mapping(data.get("queue")).get("allowed_modules")
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        return None
+    try:
+        return parse_prefixes(prefixes)
+    except ValueError:
+        return None
+
+
+class _Targets:
+    """Resolved job targets by path; a failed import is reported where it is written."""
+
+    def __init__(self, allowed: tuple[str, ...] | None) -> None:
+        self.allowed = allowed
+        self.found: dict[str, JobTarget | str] = {}
+
+    def get(self, path: str, where: Path) -> JobTarget | Problem:
+        """The target, or a problem at ``where`` if it cannot be used."""
+        if path not in self.found:
+            try:
+                self.found[path] = resolve_target(path, allowed=self.allowed)
+            except ImportTargetError as error:
+                self.found[path] = _unusable(path, error)
+        found = self.found[path]
+        return Problem(where, found) if isinstance(found, str) else found
+
+    def problems(self, path: str, where: Path) -> list[Problem]:
+        """The problem with the target, if any, as a list."""
+        found = self.get(path, where)
+        return [found] if isinstance(found, Problem) else []
+
+
+def _check_job_step(
+    data: dict[str, Any], at: StepAt, targets: _Targets, env: Mapping[str, str] | None
+) -> list[Problem]:
+    reference = at.step.get("job")
+    if not isinstance(reference, str) or not reference:
+        return []
+    template_name = None if is_dotted_path(reference) else reference
+    template = mapping(mapping(data.get("jobs")).get(template_name)) if template_name else {}
+    target_path = reference if template_name is None else template.get("class")
+    if (
+        not isinstance(target_path, str)
+        or not is_dotted_path(target_path)
+        or not is_well_formed(target_path)
+    ):
+        return []  # an undefined template or a malformed path: reported elsewhere
+    where = (*at.path, "job") if template_name is None else ("jobs", template_name, "class")
+    target = targets.get(target_path, where)
+    if isinstance(target, Problem):
+        return [target] if template_name is None else []  # a template's is reported once
+    params = _params(at, template_name, template)
+    problems = check_params(target, params, at.step, env=env)
+    return problems + list(_check_keys(data, at, template_name, target))
+
+
+def _params(at: StepAt, template_name: str | None, template: dict[str, Any]) -> Params:
+    values: dict[str, Any] = {}
+    origins: dict[str, Path] = {}
+    sources = [(("jobs", template_name, "with"), template.get("with"))] if template_name else []
+    for path, given in [*sources, ((*at.path, "with"), at.step.get("with"))]:
+        for name, value in mapping(given).items():
+            values[name] = value
+            origins[name] = (*path, name)
+    return Params(values, origins, at.path)
+
+
+def _check_keys(
+    data: dict[str, Any], at: StepAt, template_name: str | None, target: JobTarget
+) -> Iterator[Problem]:
+    """Placeholders in the keys this step's middleware and uniqueness use."""
+    fields = target.parameter_names() | (
+        set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
+    )
+    secret = declared_secret_fields(target.params_model)
+    for path, template in _keys_used(data, at, template_name):
+        try:
+            names = placeholder_names(template)
+        except ValueError:
+            continue  # malformed: reported by the reference checks
+        for name in names:
+            if name in secret or is_secret_field_name(name):
+                yield Problem(
+                    path,
+                    f"key {template!r} reads '{{{name}}}', a secret: keys are stored (locks, "
+                    "rate limits) and shown, so they may not hold secrets",
+                )
+            elif name not in fields:
+                hint = did_you_mean(name, fields)
+                yield Problem(
+                    path,
+                    f"key {template!r} reads '{{{name}}}', which {target.path} does not have{hint}",
+                )
+
+
+def _keys_used(
+    data: dict[str, Any], at: StepAt, template_name: str | None
+) -> Iterator[tuple[Path, str]]:
+    levels: list[tuple[Path, dict[str, Any]]] = [(("defaults",), mapping(data.get("defaults")))]
+    if template_name:
+        levels.append(
+            (("jobs", template_name), mapping(mapping(data.get("jobs")).get(template_name)))
+        )
+    levels.append((at.path, at.step))
+    stacks = mapping(data.get("middleware_stacks"))
+    unique: tuple[Path, str] | None = None
+    for path, settings in levels:
+        if isinstance(settings.get("unique_id"), str):
+            unique = ((*path, "unique_id"), settings["unique_id"])
+        entries = settings.get("middleware")
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, str):
+                stack = stacks.get(entry)
+                for position, item in enumerate(stack if isinstance(stack, list) else []):
+                    yield from _builtin_key(("middleware_stacks", entry, position), item)
+            else:
+                yield from _builtin_key((*path, "middleware", index), entry)
+    if unique is not None:
+        yield unique
+
+
+def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
+    for form in BUILTIN_FORMS:
+        key = mapping(mapping(entry).get(form)).get("key")
+        if isinstance(key, str):
+            yield (*path, form, "key"), key
+
+
+def _check_middleware(
+    data: dict[str, Any], allowed: tuple[str, ...] | None, env: Mapping[str, str] | None
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for path, entry in iter_inline_middleware(data):
+        form = middleware_form(entry)
+        if form is None or "use" not in entry:
+            continue  # builtin forms are typed by the schema
+        use, kwargs, kwargs_path = form
+        if use not in BUILTIN_MIDDLEWARE and not (is_dotted_path(use) and is_well_formed(use)):
+            continue  # malformed: reported by the reference checks
+        cls = BUILTIN_MIDDLEWARE.get(use)
+        if cls is None:
+            try:
+                cls = import_object(use, allowed=allowed, role="middleware")
+            except ImportTargetError as error:
+                problems.append(Problem((*path, "use"), _unusable(use, error)))
+                continue
+            if not (inspect.isclass(cls) and issubclass(cls, JobMiddleware)):
+                problems.append(Problem((*path, "use"), f"{use!r} is not a JobMiddleware subclass"))
+                continue
+        problems += check_call(cls, kwargs, (*path, *kwargs_path), f"{use}()", env=env)
+    return problems
+
+
+def _check_exceptions(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
+    problems: list[Problem] = []
+    for path, policy in iter_retry_policies(data):
+        for field in ("retry_on", "dont_retry_on"):
+            names = policy.get(field)
+            for index, name in enumerate(names if isinstance(names, list) else []):
+                if isinstance(name, str) and is_well_formed(name):
+                    problem = _exception_problem(name, (*path, field, index), allowed)
+                    problems += [problem] if problem else []
+    return problems
+
+
+@functools.lru_cache(maxsize=1024)
+def _exception_message(name: str, allowed: tuple[str, ...] | None) -> str | None:
+    if not is_dotted_path(name) and hasattr(builtins, name) and name not in _builtin_exceptions():
+        return f"{name!r} is not an exception class"
+    if not is_dotted_path(name) and name not in _builtin_exceptions():
+        hint = did_you_mean(name, _builtin_exceptions()) or (
+            "; name other exceptions by dotted path, such as 'pkg.module:MyError'"
+        )
+        return f"{name!r} is not a builtin exception{hint}"
+    try:
+        found = import_object(name, allowed=allowed, role="exception")
+    except ImportTargetError as error:
+        return _unusable(name, error)
+    if not (inspect.isclass(found) and issubclass(found, BaseException)):
+        return f"{name!r} is not an exception class"
+    return None
+
+
+def _exception_problem(name: str, path: Path, allowed: tuple[str, ...] | None) -> Problem | None:
+    message = _exception_message(name, allowed)
+    return None if message is None else Problem(path, message)
+
+
+@functools.cache
+def _builtin_exceptions() -> frozenset[str]:
+    return frozenset(
+        name
+        for name, value in vars(builtins).items()
+        if inspect.isclass(value) and issubclass(value, BaseException)
+    )
+
+
+def _unusable(path: str, error: ImportTargetError) -> str:
+    hint = _attribute_hint(path) if "has no attribute" in error.reason else ""
+    return f"cannot use {path!r}: {error.reason}{hint}"
+
+
+def _attribute_hint(path: str) -> str:
+    """A "did you mean" for the last name of a path whose module imported fine."""
+    module_name, _, attribute = path.partition(":") if ":" in path else path.rpartition(".")
+    attribute = attribute.split(".")[0]
+    module = sys.modules.get(module_name)
+    if module is None or not attribute:
+        return ""
+    return did_you_mean(attribute, [name for name in dir(module) if not name.startswith("_")])
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list({(problem.path, problem.message): problem for problem in problems}.values())

@@ -1,0 +1,107 @@
+"""Tolerant traversal of raw pipeline data, for the checks that follow validation.
+
+Cross-reference and strict checks read the plain data rather than the validated
+models, so that they still run, and report, when some other part of the file is
+invalid: every problem in one pass. Whatever has the wrong shape is skipped here;
+schema validation reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from arvel_flow.pipeline.problems import Path
+
+STEP_KINDS = ("job", "chain", "batch")
+CALLBACKS = ("then", "catch", "finally")
+BUILTIN_FORMS = ("rate_limited", "without_overlapping")
+
+
+@dataclass(frozen=True, slots=True)
+class StepAt:
+    """A step mapping and its path; ``root`` for the top-level ``pipeline`` step."""
+
+    path: Path
+    step: dict[str, Any]
+    root: bool = False
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a mapping, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def iter_steps(data: dict[str, Any]) -> Iterator[StepAt]:
+    """Every step mapping of the pipeline, depth first, callbacks after members."""
+    root = data.get("pipeline")
+    if isinstance(root, dict):
+        yield from _steps(root, ("pipeline",), root=True)
+
+
+def _steps(step: dict[str, Any], path: Path, *, root: bool = False) -> Iterator[StepAt]:
+    yield StepAt(path, step, root)
+    for kind in ("chain", "batch"):
+        children = step.get(kind)
+        if isinstance(children, list):
+            for index, child in enumerate(children):
+                if isinstance(child, dict):
+                    yield from _steps(child, (*path, kind, index))
+    for callback in CALLBACKS:
+        child = step.get(callback)
+        if isinstance(child, dict):
+            yield from _steps(child, (*path, callback))
+
+
+def iter_job_steps(data: dict[str, Any]) -> Iterator[StepAt]:
+    """Every job step (a step with ``job:``)."""
+    return (at for at in iter_steps(data) if "job" in at.step)
+
+
+def iter_settings(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every mapping that may hold job settings: defaults, templates, job steps."""
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        yield ("defaults",), defaults
+    for name, template in mapping(data.get("jobs")).items():
+        if isinstance(template, dict):
+            yield ("jobs", name), template
+    for at in iter_job_steps(data):
+        yield at.path, at.step
+
+
+def iter_inline_middleware(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every middleware defined in place: in stacks and in ``middleware`` lists."""
+    for name, stack in mapping(data.get("middleware_stacks")).items():
+        if isinstance(stack, list):
+            for index, entry in enumerate(stack):
+                if isinstance(entry, dict):
+                    yield ("middleware_stacks", name, index), entry
+    for path, settings in iter_settings(data):
+        entries = settings.get("middleware")
+        if isinstance(entries, list):
+            for index, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    yield (*path, "middleware", index), entry
+
+
+def iter_retry_policies(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every retry policy: named ones and those defined in place under ``retry``."""
+    for name, policy in mapping(data.get("retry_policies")).items():
+        if isinstance(policy, dict):
+            yield ("retry_policies", name), policy
+    for path, settings in iter_settings(data):
+        policy = settings.get("retry")
+        if isinstance(policy, dict):
+            yield (*path, "retry"), policy
+
+
+def middleware_form(entry: dict[str, Any]) -> tuple[str, dict[str, Any], Path] | None:
+    """``(use, kwargs, path of kwargs)`` of an inline middleware, None if malformed."""
+    if isinstance(entry.get("use"), str):
+        return entry["use"], mapping(entry.get("with")), ("with",)
+    for name in BUILTIN_FORMS:
+        if name in entry:
+            return name, mapping(entry.get(name)), (name,)
+    return None

@@ -1,0 +1,188 @@
+"""`compile_pipeline`: graph shape, settings merge order, lazy fan-outs, the examples."""
+
+from __future__ import annotations
+
+import pytest
+
+from arvel_flow.compiler import compile_pipeline, compute_job_ref, load_pipeline
+from arvel_flow.errors import ConfigError
+from arvel_flow.pipeline.models import ChainStepSpec, JobStepSpec, PipelineSpec
+from arvel_flow.queue.chain import Chain
+from arvel_flow.queue.job import JobSettings, MiddlewareRef
+from arvel_flow.queue.plan import FanOutNode, JobNode, Matrix, Plan
+from tests.fixtures.outline import outline
+from tests.fixtures.spec_paths import ENV, EXAMPLES, VALID
+
+JOBS = "tests.fixtures.jobs_for_spec"
+
+
+def plan_of(text: str, **options: bool) -> Plan:
+    spec = load_pipeline(text, env=ENV)
+    return compile_pipeline(spec, **options).to_plan(spec.name)
+
+
+def settings_of(plan: Plan, key: str) -> JobSettings:
+    node = plan.nodes[key]
+    assert isinstance(node, JobNode | FanOutNode)
+    return node.job.settings
+
+
+def test_settings_merge_class_then_defaults_then_template_then_step() -> None:
+    # Given a step whose settings come from all four levels
+    plan = load_and_plan("settings_merge")
+    merged = settings_of(plan, "templated")
+    # Then each setting comes from the strongest level that sets it
+    assert merged.max_retries == 9  # the step's inline policy
+    assert merged.backoff == "exponential"  # the template's policy
+    assert merged.jitter is True  # the defaults' policy
+    assert merged.timeout_seconds == 40.0  # defaults, over the class's 12
+    assert merged.queue_name == "from-template"
+    assert merged.delay == 5.0
+    # And middleware stacks concatenate, outermost first: defaults, template, step
+    assert merged.middleware == (
+        MiddlewareRef("tests.fixtures.jobs_for_spec:Audit", {"level": "debug"}),
+        MiddlewareRef("rate_limited", {"key": "mid", "max_attempts": 1, "decay_seconds": 1.0}),
+        MiddlewareRef("without_overlapping", {"key": "inner", "release_after": 5.0}),
+    )
+
+
+def test_defaults_override_the_class_and_apply_to_every_job() -> None:
+    plan = load_and_plan("settings_merge")
+    for key in ("plain", "bare"):
+        merged = settings_of(plan, key)
+        assert (merged.max_retries, merged.backoff, merged.timeout_seconds) == (1, 10.0, 40.0)
+        assert merged.queue_name == "from-defaults"
+        assert [ref.use for ref in merged.middleware] == ["tests.fixtures.jobs_for_spec:Audit"]
+
+
+def test_a_job_class_own_defaults_are_the_base() -> None:
+    # Given a class whose fields set max_retries, timeout, queue and backoff
+    plan = plan_of(f"version: 1\nname: x\npipeline:\n  job: {JOBS}:Patient\n")
+    # Then they are the job's settings when nothing in the file overrides them
+    merged = settings_of(plan, "root.0")
+    assert (merged.max_retries, merged.timeout_seconds, merged.queue_name, merged.backoff) == (
+        7,
+        12.0,
+        "slow",
+        5.0,
+    )
+
+
+def test_without_importing_classes_job_defaults_stand_in() -> None:
+    plan = plan_of(f"version: 1\nname: x\npipeline:\n  job: {JOBS}:Patient\n", import_classes=False)
+    assert settings_of(plan, "root.0") == JobSettings()
+
+
+def test_template_parameters_merge_under_the_step_parameters() -> None:
+    spec = load_pipeline(VALID / "targets.yaml", env=ENV)
+    assert isinstance(spec.pipeline, ChainStepSpec)
+    first = spec.pipeline.chain[0]
+    assert isinstance(first, JobStepSpec)
+    ref = compute_job_ref(spec, first)
+    assert (ref.target, dict(ref.params)) == (
+        "tests.fixtures.jobs_for_spec:resize",
+        {"height": 64, "width": 64},
+    )
+
+
+def test_a_root_job_step_becomes_a_one_step_chain() -> None:
+    spec = load_pipeline(VALID / "minimal.yaml", env=ENV)
+    flow = compile_pipeline(spec)
+    assert isinstance(flow, Chain)
+    assert len(flow.steps) == 1
+
+
+def test_fan_outs_stay_lazy() -> None:
+    # Given a pipeline with an 'each' list and a 3 x 2 matrix
+    spec = load_pipeline(VALID / "fan_outs.yaml", env=ENV)
+    plan = compile_pipeline(spec).to_plan(spec.name)
+    each, matrix = plan.nodes["spread.each"], plan.nodes["root.1.0"]
+    assert isinstance(each, FanOutNode)
+    assert isinstance(matrix, FanOutNode)
+    # Then 'each' is the parsed list itself and the matrix computes items on demand
+    assert isinstance(matrix.items, Matrix)
+    assert len(matrix.items) == 6
+    assert matrix.member(5).job.params == {"locale": "nl", "user_id": 3}
+    assert each.member(1).job.params == {"locale": "de", "user_id": 11}
+
+
+def test_compiling_is_deterministic_and_pure() -> None:
+    spec = load_pipeline(VALID / "spec_example.yaml", env=ENV)
+    first, second = (outline(compile_pipeline(spec).to_plan(spec.name)) for _ in range(2))
+    assert first == second
+    assert spec == load_pipeline(VALID / "spec_example.yaml", env=ENV)  # the spec is not mutated
+
+
+def load_and_plan(name: str) -> Plan:
+    spec: PipelineSpec = load_pipeline(VALID / f"{name}.yaml", env=ENV)
+    return compile_pipeline(spec).to_plan(spec.name)
+
+
+EXAMPLE_OUTLINES = {
+    "quickstart": """\
+chain root
+  job import examples.jobs:ImportRows {"path":"exports/rows.csv","rows":250}
+  job report examples.jobs:Report {"title":"quickstart"}
+""",
+    "import_fanout": """\
+batch chunks {"allow_failures":"10%","concurrency":4,"name":"import chunks"} total=12
+  fan-out chunks.0 examples.jobs:FlakyImport x12 {"failure_rate":0.2,"region":"eu"} each \
+[{"chunk":1},{"chunk":2},{"chunk":3},{"chunk":4},{"chunk":5},{"chunk":6},{"chunk":7},{"chunk":8},\
+{"chunk":9},{"chunk":10},{"chunk":11},{"chunk":12}]
+  then: job chunks.then examples.jobs:Report {"title":"import eu"}
+  catch: job chunks.catch examples.jobs:Alert {"message":"import eu failed"}
+""",
+    "weekly_digest": """\
+chain root
+  job refresh examples.jobs:ImportRows {"path":"exports/users.csv"}
+  batch digests {"allow_failures":1,"concurrency":4,"name":"weekly digests"} total=7
+    fan-out digests.0 examples.jobs:SendWeeklyDigest x6 {} matrix \
+{"locale":["en","fr"],"user_id":[1,2,3]}
+    fan-out bounced examples.jobs:SendWeeklyDigest x1 {} each [{"bounce":true,"user_id":13}]
+    then: job digests.then examples.jobs:NotifyDone {"message":"weekly digests sent"}
+    catch: job digests.catch examples.jobs:Alert {"message":"too many digests failed"}
+    finally: job digests.finally examples.jobs:Cleanup {}
+  job compact examples.jobs:compact_logs {"days":7}
+  finally: job report examples.jobs:Report {"title":"weekly digest"}
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_OUTLINES))
+def test_each_example_validates_strictly_and_compiles_to_its_graph(name: str) -> None:
+    spec = load_pipeline(EXAMPLES / f"{name}.yaml", env={})
+    assert outline(compile_pipeline(spec).to_plan(spec.name)) == EXAMPLE_OUTLINES[name]
+
+
+def test_every_example_is_covered() -> None:
+    assert sorted(path.stem for path in EXAMPLES.glob("*.yaml")) == sorted(EXAMPLE_OUTLINES)
+
+
+def test_example_settings_follow_their_policies() -> None:
+    spec = load_pipeline(EXAMPLES / "weekly_digest.yaml", env={})
+    plan = compile_pipeline(spec).to_plan(spec.name)
+    digest = settings_of(plan, "digests.0")
+    assert (digest.max_retries, digest.backoff, digest.queue_name) == (3, (0.1, 0.5), "mail")
+    assert digest.dont_retry_on == ("examples.jobs:DigestBouncedError",)
+    assert (digest.unique_for, digest.unique_id) == (3600.0, "digest-{user_id}-{locale}")
+    assert [ref.use for ref in digest.middleware] == ["examples.jobs:Audit", "without_overlapping"]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        ({"job": "nope"}, "undefined job template 'nope'"),
+        ({"job": "a.b:C", "retry": "nope"}, "undefined retry policy 'nope'"),
+        ({"job": "a.b:C", "middleware": ["nope"]}, "undefined middleware stack 'nope'"),
+        ({"chain": [{"id": "x", "job": "a.b:C"}, {"id": "x", "job": "a.b:C"}]}, "'x'"),
+        ({"chain": [{"id": "root", "job": "a.b:C"}]}, "reserved step id 'root'"),
+    ],
+)
+def test_a_spec_built_by_hand_fails_with_a_config_error(
+    pipeline: dict[str, object], message: str
+) -> None:
+    # Given a spec that skipped load_pipeline's reference checks
+    spec = PipelineSpec.model_validate({"version": 1, "name": "x", "pipeline": pipeline})
+    # Then compiling it raises a ConfigError, never a KeyError
+    with pytest.raises(ConfigError, match=message):
+        compile_pipeline(spec, import_classes=False).to_plan(spec.name)

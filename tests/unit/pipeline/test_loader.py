@@ -1,0 +1,134 @@
+"""`load_pipeline`: sources, one pass over every problem, strict and non-strict."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from arvel_flow.compiler import load_pipeline, parse_pipeline
+from arvel_flow.errors import ConfigError
+from arvel_flow.pipeline.diagnostics import problems_from_validation
+from arvel_flow.pipeline.loader import read_source
+from arvel_flow.pipeline.models import JobStepSpec, PipelineSpec
+from arvel_flow.pipeline.problems import MAX_PROBLEMS
+from tests.fixtures.spec_paths import INVALID, VALID
+
+MINIMAL = "version: 1\nname: x\npipeline:\n  job: tests.fixtures.jobs_for_spec:Notify\n"
+
+
+def test_text_path_string_and_bytes_all_load(tmp_path: Path) -> None:
+    # Given the same pipeline as text, as a path and as bytes
+    file = tmp_path / "p.yaml"
+    file.write_text(MINIMAL)
+    # Then each loads to the same spec
+    specs = [
+        load_pipeline(MINIMAL),
+        load_pipeline(file),
+        load_pipeline(str(file)),
+        load_pipeline(MINIMAL.encode()),
+    ]
+    assert all(spec == specs[0] for spec in specs)
+
+
+def test_a_missing_file_is_an_issue_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(tmp_path / "nope.yaml")
+    assert caught.value.issues[0].message.startswith("cannot read the file: ")
+    assert caught.value.issues[0].file == str(tmp_path / "nope.yaml")
+
+
+def test_a_one_line_string_that_is_not_a_file_is_text() -> None:
+    assert read_source("{version: 1}", None) == ("{version: 1}", None)
+
+
+def test_messages_name_the_file_given() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline("version: 1\n", file="pipelines/nightly.yaml", strict=False)
+    assert caught.value.issues[0].format().startswith("pipelines/nightly.yaml:1:1: error: ")
+
+
+def test_every_pass_reports_in_one_run() -> None:
+    # Given a file with a schema error, a bad parameter, an undefined policy, an
+    # unset variable and an empty chain
+    path = INVALID / "mixed_every_pass.yaml"
+    # When it is loaded once
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path, env={})
+    # Then all five are reported together, in file order
+    lines = [issue.line for issue in caught.value.issues]
+    assert lines == sorted(lines)
+    assert len(caught.value.issues) == 5
+
+
+def test_no_strict_skips_imports() -> None:
+    text = "version: 1\nname: x\npipeline:\n  job: no_such_package.jobs:Anything\n"
+    spec = load_pipeline(text, strict=False)
+    assert isinstance(spec.pipeline, JobStepSpec)
+    with pytest.raises(ConfigError, match="no module named 'no_such_package'"):
+        load_pipeline(text)
+
+
+def test_set_vars_override_and_unknown_ones_are_refused() -> None:
+    text = (
+        "version: 1\nname: x\nvars: {region: eu}\n"
+        "pipeline:\n  job: a.b:C\n  with: {r: '${vars.region}'}\n"
+    )
+    spec = load_pipeline(text, strict=False, set_vars={"region": "us"})
+    assert isinstance(spec.pipeline, JobStepSpec)
+    assert spec.pipeline.with_ == {"r": "us"}
+    with pytest.raises(ConfigError, match="--set regoin: no such variable; did you mean 'region'"):
+        load_pipeline(text, strict=False, set_vars={"regoin": "us"})
+
+
+def test_a_valid_fixture_returns_the_validated_spec() -> None:
+    spec = load_pipeline(VALID / "spec_example.yaml", env={})
+    assert spec.name == "nightly-import"
+    assert spec.retry_policies["patient"].retry_until == 600.0
+    assert spec.queue.url == "redis://localhost:6379/0"
+
+
+def test_problems_past_the_limit_are_counted_across_every_pass() -> None:
+    # Given 300 unknown keys (validation) and 300 undefined templates (references),
+    # interleaved in the file
+    steps = "".join("    - {job: a.b, bogus: 1}\n    - {job: nowhere}\n" for _ in range(300))
+    text = f"version: 1\nname: x\npipeline:\n  batch:\n{steps}"
+    # When it is loaded
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(text, strict=False, env={})
+    # Then the first MAX_PROBLEMS in file order are kept, of both passes, and the rest counted
+    issues = caught.value.issues
+    assert len(issues) == MAX_PROBLEMS
+    assert [issue.line for issue in issues] == [5 + index for index in range(MAX_PROBLEMS)]
+    assert caught.value.omitted == 600 - MAX_PROBLEMS
+    assert str(caught.value).endswith("\n... and 400 more problems")
+
+
+def test_validation_errors_are_turned_into_problems_up_to_the_limit() -> None:
+    # Given 50,000 steps with an unknown key
+    data = {"version": 1, "name": "x", "pipeline": {"batch": [{"job": "a.b", "x": 1}] * 50_000}}
+    with pytest.raises(ValidationError) as caught:
+        PipelineSpec.model_validate(data)
+    # When the errors become problems
+    started = time.monotonic()
+    problems, left_out = problems_from_validation(caught.value, data)
+    # Then only the first MAX_PROBLEMS are worked on (each may look for a "did you mean")
+    assert (len(problems), left_out) == (MAX_PROBLEMS, 50_000 - MAX_PROBLEMS)
+    assert problems[0].path == ("pipeline", "batch", 0, "x")
+    assert time.monotonic() - started < 2
+
+
+def test_many_dropped_values_and_many_problems_are_matched_in_linear_time() -> None:
+    # Given 20,000 steps whose 'job' is dropped (an unsupported tag) and as many
+    # undefined templates that are not under a dropped value
+    steps = "".join("    - {job: !!foo x, retry: nowhere}\n" for _ in range(20_000))
+    text = f"version: 1\nname: x\npipeline:\n  batch:\n{steps}"
+    # When it is loaded
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(text, strict=False, env={})
+    # Then it takes seconds, not the minutes of comparing every pair
+    assert time.monotonic() - started < 10
+    assert caught.value.omitted > 0
