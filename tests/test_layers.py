@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent / "arvel_flow"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Lowest first. A module may import its own layer and the layers below it. The
     # longest matching prefix decides a module's layer.
-    ("foundation", ("arvel_flow.errors", "arvel_flow.scalars")),
+    # outage: the one retry policy for a broker or store that is away (errors only).
+    ("foundation", ("arvel_flow.errors", "arvel_flow.scalars", "arvel_flow.outage")),
     ("secrets", ("arvel_flow.secrets",)),
     ("pipeline", ("arvel_flow.pipeline",)),  # the file format: imports no runtime module
     ("settings", ("arvel_flow.settings",)),
