@@ -161,6 +161,17 @@ def is_secret_marker(value: Any) -> bool:
     )
 
 
+def holds_reference(value: Any) -> bool:
+    """Whether ``value`` is, or holds at any depth, a reference."""
+    if is_secret_marker(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(holds_reference(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(holds_reference(item) for item in value)
+    return False
+
+
 def is_redacted_marker(value: Any) -> bool:
     """Whether ``value`` is ``{"$redacted": FIELD}``: a secret given in Python, not stored."""
     return isinstance(value, dict) and len(value) == 1 and REDACTED_KEY in value
@@ -299,8 +310,14 @@ class Scrubber:
         self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
-        """Mask ``value`` from now on (too short a value is ignored)."""
-        if len(value) < MIN_SCRUBBED_LENGTH or value in self._values:
+        """Mask ``value`` from now on.
+
+        Too short a value is ignored, and so is a number or a word such as ``true``: a
+        variable named like a secret (``AUTH_ENABLED=true``, ``MONKEY_COUNT=1000``) must
+        not turn every ``true`` and ``1000`` of the output, JSON events included, into
+        ``***``; such a value protects nothing.
+        """
+        if len(value) < MIN_SCRUBBED_LENGTH or value in self._values or _is_literal(value):
             return
         with self._lock:
             self._values.add(value)
@@ -326,6 +343,20 @@ class Scrubber:
                 alternatives = sorted(self._forms, key=len, reverse=True)
                 self._pattern = re.compile("|".join(map(re.escape, alternatives)))
             return self._pattern
+
+
+_LITERALS = frozenset({"true", "false", "null", "none", "yes", "no", "on", "off"})
+
+
+def _is_literal(value: str) -> bool:
+    """A boolean-like word or a number, which no one keeps secret."""
+    if value.strip().lower() in _LITERALS:
+        return True
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 SCRUBBER = Scrubber()

@@ -18,7 +18,7 @@ from arvel_flow.lock.contracts import LockContract
 from arvel_flow.queue.context import current_context
 from arvel_flow.queue.job import JobSettings, MiddlewareRef, format_key
 from arvel_flow.queue.targets import import_object
-from arvel_flow.secrets import resolve_secrets
+from arvel_flow.secrets import resolve_secrets, scrub_text
 
 NextCall = Callable[[], Awaitable[Any]]
 
@@ -42,9 +42,14 @@ class JobMiddleware:
 def resolve_key(template: str, job: Any) -> str:
     """A lock or rate-limit key with ``{field}`` placeholders filled from the job."""
     try:
-        return format_key(template, job)
+        key = format_key(template, job)
     except (KeyError, IndexError, ValueError) as error:
         raise LockError(template, f"cannot fill the key from the job's fields: {error}") from None
+    if scrub_text(key) != key:
+        # Keys are stored and shown: a key built from a secret (a reference in a forged
+        # message, or a field holding one) would write it where secrets never go.
+        raise LockError(template, "the key would hold a secret; build keys from other fields")
+    return key
 
 
 class RateLimited(JobMiddleware):

@@ -18,6 +18,7 @@ from pydantic_core import to_jsonable_python
 from arvel_flow.secrets import (
     MASK,
     SECRET_KEY,
+    holds_reference,
     is_redacted_marker,
     is_secret_field_name,
     is_secret_marker,
@@ -41,8 +42,13 @@ def stored_params(
     fields (nested models too) are read with their `SecretStr` wrappers intact.
     """
     if isinstance(instance, BaseModel):
+        # A parameter holding a reference stays as given: the instance holds what the
+        # reference resolved to.
         dumped = instance.model_dump(mode="python")
-        params = {name: dumped.get(name, value) for name, value in params.items()}
+        params = {
+            name: value if holds_reference(value) else dumped.get(name, value)
+            for name, value in params.items()
+        }
     safe = {
         key: _safe(str(key), value, key in secrets or is_secret_field_name(str(key)))
         for key, value in params.items()
@@ -143,6 +149,26 @@ def secret_values(params: Mapping[str, Any], secrets: set[str] | frozenset[str])
             found.update(url_passwords(value))
         elif isinstance(value, Mapping):
             found |= secret_values(value, frozenset())
+    return frozenset(found)
+
+
+def wrapped_secret_values(job: Any) -> frozenset[str]:
+    """The values of every `SecretStr` / `SecretBytes` a built job holds, at any depth."""
+    if not isinstance(job, BaseModel):
+        return frozenset()
+    found: set[str] = set()
+    pending: list[Any] = [job.model_dump(mode="python")]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, SecretStr | SecretBytes):
+            secret = value.get_secret_value()
+            text = secret.decode(errors="replace") if isinstance(secret, bytes) else secret
+            if len(text) >= 4:
+                found.add(text)
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            pending.extend(value)
     return frozenset(found)
 
 

@@ -38,6 +38,7 @@ from arvel_flow.queue.redaction import (
     secret_fields,
     secret_values,
     stored_params,
+    wrapped_secret_values,
 )
 from arvel_flow.queue.targets import JobRef, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
@@ -301,10 +302,12 @@ class JobRunner:
         instance from Python is read with its `SecretStr` values still wrapped, so that
         secrets nested in sub-models are redacted too.
         """
-        return stored_params(ref.params, ref.instance, self._secret_fields(job, ref))
+        instance = ref.instance if ref.instance is not None else job
+        return stored_params(ref.params, instance, self._secret_fields(job, ref))
 
     def _secret_values(self, job: Any, ref: JobRef) -> frozenset[str]:
-        return secret_values(ref.params, self._secret_fields(job, ref))
+        fields = self._secret_fields(job, ref)
+        return secret_values(ref.params, fields) | wrapped_secret_values(job)
 
     def _secret_fields(self, job: Any, ref: JobRef) -> set[str]:
         """Fields holding secrets: from the instance, or as declared when it could not be built."""

@@ -150,3 +150,15 @@ def test_a_scrubbing_stream_masks_what_is_written_and_is_the_stream_otherwise() 
     assert target.getvalue() == "leaked ***?\n"
     assert stream.getvalue() == target.getvalue()
     assert scrub_text("x stream-secret-42") == "x ***"
+
+
+@pytest.mark.parametrize("value", ["true", "False", "null", "none", "1000", "3.14", "-42"])
+def test_numbers_and_boolean_words_are_not_scrubbed(value: str) -> None:
+    # Given a variable named like a secret whose value is a number or a word such as true
+    scrubber = Scrubber()
+    scrubber.add(value)
+    # When a JSON event holding that word or number is scrubbed
+    event = json.dumps({"ok": True, "attempts": 1000, "rate": 3.14, "x": None, "d": -42})
+    # Then it is unchanged, and still JSON
+    assert scrubber.scrub(event) == event
+    assert scrubber.scrub(f"un{value}") == f"un{value}"

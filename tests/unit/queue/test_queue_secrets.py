@@ -7,15 +7,23 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from arvel_flow.errors import SecretError
+from arvel_flow.errors import LockError, SecretError
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.events import EventBus
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.queue.plan import Matrix
 from arvel_flow.queue.targets import JobRef, check_sendable
-from arvel_flow.secrets import secret_env
+from arvel_flow.queue.middleware import resolve_key
+from arvel_flow.secrets import register_secret, secret_env
 from tests.unit.queue.flow_harness import CrashingQueue, Harness
-from tests.unit.queue.flow_jobs import JOBS, DbConfig, Journal, NestedSecrets, Step, TokenUser
+from tests.unit.queue.flow_jobs import (
+    JOBS,
+    DbConfig,
+    Journal,
+    NestedSecrets,
+    Step,
+    TokenUser,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -124,3 +132,37 @@ async def test_a_unique_job_is_claimed_by_a_process_that_lacks_its_secret(
     assert ids[1] is None
     [record] = await queue.store.list_failed()
     assert "'UNIT_UNSET_TOKEN' is not set" in record.message
+
+
+async def test_a_fan_out_member_stores_no_nested_secret_given_in_python(
+    harness: Harness,
+) -> None:
+    # Given a fan-out of a job whose secrets sit in a nested model and a list, given in
+    # Python, and which fails
+    queue = harness.queue()
+    job = NestedSecrets(
+        db=DbConfig(host="h", dsn=SecretStr("pg://u:nestedpw1@h/d")),
+        keys=[SecretStr("listpw-one")],
+    )
+    flow = FanOut(job, [{"db": {"host": "a", "dsn": "pg://u:nestedpw2@a/d"}}, {}])
+    # When its members fail
+    run_id = await Chain(flow).dispatch(queue, wait=False)
+    assert isinstance(run_id, str)
+    await harness.settle(queue)
+    # Then no failed record holds any of the secrets, nested or listed
+    records = json.dumps([r.payload for r in await queue.store.list_failed()])
+    assert len(await queue.store.list_failed()) >= 1
+    for secret in ("nestedpw1", "nestedpw2", "listpw-one"):
+        assert secret not in records
+
+
+
+def test_a_key_that_would_hold_a_secret_is_refused() -> None:
+    # Given a secret this process resolved (from a reference in a message, say)
+    register_secret("key-token-resolved")
+    job = Step(name="key-token-resolved")
+    # When a lock or rate-limit key would be built from it, Then it is refused: keys
+    # are stored and shown
+    with pytest.raises(LockError, match="would hold a secret"):
+        resolve_key("rate-{name}", job)
+    assert resolve_key("rate-{name}", Step(name="plain")) == "rate-plain"
