@@ -37,21 +37,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )
 
-KNOWN_CYCLES: tuple[tuple[str, frozenset[str]], ...] = (
-    # Left for the later steps of #11 that redesign these parts; any other cycle, or
-    # one of these growing, fails. Remove an entry once its cycle is gone.
-    (
-        "brokers as one package each (#11): the Redis driver, its wire format and the "
-        "Taskiq queue import each other",
-        frozenset(
-            {
-                "arvel_flow.queue.drivers.redis",
-                "arvel_flow.queue.drivers.taskiq",
-                "arvel_flow.queue.drivers.wire",
-            }
-        ),
-    ),
-)
+KNOWN_CYCLES: tuple[tuple[str, frozenset[str]], ...] = ()
+"""Cycles left for a later redesign, each with the step that removes it; any other
+cycle, or one of these growing, fails. Remove an entry once its cycle is gone."""
 
 
 @dataclass(frozen=True, slots=True)

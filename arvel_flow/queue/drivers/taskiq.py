@@ -27,11 +27,10 @@ from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, InMemoryBroker
 
 from arvel_flow.errors import FlowError
 from arvel_flow.queue.drivers.base import BaseQueue
+from arvel_flow.queue.drivers.wire import TASK_NAME
 from arvel_flow.queue.envelope import Envelope
 
 logger = logging.getLogger(__name__)
-
-TASK_NAME = "arvel_flow.run_envelope"
 
 
 class Transport(Protocol):

@@ -13,10 +13,12 @@ import json
 from typing import Any
 
 from arvel_flow.errors import UnreadableMessageError
-from arvel_flow.queue.drivers.taskiq import TASK_NAME
 from arvel_flow.queue.envelope import Envelope, new_id
 
 __all__ = ["TASK_NAME", "decode_message", "encode_message"]
+
+TASK_NAME = "arvel_flow.run_envelope"
+"""The Taskiq task every message names: what a worker runs, on every broker."""
 
 AVAILABLE_AT = "arvel-available-at"
 """The message header (NATS, RabbitMQ) with the envelope's ``available_at``, so that a

@@ -11,9 +11,9 @@ from arvel_flow.errors import LockError, SecretError
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.events import EventBus
 from arvel_flow.queue.flow import FanOut
+from arvel_flow.queue.middleware import resolve_key
 from arvel_flow.queue.plan import Matrix
 from arvel_flow.queue.targets import JobRef, check_sendable
-from arvel_flow.queue.middleware import resolve_key
 from arvel_flow.secrets import register_secret, secret_env
 from tests.unit.queue.flow_harness import CrashingQueue, Harness
 from tests.unit.queue.flow_jobs import (
@@ -154,7 +154,6 @@ async def test_a_fan_out_member_stores_no_nested_secret_given_in_python(
     assert len(await queue.store.list_failed()) >= 1
     for secret in ("nestedpw1", "nestedpw2", "listpw-one"):
         assert secret not in records
-
 
 
 def test_a_key_that_would_hold_a_secret_is_refused() -> None:
