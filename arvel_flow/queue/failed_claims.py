@@ -40,7 +40,11 @@ async def claim_failed(
     lock = store.lock()
     if not await lock.acquire(claim_key(failed_id), owner, seconds):
         return None
-    record = await store.get_failed(failed_id)
+    try:
+        record = await store.get_failed(failed_id)
+    except BaseException:
+        await lock.release(claim_key(failed_id), owner)  # not held for its 30 s: let go
+        raise
     if record is None:
         await lock.release(claim_key(failed_id), owner)
     return record

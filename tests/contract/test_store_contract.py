@@ -513,6 +513,25 @@ async def test_a_retried_record_is_not_claimed_again(store: StoreContract) -> No
     assert (first, second) == ("succeeded", None)
 
 
+async def test_a_claim_whose_record_cannot_be_read_is_let_go(
+    store: StoreContract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a failed job, and a store that fails to read it once the claim is taken
+    await store.add_failed(failed_job("f1", T0))
+    real_get_failed = store.get_failed
+
+    async def failing(failed_id: str) -> FailedJob | None:
+        raise BackendError("test", "read failed")
+
+    monkeypatch.setattr(store, "get_failed", failing)
+    with pytest.raises(BackendError):
+        await claim_failed(store, "f1", "first")
+    # When the store answers again and another retrier claims the job at once
+    monkeypatch.setattr(store, "get_failed", real_get_failed)
+    # Then it wins: the failed claim was let go, not held for its full 30 s
+    assert await claim_failed(store, "f1", "second") == failed_job("f1", T0)
+
+
 async def test_concurrent_retries_run_each_record_once(store: StoreContract) -> None:
     # Given 20 failed jobs, and 3 retriers that each listed all of them
     for i in range(20):
