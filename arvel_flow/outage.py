@@ -143,3 +143,23 @@ class Outage:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._until.wait(), seconds)
         return self._until.is_set()
+
+
+class Beats:
+    """What a periodic call (a heartbeat) reports of an outage: once when it starts
+    failing, once when it works again; the calls in between add nothing."""
+
+    def __init__(self, outage: Outage) -> None:
+        self._outage = outage
+        self._failing = False
+
+    def failed(self, error: BackendError) -> None:
+        """This beat failed."""
+        self._failing = True
+        self._outage.failed(error)
+
+    def succeeded(self) -> None:
+        """This beat worked: a failing run of beats has ended."""
+        if self._failing:
+            self._failing = False
+            self._outage.recovered()

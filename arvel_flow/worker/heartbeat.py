@@ -21,7 +21,7 @@ import redis
 
 from arvel_flow.errors import BackendError
 from arvel_flow.lock.redis import redis_errors
-from arvel_flow.outage import Outage
+from arvel_flow.outage import Beats, Outage
 from arvel_flow.store.urls import mask_url
 from arvel_flow.worker.scripts import HEARTBEAT
 
@@ -58,8 +58,7 @@ class Heartbeat:
         self._script = self._client.register_script(HEARTBEAT)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {name}", daemon=True)
-        self._outage = outage or Outage(math.inf, self._say)
-        self._failing = False
+        self._beats = Beats(outage or Outage(math.inf, self._say))
         self.failure: BaseException | None = None
         """What killed the beating thread, if anything did."""
 
@@ -112,12 +111,9 @@ class Heartbeat:
                 self.beat()
         except BackendError as error:
             # Others take over this worker's jobs if this lasts past the timeout.
-            self._failing = True
-            self._outage.failed(error)
+            self._beats.failed(error)
         else:
-            if self._failing:
-                self._failing = False
-                self._outage.recovered()
+            self._beats.succeeded()
 
 
 class HeartbeatError(RuntimeError):

@@ -38,7 +38,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 
 from arvel_flow.errors import BackendError
-from arvel_flow.outage import Outage
+from arvel_flow.outage import Beats, Outage
 from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.nats import (
     NatsTransport,
@@ -78,8 +78,7 @@ class ProgressBeats:
         """What stopped the beats, if anything did (see `check`)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name=f"beats {name}", daemon=True)
-        self._outage = outage
-        self._failing = False
+        self._beats = Beats(outage)
 
     def start(self) -> None:
         """Start beating."""
@@ -128,12 +127,9 @@ class ProgressBeats:
                     await client.publish(subject, Msg.Ack.Progress)
                 await client.flush(timeout=max(math.ceil(self.interval), 1))
         except BackendError as error:
-            self._failing = True
-            self._outage.failed(error)
+            self._beats.failed(error)
         else:
-            if self._failing:
-                self._failing = False
-                self._outage.recovered()
+            self._beats.succeeded()
 
 
 class NatsWorker(Worker):
