@@ -228,8 +228,8 @@ async def measure(label: str, run: Callable[[], Awaitable[float]]) -> list[float
 async def main() -> None:
     import redis.asyncio as aioredis
 
-    from arvel_flow.queue.factory import make_queue
     from arvel_flow.settings import QueueSettings
+    from arvel_flow.wiring import make_queue
 
     workers = start_workers()
     settings = QueueSettings(broker=BROKER, url=BROKER_URL, store=URL, prefix=PREFIX)  # type: ignore[arg-type]
@@ -284,14 +284,14 @@ async def remove_broker_state() -> None:
     if BROKER == "nats":
         import nats
 
-        from arvel_flow.queue.drivers.nats import JetStreamNames
+        from arvel_flow.brokers.nats.transport import JetStreamNames
 
         client = await nats.connect(BROKER_URL)
         for stream in (JetStreamNames(PREFIX).stream, bare_name):
             await client.jetstream().delete_stream(stream)
         await client.close()
     elif BROKER == "rabbitmq":
-        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+        from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
         transport = RabbitMQTransport(BROKER_URL, prefix=PREFIX)
         await transport.delete_queues(["default"])

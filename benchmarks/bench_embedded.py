@@ -32,9 +32,9 @@ from bench_core import NoOp, bare_taskiq  # the same job and baseline as the cor
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.factory import make_queue
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.settings import QueueSettings
+from arvel_flow.wiring import make_queue
 
 JOBS = 20_000
 FAN_OUT = 100_000

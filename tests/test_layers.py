@@ -30,8 +30,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("settings", ("arvel_flow.settings",)),
     ("storage", ("arvel_flow.sqlite_db", "arvel_flow.lock", "arvel_flow.store")),
     ("runtime", ("arvel_flow.queue", "arvel_flow.explain")),
-    # queue.factory picks a driver from settings: wiring above the drivers it builds.
-    ("brokers", ("arvel_flow.queue.drivers", "arvel_flow.queue.factory", "arvel_flow.worker")),
+    ("worker", ("arvel_flow.worker",)),  # the broker-agnostic worker
+    ("brokers", ("arvel_flow.brokers",)),  # one package per broker: transport + consumer
+    # The SPEC §1 drivers: a queue front end composed with a transport, a broker's too.
+    ("drivers", ("arvel_flow.queue.drivers",)),
+    # wiring turns settings into a queue, store or worker: above everything it builds.
+    ("wiring", ("arvel_flow.wiring",)),
     ("compiler", ("arvel_flow.compiler",)),  # strict checks that import job classes
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it

@@ -113,6 +113,6 @@ def settings_for(store_url: str | None) -> QueueSettings:
 
 def open_store_for(store_url: str | None) -> StoreContract:
     """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
-    from arvel_flow.queue.factory import open_queue_store
+    from arvel_flow.wiring import open_queue_store
 
     return open_queue_store(settings_for(store_url))

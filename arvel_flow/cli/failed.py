@@ -19,7 +19,7 @@ from arvel_flow.cli.common import (
 from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
-    from arvel_flow.queue.drivers.base import BaseQueue
+    from arvel_flow.queue.front import BaseQueue
     from arvel_flow.queue.targets import JobRef
     from arvel_flow.store.contracts import FailedJob, StoreContract
 
@@ -122,7 +122,7 @@ async def _with_store(store_url: str | None, action: Any) -> Any:
 
 
 async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | None) -> int:
-    from arvel_flow.queue.factory import make_queue
+    from arvel_flow.wiring import make_queue
 
     settings = settings_for(store_url)
     queue = make_queue(settings)

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 from arvel_flow.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from arvel_flow.errors import BackendError, OutageError, RunNotFoundError
 from arvel_flow.outage import Outage
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.settings import QueueSettings, load_queue_settings

@@ -25,8 +25,8 @@ from arvel_flow.cli.common import (
 
 if TYPE_CHECKING:
     from arvel_flow.cli.launch import Outcome
-    from arvel_flow.queue.drivers.base import BaseQueue
     from arvel_flow.queue.events import Event, EventBus
+    from arvel_flow.queue.front import BaseQueue
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
 
@@ -103,7 +103,7 @@ async def _run(
     from arvel_flow.outage import Outage
     from arvel_flow.queue.envelope import new_id
     from arvel_flow.queue.events import EventBus
-    from arvel_flow.queue.factory import make_queue
+    from arvel_flow.wiring import make_queue
 
     events = EventBus()
     # The null driver runs nothing: following such a "run" would wait for nothing.

@@ -99,8 +99,8 @@ def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> Qu
 
 def format_banner(worker: Worker, settings: QueueSettings) -> str:
     """The line a worker prints when it starts (URLs with their passwords masked)."""
-    from arvel_flow.queue.factory import broker_url
     from arvel_flow.store.urls import mask_url
+    from arvel_flow.wiring import broker_url
 
     options = worker.options
     return (
@@ -133,7 +133,7 @@ def format_event(event: Event) -> str:
 
 async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
     from arvel_flow.queue.events import EventBus
-    from arvel_flow.worker import make_worker
+    from arvel_flow.wiring import make_worker
 
     events = EventBus()
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 from arvel_flow.errors import DeliveryLimitError, FlowError, ImportTargetError
 from arvel_flow.queue.allowlist import Role, import_allowed, screen_path
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE
 from arvel_flow.queue.runner import Failed, describe_error, exception_path
 from arvel_flow.store.contracts import FailedJob

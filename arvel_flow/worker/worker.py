@@ -6,7 +6,7 @@ What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
   what followed it (the next chain step, a retry, a callback) has been sent. A worker
   killed mid-job leaves its messages unacknowledged, and the broker hands them to
   another worker once it sees this one is gone (how it sees that is the broker's:
-  `arvel_flow.worker.redis_worker`, `nats_worker`, `rabbitmq_worker`).
+  `arvel_flow.brokers.redis.consumer`, `nats_worker`, `rabbitmq_worker`).
 - **Callbacks once.** Finishing a step and advancing its chain or batch are atomic,
   idempotent store operations, so a job run twice is counted once. If a worker died
   after finishing a step but before sending what came next, the next delivery of
@@ -50,10 +50,10 @@ from arvel_flow.errors import (
     UnreadableMessageError,
 )
 from arvel_flow.outage import Outage
-from arvel_flow.queue.drivers import outbox as outboxes
-from arvel_flow.queue.drivers.base import BaseQueue
-from arvel_flow.queue.drivers.wire import decode_message
+from arvel_flow.queue import outbox as outboxes
 from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.wire import decode_message
 from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.refusals import compute_refusal, give_up, record_refusal
 

@@ -251,8 +251,8 @@ def test_retrying_a_job_given_secrets_in_python_is_refused_and_keeps_the_record(
 
 
 async def _dispatch_once(store: str, job: ApiCall) -> None:
-    from arvel_flow.queue.factory import make_queue
     from arvel_flow.settings import QueueSettings
+    from arvel_flow.wiring import make_queue
 
     queue = make_queue(QueueSettings(driver="sync", store=store))
     try:

@@ -26,8 +26,8 @@ import pytest
 import redis
 
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.factory import make_queue
 from arvel_flow.settings import QueueSettings
+from arvel_flow.wiring import make_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_SECONDS = 0.2
@@ -243,7 +243,7 @@ async def publish_raw(cluster: Cluster, data: bytes, queue: str = "default") -> 
     if cluster.broker == "redis":
         cluster.redis.xadd(f"{cluster.prefix}queue:{queue}", {"data": data})
     elif cluster.broker == "nats":
-        from arvel_flow.queue.drivers.nats import JetStreamNames, connect, ensure_stream
+        from arvel_flow.brokers.nats.transport import JetStreamNames, connect, ensure_stream
 
         names = JetStreamNames(cluster.prefix)
         client = await connect(cluster.broker_url, name="test")
@@ -254,7 +254,7 @@ async def publish_raw(cluster: Cluster, data: bytes, queue: str = "default") -> 
     else:
         import aio_pika
 
-        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+        from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
         transport = RabbitMQTransport(cluster.broker_url, prefix=cluster.prefix)
         await transport.declare(queue)
@@ -274,7 +274,7 @@ async def remove_broker_state(cluster: Cluster) -> None:
     if cluster.broker == "nats":
         from nats.js.errors import NotFoundError
 
-        from arvel_flow.queue.drivers.nats import JetStreamNames, connect
+        from arvel_flow.brokers.nats.transport import JetStreamNames, connect
 
         client = await connect(cluster.broker_url, name="test cleanup")
         try:
@@ -284,7 +284,7 @@ async def remove_broker_state(cluster: Cluster) -> None:
         finally:
             await client.close()
     elif cluster.broker == "rabbitmq":
-        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+        from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
         transport = RabbitMQTransport(cluster.broker_url, prefix=cluster.prefix)
         await transport.delete_queues(["default", "other"])

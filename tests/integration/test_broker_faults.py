@@ -384,7 +384,7 @@ async def _delete_own_stream_or_queue(cluster: Cluster) -> None:
     """Delete this test's NATS stream or RabbitMQ queue (its own prefix: nothing else)."""
     assert cluster.prefix.startswith("arvel-flow-test:")
     if cluster.broker == "nats":
-        from arvel_flow.queue.drivers.nats import JetStreamNames, connect
+        from arvel_flow.brokers.nats.transport import JetStreamNames, connect
 
         client = await connect(cluster.broker_url, name="test: delete the stream")
         try:
@@ -394,7 +394,7 @@ async def _delete_own_stream_or_queue(cluster: Cluster) -> None:
         return
     import aio_pika
 
-    from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+    from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
     name = RabbitMQTransport(cluster.broker_url, prefix=cluster.prefix).queue_name("default")
     connection = await aio_pika.connect(cluster.broker_url)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.drivers.wire import encode_message
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.wire import encode_message
 from tests.integration.conftest import Cluster, every_broker, publish_raw
 from tests.integration.jobs import Record
 

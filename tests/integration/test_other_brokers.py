@@ -21,8 +21,8 @@ import pytest
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.factory import make_queue
 from arvel_flow.queue.flow import FanOut
+from arvel_flow.wiring import make_queue
 from tests.conftest import CI
 from tests.integration.conftest import HEARTBEAT_TIMEOUT, Cluster, other_brokers, publish_raw
 from tests.integration.jobs import Record

@@ -10,10 +10,10 @@ import pytest
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.drivers.wire import encode_message
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.wire import encode_message
 from tests.integration.conftest import Cluster
 from tests.integration.jobs import Record
 

@@ -24,21 +24,21 @@ import pytest
 import redis
 from taskiq_aio_pika import AioPikaBroker
 
-from arvel_flow.errors import BackendError
-from arvel_flow.queue.batch import Batch
-from arvel_flow.queue.drivers.rabbitmq import (
+from arvel_flow.brokers.rabbitmq.consumer import RabbitWorker
+from arvel_flow.brokers.rabbitmq.transport import (
     DELAY_BUCKETS,
     READY_WITHIN,
     RabbitMQTransport,
     compute_delay_bucket,
 )
+from arvel_flow.errors import BackendError
+from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.drivers.wire import encode_message
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.job import JobSettings
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.wire import encode_message
 from arvel_flow.store.redis import RedisStore
-from arvel_flow.worker.rabbitmq_worker import RabbitWorker
 from arvel_flow.worker.refusals import UNREADABLE
 from arvel_flow.worker.worker import WorkerOptions
 from tests.integration import jobs

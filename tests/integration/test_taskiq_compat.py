@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from taskiq_redis import RedisStreamBroker
 
-from arvel_flow.queue.drivers.wire import TASK_NAME
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.wire import TASK_NAME
 from tests.integration.conftest import Cluster
 from tests.integration.jobs import Record
 

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.chain import Chain
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.drivers.sync import SyncQueue
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.plan import compute_allowance
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.plan import JobNode, Plan
 from arvel_flow.queue.result import BatchResult
 

@@ -6,8 +6,8 @@ import heapq
 import itertools
 from collections.abc import Sequence
 
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.front import BaseQueue
 
 
 class SyncQueue(BaseQueue):

@@ -26,9 +26,9 @@ from typing import Any, Protocol
 from taskiq import AsyncBroker, AsyncTaskiqDecoratedTask, InMemoryBroker
 
 from arvel_flow.errors import FlowError
-from arvel_flow.queue.drivers.base import BaseQueue
-from arvel_flow.queue.drivers.wire import TASK_NAME
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.wire import TASK_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def _transport_for(
     from taskiq_redis import RedisStreamBroker
 
     if isinstance(broker, RedisStreamBroker):
-        from arvel_flow.queue.drivers.redis import RedisStreamTransport
+        from arvel_flow.brokers.redis.transport import RedisStreamTransport
 
         return RedisStreamTransport.for_broker(broker)
     return KickTransport(broker, task, on_error=on_error)

@@ -13,9 +13,9 @@ from typing import Any
 
 from arvel_flow.errors import JobFailedError
 from arvel_flow.queue.drivers import SyncQueue, TaskiqQueue
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.runner import JobRunner
 from arvel_flow.store import StoreContract
 from arvel_flow.store.contracts import FailedJob

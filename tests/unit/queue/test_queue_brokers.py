@@ -6,11 +6,10 @@ import importlib.util
 
 import pytest
 
+from arvel_flow.brokers.nats.transport import JetStreamNames
 from arvel_flow.errors import ConfigError
-from arvel_flow.queue.drivers.nats import JetStreamNames
-from arvel_flow.queue.factory import broker_url, make_queue
 from arvel_flow.settings import QueueSettings
-from arvel_flow.worker import make_worker
+from arvel_flow.wiring import broker_url, make_queue, make_worker
 
 
 def test_jetstream_names_come_from_the_prefix_and_escape_what_subjects_forbid() -> None:

@@ -11,8 +11,8 @@ import time
 import pytest
 import redis
 
+from arvel_flow.brokers.redis.heartbeat import Heartbeat, HeartbeatError
 from arvel_flow.outage import Outage
-from arvel_flow.worker.heartbeat import Heartbeat, HeartbeatError
 
 
 def heartbeat(outage: Outage | None = None) -> Heartbeat:
@@ -96,8 +96,8 @@ def test_a_heartbeat_of_its_own_logs_its_outage_once(caplog: pytest.LogCaptureFi
 
 
 def test_nats_in_progress_beats_that_cannot_start_are_noticed_by_the_worker() -> None:
+    from arvel_flow.brokers.nats.consumer import ProgressBeats
     from arvel_flow.errors import BackendError
-    from arvel_flow.worker.nats_worker import ProgressBeats
 
     # Given in-progress beats towards a NATS server that is not there
     beats = ProgressBeats("nats://127.0.0.1:1", "w1", 0.01, Outage(30.0, lambda _: None))

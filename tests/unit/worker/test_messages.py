@@ -10,14 +10,14 @@ import json
 
 import pytest
 
+from arvel_flow.brokers.redis.keys import StreamKeys
 from arvel_flow.cli.worker import format_event
 from arvel_flow.errors import UnreadableMessageError
-from arvel_flow.queue.drivers.redis_wire import StreamKeys
-from arvel_flow.queue.drivers.wire import TASK_NAME, decode_message, encode_message
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.wire import TASK_NAME, decode_message, encode_message
 from arvel_flow.worker.refusals import compute_refusal
 
 

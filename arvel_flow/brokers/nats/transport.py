@@ -3,14 +3,14 @@
 One stream per prefix (``arvel-flow`` by default) keeps every queue's messages, on the
 subject ``<stream>.queue.<name>``, with work-queue retention: a message is gone once a
 worker acknowledges it. Workers read each queue through one durable pull consumer
-(`arvel_flow.worker.nats_worker`).
+(`arvel_flow.brokers.nats.consumer`).
 
 JetStream has no delayed publish. A message with a future ``available_at`` (a backoff,
 a release, ``later``) is published at once, with the time in its `AVAILABLE_AT`
 header; the worker that receives it early gives it back with a negative
 acknowledgement delayed until then, so it waits in JetStream, not in any process.
 
-The body is Taskiq's message (`arvel_flow.queue.drivers.wire`), what
+The body is Taskiq's message (`arvel_flow.queue.wire`), what
 ``taskiq_nats.PullBasedJetStreamBroker.kick`` publishes.
 """
 
@@ -32,9 +32,9 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from arvel_flow.errors import BackendError
-from arvel_flow.queue.drivers.outbox import send_or_collect
-from arvel_flow.queue.drivers.wire import AVAILABLE_AT, encode_message
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.outbox import send_or_collect
+from arvel_flow.queue.wire import AVAILABLE_AT, encode_message
 from arvel_flow.store.urls import mask_url
 
 logger = logging.getLogger(__name__)

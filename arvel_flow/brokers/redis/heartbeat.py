@@ -19,11 +19,11 @@ from collections.abc import Sequence
 
 import redis
 
+from arvel_flow.brokers.redis.scripts import HEARTBEAT
 from arvel_flow.errors import BackendError
 from arvel_flow.lock.redis import redis_errors
 from arvel_flow.outage import Beats, Outage
 from arvel_flow.store.urls import mask_url
-from arvel_flow.worker.scripts import HEARTBEAT
 
 logger = logging.getLogger(__name__)
 

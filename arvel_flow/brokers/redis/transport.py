@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ResponseError
 
+from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
 from arvel_flow.lock.redis import describe_client, redis_errors
-from arvel_flow.queue.drivers.outbox import current_outbox
-from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
-from arvel_flow.queue.drivers.wire import encode_message
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.outbox import current_outbox
+from arvel_flow.queue.wire import encode_message
 from arvel_flow.store.urls import mask_url
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Where envelopes travel through Redis: the keys of streams, delays and heartbeats.
 
-A stream entry is ``{data: <Taskiq message>}`` (`arvel_flow.queue.drivers.wire`),
+A stream entry is ``{data: <Taskiq message>}`` (`arvel_flow.queue.wire`),
 exactly what ``RedisStreamBroker.kick`` writes. So a job can be sent by bare Taskiq too::
 
     broker = RedisStreamBroker(url, queue_name="arvel-flow:queue:default")

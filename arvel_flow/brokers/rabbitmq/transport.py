@@ -2,8 +2,8 @@
 
 Each arvel-flow queue is a durable quorum queue, ``{prefix}queue.{name}``, fed through
 the default exchange. Quorum queues count deliveries (``x-delivery-count``), which the
-worker's delivery cap reads (`arvel_flow.worker.rabbitmq_worker`). The body is
-Taskiq's message (`arvel_flow.queue.drivers.wire`), with the headers
+worker's delivery cap reads (`arvel_flow.brokers.rabbitmq.consumer`). The body is
+Taskiq's message (`arvel_flow.queue.wire`), with the headers
 ``taskiq_aio_pika.AioPikaBroker.kick`` sets.
 
 Delays (a ``later``, a backoff, a release). RabbitMQ has no delayed delivery without
@@ -26,9 +26,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from arvel_flow.errors import BackendError
-from arvel_flow.queue.drivers.outbox import send_or_collect
-from arvel_flow.queue.drivers.wire import AVAILABLE_AT, TASK_NAME, encode_message
 from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.outbox import send_or_collect
+from arvel_flow.queue.wire import AVAILABLE_AT, TASK_NAME, encode_message
 from arvel_flow.store.urls import mask_url
 
 try:

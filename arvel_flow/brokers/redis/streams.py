@@ -16,12 +16,12 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
+from arvel_flow.brokers.redis.scripts import PROMOTE, RECLAIM
+from arvel_flow.brokers.redis.transport import Command
 from arvel_flow.lock.redis import redis_errors
-from arvel_flow.queue.drivers.redis import Command
-from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
 from arvel_flow.store.urls import mask_url
 from arvel_flow.worker.delivery import Delivery
-from arvel_flow.worker.scripts import PROMOTE, RECLAIM
 
 logger = logging.getLogger(__name__)
 

@@ -37,18 +37,18 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 
-from arvel_flow.errors import BackendError
-from arvel_flow.outage import Beats, Outage
-from arvel_flow.queue.drivers.base import BaseQueue
-from arvel_flow.queue.drivers.nats import (
+from arvel_flow.brokers.nats.transport import (
     NatsTransport,
     connect,
     describe_url,
     ensure_stream,
     nats_errors,
 )
-from arvel_flow.queue.drivers.wire import AVAILABLE_AT
+from arvel_flow.errors import BackendError
+from arvel_flow.outage import Beats, Outage
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.wire import AVAILABLE_AT
 from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
 

@@ -17,7 +17,7 @@
   fails a message delivered more than ``max_deliveries`` times. No ``x-delivery-limit``
   is set, so RabbitMQ never drops one unrecorded.
 - **Delays.** A message back from its delay bucket early (see
-  `arvel_flow.queue.drivers.rabbitmq`) is sent on for the rest of its delay and
+  `arvel_flow.brokers.rabbitmq.transport`) is sent on for the rest of its delay and
   acknowledged, without taking a slot; one due within `READY_WITHIN` waits here on a
   timer until its time.
 - **Nothing kept that is not running.** The channel prefetches at most
@@ -48,9 +48,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-from arvel_flow.errors import BackendError
-from arvel_flow.queue.drivers.base import BaseQueue
-from arvel_flow.queue.drivers.rabbitmq import (
+from arvel_flow.brokers.rabbitmq.transport import (
     CONNECT_TIMEOUT,
     QUEUE_ARGUMENTS,
     READY_WITHIN,
@@ -58,8 +56,10 @@ from arvel_flow.queue.drivers.rabbitmq import (
     describe_url,
     rabbitmq_errors,
 )
-from arvel_flow.queue.drivers.wire import AVAILABLE_AT
+from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.wire import AVAILABLE_AT
 from arvel_flow.worker.delivery import Delivery
 from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
 

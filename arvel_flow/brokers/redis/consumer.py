@@ -19,14 +19,14 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from arvel_flow.brokers.redis.heartbeat import Heartbeat
+from arvel_flow.brokers.redis.streams import StreamReader, is_missing_group
+from arvel_flow.brokers.redis.transport import Ack, RedisStreamTransport
 from arvel_flow.errors import BackendError
-from arvel_flow.queue.drivers.base import BaseQueue
-from arvel_flow.queue.drivers.redis import Ack, RedisStreamTransport
 from arvel_flow.queue.envelope import Envelope
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.store.urls import mask_url
 from arvel_flow.worker.delivery import Delivery
-from arvel_flow.worker.heartbeat import Heartbeat
-from arvel_flow.worker.streams import StreamReader, is_missing_group
 from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
 
 logger = logging.getLogger(__name__)

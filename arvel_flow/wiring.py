@@ -1,4 +1,8 @@
-"""Build the queue a `QueueSettings` describes: driver, broker and store."""
+"""Wiring: the queue, store and worker a `QueueSettings` describes.
+
+The one place that turns settings into objects: which driver, which broker's
+transport and consumer, which store.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.queue.drivers.base import BaseQueue
 from arvel_flow.queue.events import EventBus
+from arvel_flow.queue.front import BaseQueue
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
 from arvel_flow.store.contracts import StoreContract
@@ -17,6 +21,7 @@ if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
+    from arvel_flow.worker.worker import Closer, Worker
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -103,8 +108,8 @@ def make_redis_queue(
     """A `TaskiqQueue` on a ``RedisStreamBroker``: streams and delays under ``settings.prefix``."""
     from taskiq_redis import RedisStreamBroker
 
-    from arvel_flow.queue.drivers.redis import RedisStreamTransport
-    from arvel_flow.queue.drivers.redis_wire import GROUP, StreamKeys
+    from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
+    from arvel_flow.brokers.redis.transport import RedisStreamTransport
 
     url = broker_url(settings)
     try:
@@ -135,7 +140,7 @@ def make_remote_queue(
     if settings.broker == "nats":
         from taskiq_nats import PullBasedJetStreamBroker
 
-        from arvel_flow.queue.drivers.nats import NatsTransport
+        from arvel_flow.brokers.nats.transport import NatsTransport
 
         nats = NatsTransport(url, prefix=settings.prefix)
         broker = PullBasedJetStreamBroker(
@@ -145,7 +150,7 @@ def make_remote_queue(
     else:
         from taskiq_aio_pika import AioPikaBroker
 
-        from arvel_flow.queue.drivers.rabbitmq import RabbitMQTransport
+        from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
         broker = AioPikaBroker(url)
         transport = RabbitMQTransport(url, prefix=settings.prefix)
@@ -182,3 +187,101 @@ def check_shared_store(settings: QueueSettings) -> None:
             path="queue.store",
         )
         raise ConfigError([issue])
+
+
+def make_worker(
+    settings: QueueSettings, *, events: EventBus | None = None, name: str | None = None
+) -> Worker:
+    """A worker for the broker, store and queues of ``settings``; it owns its queue.
+
+    Raises:
+        ConfigError: The broker is memory (or its extra is not installed), the store is
+            not shared, or no module prefix is allowed (a worker never imports job
+            classes from anywhere).
+    """
+    from arvel_flow.worker.worker import WorkerOptions
+
+    if settings.broker == "memory":
+        issue = ConfigIssue(
+            "arvel-flow worker needs a broker it can share: redis, nats or rabbitmq "
+            "(see 'Distributed runs' in the README)",
+            path="queue.broker",
+        )
+        raise ConfigError([issue])
+    check_extra(settings.broker)
+    if not settings.allowed_modules:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "a worker imports job classes only from the module prefixes it is "
+                    "allowed: pass --allow PREFIX (or set ARVEL_FLOW_ALLOWED_MODULES)",
+                    path="allowed_modules",
+                )
+            ]
+        )
+    check_shared_store(settings)
+    store, closers = _open_store(settings)
+    options = WorkerOptions(
+        queues=settings.queues,
+        concurrency=settings.concurrency,
+        allowed_modules=settings.allowed_modules,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        foreign_timeout=settings.redelivery_timeout,
+        max_deliveries=settings.max_deliveries,
+        outage_grace=settings.outage_grace,
+    )
+    url = broker_url(settings)
+    if settings.broker == "redis":
+        from arvel_flow.brokers.redis.consumer import RedisWorker
+        from arvel_flow.brokers.redis.transport import RedisStreamTransport
+
+        queue = make_redis_queue(settings, store=store, events=events)
+        assert isinstance(queue.transport, RedisStreamTransport)
+        return RedisWorker(
+            queue, queue.transport, url=url, options=options, name=name, closers=closers
+        )
+    queue = make_remote_queue(settings, store=store, events=events)
+    if settings.broker == "nats":
+        from arvel_flow.brokers.nats.consumer import NatsWorker
+        from arvel_flow.brokers.nats.transport import NatsTransport
+
+        assert isinstance(queue.transport, NatsTransport)
+        return NatsWorker(
+            queue, queue.transport, url=url, options=options, name=name, closers=closers
+        )
+    from arvel_flow.brokers.rabbitmq.consumer import RabbitWorker
+    from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
+
+    assert isinstance(queue.transport, RabbitMQTransport)
+    return RabbitWorker(
+        queue, queue.transport, url=url, options=options, name=name, closers=closers
+    )
+
+
+def _open_store(settings: QueueSettings) -> tuple[StoreContract, list[Closer]]:
+    """The shared store; a Redis one with a pool sized for the worker's concurrency.
+
+    `RedisStore` makes a pool that fails past 100 connections in use, which a worker
+    running more jobs than that at once reaches. A job holds one store connection at a
+    time, so twice the concurrency never runs out (and, unlike a blocking pool, costs
+    nothing on each call).
+    """
+    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
+        return open_queue_store(settings), []
+    from redis.asyncio import ConnectionPool, Redis
+
+    from arvel_flow.store.redis import RedisStore
+
+    try:
+        pool = ConnectionPool.from_url(
+            settings.store,
+            max_connections=2 * settings.concurrency + 16,
+            decode_responses=True,
+            socket_connect_timeout=5,
+        )
+    except ValueError as error:
+        message = f"invalid redis URL {mask_url(settings.store)!r}: {error}"
+        raise ConfigError([ConfigIssue(message, path="store")]) from None
+    client = Redis.from_pool(pool)
+    return RedisStore.from_client(client, prefix=settings.prefix), [client.aclose]

@@ -1,0 +1,1 @@
+"""Brokers: one package each (Redis, NATS, RabbitMQ), with its transport and consumer."""

@@ -1,0 +1,1 @@
+"""NATS JetStream: a stream per prefix, a durable consumer per queue."""

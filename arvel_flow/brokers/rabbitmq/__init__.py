@@ -1,0 +1,1 @@
+"""RabbitMQ: quorum queues per queue, delays through a dead-letter wait queue."""

@@ -1,0 +1,1 @@
+"""Redis: streams per queue, delays in sorted sets, heartbeats, reclaiming."""
