@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from arvel_flow.brokers.redis.keys import GROUP
+from arvel_flow.queue import outbox
 from arvel_flow.queue.chain import Chain
-from arvel_flow.queue.drivers import outbox
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.wire import decode_message
 from arvel_flow.worker import WorkerOptions

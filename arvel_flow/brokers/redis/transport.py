@@ -53,6 +53,9 @@ class RedisStreamTransport:
         backend: How to name the server in errors (no password).
     """
 
+    remote = True
+    """Jobs sent through it run in `arvel-flow worker` processes, not here."""
+
     def __init__(
         self, client: Redis, keys: StreamKeys, *, backend: str, owns_client: bool = True
     ) -> None:
