@@ -7,6 +7,7 @@ transport and consumer, which store.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
+    from arvel_flow.worker.consumer import Consumer
     from arvel_flow.worker.worker import Closer, Worker
 
 
@@ -199,9 +201,10 @@ def make_worker(
             not shared, or no module prefix is allowed (a worker never imports job
             classes from anywhere).
     """
-    from arvel_flow.worker.worker import WorkerOptions
+    from arvel_flow.worker.options import WorkerOptions
+    from arvel_flow.worker.worker import Worker
 
-    if settings.broker == "memory":
+    if settings.broker not in CONSUMERS:
         issue = ConfigIssue(
             "arvel-flow worker needs a broker it can share: redis, nats or rabbitmq "
             "(see 'Distributed runs' in the README)",
@@ -231,32 +234,54 @@ def make_worker(
         max_deliveries=settings.max_deliveries,
         outage_grace=settings.outage_grace,
     )
-    url = broker_url(settings)
-    if settings.broker == "redis":
-        from arvel_flow.brokers.redis.consumer import RedisWorker
-        from arvel_flow.brokers.redis.transport import RedisStreamTransport
+    queue, consumer = CONSUMERS[settings.broker](settings, store, events)
+    return Worker(queue, consumer, options=options, name=name, closers=closers)
 
-        queue = make_redis_queue(settings, store=store, events=events)
-        assert isinstance(queue.transport, RedisStreamTransport)
-        return RedisWorker(
-            queue, queue.transport, url=url, options=options, name=name, closers=closers
-        )
+
+WorkerSide = Callable[[QueueSettings, StoreContract, EventBus | None], "tuple[BaseQueue, Consumer]"]
+"""Builds a worker's queue (sending through the broker) and its broker's consumer."""
+
+
+def _redis_side(
+    settings: QueueSettings, store: StoreContract, events: EventBus | None
+) -> tuple[BaseQueue, Consumer]:
+    from arvel_flow.brokers.redis.consumer import RedisConsumer
+    from arvel_flow.brokers.redis.transport import RedisStreamTransport
+
+    queue = make_redis_queue(settings, store=store, events=events)
+    assert isinstance(queue.transport, RedisStreamTransport)
+    return queue, RedisConsumer(queue.transport, url=broker_url(settings))
+
+
+def _nats_side(
+    settings: QueueSettings, store: StoreContract, events: EventBus | None
+) -> tuple[BaseQueue, Consumer]:
+    from arvel_flow.brokers.nats.consumer import NatsConsumer
+    from arvel_flow.brokers.nats.transport import NatsTransport
+
     queue = make_remote_queue(settings, store=store, events=events)
-    if settings.broker == "nats":
-        from arvel_flow.brokers.nats.consumer import NatsWorker
-        from arvel_flow.brokers.nats.transport import NatsTransport
+    assert isinstance(queue.transport, NatsTransport)
+    return queue, NatsConsumer(queue.transport, url=broker_url(settings))
 
-        assert isinstance(queue.transport, NatsTransport)
-        return NatsWorker(
-            queue, queue.transport, url=url, options=options, name=name, closers=closers
-        )
-    from arvel_flow.brokers.rabbitmq.consumer import RabbitWorker
+
+def _rabbitmq_side(
+    settings: QueueSettings, store: StoreContract, events: EventBus | None
+) -> tuple[BaseQueue, Consumer]:
+    from arvel_flow.brokers.rabbitmq.consumer import RabbitMQConsumer
     from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
+    queue = make_remote_queue(settings, store=store, events=events)
     assert isinstance(queue.transport, RabbitMQTransport)
-    return RabbitWorker(
-        queue, queue.transport, url=url, options=options, name=name, closers=closers
-    )
+    return queue, RabbitMQConsumer(queue.transport, url=broker_url(settings))
+
+
+CONSUMERS: dict[str, WorkerSide] = {
+    "redis": _redis_side,
+    "nats": _nats_side,
+    "rabbitmq": _rabbitmq_side,
+}
+"""Each broker a worker can read, by its ``queue.broker`` name: adding a broker is a
+folder under `arvel_flow.brokers` and a line here."""
 
 
 def _open_store(settings: QueueSettings) -> tuple[StoreContract, list[Closer]]:

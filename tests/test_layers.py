@@ -28,7 +28,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("secrets", ("arvel_flow.secrets",)),
     ("pipeline", ("arvel_flow.pipeline",)),  # the file format: imports no runtime module
     ("settings", ("arvel_flow.settings",)),
-    ("storage", ("arvel_flow.sqlite_db", "arvel_flow.lock", "arvel_flow.store")),
+    (
+        "storage",
+        ("arvel_flow.sqlite_db", "arvel_flow.redis_support", "arvel_flow.lock", "arvel_flow.store"),
+    ),
     ("runtime", ("arvel_flow.queue", "arvel_flow.explain")),
     ("worker", ("arvel_flow.worker",)),  # the broker-agnostic worker
     ("brokers", ("arvel_flow.brokers",)),  # one package per broker: transport + consumer

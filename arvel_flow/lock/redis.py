@@ -8,12 +8,9 @@ and was taken by someone else in between.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from arvel_flow.errors import BackendError, BackendFullError
+from arvel_flow.redis_support import describe_client, redis_errors, ttl_to_ms
 
 if TYPE_CHECKING:
     # Only for annotations: importing redis costs ~100 ms, and a caller that builds
@@ -33,56 +30,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def ttl_to_ms(ttl: float) -> int:
-    """Convert a time to live in seconds to Redis milliseconds, never below 1.
-
-    Rounds up so a lock never lives shorter than asked; Redis refuses ``PX 0``.
-    """
-    return max(1, math.ceil(ttl * 1000))
-
-
-def describe_client(client: Redis) -> str:
-    """Name the server a client talks to, for error messages (never the password)."""
-    kwargs: dict[str, Any] = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
-    host = kwargs.get("host", "localhost")
-    port = kwargs.get("port", 6379)
-    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
-
-
-def _connection_errors() -> tuple[type[Exception], ...]:
-    # Evaluated only when an exception is being matched: by then redis is imported.
-    from redis.exceptions import ConnectionError, TimeoutError
-
-    return (ConnectionError, TimeoutError, OSError)
-
-
-def _out_of_memory() -> type[Exception]:
-    from redis.exceptions import OutOfMemoryError
-
-    return OutOfMemoryError
-
-
-OUT_OF_MEMORY = "used memory is over maxmemory"
-"""Why a Redis at its ``maxmemory`` (with ``noeviction``) refuses a write."""
-
-
-@contextmanager
-def redis_errors(backend: str) -> Iterator[None]:
-    """Turn "Redis cannot be reached" errors into `BackendError` naming ``backend``.
-
-    A Redis out of memory (``maxmemory`` with ``noeviction``) refuses writes: that is
-    `BackendFullError`, an outage like the others (see `arvel_flow.outage`).
-    """
-    try:
-        yield
-    except _connection_errors() as exc:
-        raise BackendError(backend=backend, reason=str(exc) or type(exc).__name__) from exc
-    except _out_of_memory():
-        raise BackendFullError(backend, OUT_OF_MEMORY) from None
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -31,7 +31,8 @@ from redis.asyncio import Redis
 
 from arvel_flow.errors import ConfigError, ConfigIssue, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
-from arvel_flow.lock.redis import RedisLock, describe_client, redis_errors, ttl_to_ms
+from arvel_flow.lock.redis import RedisLock
+from arvel_flow.redis_support import describe_client, redis_errors, ttl_to_ms
 from arvel_flow.store import redis_scripts as scripts
 from arvel_flow.store.contracts import (
     BatchCounters,

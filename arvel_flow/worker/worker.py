@@ -1,4 +1,4 @@
-"""`Worker`: runs the jobs a broker delivers, at most ``concurrency`` at once.
+"""`Worker`: runs the jobs its consumer delivers, at most ``concurrency`` at once.
 
 What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
 
@@ -6,7 +6,8 @@ What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
   what followed it (the next chain step, a retry, a callback) has been sent. A worker
   killed mid-job leaves its messages unacknowledged, and the broker hands them to
   another worker once it sees this one is gone (how it sees that is the broker's:
-  `arvel_flow.brokers.redis.consumer`, `nats_worker`, `rabbitmq_worker`).
+  `arvel_flow.brokers.redis.consumer`, `arvel_flow.brokers.nats.consumer`,
+  `arvel_flow.brokers.rabbitmq.consumer`).
 - **Callbacks once.** Finishing a step and advancing its chain or batch are atomic,
   idempotent store operations, so a job run twice is counted once. If a worker died
   after finishing a step but before sending what came next, the next delivery of
@@ -26,12 +27,14 @@ What every worker promises (SPEC §2 "Distributed runs"), whatever its broker:
   redelivery (a step it finished is not run again). Past ``outage_grace`` seconds the
   worker stops, and `run` raises `OutageError` (exit 3).
 
-`Worker` holds all of that; a subclass per broker reads, acknowledges and leaves.
+`Worker` holds all of that, for any broker: it is composed with a `Consumer`
+(`arvel_flow.worker.consumer`) that reads, acknowledges and leaves, the way Dramatiq's
+worker consumes from any broker. `arvel_flow.worker.stub` is a consumer in memory,
+for tests of these rules without a server.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import functools
@@ -39,9 +42,7 @@ import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from arvel_flow.errors import (
     BackendError,
@@ -51,10 +52,12 @@ from arvel_flow.errors import (
 )
 from arvel_flow.outage import Outage
 from arvel_flow.queue import outbox as outboxes
+from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.wire import decode_message
-from arvel_flow.worker.delivery import Delivery
+from arvel_flow.worker.consumer import Consumer, Delivery
+from arvel_flow.worker.options import WorkerOptions
 from arvel_flow.worker.refusals import compute_refusal, give_up, record_refusal
 
 logger = logging.getLogger(__name__)
@@ -67,36 +70,19 @@ COPY_MARK_SECONDS = 86_400.0
 Closer = Callable[[], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    """How a worker reads, beats and reclaims (seconds throughout)."""
-
-    queues: tuple[str, ...] = ("default",)
-    concurrency: int = 16
-    allowed_modules: tuple[str, ...] = ()
-    heartbeat_seconds: float = 1.0
-    heartbeat_timeout: float = 10.0
-    foreign_timeout: float = 600.0
-    """Idle time after which messages of consumers that send no heartbeat are taken."""
-    max_deliveries: int = 5
-    read_block_seconds: float = 5.0
-    promote_seconds: float = 0.1
-    """Longest wait between two promotions of delayed messages."""
-    outage_grace: float = 30.0
-    """How long the broker or the store may be away before the worker gives up."""
-
-
 def consumer_name() -> str:
     """A name for this worker: host, process id, random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[:6]}"
 
 
-class Worker(abc.ABC):
-    """Runs the messages its broker delivers through ``queue``.
+class Worker:
+    """Runs the messages ``consumer`` delivers through ``queue``.
 
     Args:
-        queue: A `TaskiqQueue` sending through this worker's broker: jobs run through
-            its runner and orchestrator, on its (shared) store.
+        queue: A queue sending through the consumer's broker: jobs run through its
+            runner and orchestrator, on its (shared) store.
+        consumer: The broker's side: reads, settles, wakes, leaves (it is bound to
+            this worker here).
         options: Queues, concurrency, allowed modules, timings.
         name: The worker's name (unique per worker); a fresh one by default.
         closers: Called when the worker has stopped, after the queue is closed
@@ -106,6 +92,7 @@ class Worker(abc.ABC):
     def __init__(
         self,
         queue: BaseQueue,
+        consumer: Consumer,
         *,
         options: WorkerOptions,
         name: str | None = None,
@@ -114,6 +101,7 @@ class Worker(abc.ABC):
         if not options.allowed_modules:
             raise ValueError("a worker needs allowed module prefixes")
         self.queue = queue
+        self.consumer = consumer
         self.options = options
         self.name = name or consumer_name()
         self.aborted = False
@@ -124,47 +112,25 @@ class Worker(abc.ABC):
         self._current: dict[str, Delivery] = {}
         # Taken over while every slot was busy: they wait here, held by this worker.
         self._backlog: deque[Delivery] = deque()
+        # Running when an abort cancelled them: handed back when the worker leaves.
+        self._cancelled: list[Delivery] = []
         self._waking: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
         self.outage = Outage(options.outage_grace, logger.warning, until=self._stopping)
         """Every broker and store call of this worker rides through outages with it."""
         self._gave_up: OutageError | None = None
-
-    # What a broker provides -------------------------------------------------------------
+        consumer.bind(self)
 
     @property
-    @abc.abstractmethod
     def where(self) -> str:
         """The broker, for people (no password)."""
+        return self.consumer.where
 
-    @abc.abstractmethod
-    async def _open(self) -> None:
-        """Connect and declare what the queues need; raise `BackendError` if unreachable."""
-
-    @abc.abstractmethod
-    async def _read(self, count: int) -> list[Delivery]:
-        """New messages, at most ``count``; waits a few seconds for the first."""
-
-    @abc.abstractmethod
-    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
-        """Send ``outbox``, then acknowledge ``delivery`` (together where the broker can)."""
-
-    @abc.abstractmethod
-    async def _wake(self) -> None:
-        """Make a `_read` that is waiting return soon (the worker is stopping)."""
-
-    @abc.abstractmethod
-    async def _leave(self) -> None:
-        """Leave after the last job: hand back what is held here and was not run."""
-
-    @abc.abstractmethod
-    async def _disconnect(self) -> None:
-        """Close the broker's connections."""
-
-    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
-        """Loops to run beside reading, until the worker stops (none by default)."""
-        return []
+    @property
+    def clock(self) -> Clock:
+        """The queue's clock."""
+        return self.queue.clock
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -176,13 +142,13 @@ class Worker(abc.ABC):
             OutageError: The broker or the store was away longer than ``outage_grace``.
         """
         try:
-            await self._open()
+            await self.consumer.open()
         except BackendError:
             await self._close()
             raise
         self.ready.set()
         loops = [asyncio.create_task(self._read_loop(), name="read")]
-        loops += [asyncio.create_task(loop) for loop in self._maintenance()]
+        loops += [asyncio.create_task(loop) for loop in self.consumer.maintenance()]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
             if any(self._failure_of(task) for task in done):
@@ -198,7 +164,7 @@ class Worker(abc.ABC):
         finally:
             if self._waking is not None:
                 await self._waking
-            await self._leave()
+            await self.consumer.leave(self._unfinished())
             await self._close()
 
     def _failure_of(self, loop: asyncio.Task[None]) -> BaseException | None:
@@ -219,11 +185,12 @@ class Worker(abc.ABC):
             return
         self._stopping.set()
         self._slot_free.set()
-        self._waking = asyncio.get_running_loop().create_task(self._wake())
+        self._waking = asyncio.get_running_loop().create_task(self.consumer.wake())
 
     def abort(self) -> None:
         """Stop now: cancel running jobs; their messages go to other workers."""
         self.aborted = True
+        self._cancelled = list(self._current.values())
         self.stop()
         for task in tuple(self._running.values()):
             task.cancel()
@@ -237,8 +204,13 @@ class Worker(abc.ABC):
         while self._running:
             await asyncio.wait(tuple(self._running.values()))
 
+    def _unfinished(self) -> list[Delivery]:
+        """What was taken here and not run to the end: cancelled, or waiting for a slot."""
+        unfinished = {d.message_id: d for d in (*self._cancelled, *self.held)}
+        return list(unfinished.values())
+
     async def _close(self) -> None:
-        await self._disconnect()
+        await self.consumer.disconnect()
         await self.queue.close()
         for close in self._closers:
             await close()
@@ -279,9 +251,9 @@ class Worker(abc.ABC):
                 await self._slot_free.wait()
                 continue
             count = min(self.free_slots, READ_COUNT)
-            deliveries = await self.outage.call(functools.partial(self._read, count))
+            deliveries = await self.outage.call(functools.partial(self.consumer.read, count))
             if self._stopping.is_set():
-                # Read while stopping: not run here, handed back by `_leave`.
+                # Read while stopping: not run here, handed back on leaving.
                 self._backlog.extend(deliveries)
                 continue
             for delivery in deliveries:
@@ -333,7 +305,7 @@ class Worker(abc.ABC):
             await self._repair(delivery, envelope)
         elif not await self._first_copy(envelope):
             logger.info("dropped a copy of %s: another message of it ran", envelope.label)
-            await self._settle(delivery, [])
+            await self.consumer.settle(delivery, [])
         else:
             await self._process(delivery, envelope)
 
@@ -370,7 +342,7 @@ class Worker(abc.ABC):
         if failure is not None:
             await self._refuse(delivery, failure, envelope)
             return
-        await self._settle(delivery, outbox)
+        await self.consumer.settle(delivery, outbox)
 
     async def _refuse(
         self, delivery: Delivery, error: Exception, envelope: Envelope | None
@@ -382,7 +354,7 @@ class Worker(abc.ABC):
         """Run ``operation``, then send what it dispatched and acknowledge."""
         with outboxes.collect() as outbox:
             await operation
-        await self._settle(delivery, outbox)
+        await self.consumer.settle(delivery, outbox)
 
     async def _finished_already(self, envelope: Envelope) -> bool:
         if envelope.run_id is None or envelope.step is None:
@@ -401,4 +373,4 @@ class Worker(abc.ABC):
         )
         with outboxes.collect() as outbox:
             await self.queue.resume(envelope.run_id)
-        await self._settle(delivery, outbox)
+        await self.consumer.settle(delivery, outbox)

@@ -1,4 +1,4 @@
-"""RabbitMQ as the broker: quorum queues, delay buckets, and a `RabbitWorker` in this process.
+"""RabbitMQ as the broker: quorum queues, delay buckets, and a worker in this process.
 
 The store and the jobs' journal are the real Redis (under the test's key prefix), the
 broker the real RabbitMQ (under a queue prefix of the test's own, whose queues are
@@ -24,7 +24,7 @@ import pytest
 import redis
 from taskiq_aio_pika import AioPikaBroker
 
-from arvel_flow.brokers.rabbitmq.consumer import RabbitWorker
+from arvel_flow.brokers.rabbitmq.consumer import RabbitMQConsumer
 from arvel_flow.brokers.rabbitmq.transport import (
     DELAY_BUCKETS,
     READY_WITHIN,
@@ -39,8 +39,8 @@ from arvel_flow.queue.job import JobSettings
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.queue.wire import encode_message
 from arvel_flow.store.redis import RedisStore
+from arvel_flow.worker import Worker, WorkerOptions
 from arvel_flow.worker.refusals import UNREADABLE
-from arvel_flow.worker.worker import WorkerOptions
 from tests.integration import jobs
 from tests.integration.conftest import Journaled
 from tests.integration.jobs import Flaky, Record
@@ -112,7 +112,7 @@ class Rig(Journaled):
         self.journal_key = f"{redis_prefix}journal"
         self.redis = redis.Redis.from_url(redis_url)
         self.dispatcher = self.queue()
-        self.running: dict[RabbitWorker, asyncio.Task[None]] = {}
+        self.running: dict[Worker, asyncio.Task[None]] = {}
         self.expected_warnings: list[str] = []
         """Parts of the warnings a test provokes on purpose."""
 
@@ -134,15 +134,14 @@ class Rig(Journaled):
 
     async def start_worker(
         self, transport: RabbitMQTransport | None = None, **options: Any
-    ) -> RabbitWorker:
+    ) -> Worker:
         """Start a worker on the default queue; wait until it is consuming."""
         queue = self.queue(transport)
         transport = queue.transport
         assert isinstance(transport, RabbitMQTransport)
-        worker = RabbitWorker(
+        worker = Worker(
             queue,
-            transport,
-            url=self.amqp_url,
+            RabbitMQConsumer(transport, url=self.amqp_url),
             options=WorkerOptions(allowed_modules=(JOBS,), **options),
         )
         self.running[worker] = asyncio.create_task(worker.run())
@@ -150,7 +149,7 @@ class Rig(Journaled):
             await worker.ready.wait()
         return worker
 
-    async def stop(self, worker: RabbitWorker) -> float:
+    async def stop(self, worker: Worker) -> float:
         """Stop ``worker`` and wait until `run` returned; the seconds that took."""
         started = time.monotonic()
         worker.stop()

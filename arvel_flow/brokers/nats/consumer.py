@@ -1,4 +1,4 @@
-"""`NatsWorker`: a worker on NATS JetStream pull consumers.
+"""`NatsConsumer`: a worker's reading of NATS JetStream pull consumers.
 
 - **Liveness, not idle time.** Each queue's durable consumer redelivers a message when
   ``ack_wait`` (the heartbeat timeout) passes without word from the worker holding it.
@@ -47,10 +47,8 @@ from arvel_flow.brokers.nats.transport import (
 from arvel_flow.errors import BackendError
 from arvel_flow.outage import Beats, Outage
 from arvel_flow.queue.envelope import Envelope
-from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.wire import AVAILABLE_AT
-from arvel_flow.worker.delivery import Delivery
-from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
+from arvel_flow.worker.consumer import Delivery, Host
 
 logger = logging.getLogger(__name__)
 
@@ -132,47 +130,57 @@ class ProgressBeats:
             self._beats.succeeded()
 
 
-class NatsWorker(Worker):
-    """Reads its queues from JetStream on ``url``; publishes through ``transport``.
+class NatsConsumer:
+    """Reads its worker's queues from JetStream on ``url``; publishes through ``transport``.
 
     Args:
-        queue: The `TaskiqQueue` whose transport is ``transport``.
-        transport: Publishes what jobs dispatch.
+        transport: The worker's queue's transport: it publishes what jobs dispatch.
         url: The NATS server(s).
     """
 
-    def __init__(
-        self,
-        queue: BaseQueue,
-        transport: NatsTransport,
-        *,
-        url: str,
-        options: WorkerOptions,
-        name: str | None = None,
-        closers: Sequence[Closer] = (),
-    ) -> None:
-        super().__init__(queue, options=options, name=name, closers=closers)
+    def __init__(self, transport: NatsTransport, *, url: str) -> None:
         self.transport = transport
         self.url = url
-        self.beats = ProgressBeats(url, self.name, options.heartbeat_seconds, self.outage)
+        self._host: Host | None = None
+        self._beats: ProgressBeats | None = None
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: list[tuple[str, JetStreamContext.PullSubscription]] = []
         self._turn = 0
-        self._handed_back: list[Delivery] = []
+
+    def bind(self, host: Host) -> None:
+        """Read for ``host``; its beats ride through the host's outage."""
+        self._host = host
+        self._beats = ProgressBeats(
+            self.url, host.name, host.options.heartbeat_seconds, host.outage
+        )
+
+    @property
+    def host(self) -> Host:
+        """The worker this consumer reads for."""
+        assert self._host is not None, "bind the consumer to a worker first"
+        return self._host
+
+    @property
+    def beats(self) -> ProgressBeats:
+        """The thread that keeps the held messages in progress."""
+        assert self._beats is not None, "bind the consumer to a worker first"
+        return self._beats
 
     @property
     def where(self) -> str:
         """The NATS server (no password)."""
         return describe_url(self.url)
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
+        """Connect, declare the stream and the queues' consumers, and start the beats."""
         names = self.transport.names
-        self._client = await connect(self.url, name=self.name)
+        queues = self.host.options.queues
+        self._client = await connect(self.url, name=self.host.name)
         with nats_errors(self.where):
             self._js = js = self._client.jetstream()
-            await self._declare(self.options.queues)
-            for queue in self.options.queues:
+            await self._declare(queues)
+            for queue in queues:
                 subscription = await js.pull_subscribe_bind(
                     durable=names.consumer(queue), stream=names.stream
                 )
@@ -190,7 +198,7 @@ class NatsWorker(Worker):
                 filter_subject=names.subject(queue),
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self.options.heartbeat_timeout,
+                ack_wait=self.host.options.heartbeat_timeout,
                 max_deliver=-1,
                 max_ack_pending=-1,
             )
@@ -204,15 +212,17 @@ class NatsWorker(Worker):
                     config.durable_name,
                 )
 
-    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
+    def maintenance(self) -> list[Coroutine[Any, Any, None]]:
+        """Keeping the beats current, and the stream and consumers in place."""
         return [self._track_beats(), self._keep_consumers()]
 
     async def _track_beats(self) -> None:
         """Keep the beating thread's list of held messages current; notice it died."""
-        while not self.stopping:
+        host = self.host
+        while not host.stopping:
             self.beats.check()
-            self.beats.subjects = tuple(d.handle.reply for d in self.held)
-            await self.pause(self.options.heartbeat_seconds / 2)
+            self.beats.subjects = tuple(d.handle.reply for d in host.held)
+            await host.pause(host.options.heartbeat_seconds / 2)
 
     async def _keep_consumers(self) -> None:
         """Create again the stream or consumers deleted under this worker.
@@ -220,17 +230,18 @@ class NatsWorker(Worker):
         A pull subscription bound to a deleted consumer just finds nothing, for ever:
         it is bound to the consumer's name, so it reads again once that is recreated.
         """
-        while not self.stopping:
-            await self.pause(max(self.options.heartbeat_seconds, 1.0))
-            if not self.stopping:
-                await self.outage.call(self._restore_consumers)
+        host = self.host
+        while not host.stopping:
+            await host.pause(max(host.options.heartbeat_seconds, 1.0))
+            if not host.stopping:
+                await host.outage.call(self._restore_consumers)
 
     async def _restore_consumers(self) -> None:
         assert self._js is not None
         names = self.transport.names
         missing: list[str] = []
         with nats_errors(self.where):
-            for queue in self.options.queues:
+            for queue in self.host.options.queues:
                 try:
                     await self._js.consumer_info(names.stream, names.consumer(queue))
                 except NotFoundError:
@@ -244,8 +255,9 @@ class NatsWorker(Worker):
                 )
                 await self._declare(missing)
 
-    async def _read(self, count: int) -> list[Delivery]:
-        block = min(self.options.read_block_seconds, _MAX_READ_BLOCK)
+    async def read(self, count: int) -> list[Delivery]:
+        """New messages, at most ``count``, taking the queues in turn."""
+        block = min(self.host.options.read_block_seconds, _MAX_READ_BLOCK)
         wait = max(block / len(self._subscriptions), 0.05)
         subscriptions = self._subscriptions[self._turn :] + self._subscriptions[: self._turn]
         self._turn = (self._turn + 1) % len(self._subscriptions)
@@ -254,7 +266,8 @@ class NatsWorker(Worker):
                 messages = await _fetch(subscription, count, wait)
             deliveries = [d for m in messages if (d := await self._accept(queue, m))]
             if deliveries:
-                self.beats.subjects = tuple(d.handle.reply for d in (*self.held, *deliveries))
+                held = (*self.host.held, *deliveries)
+                self.beats.subjects = tuple(d.handle.reply for d in held)
                 return deliveries
         return []
 
@@ -273,30 +286,27 @@ class NatsWorker(Worker):
                 delivered -= 1  # its first delivery came early and was given back
         return Delivery(queue, str(metadata.sequence.stream), message.data, delivered, message)
 
-    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
-        await self.transport.publish(outbox, self.queue.clock.now())
+    async def settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
+        """Publish ``outbox`` (stored by JetStream), then acknowledge ``delivery``."""
+        await self.transport.publish(outbox, self.host.clock.now())
         with nats_errors(self.where):
             await delivery.handle.ack()
 
-    async def _wake(self) -> None:
+    async def wake(self) -> None:
         """Nothing to do: a fetch returns within a second."""
 
-    def abort(self) -> None:
-        """Stop now; the messages of the jobs cancelled go back at once."""
-        self._handed_back = self.held
-        super().abort()
-
-    async def _leave(self) -> None:
+    async def leave(self, unfinished: Sequence[Delivery]) -> None:
+        """Stop the beats, and hand ``unfinished`` back at once (a negative acknowledgement)."""
         await asyncio.to_thread(self.beats.stop)
-        returned = {d.message_id: d for d in (*self._handed_back, *self.held)}
         try:
             with nats_errors(self.where):
-                for delivery in returned.values():
+                for delivery in unfinished:
                     await delivery.handle.nak()
         except BackendError as error:
-            logger.warning("worker %s could not hand messages back: %s", self.name, error)
+            logger.warning("worker %s could not hand messages back: %s", self.host.name, error)
 
-    async def _disconnect(self) -> None:
+    async def disconnect(self) -> None:
+        """Close the connection."""
         if self._client is not None:
             await self._client.close()
 

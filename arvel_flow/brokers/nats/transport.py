@@ -137,6 +137,9 @@ class NatsTransport:
         prefix: Names the stream (see `JetStreamNames`).
     """
 
+    remote = True
+    """Jobs sent through it run in `arvel-flow worker` processes, not here."""
+
     def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
         self.url = url
         self.names = JetStreamNames(prefix)

@@ -1,4 +1,4 @@
-"""`RabbitWorker`: a worker consuming RabbitMQ quorum queues.
+"""`RabbitMQConsumer`: a worker's consuming of RabbitMQ quorum queues.
 
 - **Liveness is the connection.** RabbitMQ hands a message back to its queue when the
   consumer's connection closes without acknowledging it: at once when the worker's
@@ -58,10 +58,8 @@ from arvel_flow.brokers.rabbitmq.transport import (
 )
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
-from arvel_flow.queue.front import BaseQueue
 from arvel_flow.queue.wire import AVAILABLE_AT
-from arvel_flow.worker.delivery import Delivery
-from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
+from arvel_flow.worker.consumer import Delivery, Host
 
 logger = logging.getLogger(__name__)
 
@@ -79,28 +77,19 @@ class _Received:
     message: AbstractIncomingMessage
 
 
-class RabbitWorker(Worker):
-    """Consumes its queues on ``url``; publishes through ``transport``.
+class RabbitMQConsumer:
+    """Consumes its worker's queues on ``url``; publishes through ``transport``.
 
     Args:
-        queue: The `TaskiqQueue` whose transport is ``transport``.
-        transport: Publishes what jobs dispatch, and sends early messages on.
-        url: The RabbitMQ server (this worker opens its own connection to it).
+        transport: The worker's queue's transport: it publishes what jobs dispatch,
+            and sends early messages on.
+        url: The RabbitMQ server (this consumer opens its own connection to it).
     """
 
-    def __init__(
-        self,
-        queue: BaseQueue,
-        transport: RabbitMQTransport,
-        *,
-        url: str,
-        options: WorkerOptions,
-        name: str | None = None,
-        closers: Sequence[Closer] = (),
-    ) -> None:
-        super().__init__(queue, options=options, name=name, closers=closers)
+    def __init__(self, transport: RabbitMQTransport, *, url: str) -> None:
         self.transport = transport
         self.url = url
+        self._host: Host | None = None
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._consumers: dict[str, tuple[AbstractQueue, str]] = {}
@@ -109,7 +98,7 @@ class RabbitWorker(Worker):
         self._inbox: asyncio.Queue[_Received | None] = asyncio.Queue()
         self._timers: dict[asyncio.TimerHandle, _Received] = {}
         self._taken = itertools.count(1)
-        # Handed to the base class, and neither acknowledged nor handed back yet.
+        # Handed to the worker, and neither acknowledged nor handed back yet.
         self._unsettled: dict[str, Delivery] = {}
 
     @property
@@ -117,20 +106,32 @@ class RabbitWorker(Worker):
         """The RabbitMQ server (no password)."""
         return describe_url(self.url)
 
+    def bind(self, host: Host) -> None:
+        """Consume for ``host``."""
+        self._host = host
+
+    @property
+    def host(self) -> Host:
+        """The worker this consumer reads for."""
+        assert self._host is not None, "bind the consumer to a worker first"
+        return self._host
+
     # Connecting -------------------------------------------------------------------------
 
-    async def _open(self) -> None:
-        heartbeat = max(1, round(self.options.heartbeat_timeout / 2))
+    async def open(self) -> None:
+        """Connect, declare the queues, and consume them (prefetching ``concurrency``)."""
+        options = self.host.options
+        heartbeat = max(1, round(options.heartbeat_timeout / 2))
         with rabbitmq_errors(self.where):
             self._connection = await aio_pika.connect_robust(
                 self.url,
                 timeout=CONNECT_TIMEOUT,
                 heartbeat=heartbeat,
-                client_properties={"connection_name": f"arvel-flow worker {self.name}"},
+                client_properties={"connection_name": f"arvel-flow worker {self.host.name}"},
             )
             self._channel = channel = await self._connection.channel()
-            await channel.set_qos(prefetch_count=self.options.concurrency)
-            for name in self.options.queues:
+            await channel.set_qos(prefetch_count=options.concurrency)
+            for name in options.queues:
                 await self._consume(name)
 
     async def _consume(self, name: str) -> None:
@@ -152,16 +153,17 @@ class RabbitWorker(Worker):
 
     # Reading ----------------------------------------------------------------------------
 
-    async def _read(self, count: int) -> list[Delivery]:
+    async def read(self, count: int) -> list[Delivery]:
+        """Messages consumed since the last read, at most ``count``; due ones only."""
         try:
-            async with asyncio.timeout(min(self.options.read_block_seconds, _MAX_READ_WAIT)):
+            async with asyncio.timeout(min(self.host.options.read_block_seconds, _MAX_READ_WAIT)):
                 first = await self._inbox.get()
         except TimeoutError:
             return []
         received = [first]
         while len(received) < count and not self._inbox.empty():
             received.append(self._inbox.get_nowait())
-        now = self.queue.clock.now()
+        now = self.host.clock.now()
         ready: list[Delivery] = []
         early: list[_Received] = []
         for item in received:
@@ -217,8 +219,9 @@ class RabbitWorker(Worker):
 
     # Settling ---------------------------------------------------------------------------
 
-    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
-        await self.transport.publish(outbox, self.queue.clock.now())
+    async def settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
+        """Publish ``outbox`` (confirmed by RabbitMQ), then acknowledge ``delivery``."""
+        await self.transport.publish(outbox, self.host.clock.now())
         message: AbstractIncomingMessage = delivery.handle
         if _channel_closed(message):
             # The connection was lost (and made again) since it arrived: RabbitMQ has
@@ -229,15 +232,17 @@ class RabbitWorker(Worker):
             await message.ack()
         self._unsettled.pop(delivery.message_id, None)
 
-    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
+    def maintenance(self) -> list[Coroutine[Any, Any, None]]:
+        """Handing back what failed here, and consuming again from deleted queues."""
         return [self._hand_back_orphans(), self._keep_consuming()]
 
     async def _keep_consuming(self) -> None:
         """Declare again, and consume again from, a queue deleted under this worker."""
-        while not self.stopping:
-            await self.pause(max(self.options.heartbeat_seconds, 1.0))
-            if not self.stopping:
-                await self.outage.call(self._restore_consumers)
+        host = self.host
+        while not host.stopping:
+            await host.pause(max(host.options.heartbeat_seconds, 1.0))
+            if not host.stopping:
+                await host.outage.call(self._restore_consumers)
 
     async def _restore_consumers(self) -> None:
         # RabbitMQ cancels the consumers of a deleted queue (aiormq forgets their tags);
@@ -249,7 +254,7 @@ class RabbitWorker(Worker):
                 await self._channel.ready()
             underlay = cast(aiormq.Channel, await self._channel.get_underlay_channel())
             for name, (queue, tag) in tuple(self._consumers.items()):
-                if tag in underlay.consumers or self.stopping:
+                if tag in underlay.consumers or self.host.stopping:
                     continue
                 logger.warning(
                     "RabbitMQ lost queue %s (deleted?): declared it again and consuming "
@@ -265,18 +270,19 @@ class RabbitWorker(Worker):
     async def _hand_back_orphans(self) -> None:
         """Hand back messages whose handling failed before they were acknowledged.
 
-        The store or the broker failed mid-way, and `Worker` left the message
+        The store or the broker failed mid-way, and the worker left the message
         unacknowledged: RabbitMQ would keep it here until this channel closes. It goes
         back after as long as a dead worker's messages wait elsewhere, so that a store
         that is down does not send it round and round.
         """
-        options = self.options
+        host = self.host
+        options = host.options
         idle = max(options.heartbeat_timeout, 5 * options.heartbeat_seconds)
         orphaned_at: dict[str, float] = {}
-        while not self.stopping:
-            await self.pause(options.heartbeat_seconds)
+        while not host.stopping:
+            await host.pause(options.heartbeat_seconds)
             now = time.monotonic()
-            held = {delivery.message_id for delivery in self.held}
+            held = {delivery.message_id for delivery in host.held}
             for key in [key for key in self._unsettled if key not in held]:
                 if now - orphaned_at.setdefault(key, now) >= idle:
                     del orphaned_at[key]
@@ -285,10 +291,16 @@ class RabbitWorker(Worker):
 
     # Stopping ---------------------------------------------------------------------------
 
-    async def _wake(self) -> None:
+    async def wake(self) -> None:
+        """Wake a waiting read."""
         self._inbox.put_nowait(None)
 
-    async def _leave(self) -> None:
+    async def leave(self, unfinished: Sequence[Delivery]) -> None:
+        """Cancel the consumers, and hand back every message not acknowledged here.
+
+        That is more than ``unfinished``: also those whose handling failed, those
+        waiting on a timer, and those that arrived after the last read.
+        """
         for queue, tag in self._consumers.values():
             try:
                 await queue.cancel(tag)
@@ -312,7 +324,8 @@ class RabbitWorker(Worker):
         for message in returned:
             await _hand_back(message)
 
-    async def _disconnect(self) -> None:
+    async def disconnect(self) -> None:
+        """Close the channel and the connection."""
         channel, self._channel = self._channel, None
         connection, self._connection = self._connection, None
         if channel is not None:

@@ -95,6 +95,9 @@ class RabbitMQTransport:
         prefix: Put before every queue name.
     """
 
+    remote = True
+    """Jobs sent through it run in `arvel-flow worker` processes, not here."""
+
     def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
         self.url = url
         self.prefix = prefix

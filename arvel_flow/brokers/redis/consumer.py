@@ -1,4 +1,4 @@
-"""`RedisWorker`: a worker on Redis streams, with heartbeats, reclaiming and delays.
+"""`RedisConsumer`: a worker's reading of Redis streams, with heartbeats, reclaiming and delays.
 
 - A message is acknowledged in the same ``MULTI`` that sends what its job dispatched:
   the next step of a chain is sent if and only if the step that led to it is
@@ -24,50 +24,27 @@ from arvel_flow.brokers.redis.streams import StreamReader, is_missing_group
 from arvel_flow.brokers.redis.transport import Ack, RedisStreamTransport
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
-from arvel_flow.queue.front import BaseQueue
 from arvel_flow.store.urls import mask_url
-from arvel_flow.worker.delivery import Delivery
-from arvel_flow.worker.worker import Closer, Worker, WorkerOptions
+from arvel_flow.worker.consumer import Delivery, Host
 
 logger = logging.getLogger(__name__)
 
 
-class RedisWorker(Worker):
-    """Reads the streams of its queues on ``url``; sends and acknowledges through ``transport``.
+class RedisConsumer:
+    """Reads the streams of its worker's queues on ``url``; acknowledges through ``transport``.
 
     Args:
-        queue: The `TaskiqQueue` whose transport is ``transport``.
-        transport: Sends what jobs dispatch, and acknowledges messages with it.
+        transport: The worker's queue's transport: it sends what jobs dispatch, and
+            acknowledges messages in the same round trip.
         url: The broker's Redis server.
     """
 
-    def __init__(
-        self,
-        queue: BaseQueue,
-        transport: RedisStreamTransport,
-        *,
-        url: str,
-        options: WorkerOptions,
-        name: str | None = None,
-        closers: Sequence[Closer] = (),
-    ) -> None:
-        super().__init__(queue, options=options, name=name, closers=closers)
+    def __init__(self, transport: RedisStreamTransport, *, url: str) -> None:
         self.transport = transport
         self._url = url
-        self.streams = StreamReader(
-            url,
-            transport.keys,
-            options.queues,
-            self.name,
-            block_seconds=options.read_block_seconds,
-        )
-        self.heartbeat = Heartbeat(
-            url,
-            [transport.keys.consumers(q) for q in options.queues],
-            self.name,
-            options.heartbeat_seconds,
-            self.outage,
-        )
+        self._host: Host | None = None
+        self._streams: StreamReader | None = None
+        self._heartbeat: Heartbeat | None = None
         self._reader_lost = False
 
     @property
@@ -75,7 +52,45 @@ class RedisWorker(Worker):
         """The Redis server (no password)."""
         return mask_url(self._url)
 
-    async def _open(self) -> None:
+    def bind(self, host: Host) -> None:
+        """Read for ``host``: its name is this consumer's name in the group."""
+        options = host.options
+        self._host = host
+        self._streams = StreamReader(
+            self._url,
+            self.transport.keys,
+            options.queues,
+            host.name,
+            block_seconds=options.read_block_seconds,
+        )
+        self._heartbeat = Heartbeat(
+            self._url,
+            [self.transport.keys.consumers(q) for q in options.queues],
+            host.name,
+            options.heartbeat_seconds,
+            host.outage,
+        )
+
+    @property
+    def host(self) -> Host:
+        """The worker this consumer reads for."""
+        assert self._host is not None, "bind the consumer to a worker first"
+        return self._host
+
+    @property
+    def streams(self) -> StreamReader:
+        """The Redis operations on the worker's streams."""
+        assert self._streams is not None, "bind the consumer to a worker first"
+        return self._streams
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The thread that proves the worker alive."""
+        assert self._heartbeat is not None, "bind the consumer to a worker first"
+        return self._heartbeat
+
+    async def open(self) -> None:
+        """Create the consumer groups and start beating."""
         try:
             await self.streams.open()
             self.heartbeat.start()
@@ -83,7 +98,8 @@ class RedisWorker(Worker):
             self.heartbeat.close()
             raise
 
-    async def _read(self, count: int) -> list[Delivery]:
+    async def read(self, count: int) -> list[Delivery]:
+        """New messages of the worker's streams, at most ``count``."""
         if self._reader_lost:
             # The reader reconnected: CLIENT UNBLOCK needs its new id.
             await self.streams.refresh_reader_id()
@@ -94,38 +110,46 @@ class RedisWorker(Worker):
             self._reader_lost = True
             raise
 
-    async def _wake(self) -> None:
+    async def wake(self) -> None:
+        """Unblock a blocked read."""
         await self.streams.wake()
 
-    def _maintenance(self) -> list[Coroutine[Any, Any, None]]:
+    def maintenance(self) -> list[Coroutine[Any, Any, None]]:
+        """Promoting due delayed messages, and reclaiming those of dead workers."""
         return [self._promote_loop(), self._reclaim_loop()]
 
-    async def _leave(self) -> None:
+    async def leave(self, unfinished: Sequence[Delivery]) -> None:
+        """Leave the group; if messages are still pending here, be marked dead at once.
+
+        ``unfinished`` stay pending in the group: other workers take them over.
+        """
         # Beats stop first, so that none re-registers this worker after it left.
         await asyncio.to_thread(self.heartbeat.stop)
         left = False
         try:
             left = await self.streams.leave()
         except BackendError as error:
-            logger.warning("worker %s could not leave cleanly: %s", self.name, error)
+            logger.warning("worker %s could not leave cleanly: %s", self.host.name, error)
         if not left:
             # Messages are still pending here (an abort): others take them at once.
             await asyncio.to_thread(self.heartbeat.mark_dead)
         self.heartbeat.close()
 
-    async def _disconnect(self) -> None:
+    async def disconnect(self) -> None:
+        """Close the reading connections."""
         await self.streams.close()
 
-    async def _settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
+    async def settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
         """Send, acknowledge, and take the next message, in one round trip.
 
         Taking the next message with the acknowledgement saves a chain step the trip
         through the blocked reader: the step just sent is usually the one taken.
         """
+        host = self.host
         ack = Ack(self.transport.keys.stream(delivery.queue), delivery.message_id)
-        fetch = () if self.stopping else (self.streams.read_command(1),)
+        fetch = () if host.stopping else (self.streams.read_command(1),)
         try:
-            replies = await self.transport.flush(outbox, self.queue.clock.now(), ack, fetch)
+            replies = await self.transport.flush(outbox, host.clock.now(), ack, fetch)
         except ResponseError as error:
             # The ack and the sends ran (errors in a MULTI do not undo the rest); only
             # the fetch found no group: Redis lost its data while the job ran.
@@ -135,31 +159,34 @@ class RedisWorker(Worker):
             return
         for reply in replies:
             for taken in self.streams.parse_read(reply):
-                self.start(taken)
+                host.start(taken)
 
     # Loops ------------------------------------------------------------------------------
 
     async def _promote_loop(self) -> None:
-        clock = self.queue.clock
-        while not self.stopping:
-            wait = self.options.promote_seconds
-            upcoming = await self.outage.call(lambda: self.streams.promote(clock.now()))
+        host = self.host
+        clock = host.clock
+        while not host.stopping:
+            wait = host.options.promote_seconds
+            upcoming = await host.outage.call(lambda: self.streams.promote(clock.now()))
             if upcoming is not None:
                 wait = min(wait, max(upcoming - clock.now(), 0.0))
-            await self.pause(wait)
+            await host.pause(wait)
 
     async def _reclaim_loop(self) -> None:
-        while not self.stopping:
-            await self.pause(self.options.heartbeat_seconds)
+        host = self.host
+        while not host.stopping:
+            await host.pause(host.options.heartbeat_seconds)
             self.heartbeat.check()
-            if not self.stopping:
-                await self.outage.call(self._reclaim)
+            if not host.stopping:
+                await host.outage.call(self._reclaim)
 
     async def _reclaim(self) -> None:
         """Take over the messages of dead workers, and this worker's own orphans."""
-        options = self.options
+        host = self.host
+        options = host.options
         for delivery in await self.streams.reclaim(
-            budget=self.free_slots,
+            budget=host.free_slots,
             dead_after=options.heartbeat_timeout,
             foreign_idle=options.foreign_timeout,
         ):
@@ -168,10 +195,10 @@ class RedisWorker(Worker):
                 delivery.message_id,
                 delivery.deliveries,
             )
-            self.start(delivery)
+            host.start(delivery)
         for delivery in await self.streams.orphans(
-            budget=self.free_slots,
+            budget=host.free_slots,
             idle=max(options.heartbeat_timeout, 5 * options.heartbeat_seconds),
-            running={d.message_id for d in self.held},
+            running={d.message_id for d in host.held},
         ):
-            self.start(delivery)
+            host.start(delivery)

@@ -21,8 +21,8 @@ import redis
 
 from arvel_flow.brokers.redis.scripts import HEARTBEAT
 from arvel_flow.errors import BackendError
-from arvel_flow.lock.redis import redis_errors
 from arvel_flow.outage import Beats, Outage
+from arvel_flow.redis_support import redis_errors
 from arvel_flow.store.urls import mask_url
 
 logger = logging.getLogger(__name__)

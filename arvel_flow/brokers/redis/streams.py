@@ -19,9 +19,9 @@ from redis.exceptions import RedisError, ResponseError
 from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
 from arvel_flow.brokers.redis.scripts import PROMOTE, RECLAIM
 from arvel_flow.brokers.redis.transport import Command
-from arvel_flow.lock.redis import redis_errors
+from arvel_flow.redis_support import redis_errors
 from arvel_flow.store.urls import mask_url
-from arvel_flow.worker.delivery import Delivery
+from arvel_flow.worker.consumer import Delivery
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
-from arvel_flow.lock.redis import describe_client, redis_errors
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.outbox import current_outbox
 from arvel_flow.queue.wire import encode_message
+from arvel_flow.redis_support import describe_client, redis_errors
 from arvel_flow.store.urls import mask_url
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ class RedisStreamTransport:
         keys: Where the streams and sets are.
         backend: How to name the server in errors (no password).
     """
+
+    remote = True
+    """Jobs sent through it run in `arvel-flow worker` processes, not here."""
 
     def __init__(
         self, client: Redis, keys: StreamKeys, *, backend: str, owns_client: bool = True

@@ -1,8 +1,4 @@
-"""The wire format and the refusal rules, without Redis (pure functions).
-
-These belong in ``tests/unit/worker/``; they sit here with the rest of the worker's
-tests until that directory exists.
-"""
+"""The wire format and the refusal rules, without a broker (pure functions)."""
 
 from __future__ import annotations
 
