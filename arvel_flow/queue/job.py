@@ -1,8 +1,8 @@
 """The `Job` base model, and the settings every runnable carries (re-exported).
 
 `JobSettings`, `MiddlewareRef` and `JOB_SETTING_FIELDS` are declared in
-`arvel_flow.job_settings`, below the file format that derives its keys from them;
-they are importable from here, as SPEC §1 lists them.
+`arvel_flow.job_settings`, in the file-format layer (which derives its keys from
+them, and may import no runtime module); they stay importable from here.
 """
 
 from __future__ import annotations
