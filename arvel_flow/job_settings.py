@@ -293,13 +293,9 @@ class JobSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; ``from_values`` reads it back."""
+        # asdict turns each MiddlewareRef into {"use", "kwargs"}; JSON has lists.
         data = dataclasses.asdict(self)
-        if isinstance(self.backoff, tuple):
-            data["backoff"] = list(self.backoff)
-        data["retry_on"] = list(self.retry_on)
-        data["dont_retry_on"] = list(self.dont_retry_on)
-        data["middleware"] = [{"use": m.use, "kwargs": m.kwargs} for m in self.middleware]
-        return data
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     def replace(self, **changes: Any) -> JobSettings:
         """A copy with some settings changed."""

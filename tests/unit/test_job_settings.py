@@ -145,3 +145,16 @@ def test_job_settings_stay_importable_from_the_job_module() -> None:
     assert job_module.MiddlewareRef is MiddlewareRef
     assert job_module.JOB_SETTING_FIELDS is JOB_SETTING_FIELDS
     assert [f.name for f in dataclasses.fields(JobSettings)] == list(SETTINGS)
+
+
+def test_the_json_form_has_lists_and_plain_middleware_and_reads_back() -> None:
+    settings = JobSettings.from_values(
+        {"backoff": [1, 2], "retry_on": ["KeyError"], "middleware": [MiddlewareRef("m.X")]}
+    )
+    data = settings.to_dict()
+    assert list(data) == list(SETTINGS)
+    assert data["backoff"] == [1.0, 2.0]
+    assert data["retry_on"] == ["KeyError"]
+    assert data["dont_retry_on"] == []
+    assert data["middleware"] == [{"use": "m.X", "kwargs": {}}]
+    assert JobSettings.from_values(data) == settings
