@@ -138,12 +138,12 @@ def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
 def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
     """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
     from arvel_flow.cli.render import format_mermaid, format_tree
-    from arvel_flow.compiler import compile_pipeline, load_pipeline
+    from arvel_flow.compiler import compile_plan, load_pipeline
 
     spec = load_pipeline(
         file, set_vars=parse_assignments(assignments), strict=False, file=str(file)
     )
-    plan = compile_pipeline(spec, import_classes=False).to_plan(spec.name)
+    plan = compile_plan(spec, import_classes=False)
     if output_format == "mermaid":
         click.echo(format_mermaid(plan), nl=False)
     else:
@@ -156,12 +156,12 @@ def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
 def plan(file: Path, assignments: tuple[str, ...]) -> None:
     """Show each job's effective settings, backoff timeline, worst case and traps."""
     from arvel_flow.cli.render import format_plan
-    from arvel_flow.compiler import compile_pipeline, load_pipeline
+    from arvel_flow.compiler import compile_plan, load_pipeline
     from arvel_flow.explain import compute_reports
 
     use_working_directory()
     spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))
-    compiled = compile_pipeline(spec).to_plan(spec.name)
+    compiled = compile_plan(spec)
     reports = compute_reports(compiled, redelivery_timeout=redelivery_timeout(spec))
     print_renderable(format_plan(spec.name, reports))
 

@@ -48,10 +48,10 @@ def resolve_settings(file_queue: Mapping[str, Any], flags: Mapping[str, Any]) ->
 
 def compile_file(path: str, set_vars: Mapping[str, Any]) -> tuple[Plan, Mapping[str, Any]]:
     """The plan of a pipeline file and its ``queue:`` section; ConfigError if invalid."""
-    from arvel_flow.compiler import compile_pipeline, load_pipeline
+    from arvel_flow.compiler import compile_plan, load_pipeline
 
     spec = load_pipeline(path, set_vars=set_vars)
-    plan = compile_pipeline(spec).to_plan(spec.name)
+    plan = compile_plan(spec)
     plan = dataclasses.replace(plan, origin=str(Path(path).resolve()), digest=file_digest(path))
     return plan, spec.queue.model_dump(exclude_none=True)
 

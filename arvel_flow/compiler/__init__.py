@@ -2,7 +2,8 @@
 
 It sits above the file format (`arvel_flow.pipeline`, which imports no runtime module)
 and the runtime, and is the one place that joins them: ``graph`` compiles a
-`PipelineSpec` (`compile_pipeline`); ``strict``, ``params`` and ``signatures`` import
+`PipelineSpec` into the `Plan` to run (`compile_plan`) or the `Chain` / `Batch` graph
+of the Python API (`compile_pipeline`); ``strict``, ``params`` and ``signatures`` import
 what a file names and check it; ``load`` runs the file format's loader with those
 checks as its last pass (`load_pipeline`).
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         Step,
         class_settings,
         compile_pipeline,
+        compile_plan,
         compute_job_ref,
         middleware_ref,
     )
@@ -30,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "Step": "arvel_flow.compiler.graph",
     "class_settings": "arvel_flow.compiler.graph",
     "compile_pipeline": "arvel_flow.compiler.graph",
+    "compile_plan": "arvel_flow.compiler.graph",
     "compute_job_ref": "arvel_flow.compiler.graph",
     "load_pipeline": "arvel_flow.compiler.load",
     "middleware_ref": "arvel_flow.compiler.graph",
@@ -40,6 +43,7 @@ __all__ = [
     "Step",
     "class_settings",
     "compile_pipeline",
+    "compile_plan",
     "compute_job_ref",
     "load_pipeline",
     "middleware_ref",

@@ -1,4 +1,5 @@
-"""`compile_pipeline`: a validated `PipelineSpec` → the `Chain` / `Batch` graph to run.
+"""`compile_plan` / `compile_pipeline`: a validated `PipelineSpec` → the `Plan` to run,
+or the `Chain` / `Batch` graph it is drawn from (the Python API).
 
 Each job's settings merge, weakest first: the job class's own defaults, the
 pipeline's ``defaults``, the job template, the step. At each level a named or inline
@@ -17,12 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 from arvel_flow.errors import ConfigError, ConfigIssue
+from arvel_flow.job_settings import STEP_KEYS
 from arvel_flow.pipeline.models import (
     BatchStepSpec,
     ChainStepSpec,
     JobSettingsSpec,
     JobStepSpec,
-    JobTemplateSpec,
     PipelineSpec,
     RateLimitedSpec,
     RetryPolicySpec,
@@ -34,12 +35,19 @@ from arvel_flow.pipeline.references import ROOT_KEY
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.flow import FanOut, JobStep
-from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, MiddlewareRef
-from arvel_flow.queue.plan import Matrix
+from arvel_flow.queue.job import JobSettings, MiddlewareRef
+from arvel_flow.queue.plan import Matrix, Plan
 from arvel_flow.queue.targets import JobRef, JobTarget, resolve_target
 
 Step = Chain | Batch | JobStep | FanOut
-_NOT_SETTINGS = {"retry", "middleware", "id", "job", "with_", "each", "matrix", "class_"}
+
+
+def compile_plan(spec: PipelineSpec, *, import_classes: bool = True) -> Plan:
+    """The plan of a pipeline, named after it: what ``arvel-flow run`` starts.
+
+    Args and raises as `compile_pipeline`, whose graph it flattens.
+    """
+    return compile_pipeline(spec, import_classes=import_classes).to_plan(spec.name)
 
 
 def compile_pipeline(spec: PipelineSpec, *, import_classes: bool = True) -> Chain | Batch:
@@ -183,20 +191,10 @@ def _undefined(what: str, name: str) -> ConfigError:
 
 
 def class_settings(target: JobTarget) -> JobSettings:
-    """A job class's own setting defaults (`Job` defaults for anything it lacks).
-
-    `JobSettings.of` reads attributes, and Pydantic keeps field defaults off the
-    class, so the defaults are read from ``model_fields`` and passed as overrides.
-    """
+    """A job class's own setting defaults (`Job` defaults for anything it lacks)."""
     if target.kind == "function":
         return JobSettings()
-    fields = target.obj.model_fields
-    defaults = {
-        name: fields[name].get_default(call_default_factory=True)
-        for name in JOB_SETTING_FIELDS
-        if name in fields and not fields[name].is_required()
-    }
-    return JobSettings.of(target.obj, **defaults)
+    return JobSettings.of(target.obj)
 
 
 def middleware_ref(
@@ -212,9 +210,6 @@ def middleware_ref(
     )
 
 
-def _direct_settings(layer: JobSettingsSpec | JobTemplateSpec) -> dict[str, Any]:
-    return {
-        name: value
-        for name, value in layer.model_dump(exclude_none=True).items()
-        if name not in _NOT_SETTINGS
-    }
+def _direct_settings(layer: JobSettingsSpec) -> dict[str, Any]:
+    """The settings a level sets itself (not through ``retry`` or ``middleware``)."""
+    return layer.model_dump(include=set(STEP_KEYS), exclude_none=True)

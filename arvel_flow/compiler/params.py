@@ -18,6 +18,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, TypeAdapter
 
+from arvel_flow.job_settings import RETRY_KEYS, STEP_KEYS
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean
 from arvel_flow.pipeline.secret_checks import HOW_TO_REFER
 from arvel_flow.queue.job import JOB_SETTING_FIELDS
@@ -28,13 +29,8 @@ from arvel_flow.secrets import is_secret_field_name, is_secret_marker, resolve_f
 MAX_ITEM_PROBLEMS = 20
 """Problems reported per fan-out before summing up the rest in one line."""
 
-_RETRY_FIELDS = frozenset(JOB_SETTING_FIELDS) - {
-    "queue_name",
-    "timeout_seconds",
-    "unique_for",
-    "unique_id",
-    "unique_until_processing",
-}
+_RETRY_ONLY = frozenset(RETRY_KEYS) - frozenset(STEP_KEYS)
+"""Settings the file sets only under ``retry``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +180,7 @@ def _takes_any_keyword(target: JobTarget) -> bool:
 
 def _unknown(target: JobTarget, name: str, path: Path, known: set[str]) -> Problem:
     if name in JOB_SETTING_FIELDS and target.kind != "function":
-        where = "under 'retry'" if name in _RETRY_FIELDS else "on the step itself, not under 'with'"
+        where = "under 'retry'" if name in _RETRY_ONLY else "on the step itself, not under 'with'"
         return Problem(
             path, f"{name!r} is a job setting, not a parameter: set it {where}", at="key"
         )

@@ -6,8 +6,8 @@ shape of module prefixes and key templates; ``diagnostics``, ``references`` and
 ``secret_checks`` find problems; ``loader`` runs it all (`load_spec`); ``schema``
 generates the JSON Schema.
 
-It imports nothing of the runtime (only `arvel_flow.errors`, `arvel_flow.secrets` and
-`arvel_flow.scalars`), so nothing it does imports what a file names. The checks that
-do, strict mode, live in `arvel_flow.compiler`, whose `load_pipeline` is the public
-entry point.
+It imports nothing of the runtime (only `arvel_flow.errors`, `arvel_flow.secrets`,
+`arvel_flow.scalars` and `arvel_flow.job_settings`), so nothing it does imports what a
+file names. The checks that do, strict mode, live in `arvel_flow.compiler`, whose
+`load_pipeline` is the public entry point.
 """

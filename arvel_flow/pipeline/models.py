@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from arvel_flow.job_settings import STEP_KEYS
 from arvel_flow.pipeline.fields import (
     ENV_NAME_PATTERN,
     MAX_CONCURRENCY,
@@ -33,7 +34,6 @@ from arvel_flow.pipeline.fields import (
     STEP_ID_PATTERN,
     VAR_NAME_PATTERN,
     Allowance,
-    Duration,
     PositiveDuration,
     Version,
 )
@@ -49,6 +49,7 @@ from arvel_flow.pipeline.policies import (
     UseMiddlewareSpec,
     WithoutOverlappingArgs,
     WithoutOverlappingSpec,
+    with_settings,
 )
 
 __all__ = [
@@ -78,6 +79,7 @@ VarName = Annotated[str, StringConstraints(pattern=VAR_NAME_PATTERN)]
 EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 
 
+@with_settings(STEP_KEYS)
 class JobSettingsSpec(SpecModel):
     """Job settings that ``defaults``, templates and steps may set."""
 
@@ -89,22 +91,6 @@ class JobSettingsSpec(SpecModel):
         description="Stacks by name or middleware in place, outermost first; added after the "
         "middleware of the levels below.",
     )
-    queue_name: str | None = Field(None, min_length=1, description="Queue the job is sent to.")
-    timeout_seconds: Duration | None = Field(
-        None, description="Time limit of one attempt; 0 = none."
-    )
-    unique_for: PositiveDuration | None = Field(
-        None, description="Refuse duplicate dispatches for this long."
-    )
-    unique_id: str | None = Field(
-        None,
-        min_length=1,
-        description="What makes two dispatches duplicates; '{field}' reads job fields.",
-    )
-    unique_until_processing: bool | None = Field(
-        None, description="Release the unique lock when the job starts rather than when it ends."
-    )
-    delay: Duration | None = Field(None, description="Wait before the first attempt.")
 
 
 class DefaultsSpec(JobSettingsSpec):

@@ -6,13 +6,15 @@ module small; `SpecModel`, the base of every model of the file, lives here too.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
-from arvel_flow.pipeline.fields import MAX_BACKOFF_BASE, MAX_RETRIES, Backoff, Duration
+from arvel_flow.job_settings import RETRY_KEYS, SETTINGS
+from arvel_flow.pipeline.fields import Duration
 
-ExceptionNames = list[Annotated[str, StringConstraints(min_length=1)]]
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class SpecModel(BaseModel):
@@ -21,40 +23,34 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_by_name=False)
 
 
+def with_settings(names: Iterable[str]) -> Callable[[type[_Model]], type[_Model]]:
+    """Give a model one optional key per job setting named, as `JobSettings` declares it.
+
+    Each key takes the setting's file type (bounds included) and its doc as the
+    description; unset, it is ``None`` and keeps the value from the level below. The
+    model returned is a subclass of the decorated one, under the same name, holding
+    the generated fields after the ones the class declares.
+    """
+    fields: dict[str, Any] = {
+        name: (SETTINGS[name].file_type | None, Field(None, description=SETTINGS[name].doc))
+        for name in names
+    }
+
+    def derive(model: type[_Model]) -> type[_Model]:
+        return create_model(
+            model.__name__,
+            __base__=model,
+            __module__=model.__module__,
+            __doc__=model.__doc__,
+            **fields,
+        )
+
+    return derive
+
+
+@with_settings(RETRY_KEYS)
 class RetryPolicySpec(SpecModel):
     """How often and how patiently a job is retried; unset keys keep the value from below."""
-
-    max_retries: int | None = Field(
-        None, ge=0, le=MAX_RETRIES, description="Retries after the first attempt."
-    )
-    backoff: Backoff | None = Field(
-        None,
-        description="Wait between attempts: seconds, a list (one per attempt, the last repeating) "
-        "or 'exponential'.",
-    )
-    backoff_base: float | None = Field(
-        None,
-        ge=1,
-        le=MAX_BACKOFF_BASE,
-        description="Base of exponential backoff: base ** attempt.",
-    )
-    max_backoff: Duration | None = Field(None, description="Cap on any single wait.")
-    jitter: bool | None = Field(None, description="Spread each wait over [wait/2, wait].")
-    timeout_seconds: Duration | None = Field(
-        None, description="Time limit of one attempt; 0 = none."
-    )
-    retry_until: Duration | None = Field(
-        None, description="Stop retrying this long after the first attempt."
-    )
-    max_exceptions: int | None = Field(
-        None, ge=1, description="Stop after this many raised exceptions."
-    )
-    retry_on: ExceptionNames | None = Field(
-        None, description="Retry only these exceptions (builtin names or dotted paths)."
-    )
-    dont_retry_on: ExceptionNames | None = Field(
-        None, description="Never retry these exceptions (builtin names or dotted paths)."
-    )
 
 
 class RateLimitedArgs(SpecModel):

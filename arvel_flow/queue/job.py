@@ -1,22 +1,46 @@
-"""The `Job` base model and the effective settings every runnable carries."""
+"""The `Job` base model, and the settings every runnable carries (re-exported).
+
+`JobSettings`, `MiddlewareRef` and `JOB_SETTING_FIELDS` are declared in
+`arvel_flow.job_settings`, in the file-format layer (which derives its keys from
+them, and may import no runtime module); they stay importable from here.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import math
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from arvel_flow.job_settings import (
+    DEFAULTS,
+    JOB_SETTING_FIELDS,
+    SETTINGS,
+    Backoff,
+    JobSettings,
+    MiddlewareRef,
+)
 from arvel_flow.pipeline.names import key_fields
 
 if TYPE_CHECKING:
     from arvel_flow.queue.middleware import JobMiddleware
 
-Backoff = float | tuple[float, ...] | Literal["exponential"]
+__all__ = [
+    "JOB_SETTING_FIELDS",
+    "Backoff",
+    "Job",
+    "JobSettings",
+    "MiddlewareRef",
+    "format_key",
+    "is_job_class",
+]
+
+
+def _setting_field(name: str) -> Any:
+    """A `Job` field for the setting ``name``: its default and doc from `JobSettings`."""
+    setting = SETTINGS[name]
+    return Field(setting.to_job(getattr(DEFAULTS, name)), description=setting.doc)
 
 
 class Job(BaseModel):
@@ -28,20 +52,22 @@ class Job(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    max_retries: int = 3
-    backoff: int | float | list[int | float] | Literal["exponential"] = 60
-    backoff_base: int | float = 2
-    max_backoff: float | None = None
-    jitter: bool = False
-    timeout_seconds: float = 300
-    queue_name: str = "default"
-    max_exceptions: int | None = None
-    retry_until: timedelta | None = None
-    retry_on: tuple[type[BaseException] | str, ...] = ()
-    dont_retry_on: tuple[type[BaseException] | str, ...] = ()
-    unique_for: int | None = None
-    unique_id: str | None = None
-    unique_until_processing: bool = False
+    # Names, defaults and docs come from `JobSettings`; the types are those a job
+    # class writes (a `timedelta`, exception classes), which `JobSettings.of` normalises.
+    max_retries: int = _setting_field("max_retries")
+    backoff: int | float | list[int | float] | Literal["exponential"] = _setting_field("backoff")
+    backoff_base: int | float = _setting_field("backoff_base")
+    max_backoff: float | None = _setting_field("max_backoff")
+    jitter: bool = _setting_field("jitter")
+    queue_name: str = _setting_field("queue_name")
+    timeout_seconds: float = _setting_field("timeout_seconds")
+    retry_until: timedelta | None = _setting_field("retry_until")
+    max_exceptions: int | None = _setting_field("max_exceptions")
+    retry_on: tuple[type[BaseException] | str, ...] = _setting_field("retry_on")
+    dont_retry_on: tuple[type[BaseException] | str, ...] = _setting_field("dont_retry_on")
+    unique_for: int | None = _setting_field("unique_for")
+    unique_id: str | None = _setting_field("unique_id")
+    unique_until_processing: bool = _setting_field("unique_until_processing")
 
     async def handle(self) -> Any:
         """Do the work. Raising marks the attempt failed."""
@@ -84,133 +110,6 @@ def format_key(template: str, source: object) -> str:
     """
     key_fields(template)
     return template.format_map(_FieldView(source))
-
-
-@dataclass(frozen=True, slots=True)
-class MiddlewareRef:
-    """A middleware named by dotted path or builtin name, with its constructor arguments.
-
-    Refs, not instances, travel in plans and messages: a worker builds the middleware
-    fresh for every execution.
-    """
-
-    use: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class JobSettings:
-    """The effective settings of one job after defaults, templates and overrides merge.
-
-    Durations are seconds. Exception classes are dotted paths or builtin names.
-    """
-
-    max_retries: int = 3
-    backoff: Backoff = 60.0
-    backoff_base: float = 2.0
-    max_backoff: float | None = None
-    jitter: bool = False
-    timeout_seconds: float = 300.0
-    queue_name: str = "default"
-    max_exceptions: int | None = None
-    retry_until: float | None = None
-    retry_on: tuple[str, ...] = ()
-    dont_retry_on: tuple[str, ...] = ()
-    unique_for: float | None = None
-    unique_id: str | None = None
-    unique_until_processing: bool = False
-    delay: float = 0.0
-    middleware: tuple[MiddlewareRef, ...] = ()
-
-    @classmethod
-    def of(cls, source: object, **overrides: Any) -> JobSettings:
-        """Settings read from a job instance or class (Job defaults where it has none)."""
-        values: dict[str, Any] = {}
-        if inspect.isclass(source) and issubclass(source, BaseModel):
-            # Pydantic keeps field defaults in model_fields, not on the class.
-            fields = source.model_fields
-            values = {n: fields[n].default for n in JOB_SETTING_FIELDS if n in fields}
-        else:
-            for name in JOB_SETTING_FIELDS:
-                if hasattr(source, name):
-                    values[name] = getattr(source, name)
-        values.update(overrides)
-        return cls.from_values(values)
-
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> JobSettings:
-        """Build from loosely typed values (a Job's fields, a YAML policy, JSON)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        clean = {k: _normalise(k, v) for k, v in values.items() if k in known}
-        return cls(**clean)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; ``from_values`` reads it back."""
-        data = dataclasses.asdict(self)
-        if isinstance(self.backoff, tuple):
-            data["backoff"] = list(self.backoff)
-        data["retry_on"] = list(self.retry_on)
-        data["dont_retry_on"] = list(self.dont_retry_on)
-        data["middleware"] = [{"use": m.use, "kwargs": m.kwargs} for m in self.middleware]
-        return data
-
-    def replace(self, **changes: Any) -> JobSettings:
-        """A copy with some settings changed."""
-        return dataclasses.replace(self, **changes)
-
-
-JOB_SETTING_FIELDS: tuple[str, ...] = (
-    "max_retries",
-    "backoff",
-    "backoff_base",
-    "max_backoff",
-    "jitter",
-    "timeout_seconds",
-    "queue_name",
-    "max_exceptions",
-    "retry_until",
-    "retry_on",
-    "dont_retry_on",
-    "unique_for",
-    "unique_id",
-    "unique_until_processing",
-)
-"""Fields of `Job` that are settings rather than parameters of the work."""
-
-
-def _normalise(name: str, value: Any) -> Any:
-    if name == "backoff":
-        if isinstance(value, list | tuple):
-            return tuple(_float(v) for v in value)
-        return value if value == "exponential" else _float(value)
-    if name in ("retry_on", "dont_retry_on"):
-        return tuple(_exception_name(v) for v in value)
-    if name == "retry_until" and isinstance(value, timedelta):
-        return value.total_seconds()
-    if name == "middleware":
-        return tuple(
-            v if isinstance(v, MiddlewareRef) else MiddlewareRef(v["use"], dict(v["kwargs"]))
-            for v in value
-        )
-    if name in ("backoff_base", "timeout_seconds", "delay") and value is not None:
-        return _float(value)
-    return value
-
-
-def _float(value: Any) -> float:
-    """``float(value)``, with infinity for an int too large to convert (``10 ** 400``)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
-
-
-def _exception_name(value: type[BaseException] | str) -> str:
-    if isinstance(value, str):
-        return value
-    if value.__module__ == "builtins":
-        return value.__qualname__
-    return f"{value.__module__}.{value.__qualname__}"
 
 
 def is_job_class(obj: object) -> bool:

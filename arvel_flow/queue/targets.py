@@ -19,7 +19,6 @@ import itertools
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Literal
 
 import pydantic
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr
 from pydantic_core import to_jsonable_python
 
 from arvel_flow.errors import ImportTargetError, SecretError
+from arvel_flow.job_settings import SETTINGS
 from arvel_flow.queue.allowlist import Role, import_allowed
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
 from arvel_flow.queue.redaction import may_hold_secret, stored_params
@@ -151,19 +151,10 @@ def _settings_overrides(cls: type[BaseModel], settings: _Identity) -> tuple[tupl
     """The settings that differ from ``cls``'s field defaults, as field values."""
     defaults = _class_default_settings(cls)
     return tuple(
-        (name, _field_value(name, getattr(settings.value, name)))
+        (name, SETTINGS[name].to_job(getattr(settings.value, name)))
         for name in JOB_SETTING_FIELDS
         if getattr(settings.value, name) != getattr(defaults, name)
     )
-
-
-def _field_value(name: str, value: Any) -> Any:
-    """A settings value in the type the `Job` field holds."""
-    if name == "backoff" and isinstance(value, tuple):
-        return list(value)
-    if name == "retry_until" and value is not None:
-        return timedelta(seconds=value)
-    return value
 
 
 class FunctionCall:

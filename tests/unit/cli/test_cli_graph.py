@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from arvel_flow.cli.app import cli
 from arvel_flow.cli.render import format_mermaid
-from arvel_flow.compiler import compile_pipeline, load_pipeline
+from arvel_flow.compiler import compile_plan, load_pipeline
 from tests.fixtures.spec_paths import ENV, EXAMPLES, VALID
 
 
@@ -32,7 +32,7 @@ def test_tree_shows_groups_fan_outs_and_callbacks() -> None:
 
 def test_mermaid_is_a_flowchart_with_subgraphs_and_labelled_callbacks() -> None:
     spec = load_pipeline(VALID / "spec_example.yaml", env=ENV)
-    text = format_mermaid(compile_pipeline(spec).to_plan(spec.name))
+    text = format_mermaid(compile_plan(spec))
     assert text.splitlines()[0] == "flowchart TD"
     assert '  subgraph n0["chain root"]' in text
     assert '      n3[["digests.0<br/>tests.fixtures.jobs_for_spec:SendDigest x 2"]]' in text

@@ -1,15 +1,16 @@
-"""`compile_pipeline`: graph shape, settings merge order, lazy fan-outs, the examples."""
+"""`compile_plan` and `compile_pipeline`: graph shape, settings merge, lazy fan-outs, examples."""
 
 from __future__ import annotations
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline, compute_job_ref, load_pipeline
+from arvel_flow.compiler import compile_pipeline, compile_plan, compute_job_ref, load_pipeline
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline.models import ChainStepSpec, JobStepSpec, PipelineSpec
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import FanOutNode, JobNode, Matrix, Plan
+from arvel_flow.queue.plan_json import plan_to_dict
 from tests.fixtures.outline import outline
 from tests.fixtures.spec_paths import ENV, EXAMPLES, VALID
 
@@ -18,7 +19,7 @@ JOBS = "tests.fixtures.jobs_for_spec"
 
 def plan_of(text: str, **options: bool) -> Plan:
     spec = load_pipeline(text, env=ENV)
-    return compile_pipeline(spec, **options).to_plan(spec.name)
+    return compile_plan(spec, **options)
 
 
 def settings_of(plan: Plan, key: str) -> JobSettings:
@@ -85,6 +86,18 @@ def test_template_parameters_merge_under_the_step_parameters() -> None:
     )
 
 
+@pytest.mark.parametrize("import_classes", [True, False])
+def test_compile_plan_is_the_graph_flattened_under_the_pipeline_name(import_classes: bool) -> None:
+    # Given a pipeline with fan-outs, callbacks and settings at every level
+    spec = load_pipeline(EXAMPLES / "import_fanout.yaml", env=ENV)
+    # When it is compiled into a plan, and into the graph of the Python API
+    plan = compile_plan(spec, import_classes=import_classes)
+    graph = compile_pipeline(spec, import_classes=import_classes)
+    # Then the plan is named after the pipeline and is that graph's plan
+    assert plan.name == spec.name
+    assert plan_to_dict(plan) == plan_to_dict(graph.to_plan(spec.name))
+
+
 def test_a_root_job_step_becomes_a_one_step_chain() -> None:
     spec = load_pipeline(VALID / "minimal.yaml", env=ENV)
     flow = compile_pipeline(spec)
@@ -95,7 +108,7 @@ def test_a_root_job_step_becomes_a_one_step_chain() -> None:
 def test_fan_outs_stay_lazy() -> None:
     # Given a pipeline with an 'each' list and a 3 x 2 matrix
     spec = load_pipeline(VALID / "fan_outs.yaml", env=ENV)
-    plan = compile_pipeline(spec).to_plan(spec.name)
+    plan = compile_plan(spec)
     each, matrix = plan.nodes["spread.each"], plan.nodes["root.1.0"]
     assert isinstance(each, FanOutNode)
     assert isinstance(matrix, FanOutNode)
@@ -108,14 +121,14 @@ def test_fan_outs_stay_lazy() -> None:
 
 def test_compiling_is_deterministic_and_pure() -> None:
     spec = load_pipeline(VALID / "spec_example.yaml", env=ENV)
-    first, second = (outline(compile_pipeline(spec).to_plan(spec.name)) for _ in range(2))
+    first, second = (outline(compile_plan(spec)) for _ in range(2))
     assert first == second
     assert spec == load_pipeline(VALID / "spec_example.yaml", env=ENV)  # the spec is not mutated
 
 
 def load_and_plan(name: str) -> Plan:
     spec: PipelineSpec = load_pipeline(VALID / f"{name}.yaml", env=ENV)
-    return compile_pipeline(spec).to_plan(spec.name)
+    return compile_plan(spec)
 
 
 EXAMPLE_OUTLINES = {
@@ -151,7 +164,7 @@ chain root
 @pytest.mark.parametrize("name", sorted(EXAMPLE_OUTLINES))
 def test_each_example_validates_strictly_and_compiles_to_its_graph(name: str) -> None:
     spec = load_pipeline(EXAMPLES / f"{name}.yaml", env={})
-    assert outline(compile_pipeline(spec).to_plan(spec.name)) == EXAMPLE_OUTLINES[name]
+    assert outline(compile_plan(spec)) == EXAMPLE_OUTLINES[name]
 
 
 def test_every_example_is_covered() -> None:
@@ -160,7 +173,7 @@ def test_every_example_is_covered() -> None:
 
 def test_example_settings_follow_their_policies() -> None:
     spec = load_pipeline(EXAMPLES / "weekly_digest.yaml", env={})
-    plan = compile_pipeline(spec).to_plan(spec.name)
+    plan = compile_plan(spec)
     digest = settings_of(plan, "digests.0")
     assert (digest.max_retries, digest.backoff, digest.queue_name) == (3, (0.1, 0.5), "mail")
     assert digest.dont_retry_on == ("examples.jobs:DigestBouncedError",)
@@ -185,4 +198,4 @@ def test_a_spec_built_by_hand_fails_with_a_config_error(
     spec = PipelineSpec.model_validate({"version": 1, "name": "x", "pipeline": pipeline})
     # Then compiling it raises a ConfigError, never a KeyError
     with pytest.raises(ConfigError, match=message):
-        compile_pipeline(spec, import_classes=False).to_plan(spec.name)
+        compile_plan(spec, import_classes=False)

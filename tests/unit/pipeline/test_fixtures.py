@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline, load_pipeline
+from arvel_flow.compiler import compile_plan, load_pipeline
 from arvel_flow.errors import ConfigError
 from tests.fixtures.outline import outline
 from tests.fixtures.spec_paths import ENV, INVALID, VALID
@@ -42,6 +42,6 @@ def test_valid_file_compiles_to_its_golden_outline(path: Path) -> None:
     expected = path.with_suffix(".graph").read_text(encoding="utf-8")
     # When it is loaded strictly and compiled
     spec = load_pipeline(path, env=ENV)
-    plan = compile_pipeline(spec).to_plan(spec.name)
+    plan = compile_plan(spec)
     # Then the graph has exactly that structure
     assert outline(plan) == expected

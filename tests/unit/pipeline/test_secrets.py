@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from arvel_flow.compiler import compile_pipeline, load_pipeline
+from arvel_flow.compiler import compile_plan, load_pipeline
 from arvel_flow.errors import ConfigError
 from arvel_flow.pipeline.interpolate import interpolate
 from arvel_flow.pipeline.source import parse_document
@@ -69,7 +69,7 @@ pipeline:
       each: [{{url: "${{DB_PASSWORD}}"}}]
 """
     # When it is loaded strictly and compiled into the plan a run stores
-    plan = plan_to_dict(compile_pipeline(load_pipeline(text, env=ENV)).to_plan("refs"))
+    plan = plan_to_dict(compile_plan(load_pipeline(text, env=ENV)))
     # Then the plan holds the references, not the value
     assert "pw-1234" not in repr(plan)
     assert "pg://app:${DB_PASSWORD}@db/x" in repr(plan)

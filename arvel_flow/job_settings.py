@@ -1,0 +1,321 @@
+"""`JobSettings`: the one declaration of the settings every job carries.
+
+Each field of `JobSettings` declares one setting once: its name, its default, its
+type in plans and messages, and, in the field's `Setting`, its documentation, how the
+pipeline file writes it (type and bounds) and where (a retry policy, a step), whether
+it is a field of `Job`, and how a loosely typed value becomes the declared type. The
+other forms are derived from it: the fields of `Job` (`arvel_flow.queue.job`), the
+keys of retry policies and steps (`arvel_flow.pipeline.policies`,
+`arvel_flow.pipeline.models`), `JOB_SETTING_FIELDS`. `tests/unit/test_job_settings.py`
+checks that they agree.
+
+It sits in the file-format layer (it reads the field types of
+`arvel_flow.pipeline.fields`) and imports no runtime module, so the file format can
+derive its models from it; `arvel_flow.queue.job` re-exports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from arvel_flow.pipeline.fields import (
+    MAX_BACKOFF_BASE,
+    MAX_RETRIES,
+    Duration,
+    PositiveDuration,
+)
+from arvel_flow.pipeline.fields import Backoff as FileBackoff
+
+Backoff = float | tuple[float, ...] | Literal["exponential"]
+"""Seconds between attempts: the same every time, one per attempt, or exponential."""
+
+ExceptionNames = list[Annotated[str, StringConstraints(min_length=1)]]
+"""Exception classes as the file names them: builtin names or dotted paths."""
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class MiddlewareRef:
+    """A middleware named by dotted path or builtin name, with its constructor arguments.
+
+    Refs, not instances, travel in plans and messages: a worker builds the middleware
+    fresh for every execution.
+    """
+
+    use: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """How one job setting is documented, written in the file, and normalised.
+
+    ``file_type`` is the type of its key in the pipeline file (bounds included);
+    ``None`` where the file has no key of that name for it. ``in_retry`` / ``on_step``
+    say whether retry policies / ``defaults``, templates and steps have the key.
+    ``normalise`` turns a loose value (a `Job` field, YAML, JSON) into the declared
+    type; ``to_job`` turns it back into the type of the `Job` field.
+    """
+
+    doc: str
+    file_type: Any = None
+    in_retry: bool = False
+    on_step: bool = False
+    on_job: bool = True
+    normalise: Callable[[Any], Any] = _identity
+    to_job: Callable[[Any], Any] = _identity
+
+
+def _float(value: Any) -> float:
+    """``float(value)``, with infinity for an int too large to convert (``10 ** 400``)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _float_or_none(value: Any) -> Any:
+    return None if value is None else _float(value)
+
+
+def _backoff(value: Any) -> Backoff:
+    if isinstance(value, list | tuple):
+        return tuple(_float(v) for v in value)
+    return "exponential" if value == "exponential" else _float(value)
+
+
+def _backoff_field(value: Backoff) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _seconds(value: Any) -> Any:
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def _timedelta(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def _exception_name(value: type[BaseException] | str) -> str:
+    if isinstance(value, str):
+        return value
+    if value.__module__ == "builtins":
+        return value.__qualname__
+    return f"{value.__module__}.{value.__qualname__}"
+
+
+def _exception_names(value: Any) -> tuple[str, ...]:
+    return tuple(_exception_name(v) for v in value)
+
+
+def _middleware_refs(value: Any) -> tuple[MiddlewareRef, ...]:
+    return tuple(
+        v if isinstance(v, MiddlewareRef) else MiddlewareRef(v["use"], dict(v["kwargs"]))
+        for v in value
+    )
+
+
+def _about(doc: str, file_type: Any = None, **how: Any) -> dict[str, Setting]:
+    """The metadata of one `JobSettings` field: its `Setting`."""
+    return {"setting": Setting(doc, file_type, **how)}
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    """The effective settings of one job after defaults, templates and overrides merge.
+
+    Durations are seconds. Exception classes are dotted paths or builtin names.
+    """
+
+    max_retries: int = field(
+        default=3,
+        metadata=_about(
+            "Retries after the first attempt.",
+            Annotated[int, Field(ge=0, le=MAX_RETRIES)],
+            in_retry=True,
+        ),
+    )
+    backoff: Backoff = field(
+        default=60.0,
+        metadata=_about(
+            "Wait between attempts: seconds, a list (one per attempt, the last repeating) "
+            "or 'exponential'.",
+            FileBackoff,
+            in_retry=True,
+            normalise=_backoff,
+            to_job=_backoff_field,
+        ),
+    )
+    backoff_base: float = field(
+        default=2.0,
+        metadata=_about(
+            "Base of exponential backoff: base ** attempt.",
+            Annotated[float, Field(ge=1, le=MAX_BACKOFF_BASE)],
+            in_retry=True,
+            normalise=_float_or_none,
+        ),
+    )
+    max_backoff: float | None = field(
+        default=None, metadata=_about("Cap on any single wait.", Duration, in_retry=True)
+    )
+    jitter: bool = field(
+        default=False,
+        metadata=_about("Spread each wait over [wait/2, wait].", bool, in_retry=True),
+    )
+    queue_name: str = field(
+        default="default",
+        metadata=_about("Queue the job is sent to.", NonEmpty, on_step=True),
+    )
+    timeout_seconds: float = field(
+        default=300.0,
+        metadata=_about(
+            "Time limit of one attempt; 0 = none.",
+            Duration,
+            in_retry=True,
+            on_step=True,
+            normalise=_float_or_none,
+        ),
+    )
+    retry_until: float | None = field(
+        default=None,
+        metadata=_about(
+            "Stop retrying this long after the first attempt.",
+            Duration,
+            in_retry=True,
+            normalise=_seconds,
+            to_job=_timedelta,
+        ),
+    )
+    max_exceptions: int | None = field(
+        default=None,
+        metadata=_about(
+            "Stop after this many raised exceptions.", Annotated[int, Field(ge=1)], in_retry=True
+        ),
+    )
+    retry_on: tuple[str, ...] = field(
+        default=(),
+        metadata=_about(
+            "Retry only these exceptions (builtin names or dotted paths).",
+            ExceptionNames,
+            in_retry=True,
+            normalise=_exception_names,
+        ),
+    )
+    dont_retry_on: tuple[str, ...] = field(
+        default=(),
+        metadata=_about(
+            "Never retry these exceptions (builtin names or dotted paths).",
+            ExceptionNames,
+            in_retry=True,
+            normalise=_exception_names,
+        ),
+    )
+    unique_for: float | None = field(
+        default=None,
+        metadata=_about(
+            "Refuse duplicate dispatches for this long.", PositiveDuration, on_step=True
+        ),
+    )
+    unique_id: str | None = field(
+        default=None,
+        metadata=_about(
+            "What makes two dispatches duplicates; '{field}' reads job fields.",
+            NonEmpty,
+            on_step=True,
+        ),
+    )
+    unique_until_processing: bool = field(
+        default=False,
+        metadata=_about(
+            "Release the unique lock when the job starts rather than when it ends.",
+            bool,
+            on_step=True,
+        ),
+    )
+    delay: float = field(
+        default=0.0,
+        metadata=_about(
+            "Wait before the first attempt.",
+            Duration,
+            on_step=True,
+            on_job=False,
+            normalise=_float_or_none,
+        ),
+    )
+    # The file names middleware stacks or defines middleware in place: `JobSettingsSpec`
+    # declares that key itself, and the compiler expands it into refs.
+    middleware: tuple[MiddlewareRef, ...] = field(
+        default=(),
+        metadata=_about(
+            "Middleware, outermost first, besides the job class's own.",
+            on_job=False,
+            normalise=_middleware_refs,
+        ),
+    )
+
+    @classmethod
+    def of(cls, source: object, **overrides: Any) -> JobSettings:
+        """Settings read from a job instance or class (Job defaults where it has none)."""
+        values: dict[str, Any] = {}
+        if inspect.isclass(source) and issubclass(source, BaseModel):
+            # Pydantic keeps field defaults in model_fields, not on the class.
+            fields = source.model_fields
+            values = {
+                name: fields[name].get_default(call_default_factory=True)
+                for name in JOB_SETTING_FIELDS
+                if name in fields and not fields[name].is_required()
+            }
+        else:
+            for name in JOB_SETTING_FIELDS:
+                if hasattr(source, name):
+                    values[name] = getattr(source, name)
+        values.update(overrides)
+        return cls.from_values(values)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> JobSettings:
+        """Build from loosely typed values (a Job's fields, a YAML policy, JSON)."""
+        clean = {k: SETTINGS[k].normalise(v) for k, v in values.items() if k in SETTINGS}
+        return cls(**clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; ``from_values`` reads it back."""
+        # asdict turns each MiddlewareRef into {"use", "kwargs"}; JSON has lists.
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    def replace(self, **changes: Any) -> JobSettings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+SETTINGS: Mapping[str, Setting] = {
+    f.name: f.metadata["setting"] for f in dataclasses.fields(JobSettings)
+}
+"""Every job setting by name, in declaration order."""
+
+DEFAULTS = JobSettings()
+"""The settings of a job that sets none: `Job`'s defaults."""
+
+JOB_SETTING_FIELDS: tuple[str, ...] = tuple(n for n, s in SETTINGS.items() if s.on_job)
+"""Fields of `Job` that are settings rather than parameters of the work."""
+
+RETRY_KEYS: tuple[str, ...] = tuple(n for n, s in SETTINGS.items() if s.in_retry)
+"""Keys of a retry policy in the pipeline file."""
+
+STEP_KEYS: tuple[str, ...] = tuple(n for n, s in SETTINGS.items() if s.on_step)
+"""Settings that ``defaults``, job templates and steps set directly (besides ``retry``
+and ``middleware``)."""
