@@ -109,14 +109,18 @@ class SqliteDatabase:
     """One sqlite connection set up for arvel-flow, shared by `SqliteStore` and `SqliteLock`.
 
     Opening creates the parent directory (0700) and the file (0600, see
-    `make_private_file`), then the schema, and switches the file to WAL.
+    `make_private_file`), then the schema, and switches the file to WAL. With
+    ``create=False`` (read-only commands) a missing file is not created: the database
+    is an empty one in memory.
 
     Raises:
         BackendError: The file cannot be opened, is not a database, or was written by
             a newer arvel-flow.
     """
 
-    def __init__(self, path: str | Path, *, commit_interval: float = 0.0) -> None:
+    def __init__(
+        self, path: str | Path, *, commit_interval: float = 0.0, create: bool = True
+    ) -> None:
         self.path = Path(path)
         self.backend = f"sqlite:{path}"
         self.commit_interval = commit_interval
@@ -124,8 +128,14 @@ class SqliteDatabase:
         self._group: asyncio.TimerHandle | None = None
         self._failure: StoreFileError | None = None
         with self._errors("opened"):
-            make_private_file(self.path)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            target: str | Path = self.path
+            if create:
+                make_private_file(self.path)
+            elif not self.path.exists():
+                # A reader of a store never written: an empty database of the same
+                # schema in memory, and nothing on disk.
+                target = ":memory:"
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             try:
                 self._set_up(conn)
             except BaseException:

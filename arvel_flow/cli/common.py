@@ -111,8 +111,18 @@ def settings_for(store_url: str | None) -> QueueSettings:
     return load_queue_settings(store=store_url) if store_url else load_queue_settings()
 
 
-def open_store_for(store_url: str | None) -> StoreContract:
-    """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
+def open_store_for(store_url: str | None, *, read_only: bool = False) -> StoreContract:
+    """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default.
+
+    ``read_only`` (commands that only look): a sqlite file that does not exist is read
+    as an empty store, and neither it nor its directory is created.
+    """
     from arvel_flow.wiring import open_queue_store
 
-    return open_queue_store(settings_for(store_url))
+    settings = settings_for(store_url)
+    path = settings.store.removeprefix("sqlite:")
+    if read_only and settings.store.startswith("sqlite:") and path:
+        from arvel_flow.store.sqlite import SqliteStore
+
+        return SqliteStore(os.path.expanduser(path), create=False)
+    return open_queue_store(settings)

@@ -16,7 +16,8 @@ from arvel_flow.cli.common import (
     settings_for,
     use_working_directory,
 )
-from arvel_flow.errors import ConfigError, ConfigIssue
+from arvel_flow.cli.durations import to_seconds
+from arvel_flow.cli.ids import NO_TRUNC_OPTION, UnknownFailedJobError
 
 if TYPE_CHECKING:
     from arvel_flow.queue.front import BaseQueue
@@ -37,16 +38,25 @@ def failed() -> None:
 @STORE_OPTION
 @FORMAT_OPTION
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
-def list_failed(store: str | None, output_format: str, limit: int | None) -> None:
+@click.option("--run", "run_id", metavar="RUN_ID", help="Only the failed jobs of this run.")
+@NO_TRUNC_OPTION
+def list_failed(
+    store: str | None, output_format: str, limit: int | None, run_id: str | None, no_trunc: bool
+) -> None:
     """List failed jobs, the most recent first."""
     from arvel_flow.cli.records import failed_document, format_failed_list
 
-    records = asyncio.run(_with_store(store, lambda s: s.list_failed(limit)))
+    async def listed(backend: StoreContract) -> tuple[str | None, list[FailedJob]]:
+        run = None if run_id is None else await _run_filter(backend, run_id, store)
+        return run, await backend.list_failed(limit, run_id=run)
+
+    run, records = asyncio.run(_with_store(store, listed, read_only=True))
     if output_format == "json":
         documents = [failed_document(r, with_traceback=False) for r in records]
         click.echo(json.dumps(documents, indent=2))
     else:
-        print_renderable(format_failed_list(records))
+        shown = settings_for(store).store
+        print_renderable(format_failed_list(records, store=shown, run_id=run, full_ids=no_trunc))
 
 
 @failed.command("show")
@@ -54,12 +64,19 @@ def list_failed(store: str | None, output_format: str, limit: int | None) -> Non
 @STORE_OPTION
 @FORMAT_OPTION
 def show_failed(failed_id: str, store: str | None, output_format: str) -> None:
-    """Show one failed job: its payload (secrets redacted), error and traceback."""
+    """Show one failed job: its payload (secrets redacted), error and traceback.
+
+    FAILED_ID may be the start of the id, as long as no other failed job's id starts
+    the same.
+    """
     from arvel_flow.cli.records import failed_document, format_failed_detail
 
-    record = asyncio.run(_with_store(store, lambda s: s.get_failed(failed_id)))
-    if record is None:
-        raise _unknown(failed_id)
+    async def shown(backend: StoreContract) -> FailedJob | None:
+        return await backend.get_failed(await _failed_id(backend, failed_id, store))
+
+    record = asyncio.run(_with_store(store, shown, read_only=True))
+    if record is None:  # forgotten since it was found
+        raise UnknownFailedJobError(failed_id, settings_for(store).store)
     if output_format == "json":
         click.echo(json.dumps(failed_document(record), indent=2))
     else:
@@ -80,7 +97,7 @@ def retry_failed(
     they are dispatched to the workers. Each retried job leaves the failed-jobs store;
     one that fails again is recorded anew. Each job is claimed before it is retried,
     so retries running at once never run one job twice: a job claimed by another retry
-    (or already retried) is skipped.
+    (or already retried) is skipped. An id may be given by its first characters.
     """
 
     if bool(failed_ids) == retry_all:
@@ -93,32 +110,69 @@ def retry_failed(
 @click.argument("failed_ids", nargs=-1, required=True)
 @STORE_OPTION
 def forget_failed(failed_ids: tuple[str, ...], store: str | None) -> None:
-    """Delete failed jobs from the store."""
+    """Delete failed jobs from the store (an id may be given by its first characters)."""
 
     async def forget(backend: StoreContract) -> None:
-        for failed_id in failed_ids:
+        ids = [await _failed_id(backend, failed_id, store) for failed_id in failed_ids]
+        for failed_id in ids:
             if not await backend.forget_failed(failed_id):
-                raise _unknown(failed_id)
+                raise UnknownFailedJobError(failed_id, settings_for(store).store)
             click.echo(f"forgot {failed_id}")
 
     asyncio.run(_with_store(store, forget))
 
 
 @failed.command("flush")
+@click.option(
+    "--older-than",
+    "age",
+    callback=to_seconds,
+    help="Only jobs that failed longer ago than this: 7d, 12h, 90m, seconds.",
+)
+@click.option("--run", "run_id", metavar="RUN_ID", help="Only the failed jobs of this run.")
+@click.option("--job", metavar="PATH", help="Only the failed jobs of this job class path.")
 @STORE_OPTION
-def flush_failed(store: str | None) -> None:
-    """Delete every failed job from the store."""
-    count = asyncio.run(_with_store(store, lambda s: s.flush_failed()))
+def flush_failed(age: float | None, run_id: str | None, job: str | None, store: str | None) -> None:
+    """Delete failed jobs from the store: every one, or those the filters name (all of them)."""
+    import time
+
+    before = None if age is None else time.time() - age
+
+    async def flush(backend: StoreContract) -> int:
+        run = None if run_id is None else await _run_filter(backend, run_id, store)
+        return await backend.flush_failed(before=before, run_id=run, job=job)
+
+    count = asyncio.run(_with_store(store, flush))
     click.echo(f"flushed {count} failed job(s)")
 
 
-async def _with_store(store_url: str | None, action: Any) -> Any:
-
-    store = open_store_for(store_url)
+async def _with_store(store_url: str | None, action: Any, *, read_only: bool = False) -> Any:
+    store = open_store_for(store_url, read_only=read_only)
     try:
         return await action(store)
     finally:
         await store.close()
+
+
+async def _failed_id(store: StoreContract, text: str, store_url: str | None) -> str:
+    """The failed job's whole id, from the id or its first characters."""
+    from arvel_flow.cli.ids import resolve_failed_id
+
+    return await resolve_failed_id(store, text, settings_for(store_url).store)
+
+
+async def _run_filter(store: StoreContract, text: str, store_url: str | None) -> str:
+    """The run a ``--run`` filter names: a run's id or its first characters.
+
+    A run that is no longer in the store (pruned) may still have failed jobs: a text
+    that starts no run id is taken as a whole id as it is.
+    """
+    from arvel_flow.cli.ids import UnknownRunError, resolve_run_id
+
+    try:
+        return await resolve_run_id(store, text, settings_for(store_url).store)
+    except UnknownRunError:
+        return text.strip()
 
 
 async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | None) -> int:
@@ -127,7 +181,7 @@ async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | 
     settings = settings_for(store_url)
     queue = make_queue(settings)
     try:
-        records = await _records(queue.store, failed_ids, retry_all)
+        records = await _records(queue.store, failed_ids, retry_all, store_url)
         outcomes = [await _retry_claimed(queue, record, settings) for record in records]
     finally:
         await queue.close()
@@ -135,15 +189,15 @@ async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | 
 
 
 async def _records(
-    store: StoreContract, failed_ids: tuple[str, ...], retry_all: bool
+    store: StoreContract, failed_ids: tuple[str, ...], retry_all: bool, store_url: str | None
 ) -> list[FailedJob]:
     if retry_all:
         return await store.list_failed()
     records = []
     for failed_id in failed_ids:
-        record = await store.get_failed(failed_id)
-        if record is None:
-            raise _unknown(failed_id)
+        record = await store.get_failed(await _failed_id(store, failed_id, store_url))
+        if record is None:  # forgotten since it was found
+            raise UnknownFailedJobError(failed_id, settings_for(store_url).store)
         records.append(record)
     return records
 
@@ -244,7 +298,3 @@ async def _job_ref(queue: BaseQueue, record: FailedJob) -> JobRef:
     if redacted:
         raise python_secret_error(redacted[0])
     return ref
-
-
-def _unknown(failed_id: str) -> ConfigError:
-    return ConfigError([ConfigIssue(f"no failed job {failed_id!r} in the store")])

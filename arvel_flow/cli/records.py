@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,14 +11,17 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from arvel_flow.cli.ids import short_ids
 from arvel_flow.cli.progress import compute_view, format_tree
 from arvel_flow.cli.summary import compute_rows, format_summary_table
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.store.contracts import FailedJob, RunOwner, RunRecord, StepRecord
+from arvel_flow.store.urls import mask_url
 
 
-def _when(at: float | None) -> str:
+def format_when(at: float | None) -> str:
+    """An epoch time as a local date and time (``2026-12-03 14:05:09``); None as ""."""
     return "" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
@@ -77,7 +81,7 @@ def format_status(
             run.status,
             "green" if run.status == "succeeded" else "red" if run.status == "failed" else "cyan",
         ),
-        f"  {finished}/{total} jobs finished  started {_when(run.created_at)}",
+        f"  {finished}/{total} jobs finished  started {format_when(run.created_at)}",
     )
     if run.status in ("interrupted", "running"):
         command = resume_command or f"arvel-flow run --resume {run.run_id}"
@@ -92,18 +96,24 @@ def format_status(
     return Group(header, format_tree(plan, view), format_summary_table(compute_rows(plan, records)))
 
 
-def format_runs(runs: Sequence[RunRecord]) -> RenderableType:
-    """``runs``: one row per run, the most recent first."""
+def format_runs(
+    runs: Sequence[RunRecord], *, store: str = "", full_ids: bool = False
+) -> RenderableType:
+    """``runs``: one row per run, the most recent first; ids cut short unless ``full_ids``.
+
+    With no runs, a line naming the ``store`` read.
+    """
     if not runs:
-        return Text("no runs in this store")
+        return Text(f"no runs in the store {mask_url(store)}" if store else "no runs")
+    shown = {r.run_id: r.run_id for r in runs} if full_ids else short_ids([r.run_id for r in runs])
     table = Table("run", "pipeline", "status", "started", "finished", "source")
     for run in runs:
         table.add_row(
-            run.run_id,
+            shown[run.run_id],
             run.name,
             run.status,
-            _when(run.created_at),
-            _when(run.finished_at),
+            format_when(run.created_at),
+            format_when(run.finished_at),
             run.source or "",
         )
     return table
@@ -131,26 +141,49 @@ def failed_document(record: FailedJob, *, with_traceback: bool = True) -> dict[s
     return document
 
 
-def format_failed_list(records: Sequence[FailedJob]) -> RenderableType:
-    """``failed list``: one row per failed job."""
+def format_failed_list(
+    records: Sequence[FailedJob],
+    *,
+    store: str = "",
+    run_id: str | None = None,
+    full_ids: bool = False,
+) -> RenderableType:
+    """``failed list``: one row per failed job; ids cut short unless ``full_ids``.
+
+    With none, a line naming the ``store`` read (and the run asked for).
+    """
     if not records:
-        return Text("no failed jobs")
-    table = Table("id", "job", "step", "exception", "attempts", "failed at")
+        of_run = f" of run {run_id}" if run_id else ""
+        where = f" in the store {mask_url(store)}" if store else ""
+        return Text(f"no failed jobs{of_run}{where}")
+    ids = [r.id for r in records]
+    shown = dict(zip(ids, ids, strict=True)) if full_ids else short_ids(ids)
+    runs = [r.run_id for r in records if r.run_id]
+    shown_runs = dict(zip(runs, runs, strict=True)) if full_ids else short_ids(runs)
+    table = Table("id", "run", "job", "step", "exception", "attempts", "failed at")
     for record in records:
         table.add_row(
-            record.id,
+            shown[record.id],
+            shown_runs.get(record.run_id or "", ""),
             record.job,
             record.step or "",
             Text(f"{record.exception}: {record.message}", style="red"),
             str(record.attempts),
-            _when(record.failed_at),
+            format_when(record.failed_at),
         )
     return table
 
 
 def format_failed_detail(record: FailedJob) -> RenderableType:
-    """``failed show``: every field, then the traceback."""
+    """``failed show``: every field (the time as a date, the payload as JSON), then the
+    traceback. Values are shown as text, never read as rich markup."""
     table = Table.grid(padding=(0, 2))
     for key, value in failed_document(record, with_traceback=False).items():
-        table.add_row(Text(key, style="bold"), str(value))
+        if key == "failed_at":
+            shown = format_when(value)
+        elif key == "payload":
+            shown = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        else:
+            shown = "" if value is None else str(value)
+        table.add_row(Text(key, style="bold"), Text(shown))
     return Group(table, Text(record.traceback.rstrip(), style="red"))

@@ -22,6 +22,8 @@ from arvel_flow.cli.common import (
     settings_for,
     use_working_directory,
 )
+from arvel_flow.cli.durations import to_seconds
+from arvel_flow.cli.ids import NO_TRUNC_OPTION
 
 if TYPE_CHECKING:
     from arvel_flow.cli.launch import Outcome
@@ -84,20 +86,10 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
 
 
-class UnknownRunError(click.ClickException):
-    """A run id that the store does not hold: a usage error (exit 2), shown without usage."""
-
-    exit_code = 2
-
-    def __init__(self, run_id: str, store: str) -> None:
-        from arvel_flow.store.urls import mask_url
-
-        super().__init__(f"no run {run_id!r} in the store {mask_url(store)} (see: arvel-flow runs)")
-
-
 async def _run(
     settings: QueueSettings, plan: Plan | None, resume_id: str | None, options: dict[str, Any]
 ) -> int:
+    from arvel_flow.cli.ids import UnknownRunError, resolve_run_id
     from arvel_flow.cli.launch import Launcher, describe_drift
     from arvel_flow.errors import RunNotFoundError
     from arvel_flow.outage import Outage
@@ -115,6 +107,7 @@ async def _run(
     try:
         if plan is None:
             assert resume_id is not None
+            resume_id = await resolve_run_id(queue.store, resume_id, settings.store)
             try:
                 plan = await queue.orchestrator.plan_of(resume_id)
             except RunNotFoundError:
@@ -280,7 +273,10 @@ async def _report_end(
 @STORE_OPTION
 @FORMAT_OPTION
 def status(run_id: str, store: str | None, output_format: str) -> None:
-    """Show where one run stands: its status, progress and each step."""
+    """Show where one run stands: its status, progress and each step.
+
+    RUN_ID may be the start of the id, as long as no other run's id starts the same.
+    """
     asyncio.run(_status(run_id, store, output_format))
 
 
@@ -288,17 +284,18 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
     import json
     import time
 
+    from arvel_flow.cli.ids import resolve_run_id
     from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.records import format_status, status_document
     from arvel_flow.queue.plan_json import plan_from_dict
     from arvel_flow.queue.result import compute_result
 
     settings = settings_for(store_url)
-    store = open_store_for(store_url)
+    store = open_store_for(store_url, read_only=True)
     try:
+        run_id = await resolve_run_id(store, run_id, settings.store)
         run = await store.get_run(run_id)
-        if run is None:
-            raise UnknownRunError(run_id, settings.store)
+        assert run is not None
         plan = plan_from_dict(await store.load_plan(run_id))
         records = await store.get_steps(run_id)
         result = compute_result(run_id, run.status, plan, records)
@@ -317,21 +314,27 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
         await store.close()
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @STORE_OPTION
 @FORMAT_OPTION
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-def runs(store: str | None, output_format: str, limit: int) -> None:
-    """List recent runs, the most recent first."""
-    asyncio.run(_runs(store, output_format, limit))
+@NO_TRUNC_OPTION
+@click.pass_context
+def runs(
+    ctx: click.Context, store: str | None, output_format: str, limit: int, no_trunc: bool
+) -> None:
+    """List recent runs, the most recent first (``runs prune`` deletes old ones)."""
+    ctx.obj = {"store": store}
+    if ctx.invoked_subcommand is None:
+        asyncio.run(_runs(store, output_format, limit, no_trunc))
 
 
-async def _runs(store_url: str | None, output_format: str, limit: int) -> None:
+async def _runs(store_url: str | None, output_format: str, limit: int, no_trunc: bool) -> None:
     import json
 
     from arvel_flow.cli.records import format_runs, run_document
 
-    store = open_store_for(store_url)
+    store = open_store_for(store_url, read_only=True)
     try:
         records = await store.list_runs(limit)
     finally:
@@ -339,4 +342,56 @@ async def _runs(store_url: str | None, output_format: str, limit: int) -> None:
     if output_format == "json":
         click.echo(json.dumps([run_document(r) for r in records], indent=2))
     else:
-        print_renderable(format_runs(records))
+        shown = settings_for(store_url).store
+        print_renderable(format_runs(records, store=shown, full_ids=no_trunc))
+
+
+@runs.command("prune")
+@click.option(
+    "--older-than",
+    "age",
+    callback=to_seconds,
+    required=True,
+    help="Delete runs that ended longer ago than this: 7d, 12h, 90m, seconds.",
+)
+@click.option(
+    "--interrupted",
+    is_flag=True,
+    help="Also delete interrupted runs started longer ago (they can no longer be resumed).",
+)
+@STORE_OPTION
+@FORMAT_OPTION
+@click.pass_context
+def prune(
+    ctx: click.Context, age: float, interrupted: bool, store: str | None, output_format: str
+) -> None:
+    """Delete runs that ended (succeeded or failed) before a cut-off, with their steps.
+
+    A running run is never deleted; an interrupted one only with --interrupted.
+    Failed-job records stay: ``failed flush --older-than`` deletes those.
+    """
+    asyncio.run(_prune(store or ctx.obj["store"], age, interrupted, output_format))
+
+
+async def _prune(store_url: str | None, age: float, interrupted: bool, output_format: str) -> None:
+    import json
+    import time
+
+    from arvel_flow.cli.records import format_when
+    from arvel_flow.store.urls import mask_url
+
+    before = time.time() - age
+    store = open_store_for(store_url)
+    try:
+        pruned = await store.prune_runs(before, interrupted=interrupted)
+    finally:
+        await store.close()
+    if output_format == "json":
+        click.echo(json.dumps({"pruned": pruned, "before": before}, indent=2))
+        return
+    shown = mask_url(settings_for(store_url).store)
+    ended = "ended or were interrupted" if interrupted else "ended"
+    click.echo(
+        f"pruned {len(pruned)} run(s) that {ended} before {format_when(before)}"
+        f" from the store {shown}"
+    )

@@ -48,6 +48,13 @@ class RunRecord:
     """The pipeline file it was started from, when there was one."""
 
 
+def is_prunable(run: RunRecord, before: float, *, interrupted: bool = False) -> bool:
+    """Whether `StoreContract.prune_runs` deletes ``run`` (see there)."""
+    if run.status in FINAL_RUN_STATUSES:
+        return run.finished_at is not None and run.finished_at < before
+    return interrupted and run.status == "interrupted" and run.created_at < before
+
+
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     """The state of one step (job, chain, batch or callback) of a run."""
@@ -157,6 +164,24 @@ class StoreContract(Protocol):
         """Move a run to ``status``; a final status is set once (True that time only)."""
         ...
 
+    async def find_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Ids of the runs that start with ``prefix``, in text order, at most ``limit``.
+
+        ``prefix`` is plain text: no character in it is a pattern (``%``, ``_``, ``*``
+        and ``[`` match only themselves).
+        """
+        ...
+
+    async def prune_runs(self, before: float, *, interrupted: bool = False) -> list[str]:
+        """Delete ended runs with their plans, steps, batch counters and leases, atomically.
+
+        Succeeded and failed runs that finished before ``before`` go; with
+        ``interrupted``, so do interrupted runs created before it. A running run is
+        never deleted, nor are failed-job records (``flush_failed`` deletes those).
+        Returns the ids of the deleted runs.
+        """
+        ...
+
     # Run owners ---------------------------------------------------------------------
     async def take_run_owner(
         self, run_id: str, owner: RunOwner, *, replacing: str | None = None
@@ -260,8 +285,15 @@ class StoreContract(Protocol):
         """Record a permanent failure."""
         ...
 
-    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
-        """Failed jobs, the most recent first."""
+    async def list_failed(
+        self, limit: int | None = None, *, run_id: str | None = None
+    ) -> list[FailedJob]:
+        """Failed jobs, the most recent first; with ``run_id``, only that run's."""
+        ...
+
+    async def find_failed_ids(self, prefix: str, limit: int) -> list[str]:
+        """Ids of the failed jobs that start with ``prefix`` (plain text, as for runs),
+        in text order, at most ``limit``."""
         ...
 
     async def get_failed(self, failed_id: str) -> FailedJob | None:
@@ -272,8 +304,18 @@ class StoreContract(Protocol):
         """Delete one failed job; True when it existed."""
         ...
 
-    async def flush_failed(self) -> int:
-        """Delete every failed job; returns how many there were."""
+    async def flush_failed(
+        self,
+        *,
+        before: float | None = None,
+        run_id: str | None = None,
+        job: str | None = None,
+    ) -> int:
+        """Delete failed jobs, atomically; returns how many were deleted.
+
+        Every one, or only those that failed before ``before``, belong to the run
+        ``run_id`` and ran the job ``job`` (its class path), for each filter given.
+        """
         ...
 
     # Rate limits ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from arvel_flow.store.contracts import (
     RunStatus,
     StepRecord,
     StepState,
+    is_prunable,
 )
 
 _ZERO = BatchCounters()
@@ -76,6 +77,27 @@ class MemoryStore:
         finished = at if status in FINAL_RUN_STATUSES else None
         self._runs[run_id] = replace(record, status=status, finished_at=finished)
         return True
+
+    async def find_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Run ids starting with ``prefix``, in text order."""
+        return sorted(r for r in self._runs if r.startswith(prefix))[: max(limit, 0)]
+
+    async def prune_runs(self, before: float, *, interrupted: bool = False) -> list[str]:
+        """Forget ended runs and all that is kept for them."""
+        pruned = [
+            run.run_id
+            for run in self._runs.values()
+            if is_prunable(run, before, interrupted=interrupted)
+        ]
+        for run_id in pruned:
+            del self._runs[run_id]
+            self._plans.pop(run_id, None)
+            self._steps.pop(run_id, None)
+            self._owners.pop(run_id, None)
+        gone = set(pruned)
+        for key in [key for key in self._batches if key[0] in gone]:
+            del self._batches[key]
+        return pruned
 
     async def take_run_owner(
         self, run_id: str, owner: RunOwner, *, replacing: str | None = None
@@ -243,10 +265,17 @@ class MemoryStore:
         """Keep the failure."""
         self._failed[record.id] = record
 
-    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
+    async def list_failed(
+        self, limit: int | None = None, *, run_id: str | None = None
+    ) -> list[FailedJob]:
         """Most recent first."""
-        records = sorted(self._failed.values(), key=lambda r: r.failed_at, reverse=True)
+        records = [r for r in self._failed.values() if run_id is None or r.run_id == run_id]
+        records.sort(key=lambda r: r.failed_at, reverse=True)
         return records[:limit] if limit is not None else records
+
+    async def find_failed_ids(self, prefix: str, limit: int) -> list[str]:
+        """Failed-job ids starting with ``prefix``, in text order."""
+        return sorted(i for i in self._failed if i.startswith(prefix))[: max(limit, 0)]
 
     async def get_failed(self, failed_id: str) -> FailedJob | None:
         """One failure."""
@@ -256,11 +285,24 @@ class MemoryStore:
         """Delete one."""
         return self._failed.pop(failed_id, None) is not None
 
-    async def flush_failed(self) -> int:
-        """Delete all."""
-        count = len(self._failed)
-        self._failed.clear()
-        return count
+    async def flush_failed(
+        self,
+        *,
+        before: float | None = None,
+        run_id: str | None = None,
+        job: str | None = None,
+    ) -> int:
+        """Delete those that match every filter given."""
+        doomed = [
+            record.id
+            for record in self._failed.values()
+            if (before is None or record.failed_at < before)
+            and (run_id is None or record.run_id == run_id)
+            and (job is None or record.job == job)
+        ]
+        for failed_id in doomed:
+            del self._failed[failed_id]
+        return len(doomed)
 
     async def hit_rate_limit(
         self, key: str, max_attempts: int, decay_seconds: float, now: float

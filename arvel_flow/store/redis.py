@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, cast
 
@@ -52,6 +53,8 @@ _MISSING_RUN = -1
 _CONNECT_TIMEOUT = 5.0
 # Rate-limit windows outlive their last hit by this much, then Redis drops them.
 _WINDOW_GRACE_MS = 60_000
+_SCAN_COUNT = 1_000
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
 
 def _float(value: Any) -> float | None:
@@ -126,6 +129,27 @@ def _owner_fields(owner: RunOwner) -> list[str]:
     values += [_time(t) for t in (owner.started_at, owner.seen_at, owner.expires_at)]
     names = [f.name for f in fields(RunOwner)]
     return [item for pair in zip(names, values, strict=True) for item in pair]
+
+
+def _glob_prefix(prefix: str) -> str:
+    """A ``SCAN ... MATCH`` pattern for what starts with ``prefix``, taken literally."""
+    return _GLOB_SPECIAL.sub(r"\\\1", prefix) + "*"
+
+
+def _counted_nodes(plan: Any) -> Iterator[str]:
+    """The keys of a stored plan's batch and fan-out nodes: those with batch counters.
+
+    A superset at worst (a job's parameters shaped like a node): deleting a key that
+    does not exist is harmless.
+    """
+    if isinstance(plan, dict):
+        if plan.get("kind") in ("batch", "fanout") and isinstance(plan.get("key"), str):
+            yield plan["key"]
+        for value in plan.values():
+            yield from _counted_nodes(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            yield from _counted_nodes(value)
 
 
 def _error_args(error: str | None) -> list[str]:
@@ -210,6 +234,17 @@ class RedisStore:
                     pipe.execute_command(name, *args)
                 return await pipe.execute()
 
+    async def _scan_members(self, index: str, prefix: str, limit: int) -> list[str]:
+        """Members of a sorted set that start with ``prefix``, in text order."""
+        found: set[str] = set()
+        with redis_errors(self._backend):
+            async for member, _ in self._client.zscan_iter(
+                index, match=_glob_prefix(prefix), count=_SCAN_COUNT
+            ):
+                found.add(_text(member))
+        # MATCH is only a filter: a backslash or bracket is checked here once more.
+        return sorted(m for m in found if m.startswith(prefix))[: max(limit, 0)]
+
     async def _newest(self, index: str, limit: int | None) -> list[str]:
         """Members of a sorted set, highest score first, at most ``limit``."""
         with redis_errors(self._backend):
@@ -266,6 +301,37 @@ class RedisStore:
     async def set_run_status(self, run_id: str, status: RunStatus, at: float) -> bool:
         """Final statuses are set once (one script)."""
         return bool(await self._eval_on_run("set_run_status", run_id, [], [status, _time(at)]))
+
+    async def find_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Run ids starting with ``prefix`` (``ZSCAN`` of the run index, glob escaped)."""
+        return await self._scan_members(self._key("runs"), prefix, limit)
+
+    async def prune_runs(self, before: float, *, interrupted: bool = False) -> list[str]:
+        """Delete ended runs and their keys, one script per run.
+
+        Runs created before ``before`` are the candidates (a run ends after it
+        starts); each script checks the run's status again, so a run resumed
+        meanwhile stays. Batch counter keys are named after the plan's batches.
+        """
+        with redis_errors(self._backend):
+            ids = await self._client.zrangebyscore(self._key("runs"), "-inf", f"({_time(before)}")
+        pruned: list[str] = []
+        for run_id in (_text(cast(bytes | str, i)) for i in ids):
+            with redis_errors(self._backend):
+                plan = await self._client.get(self._key("plan", run_id))
+            batches = sorted(set(_counted_nodes(json.loads(plan)))) if plan else []
+            keys = [
+                self._key("run", run_id),
+                self._key("runs"),
+                self._key("plan", run_id),
+                self._key("steps", run_id),
+                self._key("owner", run_id),
+                *(self._key("batch", run_id, batch) for batch in batches),
+            ]
+            args = [_time(before), "1" if interrupted else "0", run_id]
+            if await self._eval("prune_run", keys, args) == 1:
+                pruned.append(run_id)
+        return pruned
 
     # Run owners ---------------------------------------------------------------------
     async def take_run_owner(
@@ -403,15 +469,28 @@ class RedisStore:
             ("ZADD", [self._key("failed:index"), _time(record.failed_at), record.id]),
         )
 
-    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
-        """Most recent first (failed at the same instant: by id, descending)."""
+    async def list_failed(
+        self, limit: int | None = None, *, run_id: str | None = None
+    ) -> list[FailedJob]:
+        """Most recent first (failed at the same instant: by id, descending).
+
+        With ``run_id`` every record is read and filtered here: Redis keeps no index
+        of failed jobs by run.
+        """
         if limit is not None and limit <= 0:
             return []
-        ids = await self._newest(self._key("failed:index"), limit)
+        ids = await self._newest(self._key("failed:index"), None if run_id else limit)
         with redis_errors(self._backend):
             raw = await self._client.hmget(self._key("failed"), ids) if ids else []
         # A job forgotten between the two reads is simply not listed.
-        return [_failed(item) for item in raw if item is not None]
+        records = [_failed(item) for item in raw if item is not None]
+        if run_id is not None:
+            records = [r for r in records if r.run_id == run_id][:limit]
+        return records
+
+    async def find_failed_ids(self, prefix: str, limit: int) -> list[str]:
+        """Failed-job ids starting with ``prefix`` (``ZSCAN`` of their index, glob escaped)."""
+        return await self._scan_members(self._key("failed:index"), prefix, limit)
 
     async def get_failed(self, failed_id: str) -> FailedJob | None:
         """One failure, or None."""
@@ -427,14 +506,28 @@ class RedisStore:
         )
         return bool(deleted)
 
-    async def flush_failed(self) -> int:
-        """Delete all; returns how many there were."""
-        count, _, _ = await self._multi(
-            ("HLEN", [self._key("failed")]),
-            ("DEL", [self._key("failed")]),
-            ("DEL", [self._key("failed:index")]),
-        )
-        return int(count)
+    async def flush_failed(
+        self,
+        *,
+        before: float | None = None,
+        run_id: str | None = None,
+        job: str | None = None,
+    ) -> int:
+        """Delete those that match every filter given (all: two ``DEL``; else one script)."""
+        if before is None and run_id is None and job is None:
+            count, _, _ = await self._multi(
+                ("HLEN", [self._key("failed")]),
+                ("DEL", [self._key("failed")]),
+                ("DEL", [self._key("failed:index")]),
+            )
+            return int(count)
+        keys = [self._key("failed"), self._key("failed:index")]
+        args = [
+            "+inf" if before is None else f"({_time(before)}",
+            *(["0", ""] if run_id is None else ["1", run_id]),
+            *(["0", ""] if job is None else ["1", job]),
+        ]
+        return int(await self._eval("flush_failed", keys, args))
 
     # Rate limits ----------------------------------------------------------------------
     async def hit_rate_limit(

@@ -35,6 +35,25 @@ end
 return 1
 """
 
+PRUNE_RUN = """
+-- KEYS: run, runs index, plan, steps, owner, batch... | ARGV: before, interrupted, run_id
+-- -> 1 when the run had ended (see `StoreContract.prune_runs`) and was deleted, else 0
+local run = redis.call('HMGET', KEYS[1], 'status', 'finished_at', 'created_at')
+local before = tonumber(ARGV[1])
+local ended
+if FINAL_RUN[run[1]] then
+    ended = run[2] and tonumber(run[2]) < before
+else
+    ended = ARGV[2] == '1' and run[1] == 'interrupted' and tonumber(run[3]) < before
+end
+if not ended then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[3])
+for i = 1, #KEYS do
+    if i ~= 2 then redis.call('DEL', KEYS[i]) end
+end
+return 1
+"""
+
 CLAIM_STEP = """
 -- KEYS: run, steps | ARGV: step, record
 return redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
@@ -157,6 +176,26 @@ redis.call('HSET', KEYS[1], 'cancel_flag', 1, 'cancelled', total - started, 'cla
 return redis.call('HMGET', KEYS[1], 'claimed', 'done', 'failed', 'cancelled', 'cancel_flag')
 """
 
+FLUSH_FAILED = """
+-- KEYS: failed, failed index | ARGV: max score ('(t' or '+inf'), has_run, run_id,
+-- has_job, job -> how many records were deleted
+local n = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])) do
+    local raw = redis.call('HGET', KEYS[1], id)
+    local match = true
+    if raw then
+        local rec = cjson.decode(raw)
+        if ARGV[2] == '1' and rec.run_id ~= ARGV[3] then match = false end
+        if ARGV[4] == '1' and rec.job ~= ARGV[5] then match = false end
+    end
+    if match then
+        n = n + redis.call('HDEL', KEYS[1], id)
+        redis.call('ZREM', KEYS[2], id)
+    end
+end
+return n
+"""
+
 HIT_RATE_LIMIT = """
 -- KEYS: window | ARGV: cutoff, now, max_attempts, member, ttl_ms
 -- -> nil when counted, else the score of the oldest hit (or now if there is none)
@@ -177,6 +216,7 @@ _ON_RUN = {
     "finish_step": FINISH_STEP,
     "mark_steps": MARK_STEPS,
     "settle_retried_step": SETTLE_RETRIED_STEP,
+    "prune_run": PRUNE_RUN,
 }
 _ON_BATCH_OR_KEY = {
     "claim_members": CLAIM_MEMBERS,
@@ -184,6 +224,7 @@ _ON_BATCH_OR_KEY = {
     "hit_rate_limit": HIT_RATE_LIMIT,
     "take_run_owner": TAKE_RUN_OWNER,
     "release_run_owner": RELEASE_RUN_OWNER,
+    "flush_failed": FLUSH_FAILED,
 }
 
 ALL: dict[str, str] = {

@@ -66,6 +66,9 @@ _SELECT_STEP = f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps"
 _SELECT_COUNTERS = f"SELECT {', '.join(_COUNTER_COLUMNS)} FROM batches"
 _SELECT_FAILED = f"SELECT {', '.join(_FAILED_COLUMNS)} FROM failed_jobs"
 _SELECT_OWNER = f"SELECT {', '.join(_OWNER_COLUMNS)} FROM run_owners WHERE run_id = ?"
+_ENDED = ", ".join(f"'{status}'" for status in sorted(FINAL_RUN_STATUSES))
+_RUN_TABLES = ("steps", "batches", "run_owners", "runs")
+"""Every table keyed by run, the run itself last."""
 
 
 def _dumps(value: Mapping[str, Any], *, lenient: bool = False) -> str:
@@ -88,6 +91,32 @@ def _failed(row: Sequence[Any]) -> FailedJob:
     return FailedJob(**data)
 
 
+def _starting_with(
+    conn: sqlite3.Connection, table: str, column: str, prefix: str, limit: int
+) -> list[str]:
+    """Values of a key ``column`` that start with ``prefix``, in text order.
+
+    No pattern (``LIKE``, ``GLOB``) is involved, so no character of ``prefix`` is
+    special: the values ``>= prefix`` come in order, those that start with it first.
+    """
+    query = f"SELECT {column} FROM {table} WHERE {column} >= ? ORDER BY {column} LIMIT ?"
+    rows = conn.execute(query, (prefix, max(limit, 0))).fetchall()
+    return [row[0] for row in rows if row[0].startswith(prefix)]
+
+
+def _failed_filter(
+    *, before: float | None = None, run_id: str | None = None, job: str | None = None
+) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (or nothing) and parameters of the failed-job filters given."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for condition, value in (("failed_at < ?", before), ("run_id = ?", run_id), ("job = ?", job)):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
 def _counters(row: Sequence[Any] | None) -> BatchCounters:
     if row is None:
         return BatchCounters()
@@ -102,13 +131,17 @@ class SqliteStore:
         path: The database file; it and its directory are created when missing.
         commit_interval: Seconds to group writes into one transaction (0: commit each
             write); see `arvel_flow.sqlite_db`.
+        create: False for readers: a missing file reads as an empty store and nothing
+            is created on disk.
 
     Raises:
         BackendError: The file cannot be opened or is not an arvel-flow database.
     """
 
-    def __init__(self, path: str | Path, *, commit_interval: float = 0.0) -> None:
-        self._db = SqliteDatabase(path, commit_interval=commit_interval)
+    def __init__(
+        self, path: str | Path, *, commit_interval: float = 0.0, create: bool = True
+    ) -> None:
+        self._db = SqliteDatabase(path, commit_interval=commit_interval, create=create)
         self._known_runs: set[str] = set()
         self._lock: LockContract | None = None
 
@@ -161,6 +194,29 @@ class SqliteStore:
         with self._db.transaction() as conn:
             return self._set_run_status(conn, run_id, status, at)
 
+    async def find_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Run ids starting with ``prefix``, in text order (a range of the primary key)."""
+        with self._db.read() as conn:
+            return _starting_with(conn, "runs", "run_id", prefix, limit)
+
+    async def prune_runs(self, before: float, *, interrupted: bool = False) -> list[str]:
+        """Delete ended runs and all that is kept for them, in one transaction."""
+        where = f"(status IN ({_ENDED}) AND finished_at < ?)"
+        params = [before]
+        if interrupted:
+            where += " OR (status = 'interrupted' AND created_at < ?)"
+            params.append(before)
+        with self._db.transaction() as conn:
+            query = f"SELECT run_id FROM runs WHERE {where} ORDER BY created_at, rowid"
+            pruned = [row[0] for row in conn.execute(query, params)]
+            for start in range(0, len(pruned), _CHUNK):
+                chunk = pruned[start : start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                for table in _RUN_TABLES:
+                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
+        self._known_runs.difference_update(pruned)
+        return pruned
+
     @staticmethod
     def _set_run_status(conn: sqlite3.Connection, run_id: str, status: str, at: float) -> bool:
         row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -207,7 +263,8 @@ class SqliteStore:
 
     # Steps --------------------------------------------------------------------------
     def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
-        # Runs are never deleted: once seen, a run needs no query on the hot path.
+        # Only ended runs are deleted (`prune_runs`), and nothing writes to those: once
+        # seen, a run needs no query on the hot path.
         if run_id in self._known_runs:
             return
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
@@ -416,12 +473,21 @@ class SqliteStore:
         with self._db.transaction() as conn:
             conn.execute(_UPSERT_FAILED, row)
 
-    async def list_failed(self, limit: int | None = None) -> list[FailedJob]:
+    async def list_failed(
+        self, limit: int | None = None, *, run_id: str | None = None
+    ) -> list[FailedJob]:
         """Most recent first; failures at the same instant in the order stored."""
-        query = f"{_SELECT_FAILED} ORDER BY failed_at DESC, rowid LIMIT ?"
+        where, params = _failed_filter(run_id=run_id)
+        query = f"{_SELECT_FAILED} {where} ORDER BY failed_at DESC, rowid LIMIT ?"
+        params.append(-1 if limit is None else max(limit, 0))
         with self._db.read() as conn:
-            rows = conn.execute(query, (-1 if limit is None else max(limit, 0),)).fetchall()
+            rows = conn.execute(query, params).fetchall()
         return [_failed(row) for row in rows]
+
+    async def find_failed_ids(self, prefix: str, limit: int) -> list[str]:
+        """Failed-job ids starting with ``prefix``, in text order."""
+        with self._db.read() as conn:
+            return _starting_with(conn, "failed_jobs", "id", prefix, limit)
 
     async def get_failed(self, failed_id: str) -> FailedJob | None:
         """One failure, or None."""
@@ -434,10 +500,17 @@ class SqliteStore:
         with self._db.transaction() as conn:
             return conn.execute("DELETE FROM failed_jobs WHERE id = ?", (failed_id,)).rowcount > 0
 
-    async def flush_failed(self) -> int:
-        """Delete all; returns how many there were."""
+    async def flush_failed(
+        self,
+        *,
+        before: float | None = None,
+        run_id: str | None = None,
+        job: str | None = None,
+    ) -> int:
+        """Delete those that match every filter given (one statement)."""
+        where, params = _failed_filter(before=before, run_id=run_id, job=job)
         with self._db.transaction() as conn:
-            return conn.execute("DELETE FROM failed_jobs").rowcount
+            return conn.execute(f"DELETE FROM failed_jobs {where}", params).rowcount
 
     # Rate limits ----------------------------------------------------------------------
     async def hit_rate_limit(

@@ -11,6 +11,7 @@ import textwrap
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,95 @@ async def test_list_runs_returns_most_recent_first_up_to_limit(store: StoreContr
     listed = await store.list_runs(limit=2)
     # Then they come newest first
     assert [r.run_id for r in listed] == ["c", "b"]
+
+
+PREFIXED = ("abc123", "abc999", "abd000", "xabc")
+LITERAL = ("a%b", "a_b", "a*b", "a[b]", "a?b", "a\\b", "axb", "a]b")
+"""Ids holding every character that SQL LIKE, GLOB or Redis MATCH would read as a pattern."""
+
+
+async def test_find_run_ids_returns_the_runs_starting_with_a_prefix(store: StoreContract) -> None:
+    # Given four runs, two of them sharing a prefix
+    for run_id in PREFIXED:
+        await store.create_run(RunRecord(run_id, "p", created_at=T0), {})
+    # When runs are looked up by prefixes / Then those starting with it, in text order
+    assert await store.find_run_ids("abc", 10) == ["abc123", "abc999"]
+    assert await store.find_run_ids("abc1", 10) == ["abc123"]
+    assert await store.find_run_ids("abc123", 10) == ["abc123"]
+    assert await store.find_run_ids("ab", 2) == ["abc123", "abc999"]
+    assert await store.find_run_ids("zz", 10) == []
+
+
+async def test_find_run_ids_takes_pattern_characters_literally(store: StoreContract) -> None:
+    # Given runs whose ids hold pattern characters
+    for run_id in LITERAL:
+        await store.create_run(RunRecord(run_id, "p", created_at=T0), {})
+    # When each is looked up by its first two characters / Then only itself matches
+    for run_id in LITERAL:
+        assert await store.find_run_ids(run_id[:2], 10) == [run_id]
+    # And a pattern alone matches nothing
+    for pattern in ("%", "_", "*", "[", "?", "\\"):
+        assert await store.find_run_ids(pattern, 10) == []
+
+
+def counted_plan(batch: str) -> dict[str, Any]:
+    """A stored plan whose root is a batch (its counters live in the store)."""
+    return {"root": {"kind": "batch", "key": batch, "members": []}}
+
+
+async def make_run(
+    store: StoreContract, run_id: str, status: str, *, created: float, finished: float = 0.0
+) -> None:
+    """A run with a step, batch counters and an owner lease, ended as ``status`` at ``finished``."""
+    await store.create_run(RunRecord(run_id, "p", created_at=created), counted_plan("b"))
+    await store.finish_step(run_id, "s", "succeeded", attempts=1, at=created, batch="b")
+    await store.take_run_owner(run_id, owner(f"{run_id}-owner", created, ttl=1e9))
+    if status != "running":
+        await store.set_run_status(run_id, status, finished)  # type: ignore[arg-type]
+
+
+async def test_prune_runs_deletes_runs_that_ended_before_the_cutoff(store: StoreContract) -> None:
+    # Given runs that ended long ago, one that ended recently, a running and an interrupted one
+    await make_run(store, "old-ok", "succeeded", created=T0, finished=T0 + 1)
+    await make_run(store, "old-failed", "failed", created=T0, finished=T0 + 2)
+    await make_run(store, "new-ok", "succeeded", created=T0, finished=T0 + 100)
+    await make_run(store, "running", "running", created=T0)
+    await make_run(store, "stopped", "interrupted", created=T0, finished=T0 + 1)
+    await store.add_failed(failed_job("f1", T0 + 1))  # of run-1: failed jobs stay
+
+    # When runs that ended before T0 + 50 are pruned
+    pruned = await store.prune_runs(T0 + 50)
+
+    # Then the two old ended runs are gone with everything kept for them
+    assert sorted(pruned) == ["old-failed", "old-ok"]
+    for run_id in pruned:
+        assert await store.get_run(run_id) is None
+        with pytest.raises(RunNotFoundError):
+            await store.load_plan(run_id)
+        with pytest.raises(RunNotFoundError):
+            await store.get_steps(run_id)
+        assert await store.batch_counters(run_id, "b") == BatchCounters()
+        assert await store.get_run_owner(run_id, T0) is None
+    assert await store.find_run_ids("old", 10) == []
+    # And the others, and the failed jobs, are untouched
+    listed = {run.run_id for run in await store.list_runs(10)}
+    assert listed == {"new-ok", "running", "stopped"}
+    assert (await store.batch_counters("new-ok", "b")).done == 1
+    assert [f.id for f in await store.list_failed()] == ["f1"]
+    # And pruning again finds nothing more
+    assert await store.prune_runs(T0 + 50) == []
+
+
+async def test_prune_runs_deletes_interrupted_runs_only_when_asked(store: StoreContract) -> None:
+    # Given an interrupted and a running run, both started long ago
+    await make_run(store, "stopped", "interrupted", created=T0, finished=T0 + 1)
+    await make_run(store, "running", "running", created=T0)
+    # When pruned without, then with interrupted runs
+    without = await store.prune_runs(T0 + 50)
+    with_interrupted = await store.prune_runs(T0 + 50, interrupted=True)
+    # Then the interrupted run goes the second time only; a running run never does
+    assert (without, with_interrupted) == ([], ["stopped"])
+    assert [run.run_id for run in await store.list_runs(10)] == ["running"]
 
 
 async def test_final_run_status_is_set_once(store: StoreContract, run: str) -> None:
@@ -473,6 +563,50 @@ async def test_flush_failed_deletes_all_and_counts_them(store: StoreContract) ->
     assert await store.flush_failed() == 0
 
 
+def failure(failed_id: str, run_id: str, job: str, at: float) -> FailedJob:
+    """A failed job of ``run_id`` that ran ``job``."""
+    return replace(failed_job(failed_id, at), run_id=run_id, job=job)
+
+
+async def test_list_failed_of_one_run(store: StoreContract) -> None:
+    # Given failures of two runs
+    await store.add_failed(failure("f1", "run-1", "a:A", T0))
+    await store.add_failed(failure("f2", "run-2", "a:A", T0 + 1))
+    await store.add_failed(failure("f3", "run-1", "a:A", T0 + 2))
+    # When the failures of one run are listed / Then only its own, newest first
+    assert [f.id for f in await store.list_failed(run_id="run-1")] == ["f3", "f1"]
+    assert [f.id for f in await store.list_failed(1, run_id="run-1")] == ["f3"]
+    assert await store.list_failed(run_id="nope") == []
+
+
+async def test_flush_failed_deletes_only_what_every_filter_matches(store: StoreContract) -> None:
+    # Given failures of two runs and two jobs, at three times
+    await store.add_failed(failure("f1", "run-1", "a:A", T0))
+    await store.add_failed(failure("f2", "run-2", "a:A", T0 + 10))
+    await store.add_failed(failure("f3", "run-1", "a:B", T0 + 20))
+    # When flushed by time (strictly before), by run and time, by job, by all three
+    at_t0 = await store.flush_failed(before=T0)
+    old_of_run_1 = await store.flush_failed(before=T0 + 15, run_id="run-1")
+    of_job_b = await store.flush_failed(job="a:B")
+    rest = await store.flush_failed(before=T0 + 100, run_id="run-2", job="a:A")
+    # Then each deleted what it names, once
+    assert (at_t0, old_of_run_1, of_job_b, rest) == (0, 1, 1, 1)
+    assert await store.list_failed() == []
+
+
+async def test_find_failed_ids_takes_prefixes_literally(store: StoreContract) -> None:
+    # Given failed jobs with ids sharing a prefix and ids holding pattern characters
+    for failed_id in (*PREFIXED, *LITERAL):
+        await store.add_failed(failed_job(failed_id, T0))
+    # When looked up by prefix / Then only the ids starting with it, in text order
+    assert await store.find_failed_ids("abc", 10) == ["abc123", "abc999"]
+    assert await store.find_failed_ids("abc", 1) == ["abc123"]
+    for failed_id in LITERAL:
+        assert await store.find_failed_ids(failed_id[:2], 10) == [failed_id]
+    for pattern in ("%", "_", "*", "[", "?", "\\"):
+        assert await store.find_failed_ids(pattern, 10) == []
+
+
 # Claims on failed jobs --------------------------------------------------------------
 
 
@@ -734,6 +868,36 @@ async def test_sqlite_file_of_schema_version_1_is_migrated(tmp_path: Path) -> No
         (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     conn.close()
     assert version == sqlite_db.SCHEMA_VERSION == 2
+
+
+async def test_sqlite_reader_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    # Given a store path whose directory and file do not exist
+    path = tmp_path / "absent" / "state.db"
+    # When a reader opens it and reads
+    store = SqliteStore(path, create=False)
+    try:
+        runs = await store.list_runs()
+        failed = await store.list_failed()
+        run = await store.get_run("r")
+    finally:
+        await store.close()
+    # Then the store is empty, and nothing was created
+    assert (runs, failed, run) == ([], [], None)
+    assert not (tmp_path / "absent").exists()
+
+
+async def test_sqlite_reader_reads_an_existing_file(tmp_path: Path) -> None:
+    # Given a store file with a run in it
+    path = tmp_path / "state.db"
+    writer = SqliteStore(path)
+    await writer.create_run(RunRecord("r", "p", created_at=T0), {})
+    await writer.close()
+    # When a reader opens it / Then it sees the run
+    reader = SqliteStore(path, create=False)
+    try:
+        assert [run.run_id for run in await reader.list_runs()] == ["r"]
+    finally:
+        await reader.close()
 
 
 def test_sqlite_file_that_is_not_a_database_is_a_backend_error(tmp_path: Path) -> None:
