@@ -33,6 +33,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # queue.factory picks a driver from settings: wiring above the drivers it builds.
     ("brokers", ("arvel_flow.queue.drivers", "arvel_flow.queue.factory", "arvel_flow.worker")),
     ("compiler", ("arvel_flow.compiler",)),  # strict checks that import job classes
+    # launch: the front door (start / run / resume a pipeline file); the CLI's run is a shell.
+    ("launch", ("arvel_flow.launch",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )

@@ -106,13 +106,16 @@ def print_renderable(renderable: Any) -> None:
 
 def settings_for(store_url: str | None) -> QueueSettings:
     """Settings with ``--store`` over ``ARVEL_FLOW_STORE`` over the default."""
-    from arvel_flow.settings import load_queue_settings
+    from arvel_flow.settings import QueueSettings
 
-    return load_queue_settings(store=store_url) if store_url else load_queue_settings()
+    return QueueSettings.resolve(flags={"store": store_url})
 
 
 def open_store_for(store_url: str | None) -> StoreContract:
     """The store named by ``--store``, else ``ARVEL_FLOW_STORE``, else the default."""
-    from arvel_flow.queue.factory import open_queue_store
+    from arvel_flow.store import open_store
 
-    return open_queue_store(settings_for(store_url))
+    settings = settings_for(store_url)
+    return open_store(
+        settings.store, prefix=settings.prefix, commit_interval=settings.commit_interval
+    )

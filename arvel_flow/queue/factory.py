@@ -11,7 +11,7 @@ from arvel_flow.queue.events import EventBus
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
 from arvel_flow.store.contracts import StoreContract
-from arvel_flow.store.urls import mask_url
+from arvel_flow.store.urls import is_redis_url, mask_url
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
 
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_URLS = {
     "redis": "redis://localhost:6379/0",
     "nats": "nats://localhost:4222",
@@ -29,20 +28,11 @@ EXTRAS = {"nats": "taskiq_nats", "rabbitmq": "taskiq_aio_pika"}
 """The package each optional broker needs (installed by the extra of the broker's name)."""
 
 
-def open_queue_store(settings: QueueSettings) -> StoreContract:
-    """The store ``settings`` name; a Redis store keeps its keys under ``settings.prefix``."""
-    if settings.store.startswith(_REDIS_SCHEMES):
-        from arvel_flow.store.redis import RedisStore
-
-        return RedisStore(settings.store, prefix=settings.prefix)
-    return open_store(settings.store, commit_interval=settings.commit_interval)
-
-
 def broker_url(settings: QueueSettings) -> str:
     """The broker's URL: ``url``; for redis, else a Redis store's; else the broker on localhost."""
     if settings.url:
         return settings.url
-    if settings.broker == "redis" and settings.store.startswith(_REDIS_SCHEMES):
+    if settings.broker == "redis" and is_redis_url(settings.store):
         return settings.store
     return DEFAULT_URLS.get(settings.broker, DEFAULT_URLS["redis"])
 
@@ -70,7 +60,9 @@ def make_queue(
     if settings.driver == "taskiq" and settings.broker != "memory":
         check_shared_store(settings)
     if store is None:
-        store = open_queue_store(settings)
+        store = open_store(
+            settings.store, prefix=settings.prefix, commit_interval=settings.commit_interval
+        )
     allowed = settings.allowed_modules or None
     if settings.driver == "sync":
         from arvel_flow.queue.drivers.sync import SyncQueue
