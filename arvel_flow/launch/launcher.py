@@ -49,8 +49,9 @@ class Launcher:
         queue: Where the run's jobs go.
         outage: Rides a distributed run through broker and store outages (none by
             default: the first failure ends the command).
-        handle_signals: Interrupt on SIGINT and SIGTERM while following. Off by
-            default: an application that embeds a run owns its signals.
+        handle_signals: Interrupt on SIGINT and SIGTERM while following (the handlers
+            there before are put back after). Off by default: an application that
+            embeds a run owns its signals.
     """
 
     def __init__(
@@ -135,6 +136,8 @@ class Launcher:
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         signals = _SIGNALS if self.handle_signals else ()
+        # Put back afterwards what was there (asyncio.run's own SIGINT handler, say).
+        previous = {signum: signal.getsignal(signum) for signum in signals}
         for signum in signals:
             loop.add_signal_handler(signum, self.interrupt)
         watchers: set[asyncio.Task[Any]] = set()
@@ -158,8 +161,9 @@ class Launcher:
         finally:
             for watcher in watchers:
                 watcher.cancel()
-            for signum in signals:
+            for signum, handler in previous.items():
                 loop.remove_signal_handler(signum)
+                signal.signal(signum, handler)
 
     async def _wait(self, run_id: str) -> BatchResult:
         """The run's result, waiting through outages for the store to answer again."""

@@ -35,6 +35,7 @@ from arvel_flow.queue.factory import make_queue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult, compute_result
 from arvel_flow.settings import QueueSettings
+from arvel_flow.store.contracts import StoreContract
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,11 @@ class Run:
             task.result()  # raises what stopped the run from beginning
         return cls(launcher, plan, run_id, task)
 
+    @property
+    def store(self) -> StoreContract:
+        """The store the run lives in: its steps, its failed jobs (open until `close`)."""
+        return self._launcher.queue.store
+
     async def follow(self) -> Outcome:
         """Follow the run until following ends: how it ended (an `Outcome`).
 
@@ -134,10 +140,9 @@ class Run:
         outcome = await self.follow()
         if outcome.result is not None:
             return outcome.result
-        store = self._launcher.queue.store
-        record = await store.get_run(self.id)
+        record = await self.store.get_run(self.id)
         status = "interrupted" if record is None else record.status
-        return compute_result(self.id, status, self.plan, await store.get_steps(self.id))
+        return compute_result(self.id, status, self.plan, await self.store.get_steps(self.id))
 
     async def events(self) -> AsyncIterator[Event]:
         """The events of this process, from this call on, until following the run ends.
