@@ -1,11 +1,13 @@
 """`QueueSettings`: where jobs go and where state lives, from ``ARVEL_FLOW_*`` variables.
 
 Settings resolve, strongest first: command-line flags, ``ARVEL_FLOW_*`` environment
-variables, the pipeline file's ``queue:`` section, then the defaults below.
+variables, the pipeline file's ``queue:`` section, then the defaults below. That order
+is decided here only, by `QueueSettings.resolve`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -74,6 +76,29 @@ class QueueSettings(BaseSettings):
     max_deliveries: int = Field(
         5, ge=1, description="Deliveries of one message (its workers died) before it fails."
     )
+
+    @classmethod
+    def resolve(
+        cls, file: Mapping[str, Any] | None = None, flags: Mapping[str, Any] | None = None
+    ) -> QueueSettings:
+        """The settings in force, strongest first: ``flags``, ``ARVEL_FLOW_*``, ``file``, defaults.
+
+        Args:
+            file: A pipeline file's ``queue:`` section (``None`` values count as unset).
+            flags: What the caller chose (command-line flags, say; ``None`` is unset).
+
+        Raises:
+            ConfigError: A value is invalid: one issue per setting, its message alone.
+
+        Example:
+            >>> QueueSettings.resolve({"concurrency": 4}, {"store": "memory"}).concurrency
+            4
+        """
+        from_env = load_queue_settings()
+        values = {name: value for name, value in (file or {}).items() if value is not None}
+        values.update({name: getattr(from_env, name) for name in from_env.model_fields_set})
+        values.update({name: value for name, value in (flags or {}).items() if value is not None})
+        return load_queue_settings(**values)
 
     @field_validator("queues", mode="before")
     @classmethod

@@ -16,17 +16,16 @@ from arvel_flow.queue.front import BaseQueue
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
 from arvel_flow.store.contracts import StoreContract
-from arvel_flow.store.urls import mask_url
+from arvel_flow.store.urls import is_redis_url, mask_url
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
     from arvel_flow.worker.consumer import Consumer
-    from arvel_flow.worker.worker import Closer, Worker
+    from arvel_flow.worker.worker import Worker
 
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_URLS = {
     "redis": "redis://localhost:6379/0",
     "nats": "nats://localhost:4222",
@@ -36,20 +35,11 @@ EXTRAS = {"nats": "taskiq_nats", "rabbitmq": "taskiq_aio_pika"}
 """The package each optional broker needs (installed by the extra of the broker's name)."""
 
 
-def open_queue_store(settings: QueueSettings) -> StoreContract:
-    """The store ``settings`` name; a Redis store keeps its keys under ``settings.prefix``."""
-    if settings.store.startswith(_REDIS_SCHEMES):
-        from arvel_flow.store.redis import RedisStore
-
-        return RedisStore(settings.store, prefix=settings.prefix)
-    return open_store(settings.store, commit_interval=settings.commit_interval)
-
-
 def broker_url(settings: QueueSettings) -> str:
     """The broker's URL: ``url``; for redis, else a Redis store's; else the broker on localhost."""
     if settings.url:
         return settings.url
-    if settings.broker == "redis" and settings.store.startswith(_REDIS_SCHEMES):
+    if settings.broker == "redis" and is_redis_url(settings.store):
         return settings.store
     return DEFAULT_URLS.get(settings.broker, DEFAULT_URLS["redis"])
 
@@ -77,7 +67,9 @@ def make_queue(
     if settings.driver == "taskiq" and settings.broker != "memory":
         check_shared_store(settings)
     if store is None:
-        store = open_queue_store(settings)
+        store = open_store(
+            settings.store, prefix=settings.prefix, commit_interval=settings.commit_interval
+        )
     allowed = settings.allowed_modules or None
     if settings.driver == "sync":
         from arvel_flow.queue.drivers.sync import SyncQueue
@@ -223,7 +215,14 @@ def make_worker(
             ]
         )
     check_shared_store(settings)
-    store, closers = _open_store(settings)
+    # A job holds one store connection at a time, so twice the concurrency never runs
+    # out; redis-py's default pool fails past 100 connections in use.
+    store = open_store(
+        settings.store,
+        prefix=settings.prefix,
+        commit_interval=settings.commit_interval,
+        max_connections=2 * settings.concurrency + 16,
+    )
     options = WorkerOptions(
         queues=settings.queues,
         concurrency=settings.concurrency,
@@ -235,7 +234,7 @@ def make_worker(
         outage_grace=settings.outage_grace,
     )
     queue, consumer = CONSUMERS[settings.broker](settings, store, events)
-    return Worker(queue, consumer, options=options, name=name, closers=closers)
+    return Worker(queue, consumer, options=options, name=name)
 
 
 WorkerSide = Callable[[QueueSettings, StoreContract, EventBus | None], "tuple[BaseQueue, Consumer]"]
@@ -282,31 +281,3 @@ CONSUMERS: dict[str, WorkerSide] = {
 }
 """Each broker a worker can read, by its ``queue.broker`` name: adding a broker is a
 folder under `arvel_flow.brokers` and a line here."""
-
-
-def _open_store(settings: QueueSettings) -> tuple[StoreContract, list[Closer]]:
-    """The shared store; a Redis one with a pool sized for the worker's concurrency.
-
-    `RedisStore` makes a pool that fails past 100 connections in use, which a worker
-    running more jobs than that at once reaches. A job holds one store connection at a
-    time, so twice the concurrency never runs out (and, unlike a blocking pool, costs
-    nothing on each call).
-    """
-    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
-        return open_queue_store(settings), []
-    from redis.asyncio import ConnectionPool, Redis
-
-    from arvel_flow.store.redis import RedisStore
-
-    try:
-        pool = ConnectionPool.from_url(
-            settings.store,
-            max_connections=2 * settings.concurrency + 16,
-            decode_responses=True,
-            socket_connect_timeout=5,
-        )
-    except ValueError as error:
-        message = f"invalid redis URL {mask_url(settings.store)!r}: {error}"
-        raise ConfigError([ConfigIssue(message, path="store")]) from None
-    client = Redis.from_pool(pool)
-    return RedisStore.from_client(client, prefix=settings.prefix), [client.aclose]

@@ -1,13 +1,17 @@
 """The embedded default (what ``arvel-flow run`` uses), against bare Taskiq, in the same run.
 
+Runs go through the front door (`arvel_flow.launch`), as ``arvel-flow run`` does: a
+`Run` begun on the queue the settings describe, followed to its end by `Run.wait`.
+
 1. Throughput of a 20,000-job batch of no-op jobs on the embedded default: `TaskiqQueue`
    on Taskiq's in-memory broker, run state in a `SqliteStore` with the default
    ``commit_interval`` (grouped commits), concurrency 16 -- against the same 20,000
    jobs through bare Taskiq's `InMemoryBroker`. Target: >= 0.35x bare Taskiq.
 2. Peak memory (RSS) of a 100,000-job fan-out on the embedded default, each run in a
-   fresh interpreter: through the Python API, and through the real ``arvel-flow run``
-   command on a pipeline file. Target: < 200 MB. The interpreter's own RSS (before and
-   after importing arvel-flow) is printed as the baseline.
+   fresh interpreter: through the Python API (a `Batch` of a `FanOut`, begun as a
+   `Run`), and through the real ``arvel-flow run`` command on a pipeline file. Target:
+   < 200 MB. The interpreter's own RSS (before and after importing arvel-flow) is
+   printed as the baseline.
 
 Run: ``.venv/bin/python benchmarks/bench_embedded.py`` (``--breakdown`` also times each
 layer on its own: driver and runner, run state in memory, sqlite grouped or not).
@@ -30,8 +34,10 @@ from typing import Any
 
 from bench_core import NoOp, bare_taskiq  # the same job and baseline as the core benchmark
 
+from arvel_flow.launch import Run
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from arvel_flow.queue.envelope import new_id
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.settings import QueueSettings
 from arvel_flow.wiring import make_queue
@@ -55,14 +61,14 @@ def embedded_settings(directory: str) -> QueueSettings:
 
 
 async def timed_fan_out(settings: QueueSettings, count: int) -> float:
-    """Seconds from dispatch to the recorded end of a ``count``-member batch."""
+    """Seconds from dispatch to the recorded end of a ``count``-member batch, as a `Run`."""
     queue = make_queue(settings)
     plan = Batch([FanOut(NoOp, [{"n": i} for i in range(count)])]).to_plan("bench")
     start = time.perf_counter()
-    result = await queue.wait(await queue.start(plan))
-    elapsed = time.perf_counter() - start
+    async with await Run.begin(queue, plan, new_id()[:12]) as run:
+        result = await run.wait()
+        elapsed = time.perf_counter() - start  # closing (after the end) is not timed
     assert result.progress == (count, count), result.progress
-    await queue.close()
     return elapsed
 
 

@@ -40,6 +40,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # wiring turns settings into a queue, store or worker: above everything it builds.
     ("wiring", ("arvel_flow.wiring",)),
     ("compiler", ("arvel_flow.compiler",)),  # strict checks that import job classes
+    # launch: the front door (start / run / resume a pipeline file); the CLI's run is a shell.
+    ("launch", ("arvel_flow.launch",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )

@@ -168,12 +168,9 @@ def plan(file: Path, assignments: tuple[str, ...]) -> None:
 
 def redelivery_timeout(spec: PipelineSpec) -> float:
     """The broker's redelivery timeout: ``ARVEL_FLOW_*`` beats the file beats the default."""
-    from arvel_flow.settings import load_queue_settings
+    from arvel_flow.settings import QueueSettings
 
-    settings = load_queue_settings()
-    if "redelivery_timeout" in settings.model_fields_set or spec.queue.redelivery_timeout is None:
-        return settings.redelivery_timeout
-    return spec.queue.redelivery_timeout
+    return QueueSettings.resolve(spec.queue.model_dump(exclude_none=True)).redelivery_timeout
 
 
 def _register_commands() -> None:

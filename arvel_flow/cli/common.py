@@ -106,9 +106,9 @@ def print_renderable(renderable: Any) -> None:
 
 def settings_for(store_url: str | None) -> QueueSettings:
     """Settings with ``--store`` over ``ARVEL_FLOW_STORE`` over the default."""
-    from arvel_flow.settings import load_queue_settings
+    from arvel_flow.settings import QueueSettings
 
-    return load_queue_settings(store=store_url) if store_url else load_queue_settings()
+    return QueueSettings.resolve(flags={"store": store_url})
 
 
 def open_store_for(store_url: str | None, *, read_only: bool = False) -> StoreContract:
@@ -117,12 +117,12 @@ def open_store_for(store_url: str | None, *, read_only: bool = False) -> StoreCo
     ``read_only`` (commands that only look): a sqlite file that does not exist is read
     as an empty store, and neither it nor its directory is created.
     """
-    from arvel_flow.wiring import open_queue_store
+    from arvel_flow.store import open_store
 
     settings = settings_for(store_url)
-    path = settings.store.removeprefix("sqlite:")
-    if read_only and settings.store.startswith("sqlite:") and path:
-        from arvel_flow.store.sqlite import SqliteStore
-
-        return SqliteStore(os.path.expanduser(path), create=False)
-    return open_queue_store(settings)
+    return open_store(
+        settings.store,
+        prefix=settings.prefix,
+        commit_interval=settings.commit_interval,
+        create=not read_only,
+    )

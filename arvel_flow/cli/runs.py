@@ -1,11 +1,14 @@
 """The ``run``, ``status`` and ``runs`` commands: start or resume a run, and look at runs.
 
+``run`` is a shell over the front door (`arvel_flow.launch`): it parses, resolves the
+settings, subscribes the reporters, and turns how the run ended into an exit code.
 Heavy imports stay inside the command bodies so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -13,6 +16,9 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import click
 
 from arvel_flow.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     FORMAT_OPTION,
     SET_OPTION,
     STORE_OPTION,
@@ -26,7 +32,7 @@ from arvel_flow.cli.durations import to_seconds
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
 
 if TYPE_CHECKING:
-    from arvel_flow.cli.launch import Outcome
+    from arvel_flow.launch import Outcome
     from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.queue.front import BaseQueue
     from arvel_flow.queue.plan import Plan
@@ -67,7 +73,8 @@ if TYPE_CHECKING:
 @click.pass_context
 def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **options: Any) -> None:
     """Validate, compile and run a pipeline file (or resume a run), showing progress."""
-    from arvel_flow.cli.launch import compile_file, resolve_settings
+    from arvel_flow.launch import compile_file
+    from arvel_flow.settings import QueueSettings
 
     if (file is None) == (resume_id is None):
         raise click.UsageError("give a pipeline FILE or --resume RUN_ID (one of them)")
@@ -80,7 +87,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     if file is not None:
         plan, queue_section = compile_file(str(file), parse_assignments(options["assignments"]))
         file_queue = dict(queue_section)
-    settings = resolve_settings(file_queue, flags)
+    settings = QueueSettings.resolve(file_queue, flags)
     if options["detach"] and (settings.broker == "memory" or settings.driver != "taskiq"):
         raise click.UsageError("--detach needs a broker that outlives this process, such as redis")
     ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
@@ -90,8 +97,8 @@ async def _run(
     settings: QueueSettings, plan: Plan | None, resume_id: str | None, options: dict[str, Any]
 ) -> int:
     from arvel_flow.cli.ids import UnknownRunError, resolve_run_id
-    from arvel_flow.cli.launch import Launcher, describe_drift
     from arvel_flow.errors import RunNotFoundError
+    from arvel_flow.launch import Run, describe_drift
     from arvel_flow.outage import Outage
     from arvel_flow.queue.envelope import new_id
     from arvel_flow.queue.events import EventBus
@@ -104,6 +111,7 @@ async def _run(
         _show_dry_run(plan, settings)
         return 0
     queue = make_queue(settings, events=events)
+    handle: Run | None = None
     try:
         if plan is None:
             assert resume_id is not None
@@ -120,19 +128,50 @@ async def _run(
             return 0
         run_id = resume_id or new_id()[:12]
         with _Reporting(events, plan, options, run_id) as reporting:
-            launcher = Launcher(queue, outage=Outage(settings.outage_grace, _say_on_stderr))
-            if resume_id:
-                resumed = f"run {run_id} ({plan.name}) resumed"
-                outcome = await launcher.resume(
-                    run_id, force=options["force"], announce=lambda: reporting.say(resumed)
-                )
-            else:
-                outcome = await launcher.run(plan, run_id, follow=not options["detach"])
+            resumed = f"run {run_id} ({plan.name}) resumed"
+            handle = await Run.begin(
+                queue,
+                plan,
+                run_id,
+                resume=resume_id is not None,
+                force=options["force"],
+                follow=not options["detach"],
+                outage=Outage(settings.outage_grace, _say_on_stderr),
+                handle_signals=True,
+                announce=(lambda: reporting.say(resumed)) if resume_id else None,
+            )
+            outcome = await handle.follow()
             reporting.ended(outcome)
         await _report_end(queue, plan, outcome, reporting, settings)
-        return outcome.exit_code
+        return exit_code_of(outcome)
     finally:
-        await queue.close()
+        await (queue.close() if handle is None else handle.close())
+
+
+def exit_code_of(outcome: Outcome) -> int:
+    """0 succeeded (or detached), 1 failed, 130 interrupted (SPEC §5)."""
+    if outcome.remote and not outcome.interrupted:
+        return EXIT_OK
+    if outcome.interrupted or outcome.result is None:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if outcome.result.ok else EXIT_FAILED
+
+
+def format_resume_command(run_id: str, store: str) -> str | None:
+    """The command that resumes ``run_id`` in ``store``; None when the store keeps nothing.
+
+    ``--store`` is spelled out unless a bare ``--resume`` would open that store anyway:
+    a store named by the pipeline file is not known to a resume, which reads no file.
+    """
+    from arvel_flow.settings import QueueSettings
+    from arvel_flow.store.urls import mask_url
+
+    if store == "memory":
+        return None
+    command = f"arvel-flow run --resume {run_id}"
+    if store != QueueSettings().store:
+        command += f" --store {shlex.quote(mask_url(store))}"
+    return command
 
 
 def _say_on_stderr(line: str) -> None:
@@ -222,7 +261,6 @@ async def _report_end(
     reporting: _Reporting,
     settings: QueueSettings,
 ) -> None:
-    from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.summary import (
         compute_rows,
         format_failure_lines,
@@ -285,7 +323,6 @@ async def _status(run_id: str, store_url: str | None, output_format: str) -> Non
     import time
 
     from arvel_flow.cli.ids import resolve_run_id
-    from arvel_flow.cli.launch import format_resume_command
     from arvel_flow.cli.records import format_status, status_document
     from arvel_flow.queue.plan_json import plan_from_dict
     from arvel_flow.queue.result import compute_result

@@ -86,12 +86,9 @@ def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> Qu
     Raises:
         ConfigError: A setting is invalid (such as a malformed ``--allow`` prefix).
     """
-    from arvel_flow.settings import load_queue_settings
+    from arvel_flow.settings import QueueSettings
 
-    values: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
-    if allow:
-        values["allowed_modules"] = allow
-    settings = load_queue_settings(**values)
+    settings = QueueSettings.resolve(flags={**flags, "allowed_modules": allow or None})
     if settings.broker == "memory":
         settings = settings.model_copy(update={"broker": "redis"})
     return settings

@@ -21,7 +21,7 @@ from arvel_flow.store.contracts import (
 )
 from arvel_flow.store.memory import MemoryStore
 from arvel_flow.store.sqlite import SqliteStore
-from arvel_flow.store.urls import mask_url
+from arvel_flow.store.urls import is_redis_url, mask_url
 
 if TYPE_CHECKING:
     from arvel_flow.store.redis import RedisStore
@@ -40,7 +40,8 @@ __all__ = [
     "open_store",
 ]
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_PREFIX = "arvel-flow:"
+"""What a Redis store puts before its keys unless told otherwise (``QueueSettings.prefix``)."""
 
 
 def __getattr__(name: str) -> Any:
@@ -51,16 +52,29 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_store(url: str, *, commit_interval: float = 0.0) -> StoreContract:
-    """Open the store a ``--store`` / ``queue.store`` value names.
+def open_store(
+    url: str,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    commit_interval: float = 0.0,
+    max_connections: int | None = None,
+    create: bool = True,
+) -> StoreContract:
+    """Open the store a ``--store`` / ``queue.store`` value names: the one store opener.
 
     Args:
         url: ``memory``, ``sqlite:PATH`` (``~`` is expanded), or a ``redis://``,
             ``rediss://`` or ``unix://`` URL.
+        prefix: For Redis, put before every key (``QueueSettings.prefix``).
         commit_interval: For sqlite, seconds to group writes into one transaction.
+        max_connections: For Redis, the size of the store's connection pool (redis-py's
+            default otherwise). A process that runs many jobs at once sizes it to its
+            concurrency: each job holds one store connection at a time.
+        create: For sqlite, whether a missing file (and its directory) is created;
+            without, a missing file reads as an empty store (commands that only look).
 
     Raises:
-        ConfigError: The value names no known store.
+        ConfigError: The value names no known store, or a Redis URL cannot be parsed.
         BackendError: A sqlite file cannot be opened.
     """
     if url == "memory":
@@ -69,11 +83,11 @@ def open_store(url: str, *, commit_interval: float = 0.0) -> StoreContract:
         path = url.removeprefix("sqlite:")
         if not path:
             raise _invalid_store(url, "sqlite needs a file: sqlite:PATH")
-        return SqliteStore(Path(path).expanduser(), commit_interval=commit_interval)
-    if url.startswith(_REDIS_SCHEMES):
+        return SqliteStore(Path(path).expanduser(), commit_interval=commit_interval, create=create)
+    if is_redis_url(url):
         from arvel_flow.store.redis import RedisStore
 
-        return RedisStore(url)
+        return RedisStore(url, prefix, max_connections=max_connections)
     raise _invalid_store(url, "expected memory, sqlite:PATH, redis://, rediss:// or unix://")
 
 

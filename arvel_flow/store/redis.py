@@ -163,6 +163,7 @@ class RedisStore:
     Args:
         url: ``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py accepts it.
         prefix: Put before every key, so several deployments can share one database.
+        max_connections: The size of the client's pool (redis-py's default if None).
 
     Raises:
         ConfigError: The URL cannot be parsed.
@@ -174,11 +175,16 @@ class RedisStore:
     _client: Redis
     _owns_client: bool
 
-    def __init__(self, url: str, prefix: str = "arvel-flow:") -> None:
+    def __init__(
+        self, url: str, prefix: str = "arvel-flow:", *, max_connections: int | None = None
+    ) -> None:
         backend = mask_url(url)
+        pool: dict[str, Any] = (
+            {} if max_connections is None else {"max_connections": max_connections}
+        )
         try:
             client = Redis.from_url(
-                url, decode_responses=True, socket_connect_timeout=_CONNECT_TIMEOUT
+                url, decode_responses=True, socket_connect_timeout=_CONNECT_TIMEOUT, **pool
             )
         except ValueError as exc:
             issue = ConfigIssue(f"invalid redis URL {backend!r}: {exc}", path="store")

@@ -1,8 +1,11 @@
-"""Store and broker URLs as they may be shown to people: with passwords hidden."""
+"""Store and broker URLs: which server a URL names, and how to show it with passwords hidden."""
 
 from __future__ import annotations
 
 import re
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""The URL schemes that name a Redis server (as redis-py reads them), for stores and brokers."""
 
 _NETLOC = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<netloc>[^/?#]*)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
@@ -27,3 +30,8 @@ def mask_url(url: str) -> str:
             netloc = f"{userinfo.partition(':')[0]}:***@{host}"
             url = match["scheme"] + netloc + url[match.end() :]
     return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+def is_redis_url(url: str) -> bool:
+    """Whether ``url`` names a Redis server (``redis://``, ``rediss://`` or ``unix://``)."""
+    return url.startswith(REDIS_SCHEMES)

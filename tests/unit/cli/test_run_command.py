@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from arvel_flow.cli.app import cli
-from arvel_flow.cli.launch import format_resume_command, resolve_settings
 from arvel_flow.cli.progress import (
     BatchView,
     RunView,
@@ -25,6 +24,7 @@ from arvel_flow.cli.progress import (
     format_tree,
 )
 from arvel_flow.cli.records import failed_document, run_document, status_document
+from arvel_flow.cli.runs import format_resume_command
 from arvel_flow.cli.summary import (
     MAX_FAILURES_SHOWN,
     compute_failure_groups,
@@ -156,50 +156,6 @@ def test_a_run_prints_plain_lines_without_a_terminal(nap: Path) -> None:
     assert lines[0] == f"run {run_id} (nap) started"
     assert "nap asyncio:sleep succeeded attempts=1" in result.output
     assert lines[-1] == f"run {run_id} succeeded: 1/1 jobs finished"
-
-
-# Settings precedence ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("file", "env", "flag", "expected"),
-    [
-        (None, None, None, 16),
-        ("4", None, None, 4),
-        ("4", "8", None, 8),
-        ("4", "8", "2", 2),
-        (None, None, "2", 2),
-        (None, "8", None, 8),
-    ],
-)
-def test_settings_resolve_flag_then_env_then_file_then_default(
-    monkeypatch: pytest.MonkeyPatch,
-    file: str | None,
-    env: str | None,
-    flag: str | None,
-    expected: int,
-) -> None:
-    # Given a concurrency from any of the four places
-    if env is not None:
-        monkeypatch.setenv("ARVEL_FLOW_CONCURRENCY", env)
-    file_queue = {} if file is None else {"concurrency": int(file)}
-    flags = {"concurrency": None if flag is None else int(flag), "store": None}
-
-    # When the settings are resolved
-    settings = resolve_settings(file_queue, flags)
-
-    # Then the strongest source wins
-    assert settings.concurrency == expected
-
-
-def test_each_setting_resolves_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the store from the environment and the concurrency from the file
-    monkeypatch.setenv("ARVEL_FLOW_STORE", "memory")
-    settings = resolve_settings({"concurrency": 3, "store": "sqlite:x.db"}, {"driver": "sync"})
-
-    # Then each comes from its own strongest source
-    assert (settings.store, settings.concurrency, settings.driver) == ("memory", 3, "sync")
-    assert settings.broker == "memory"
 
 
 def test_the_resume_command_names_the_store_only_when_needed(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from arvel_flow.cli.launch import Launcher
 from arvel_flow.errors import BackendError
+from arvel_flow.launch import Launcher
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers import TaskiqQueue
 from arvel_flow.store import MemoryStore
