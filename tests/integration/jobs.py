@@ -36,7 +36,11 @@ async def write(journal: str, **entry: Any) -> None:
 
 
 class Record(Job):
-    """Holds for ``hold`` seconds, then journals its tag with start and end times."""
+    """Holds for ``hold`` seconds, then journals its tag with start and end times.
+
+    A job that holds first sets ``{journal}:started:{tag}``, so a test can tell that
+    it runs (a message pending at the broker may still be on its way to the job).
+    """
 
     journal: str
     tag: str
@@ -45,6 +49,7 @@ class Record(Job):
     async def handle(self) -> None:
         start = time.time()
         if self.hold:
+            await _client().set(f"{self.journal}:started:{self.tag}", start)
             await asyncio.sleep(self.hold)
         await write(self.journal, tag=self.tag, start=start, end=time.time())
 
