@@ -40,7 +40,8 @@ class ConfigIssue:
     """One problem in a pipeline file or argument, with its position when known.
 
     ``line`` and ``column`` are 1-based; ``path`` is the location inside the document,
-    such as ``retry_policies.standard.max_retries``.
+    such as ``retry_policies.standard.max_retries``. A ``warning`` (an unset
+    environment variable while validating) is reported without failing.
     """
 
     message: str
@@ -48,6 +49,7 @@ class ConfigIssue:
     file: str | None = None
     line: int | None = None
     column: int | None = None
+    severity: str = "error"
 
     def format(self) -> str:
         """Render as ``FILE:LINE:COL: error: PATH: MESSAGE``, as compilers do."""
@@ -55,7 +57,7 @@ class ConfigIssue:
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
         subject = f"{self.path}: " if self.path else ""
-        return f"{where}: error: {subject}{self.message}"
+        return f"{where}: {self.severity}: {subject}{self.message}"
 
 
 class ConfigError(FlowError):

@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # longest matching prefix decides a module's layer.
     # outage: the one retry policy for a broker or store that is away (errors only).
     ("foundation", ("arvel_flow.errors", "arvel_flow.scalars", "arvel_flow.outage")),
-    ("secrets", ("arvel_flow.secrets",)),
+    ("secrets", ("arvel_flow.secrets", "arvel_flow.envfile")),  # envfile: .env into os.environ
     ("pipeline", ("arvel_flow.pipeline", "arvel_flow.job_settings")),  # the file format: no runtime
     ("settings", ("arvel_flow.settings",)),
     (

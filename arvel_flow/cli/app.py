@@ -28,8 +28,9 @@ from arvel_flow.cli.common import (
     scrub_standard_streams,
     use_working_directory,
 )
+from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.group import FlowGroup
-from arvel_flow.errors import ConfigError
+from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
     from arvel_flow.pipeline.models import PipelineSpec
@@ -65,29 +66,41 @@ def main() -> None:
     show_default=True,
     help="text: FILE:LINE:COL lines; json: one document; github: annotations.",
 )
+@click.option(
+    "--require-env",
+    is_flag=True,
+    help="An unset ${NAME} without a default is an error, as for run (default: a warning).",
+)
 @SET_OPTION
+@ENV_FILE_OPTION
 @click.pass_context
 def validate(
     ctx: click.Context,
     files: tuple[Path, ...],
     strict: bool,
     output_format: str,
+    require_env: bool,
     assignments: tuple[str, ...],
+    env_file: Path | None,
 ) -> None:
     """Check pipeline files, reporting every problem with its line and column."""
     from arvel_flow.cli.render import FileResult, format_validation
     from arvel_flow.compiler import load_pipeline
 
     set_vars = parse_assignments(assignments)
+    use_env_file(env_file)
     if strict:
         use_working_directory()
     results = []
     for file in files:
+        warnings: list[ConfigIssue] | None = None if require_env else []
         try:
-            load_pipeline(file, set_vars=set_vars, strict=strict, file=str(file))
-            results.append(FileResult(str(file)))
+            load_pipeline(file, set_vars=set_vars, strict=strict, file=str(file), warnings=warnings)
+            results.append(FileResult(str(file), warnings=tuple(warnings or ())))
         except ConfigError as error:
-            results.append(FileResult(str(file), error.issues, error.omitted))
+            results.append(
+                FileResult(str(file), error.issues, error.omitted, tuple(warnings or ()))
+            )
     click.echo(format_validation(results, output_format))
     ctx.exit(EXIT_INVALID if any(result.issues for result in results) else EXIT_OK)
 
@@ -135,14 +148,19 @@ def schema(ctx: click.Context, output: Path | None, check: bool) -> None:
     help="tree: for the terminal; mermaid: a flowchart for docs.",
 )
 @SET_OPTION
-def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
+@ENV_FILE_OPTION
+def graph(
+    file: Path, output_format: str, assignments: tuple[str, ...], env_file: Path | None
+) -> None:
     """Draw a pipeline's chains, batches, fan-outs and callbacks (imports no job)."""
     from arvel_flow.cli.render import format_mermaid, format_tree
     from arvel_flow.compiler import compile_plan, load_pipeline
 
-    spec = load_pipeline(
-        file, set_vars=parse_assignments(assignments), strict=False, file=str(file)
-    )
+    set_vars = parse_assignments(assignments)
+    use_env_file(env_file)
+    warnings: list[ConfigIssue] = []
+    spec = load_pipeline(file, set_vars=set_vars, strict=False, file=str(file), warnings=warnings)
+    echo_warnings(warnings)  # on stderr: stdout is the drawing, for tools
     plan = compile_plan(spec, import_classes=False)
     if output_format == "mermaid":
         click.echo(format_mermaid(plan), nl=False)
@@ -153,17 +171,27 @@ def graph(file: Path, output_format: str, assignments: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @SET_OPTION
-def plan(file: Path, assignments: tuple[str, ...]) -> None:
+@ENV_FILE_OPTION
+def plan(file: Path, assignments: tuple[str, ...], env_file: Path | None) -> None:
     """Show each job's effective settings, backoff timeline, worst case and traps."""
     from arvel_flow.cli.render import format_plan
     from arvel_flow.compiler import compile_plan, load_pipeline
     from arvel_flow.explain import compute_reports
 
+    set_vars = parse_assignments(assignments)
+    use_env_file(env_file)
     use_working_directory()
-    spec = load_pipeline(file, set_vars=parse_assignments(assignments), file=str(file))
+    warnings: list[ConfigIssue] = []
+    spec = load_pipeline(file, set_vars=set_vars, file=str(file), warnings=warnings)
     compiled = compile_plan(spec)
     reports = compute_reports(compiled, redelivery_timeout=redelivery_timeout(spec))
-    print_renderable(format_plan(spec.name, reports))
+    print_renderable(format_plan(spec.name, reports, file_warnings=warnings))
+
+
+def echo_warnings(warnings: list[ConfigIssue]) -> None:
+    """Print a file's warnings on stderr, one ``FILE:LINE:COL: warning: ...`` line each."""
+    for warning in warnings:
+        click.echo(warning.format(), err=True)
 
 
 def redelivery_timeout(spec: PipelineSpec) -> float:

@@ -35,12 +35,14 @@ from arvel_flow.queue.plan import (
 class FileResult:
     """The outcome of validating one file: no issues means valid.
 
-    ``omitted`` counts the issues found past those listed (at most `MAX_PROBLEMS`).
+    ``omitted`` counts the issues found past those listed (at most `MAX_PROBLEMS`);
+    ``warnings`` (unset variables) do not make the file invalid.
     """
 
     file: str
     issues: tuple[ConfigIssue, ...] = ()
     omitted: int = 0
+    warnings: tuple[ConfigIssue, ...] = ()
 
 
 def format_validation(results: Sequence[FileResult], output_format: str) -> str:
@@ -53,11 +55,13 @@ def format_validation(results: Sequence[FileResult], output_format: str) -> str:
             lines += [format_github_annotation(issue) for issue in result.issues]
             if result.omitted:
                 lines.append(format_github_annotation(_omitted_issue(result)))
+            lines += [format_github_annotation(warning) for warning in result.warnings]
         else:
             lines += [issue.format() for issue in result.issues]
             lines += [_omitted_issue(result).format()] if result.omitted else []
+            lines += [warning.format() for warning in result.warnings]
     if output_format != "github":
-        lines += [f"{result.file}: ok" for result in results if not result.issues]
+        lines += [f"{result.file}: ok{_warned(result)}" for result in results if not result.issues]
     invalid = sum(1 for result in results if result.issues)
     if invalid:
         count = sum(len(result.issues) + result.omitted for result in results)
@@ -66,6 +70,11 @@ def format_validation(results: Sequence[FileResult], output_format: str) -> str:
             f"{count:,} {noun} in {invalid} of {len(results)} file{'s' * (len(results) != 1)}"
         )
     return "\n".join(lines)
+
+
+def _warned(result: FileResult) -> str:
+    count = len(result.warnings)
+    return f" ({count} warning{'s' * (count != 1)})" if count else ""
 
 
 def _omitted_issue(result: FileResult) -> ConfigIssue:
@@ -78,32 +87,41 @@ def _omitted_issue(result: FileResult) -> ConfigIssue:
 
 
 def format_validation_json(results: Sequence[FileResult]) -> str:
-    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", "omitted"}]}``.
+    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", ...}]}``.
 
-    ``omitted`` counts a file's issues past the `MAX_PROBLEMS` listed.
+    Each file has ``issues``, ``omitted`` (its issues past the `MAX_PROBLEMS` listed)
+    and ``warnings`` (same shape as issues; they do not make it invalid).
     """
     files = [
         {
             "file": result.file,
             "valid": not result.issues,
-            "issues": [
-                {"path": i.path, "line": i.line, "column": i.column, "message": i.message}
-                for i in result.issues
-            ],
+            "issues": [_issue_json(issue) for issue in result.issues],
             "omitted": result.omitted,
+            "warnings": [_issue_json(warning) for warning in result.warnings],
         }
         for result in results
     ]
     return json.dumps({"valid": all(f["valid"] for f in files), "files": files}, indent=2)
 
 
+def _issue_json(issue: ConfigIssue) -> dict[str, object]:
+    return {
+        "path": issue.path,
+        "line": issue.line,
+        "column": issue.column,
+        "message": issue.message,
+    }
+
+
 def format_github_annotation(issue: ConfigIssue) -> str:
-    """A GitHub Actions ``::error`` workflow command for one issue."""
+    """A GitHub Actions ``::error`` (or ``::warning``) workflow command for one issue."""
     properties = [f"file={_escape_property(issue.file or '')}"]
     if issue.line is not None:
         properties += [f"line={issue.line}", f"col={issue.column or 1}"]
     message = f"{issue.path}: {issue.message}" if issue.path else issue.message
-    return f"::error {','.join(properties)},title=arvel-flow::{_escape_data(message)}"
+    command = "warning" if issue.severity == "warning" else "error"
+    return f"::{command} {','.join(properties)},title=arvel-flow::{_escape_data(message)}"
 
 
 def _escape_data(text: str) -> str:
@@ -187,13 +205,19 @@ def _quote(text: str) -> str:
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
-def format_plan(name: str, reports: Sequence[StepReport]) -> RenderableType:
-    """Each job's effective settings, backoff timeline, worst case and warnings."""
-    warnings = sum(len(report.warnings) for report in reports)
+def format_plan(
+    name: str, reports: Sequence[StepReport], file_warnings: Sequence[ConfigIssue] = ()
+) -> RenderableType:
+    """Each job's effective settings, backoff timeline, worst case and warnings.
+
+    ``file_warnings`` (unset variables) come first, one ``FILE:LINE:COL`` line each.
+    """
+    warnings = sum(len(report.warnings) for report in reports) + len(file_warnings)
     header = Text.from_markup(
         f"[bold]{escape(name)}[/]: {len(reports)} job steps, {warnings} warnings"
     )
-    return Group(header, *(_format_report(report) for report in reports))
+    located = [Text(warning.format(), "yellow") for warning in file_warnings]
+    return Group(header, *located, *(_format_report(report) for report in reports))
 
 
 def _format_report(report: StepReport) -> RenderableType:

@@ -29,6 +29,7 @@ from arvel_flow.cli.common import (
     use_working_directory,
 )
 from arvel_flow.cli.durations import to_seconds
+from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write every event to this file, one JSON object per line.",
 )
+@ENV_FILE_OPTION
 @click.pass_context
 def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **options: Any) -> None:
     """Validate, compile and run a pipeline file (or resume a run), showing progress."""
@@ -80,6 +82,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         raise click.UsageError("give a pipeline FILE or --resume RUN_ID (one of them)")
     if options["force"] and resume_id is None:
         raise click.UsageError("--force takes a run over: it goes with --resume RUN_ID")
+    use_env_file(options["env_file"])
     use_working_directory()
     flags = {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
     plan: Plan | None = None

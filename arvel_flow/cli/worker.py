@@ -13,11 +13,13 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from arvel_flow.cli.common import EXIT_INTERRUPTED, EXIT_OK, use_working_directory
+from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.group import FlowGroup
 
 if TYPE_CHECKING:
@@ -49,10 +51,19 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
     help="Import job classes only under this module prefix (repeatable; required).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Also print every job that starts.")
+@ENV_FILE_OPTION
 @click.pass_context
-def worker(ctx: click.Context, /, allow: tuple[str, ...], verbose: bool, **flags: Any) -> None:
+def worker(
+    ctx: click.Context,
+    /,
+    allow: tuple[str, ...],
+    verbose: bool,
+    env_file: Path | None,
+    **flags: Any,
+) -> None:
     """Run jobs of distributed runs: a Taskiq worker on Redis, NATS or RabbitMQ."""
 
+    use_env_file(env_file)
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)
     logging.basicConfig(

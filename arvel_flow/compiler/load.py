@@ -13,6 +13,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+from arvel_flow.errors import ConfigIssue
 from arvel_flow.pipeline.loader import Source, SpecCheck, parse_spec, read_source
 from arvel_flow.pipeline.models import PipelineSpec
 
@@ -24,6 +25,7 @@ def load_pipeline(
     file: str | None = None,
     strict: bool = True,
     env: Mapping[str, str] | None = None,
+    warnings: list[ConfigIssue] | None = None,
 ) -> PipelineSpec:
     """Read, check and validate a pipeline.
 
@@ -36,6 +38,7 @@ def load_pipeline(
         strict: Also import every dotted path and check parameters, middleware
             arguments and exception classes.
         env: Environment for ``${NAME}`` (default: ``os.environ``).
+        warnings: Given, unset variables are warnings added here, not errors.
 
     Returns:
         The validated spec, ready for `compile_pipeline`.
@@ -44,7 +47,9 @@ def load_pipeline(
         ConfigError: With every issue found, each at its line and column.
     """
     text, file = read_source(path_or_text, file)
-    return parse_pipeline(text, file=file, set_vars=set_vars, strict=strict, env=env)
+    return parse_pipeline(
+        text, file=file, set_vars=set_vars, strict=strict, env=env, warnings=warnings
+    )
 
 
 def parse_pipeline(
@@ -54,6 +59,7 @@ def parse_pipeline(
     set_vars: Mapping[str, Any] | None = None,
     strict: bool = True,
     env: Mapping[str, str] | None = None,
+    warnings: list[ConfigIssue] | None = None,
 ) -> PipelineSpec:
     """Like `load_pipeline`, for text already read."""
     checks: tuple[SpecCheck, ...] = ()
@@ -63,4 +69,4 @@ def parse_pipeline(
         from arvel_flow.compiler.strict import check_strict
 
         checks = (functools.partial(check_strict, env=env),)
-    return parse_spec(text, file=file, set_vars=set_vars, env=env, checks=checks)
+    return parse_spec(text, file=file, set_vars=set_vars, env=env, checks=checks, warnings=warnings)

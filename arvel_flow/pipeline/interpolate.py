@@ -5,6 +5,9 @@ never inject YAML structure. Rules:
 
 * ``${NAME}`` reads the environment; unset is an error, ``${NAME:-default}`` falls
   back when it is unset or empty. ``${vars.name}`` reads ``vars`` (after ``--set``).
+  Checking a file without its production environment (``validate``, ``graph``,
+  ``plan``), an unset variable is a warning instead: the value keeps its text as
+  written, and checks that its real value could pass say nothing about it.
 * A scalar that is exactly one ``${vars.name}`` takes the variable's value with its
   YAML type, lists too (``each: ${vars.users}``), quoted or not: inside a flow
   collection YAML forces the quotes. A scalar that is exactly one environment
@@ -72,6 +75,9 @@ class Interpolator:
         variables: Mapping[str, Any] | None,
         budget: ExpansionBudget | None = None,
         secrets: frozenset[str] = frozenset(),
+        *,
+        unset: list[Problem] | None = None,
+        pending_vars: frozenset[str] = frozenset(),
     ) -> None:
         self.env = env
         self.variables = variables
@@ -79,8 +85,15 @@ class Interpolator:
         self.secrets = secrets
         self.problems: list[Problem] = []
         self.failed: set[Path] = set()
+        self.unset = unset
+        """Where unset variables are reported as warnings; None: they are errors."""
+        self.pending: set[Path] = set()
+        """Paths whose values keep unset references as written (see `unset`)."""
+        self.pending_vars = pending_vars
+        """Variables whose values hold such references: using one is pending too."""
         self._resolve_secrets = False
         """Whether the string being replaced is a setting of this process (queue.url)."""
+        self._unset_here: list[str] = []
 
     def apply(self, value: Any, path: Path) -> Any:
         """``value`` with every reference replaced; containers are copied only if changed."""
@@ -99,18 +112,24 @@ class Interpolator:
 
     def _string(self, text: str, path: Path) -> Any:
         self._resolve_secrets = path in _PROCESS_SETTINGS
+        self._unset_here = []
         try:
             whole = _TOKEN.fullmatch(text)
             if whole is not None and whole.group(1) is not None and whole.group(2):
-                return self._whole(whole.group(1), plain=isinstance(text, PlainText))
-            parts = [self._embedded(match) for match in _TOKEN.finditer(text)]
-            return _join(text, parts)
+                value = self._whole(whole.group(1), plain=isinstance(text, PlainText))
+            else:
+                value = _join(text, [self._embedded(match) for match in _TOKEN.finditer(text)])
         except _Failed as failure:
             self.problems.append(Problem(path, failure.message))
             self.failed.add(path)
             return None
         except ExpansionLimitError as error:
             raise error.at(path) from None
+        if self.unset is not None and self._unset_here:
+            self.unset += [Problem(path, message) for message in self._unset_here if message]
+            self.pending.add(path)
+            return str(text)  # its text as written: what it will be is unknown here
+        return value
 
     def _whole(self, body: str, *, plain: bool) -> Any:
         value, from_vars = self._lookup(body)
@@ -145,10 +164,12 @@ class Interpolator:
         var = _VAR.match(body)
         if var is not None:
             value = self._variable(var.group(1))
+            if var.group(1) in self.pending_vars:
+                self._unset_here.append("")  # reported where the variable is defined
             if self._resolve_secrets and is_secret_marker(value):
                 value, resolved = resolve_for_check(value, self.env)  # a setting: used here
                 if not resolved:
-                    raise _Failed(
+                    self._missing(
                         f"'${{{body}}}' refers to an environment variable that is not set"
                     )
             return value, True
@@ -166,12 +187,19 @@ class Interpolator:
             return _Secret(f"${{{body}}}"), False
         if value is None or (value == "" and default is not None):
             if default is None:
-                raise _Failed(
+                self._missing(
                     f"environment variable {name!r} is not set (write ${{{name}:-default}} "
                     "for a fallback)"
                 )
+                return f"${{{body}}}", False
             return default, False
         return value, False
+
+    def _missing(self, message: str) -> None:
+        """An unset variable: an error, or noted for a warning when checking."""
+        if self.unset is None:
+            raise _Failed(message)
+        self._unset_here.append(message)
 
     def _variable(self, name: str) -> Any:
         if self.variables is None:
@@ -216,9 +244,21 @@ def declared_secrets(data: Mapping[str, Any]) -> frozenset[str]:
 
 
 def interpolate(
-    data: dict[str, Any], *, env: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+    data: dict[str, Any],
+    *,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+    unset: list[Problem] | None = None,
 ) -> tuple[dict[str, Any], list[Problem], set[Path]]:
     """Resolve ``vars`` (with ``--set`` overrides), then every reference in the document.
+
+    Args:
+        data: The parsed document.
+        env: The environment for ``${NAME}``.
+        overrides: ``--set`` values.
+        unset: Given, unset variables are reported here (warnings) rather than as
+            problems, and their values keep their text; their paths are among those
+            returned as dropped, so that no check reports what their text is not.
 
     Returns:
         The new data, the problems found, and the paths whose values were dropped.
@@ -240,12 +280,13 @@ def interpolate(
     secrets = declared_secrets(data)
     for name in secrets & env.keys():
         _register_secret(env[name])  # scrubbed from all this process shows, used or not
-    first = Interpolator(env, None, budget, secrets)
+    first = Interpolator(env, None, budget, secrets, unset=unset)
     variables = {
         name: value if name in (overrides or {}) else first.apply(value, ("vars", name))
         for name, value in declared.items()
     }
-    second = Interpolator(env, variables, budget, secrets)
+    pending = frozenset(str(path[1]) for path in first.pending)
+    second = Interpolator(env, variables, budget, secrets, unset=unset, pending_vars=pending)
     result = {
         key: variables
         if key == "vars" and isinstance(raw_vars, dict)
@@ -254,4 +295,5 @@ def interpolate(
         else second.apply(value, (key,))
         for key, value in data.items()
     }
-    return result, [*problems, *first.problems, *second.problems], first.failed | second.failed
+    dropped = first.failed | second.failed | first.pending | second.pending
+    return result, [*problems, *first.problems, *second.problems], dropped

@@ -6,7 +6,8 @@ The passes, each reporting all it finds before the next runs:
 2. parse: YAML syntax and hazards, with each value's position;
 3. interpolate ``${...}`` in parsed values, with ``--set`` overriding ``vars``, within
    the budget of `arvel_flow.pipeline.expansion`; secrets stay references, allowed only
-   where the running job resolves them;
+   where the running job resolves them; an unset variable is an error, or, when the
+   caller collects ``warnings``, a warning;
 4. validate against the models (`arvel_flow.pipeline.models`);
 5. cross-reference: templates, policies, stacks, step ids;
 6. the caller's checks: `arvel_flow.compiler.load_pipeline` adds its strict pass here,
@@ -21,8 +22,10 @@ interpolation budget, afforded).
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -51,6 +54,7 @@ def load_spec(
     file: str | None = None,
     env: Mapping[str, str] | None = None,
     checks: Sequence[SpecCheck] = (),
+    warnings: list[ConfigIssue] | None = None,
 ) -> PipelineSpec:
     """Read, check and validate a pipeline, importing nothing it names.
 
@@ -62,6 +66,9 @@ def load_spec(
         file: The name to report in messages (default: the path, or ``<input>``).
         env: Environment for ``${NAME}`` (default: ``os.environ``).
         checks: Passes run after validation on the same data (pass 6 above).
+        warnings: Given, an unset ``${NAME}`` is added here as a warning (its value
+            keeps its text, unchecked) instead of being an error: for checking a file
+            without the environment it runs in.
 
     Returns:
         The validated spec.
@@ -70,7 +77,7 @@ def load_spec(
         ConfigError: With every issue found, each at its line and column.
     """
     text, file = read_source(path_or_text, file)
-    return parse_spec(text, file=file, set_vars=set_vars, env=env, checks=checks)
+    return parse_spec(text, file=file, set_vars=set_vars, env=env, checks=checks, warnings=warnings)
 
 
 def parse_spec(
@@ -80,12 +87,17 @@ def parse_spec(
     set_vars: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     checks: Sequence[SpecCheck] = (),
+    warnings: list[ConfigIssue] | None = None,
 ) -> PipelineSpec:
     """Like `load_spec`, for text already read."""
     document = parse_document(text, file=file)
+    unset: list[Problem] | None = None if warnings is None else []
     try:
         data, problems, failed = interpolate(
-            document.data, env=os.environ if env is None else env, overrides=set_vars
+            document.data,
+            env=os.environ if env is None else env,
+            overrides=set_vars,
+            unset=unset,
         )
     except ExpansionLimitError as error:
         problem = Problem(error.path, error.message)
@@ -105,6 +117,9 @@ def parse_spec(
         invalid, left_out = problems_from_validation(error, data)
         found += invalid
         omitted += left_out
+        if unset:
+            in_the_way = {p for p in failed if any(i.path[: len(p)] == p for i in invalid)}
+            spec = _validate_without(data, in_the_way)
     found += check_references(data)
     for check in checks:
         found += check(data)
@@ -112,11 +127,43 @@ def parse_spec(
     # only add a confusing second error at the same place.
     problems += [problem for problem in found if not _under(problem.path, dropped)]
     issues = [*document.issues, *to_issues(problems, document.source_map, file)]
+    unchecked = to_issues(unset or [], document.source_map, file)
+    if not issues and spec is None:
+        issues = unchecked  # nothing else wrong: the unset values are in the way
+    elif warnings is not None:
+        warnings += sort_issues([replace(issue, severity="warning") for issue in unchecked])
     if issues or spec is None:
         issues = sort_issues(issues)
         omitted += max(len(issues) - MAX_PROBLEMS, 0)
         raise ConfigError(issues[:MAX_PROBLEMS], omitted=omitted)
     return spec
+
+
+def _validate_without(data: dict[str, Any], dropped: set[Path]) -> PipelineSpec | None:
+    """The spec without the ``dropped`` values, if the file validates without them.
+
+    A value that keeps an unset reference's text may be of the wrong type (a number,
+    say); ``graph`` and ``plan`` can still show the rest when its key is optional.
+    """
+    pruned = copy.deepcopy(data)
+    for path in sorted(dropped, key=len, reverse=True):
+        parent: Any = pruned
+        for part in path[:-1]:
+            parent = _child(parent, part)
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    try:
+        return PipelineSpec.model_validate(pruned)
+    except ValidationError:
+        return None
+
+
+def _child(container: Any, part: str | int) -> Any:
+    if isinstance(container, dict):
+        return container.get(part)
+    if isinstance(container, list) and isinstance(part, int) and part < len(container):
+        return container[part]
+    return None
 
 
 def read_source(source: Source, file: str | None) -> tuple[str, str | None]:

@@ -242,13 +242,13 @@ class PipelineSpec(SpecModel):
     description: str | None = Field(None, description="What the pipeline does.")
     vars: dict[VarName, Any] = Field(
         default_factory=dict,
-        description="Values for ${vars.name}; --set name=value overrides them.",
+        description="Values for ``${vars.name}``; ``--set name=value`` overrides them.",
     )
     secrets: list[EnvName] = Field(
         default_factory=list,
         description="Environment variables whose values are secret (besides those named like "
-        "*PASSWORD*, *SECRET*, *TOKEN*, *KEY*, *CREDENTIAL*, *DSN*, *AUTH*): ${NAME} of one "
-        "stays a reference, resolved only by the process that runs the job, never stored.",
+        "*PASSWORD*, *SECRET*, *TOKEN*, *KEY*, *CREDENTIAL*, *DSN*, *AUTH*): ``${NAME}`` of "
+        "one stays a reference, resolved only by the process that runs the job, never stored.",
     )
     queue: QueueSpec = Field(default_factory=QueueSpec, description="Queue and store defaults.")
     defaults: DefaultsSpec = Field(

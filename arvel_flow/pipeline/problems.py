@@ -8,6 +8,7 @@ Pydantic reports ``loc``. Problems carry no line numbers: the loader turns them 
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -37,11 +38,17 @@ class Problem:
 
 
 def format_path(path: Path) -> str:
-    """Render ``("pipeline", "chain", 0, "with")`` as ``pipeline.chain[0].with``."""
+    """Render ``("pipeline", "chain", 0, "with")`` as ``pipeline.chain[0].with``.
+
+    A key that is empty or holds a line break or another unprintable character is
+    written quoted, ``jobs["a\\nb"]``: a problem stays one line, whatever the file's keys.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not part.isprintable() or not part:
+            text += f"[{json.dumps(part, ensure_ascii=False)}]"
         else:
             text += f".{part}" if text else part
     return text

@@ -69,6 +69,7 @@ def test_json_format_is_one_document(runner: CliRunner) -> None:
                     {"path": "version", "line": 1, "column": 10, "message": "Input should be 1"}
                 ],
                 "omitted": 0,
+                "warnings": [],
             }
         ],
     }

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from arvel_flow.compiler import load_pipeline, parse_pipeline
-from arvel_flow.errors import ConfigError
+from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.pipeline.diagnostics import problems_from_validation
 from arvel_flow.pipeline.loader import read_source
 from arvel_flow.pipeline.models import JobStepSpec, PipelineSpec
@@ -132,3 +132,61 @@ def test_many_dropped_values_and_many_problems_are_matched_in_linear_time() -> N
     # Then it takes seconds, not the minutes of comparing every pair
     assert time.monotonic() - started < 10
     assert caught.value.omitted > 0
+
+
+UNSET_TEXT = """version: 1
+name: unset
+vars:
+  workers: ${UNIT_WORKERS}
+queue:
+  concurrency: ${vars.workers}
+pipeline:
+  job: a.b:C
+  timeout_seconds: ${UNIT_TIMEOUT}
+  with: {region: "eu-${UNIT_REGION}", n: "${vars.workers}"}
+"""
+
+
+def test_collected_warnings_name_each_unset_variable_once_where_it_is_written() -> None:
+    # Given a file whose variables are unset, one of them used through vars
+    warnings: list[ConfigIssue] = []
+
+    # When it is loaded collecting warnings
+    spec = parse_pipeline(UNSET_TEXT, file="p.yaml", strict=False, env={}, warnings=warnings)
+
+    # Then each variable is one warning at its reference, and nothing is an error
+    assert [warning.format() for warning in warnings] == [
+        "p.yaml:4:12: warning: vars.workers: environment variable 'UNIT_WORKERS' is not set "
+        "(write ${UNIT_WORKERS:-default} for a fallback)",
+        "p.yaml:9:20: warning: pipeline.timeout_seconds: environment variable 'UNIT_TIMEOUT' "
+        "is not set (write ${UNIT_TIMEOUT:-default} for a fallback)",
+        "p.yaml:10:18: warning: pipeline.with.region: environment variable 'UNIT_REGION' is not "
+        "set (write ${UNIT_REGION:-default} for a fallback)",
+    ]
+    # And the values that could not be checked are left out of the spec, the rest kept
+    assert spec.queue.concurrency is None
+    assert spec.pipeline.timeout_seconds is None  # type: ignore[union-attr]
+    assert spec.pipeline.with_ == {"region": "eu-${UNIT_REGION}", "n": "${vars.workers}"}  # type: ignore[union-attr]
+
+
+def test_without_a_warnings_list_an_unset_variable_stays_an_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(UNSET_TEXT, file="p.yaml", strict=False, env={})
+    assert [issue.severity for issue in caught.value.issues] == ["error"] * 3
+
+
+def test_an_unset_value_where_no_other_can_stand_is_an_error_even_when_collecting() -> None:
+    # Given the one required job path made of an unset variable, in a typed place
+    text = "version: ${UNIT_VERSION}\nname: x\npipeline: {job: a.b:C}\n"
+    warnings: list[ConfigIssue] = []
+
+    # When it is loaded collecting warnings, no spec can be made without it
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(text, file="p.yaml", strict=False, env={}, warnings=warnings)
+
+    # Then the variable is the error, named at its position
+    assert str(caught.value) == (
+        "p.yaml:1:10: error: version: environment variable 'UNIT_VERSION' is not set "
+        "(write ${UNIT_VERSION:-default} for a fallback)"
+    )
+    assert warnings == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from arvel_flow.pipeline.schema import (
     format_json_schema,
 )
 from arvel_flow.pipeline.source import parse_document
-from tests.fixtures.spec_paths import ENV, INVALID, REPO, VALID
+from tests.fixtures.spec_paths import ENV, EXAMPLES, INVALID, REPO, VALID
 
 VALIDATOR = jsonschema.Draft202012Validator(compute_json_schema())
 
@@ -29,7 +30,7 @@ def test_the_committed_schema_is_current() -> None:
     assert (REPO / SCHEMA_PATH).read_text(encoding="utf-8") == format_json_schema()
 
 
-def test_the_schema_is_draft_2020_12_with_an_id_and_titles() -> None:
+def test_the_schema_is_draft_2020_12_with_an_id_and_a_title() -> None:
     schema = compute_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert (schema["$schema"], schema["$id"], schema["title"]) == (
@@ -37,7 +38,108 @@ def test_the_schema_is_draft_2020_12_with_an_id_and_titles() -> None:
         SCHEMA_ID,
         "arvel-flow pipeline",
     )
-    assert all("title" in definition for definition in schema["$defs"].values())
+    # Class names (JobStepSpec) would show in hovers, where they mean nothing
+    assert not any("title" in definition for definition in schema["$defs"].values())
+
+
+COMMITTED = json.loads((REPO / SCHEMA_PATH).read_text(encoding="utf-8"))
+AS_WRITTEN = jsonschema.Draft202012Validator(COMMITTED)
+
+
+def readme_pipelines() -> list[str]:
+    """The complete pipelines (``version:`` ... ``pipeline:``) shown in the README."""
+    blocks = re.findall(
+        r"```yaml\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.S
+    )
+    return [
+        block for block in blocks if "\nversion: 1\n" in f"\n{block}" and "\npipeline:" in block
+    ]
+
+
+WRITTEN = [
+    *(
+        pytest.param(path.read_text(encoding="utf-8"), id=f"examples/{path.name}")
+        for path in sorted(EXAMPLES.glob("*.yaml"))
+    ),
+    *(
+        pytest.param(path.read_text(encoding="utf-8"), id=f"valid/{path.name}")
+        for path in sorted(VALID.glob("*.yaml"))
+    ),
+    *(pytest.param(text, id=f"README-{index}") for index, text in enumerate(readme_pipelines())),
+]
+
+
+@pytest.mark.parametrize("text", WRITTEN)
+def test_every_example_and_valid_fixture_validates_as_written(text: str) -> None:
+    # Given a file that validate accepts, read as an editor reads it: before ${...}
+    data = parse_document(text).data
+    # Then the committed schema accepts it too ("each: ${vars.users}" included)
+    assert [error.message for error in AS_WRITTEN.iter_errors(data)] == []
+
+
+def test_readme_pipelines_are_found() -> None:
+    assert readme_pipelines()
+
+
+@pytest.mark.parametrize(
+    ("data", "accepted"),
+    [
+        ({"each": "${vars.users}"}, True),
+        ({"timeout_seconds": "${TIMEOUT:-30}"}, True),
+        ({"id": "${vars.step_id}"}, True),
+        ({"retry": {"max_retries": "${RETRIES}"}}, True),
+        ({"with": "${vars.params}"}, True),
+        ({"each": "users"}, False),
+        ({"each": "x${vars.users}"}, False),
+        ({"timeout_seconds": "${TIMEOUT"}, False),
+        ({"timeout_seconds": "$${TIMEOUT}"}, False),
+        ({"each": "${vars.a.b}"}, False),
+    ],
+)
+def test_a_whole_reference_is_accepted_where_validate_accepts_one(
+    data: dict[str, Any], accepted: bool
+) -> None:
+    document = variant(pipeline={"job": "a.b:C", **data})
+    assert AS_WRITTEN.is_valid(document) is accepted
+
+
+def test_references_are_refused_where_they_are_not_replaced() -> None:
+    # secrets: names, never interpolated; vars: the mapping itself
+    assert not AS_WRITTEN.is_valid(variant(secrets=["${NAME}"]))
+    assert not AS_WRITTEN.is_valid(variant(vars="${VARS}"))
+    assert AS_WRITTEN.is_valid(variant(queue={"concurrency": "${WORKERS}"}, pipeline="${vars.p}"))
+
+
+def test_optional_values_are_typed_lists_not_unions_for_clean_hovers() -> None:
+    # Given the committed schema's text
+    text = (REPO / SCHEMA_PATH).read_text(encoding="utf-8")
+    # Then no union shows a hover of joined titles ("Delay || Delay"), nor reST markup
+    assert '"anyOf"' not in text
+    assert "``" not in text
+    delay = COMMITTED["$defs"]["JobStepSpec"]["properties"]["delay"]
+    assert delay["oneOf"][0]["type"] == ["number", "string", "null"]
+    assert delay["oneOf"][1] == {"$ref": "#/$defs/reference"}
+    driver = COMMITTED["$defs"]["QueueSpec"]["properties"]["driver"]["oneOf"][0]
+    assert driver == {"enum": ["sync", "null", "taskiq", None], "type": ["string", "null"]}
+
+
+def test_a_callback_key_is_described_as_itself_not_as_a_job_step() -> None:
+    # Given the then: of a batch, whose value is a step of any kind
+    then = COMMITTED["$defs"]["BatchStepSpec"]["properties"]["then"]
+    own = then["description"]
+    # Then each step branch carries then:'s description, which editors show over the step's
+    steps = [branch for branch in then["oneOf"] if branch.get("$ref", "").endswith("StepSpec")]
+    assert len(steps) == 3
+    assert all(branch["description"] == own for branch in steps)
+    assert own.startswith("Runs once when every member finished")
+
+
+def test_descriptions_with_code_have_markdown_for_hovers() -> None:
+    job_step = COMMITTED["$defs"]["JobStepSpec"]
+    assert job_step["description"] == "Runs one job, or one per item with `each` / `matrix`."
+    assert job_step["markdownDescription"] == job_step["description"]
+    secrets = COMMITTED["properties"]["secrets"]
+    assert "\\*PASSWORD\\*" in secrets["markdownDescription"]  # not italics
 
 
 def test_every_property_has_a_description_for_editor_hovers() -> None:
