@@ -137,6 +137,8 @@ class NatsTransport:
         prefix: Names the stream (see `JetStreamNames`).
     """
 
+    remote = True
+
     def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
         self.url = url
         self.names = JetStreamNames(prefix)

@@ -95,6 +95,8 @@ class RabbitMQTransport:
         prefix: Put before every queue name.
     """
 
+    remote = True
+
     def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
         self.url = url
         self.prefix = prefix

@@ -53,6 +53,8 @@ class RedisStreamTransport:
         backend: How to name the server in errors (no password).
     """
 
+    remote = True
+
     def __init__(
         self, client: Redis, keys: StreamKeys, *, backend: str, owns_client: bool = True
     ) -> None:
