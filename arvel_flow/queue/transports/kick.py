@@ -46,9 +46,13 @@ class KickTransport:
     ) -> None:
         self.broker = broker
         self._attachment = Attachment()
-        self._task = (
-            task if task is not None else broker.register_task(self._receive, task_name=TASK_NAME)
-        )
+        if task is None:
+
+            async def run_envelope(payload: str) -> None:
+                await self._receive(payload)
+
+            task = broker.register_task(run_envelope, task_name=TASK_NAME)
+        self._task = task
         self._on_error = on_error
         self._started = False
         self._timers: set[asyncio.Task[None]] = set()
