@@ -12,16 +12,15 @@ from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.queue.events import EventBus
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
 from arvel_flow.store.contracts import StoreContract
 from arvel_flow.store.urls import is_redis_url, mask_url
 
 if TYPE_CHECKING:
-    from taskiq import AsyncBroker
-
-    from arvel_flow.queue.drivers.taskiq import TaskiqQueue, Transport
+    from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+    from arvel_flow.queue.transport import Transport
     from arvel_flow.worker.consumer import Consumer
     from arvel_flow.worker.worker import Worker
 
@@ -58,11 +57,11 @@ def check_extra(broker: str) -> None:
 
 def make_queue(
     settings: QueueSettings, *, events: EventBus | None = None, store: StoreContract | None = None
-) -> BaseQueue:
+) -> Queue:
     """The driver named by ``settings``, on the store it names (or ``store``).
 
-    With ``broker: redis`` the queue only sends: ``arvel-flow worker`` processes run the
-    jobs, and the store (which they must share) holds the run's progress.
+    With a broker other than ``memory`` the queue only sends: ``arvel-flow worker``
+    processes run the jobs, and the store (which they must share) holds the run's progress.
     """
     if settings.driver == "taskiq" and settings.broker != "memory":
         check_shared_store(settings)
@@ -99,71 +98,56 @@ def make_queue(
 def make_redis_queue(
     settings: QueueSettings, *, store: StoreContract, events: EventBus | None = None
 ) -> TaskiqQueue:
-    """A `TaskiqQueue` on a ``RedisStreamBroker``: streams and delays under ``settings.prefix``."""
-    from taskiq_redis import RedisStreamBroker
+    """A queue sending to Redis streams: streams and delays under ``settings.prefix``."""
+    from redis.asyncio import ConnectionPool, Redis
 
-    from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
+    from arvel_flow.brokers.redis.keys import StreamKeys
     from arvel_flow.brokers.redis.transport import RedisStreamTransport
+    from arvel_flow.redis_support import describe_client
 
     url = broker_url(settings)
     try:
-        broker = RedisStreamBroker(
-            url, queue_name=StreamKeys(settings.prefix).stream("default"), consumer_group_name=GROUP
-        )
+        # A flush holds one connection: the pool is sized above the concurrency.
+        pool = ConnectionPool.from_url(url, max_connections=max(64, 4 * settings.concurrency))
     except ValueError as error:
         issue = ConfigIssue(f"invalid redis URL {mask_url(url)!r}: {error}", path="queue.url")
         raise ConfigError([issue]) from None
-    transport = RedisStreamTransport.for_broker(
-        broker, prefix=settings.prefix, max_connections=max(64, 4 * settings.concurrency)
+    client = Redis.from_pool(pool)
+    transport = RedisStreamTransport(
+        client, StreamKeys(settings.prefix), backend=describe_client(client)
     )
-    return _sending_queue(settings, broker, transport, store=store, events=events)
+    return _sending_queue(settings, transport, store=store, events=events)
 
 
 def make_remote_queue(
     settings: QueueSettings, *, store: StoreContract, events: EventBus | None = None
 ) -> TaskiqQueue:
-    """A `TaskiqQueue` on NATS JetStream or RabbitMQ, through their Taskiq brokers.
-
-    The Taskiq broker only marks the queue as remote (and names the server); envelopes
-    travel through the broker's transport, which arvel-flow workers read.
-    """
+    """A queue sending to NATS JetStream or RabbitMQ, which arvel-flow workers read."""
     check_extra(settings.broker)
     url = broker_url(settings)
     transport: Transport
-    broker: AsyncBroker
     if settings.broker == "nats":
-        from taskiq_nats import PullBasedJetStreamBroker
-
         from arvel_flow.brokers.nats.transport import NatsTransport
 
-        nats = NatsTransport(url, prefix=settings.prefix)
-        broker = PullBasedJetStreamBroker(
-            url, subject=nats.names.subject("default"), stream_name=nats.names.stream
-        )
-        transport = nats
+        transport = NatsTransport(url, prefix=settings.prefix)
     else:
-        from taskiq_aio_pika import AioPikaBroker
-
         from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 
-        broker = AioPikaBroker(url)
         transport = RabbitMQTransport(url, prefix=settings.prefix)
-    return _sending_queue(settings, broker, transport, store=store, events=events)
+    return _sending_queue(settings, transport, store=store, events=events)
 
 
 def _sending_queue(
     settings: QueueSettings,
-    broker: AsyncBroker,
     transport: Transport,
     *,
     store: StoreContract,
     events: EventBus | None,
 ) -> TaskiqQueue:
-    """A `TaskiqQueue` that sends through ``transport`` to workers elsewhere."""
+    """The ``taskiq`` driver sending through a broker's ``transport`` to workers elsewhere."""
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
     return TaskiqQueue(
-        broker,
         concurrency=settings.concurrency,
         transport=transport,
         store=store,
@@ -237,13 +221,13 @@ def make_worker(
     return Worker(queue, consumer, options=options, name=name)
 
 
-WorkerSide = Callable[[QueueSettings, StoreContract, EventBus | None], "tuple[BaseQueue, Consumer]"]
+WorkerSide = Callable[[QueueSettings, StoreContract, EventBus | None], "tuple[Queue, Consumer]"]
 """Builds a worker's queue (sending through the broker) and its broker's consumer."""
 
 
 def _redis_side(
     settings: QueueSettings, store: StoreContract, events: EventBus | None
-) -> tuple[BaseQueue, Consumer]:
+) -> tuple[Queue, Consumer]:
     from arvel_flow.brokers.redis.consumer import RedisConsumer
     from arvel_flow.brokers.redis.transport import RedisStreamTransport
 
@@ -254,7 +238,7 @@ def _redis_side(
 
 def _nats_side(
     settings: QueueSettings, store: StoreContract, events: EventBus | None
-) -> tuple[BaseQueue, Consumer]:
+) -> tuple[Queue, Consumer]:
     from arvel_flow.brokers.nats.consumer import NatsConsumer
     from arvel_flow.brokers.nats.transport import NatsTransport
 
@@ -265,7 +249,7 @@ def _nats_side(
 
 def _rabbitmq_side(
     settings: QueueSettings, store: StoreContract, events: EventBus | None
-) -> tuple[BaseQueue, Consumer]:
+) -> tuple[Queue, Consumer]:
     from arvel_flow.brokers.rabbitmq.consumer import RabbitMQConsumer
     from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
 

@@ -20,7 +20,7 @@ from arvel_flow.cli.durations import to_seconds
 from arvel_flow.cli.ids import NO_TRUNC_OPTION, UnknownFailedJobError
 
 if TYPE_CHECKING:
-    from arvel_flow.queue.front import BaseQueue
+    from arvel_flow.queue.front import Queue
     from arvel_flow.queue.targets import JobRef
     from arvel_flow.store.contracts import FailedJob, StoreContract
 
@@ -202,7 +202,7 @@ async def _records(
     return records
 
 
-async def _retry_claimed(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
+async def _retry_claimed(queue: Queue, record: FailedJob, settings: Any) -> str:
     """Retry ``record`` if this process wins its claim; "skipped" when another one did."""
     from arvel_flow.queue.failed_claims import retry_claimed
 
@@ -215,7 +215,7 @@ async def _retry_claimed(queue: BaseQueue, record: FailedJob, settings: Any) -> 
     return outcome
 
 
-async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
+async def _retry_one(queue: Queue, record: FailedJob, settings: Any) -> str:
     from arvel_flow.errors import SecretError
 
     label = f"{record.id} {record.step or ''} ({record.job})".replace("  ", " ")
@@ -244,7 +244,7 @@ async def _retry_one(queue: BaseQueue, record: FailedJob, settings: Any) -> str:
     return "succeeded"
 
 
-async def _run_in_place(queue: BaseQueue, ref: JobRef, record: FailedJob) -> BaseException | None:
+async def _run_in_place(queue: Queue, ref: JobRef, record: FailedJob) -> BaseException | None:
     """Run the job to the end here, retries included; the last error, or None.
 
     The attempts carry the record's run and step, so that a new failure is recorded
@@ -269,7 +269,7 @@ async def _run_in_place(queue: BaseQueue, ref: JobRef, record: FailedJob) -> Bas
         await queue.clock.sleep(envelope.available_at - queue.clock.now())
 
 
-async def _job_ref(queue: BaseQueue, record: FailedJob) -> JobRef:
+async def _job_ref(queue: Queue, record: FailedJob) -> JobRef:
     """The job to retry, with its real parameters, or `SecretError` saying why there is none.
 
     It comes from its run's stored plan when that still has the step, else from the

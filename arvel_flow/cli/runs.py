@@ -35,7 +35,7 @@ from arvel_flow.cli.ids import NO_TRUNC_OPTION
 if TYPE_CHECKING:
     from arvel_flow.launch import Outcome
     from arvel_flow.queue.events import Event, EventBus
-    from arvel_flow.queue.front import BaseQueue
+    from arvel_flow.queue.front import Queue
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
 
@@ -258,7 +258,7 @@ class _Reporting:
 
 
 async def _report_end(
-    queue: BaseQueue,
+    queue: Queue,
     plan: Plan,
     outcome: Outcome,
     reporting: _Reporting,

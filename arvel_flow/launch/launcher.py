@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 
 from arvel_flow.errors import BackendError, OutageError, RunNotFoundError
 from arvel_flow.outage import Outage
-from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 
@@ -55,12 +54,12 @@ class Launcher:
     """
 
     def __init__(
-        self, queue: BaseQueue, *, outage: Outage | None = None, handle_signals: bool = False
+        self, queue: Queue, *, outage: Outage | None = None, handle_signals: bool = False
     ) -> None:
         self.queue = queue
         self.handle_signals = handle_signals
         # Jobs sent to workers keep running there: stopping means to stop following.
-        self.remote = isinstance(queue, TaskiqQueue) and queue.transport is not None
+        self.remote = queue.remote
         self.outage = outage if self.remote else None
         self._interrupts = 0
         self._stop = asyncio.Event()
@@ -182,7 +181,7 @@ class Launcher:
         self._interrupts += 1
         if self.remote:
             self._stop.set()
-        elif isinstance(self.queue, TaskiqQueue):
+        elif self.queue.pausable:
             if self._interrupts == 1:
                 self.queue.pause()
                 self._stop.set()
@@ -194,7 +193,7 @@ class Launcher:
     async def _interrupted(self, run_id: str) -> Outcome:
         if self.remote:
             return Outcome(run_id, None, interrupted=True, remote=True)
-        if isinstance(self.queue, TaskiqQueue):
+        if self.queue.pausable:
             await self.queue.drain()
         await self.queue.store.set_run_status(run_id, "interrupted", self.queue.clock.now())
         return Outcome(run_id, None, interrupted=True)

@@ -30,7 +30,7 @@ from arvel_flow.launch.launcher import Launcher, Outcome
 from arvel_flow.outage import Outage
 from arvel_flow.queue.envelope import new_id
 from arvel_flow.queue.events import Event, EventBus
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult, compute_result
 from arvel_flow.settings import QueueSettings
@@ -59,7 +59,7 @@ class Run:
     @classmethod
     async def begin(
         cls,
-        queue: BaseQueue,
+        queue: Queue,
         plan: Plan,
         run_id: str,
         *,

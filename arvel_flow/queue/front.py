@@ -1,4 +1,8 @@
-"""What every driver shares: the runner, the orchestration, and the job API on top."""
+"""The queue front end: the job API, the runner and the orchestration, over a transport.
+
+`Queue(transport)` is every driver: `SyncQueue`, `NullQueue` and `TaskiqQueue` are thin
+constructors that pick its transport (`arvel_flow.queue.drivers`).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from arvel_flow.queue.runner import (
     Succeeded,
 )
 from arvel_flow.queue.targets import JobRef, check_sendable
+from arvel_flow.queue.transport import Attached, Pausable, Transport
 from arvel_flow.store.contracts import StepState, StoreContract
 
 logger = logging.getLogger(__name__)
@@ -38,20 +43,25 @@ def fan_out_items(fan_out: FanOutNode) -> Iterator[Mapping[str, Any]]:
         yield from fan_out.items
 
 
-class BaseQueue:
-    """A driver's common part; subclasses say how envelopes travel (`_send`).
+class Queue:
+    """Dispatches jobs and runs flows; ``transport`` says how envelopes travel.
 
-    Every driver executes through the same `JobRunner`, so a job behaves the same
-    under each. Store and lock come in through the constructor (memory ones by
+    Every queue executes through the same `JobRunner`, so a job behaves the same over
+    each transport. Store and lock come in through the constructor (memory ones by
     default).
 
-    A queue that executes runs in place holds each run's owner lease (see
-    `arvel_flow.queue.ownership`) from ``start`` or ``resume`` until the run has
+    A queue whose transport runs jobs here (not ``remote``) holds each run's owner lease
+    (see `arvel_flow.queue.ownership`) from ``start`` or ``resume`` until the run has
     finished or the queue closes; ``owner_lease`` is its length in seconds.
+
+    Args:
+        transport: Inline, null, local, kick (`arvel_flow.queue.transports`) or a
+            broker's; it serves this queue only.
     """
 
     def __init__(
         self,
+        transport: Transport,
         *,
         store: StoreContract | None = None,
         lock: LockContract | None = None,
@@ -83,6 +93,11 @@ class BaseQueue:
         )
         self.owner_lease = owner_lease
         self._leases: dict[str, RunLease] = {}
+        self.transport = transport
+        # Optional capabilities, discovered once: the rest of the queue asks properties.
+        self._pool = transport if isinstance(transport, Pausable) else None
+        if isinstance(transport, Attached):
+            transport.attach(self)
 
     # QueueContract ----------------------------------------------------------------------
 
@@ -107,16 +122,11 @@ class BaseQueue:
         return await self._dispatch_envelopes(envelopes)
 
     async def size(self, queue_name: str = "default") -> int:
-        """Jobs waiting in ``queue_name``; drivers that hold no queue report 0."""
-        return 0
-
-    @property
-    def sends_remotely(self) -> bool:
-        """Whether jobs leave this process (to workers): no secret given in Python may."""
-        return False
+        """Jobs waiting in ``queue_name``: here for a slot or a timer, or in the broker."""
+        return await self.transport.size(queue_name)
 
     async def _dispatch_envelopes(self, envelopes: Sequence[Envelope]) -> list[str | None]:
-        if self.sends_remotely:
+        if self.remote:
             check_sendable(envelope.job for envelope in envelopes)
         accepted: list[Envelope] = []
         ids: list[str | None] = []
@@ -134,7 +144,7 @@ class BaseQueue:
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
     ) -> str:
         """Start a run of ``plan`` (under ``run_id`` if given); its id."""
-        if self.sends_remotely:
+        if self.remote:
             fan_outs = [n for n in plan.nodes.values() if isinstance(n, FanOutNode)]
             check_sendable(
                 (
@@ -174,24 +184,74 @@ class BaseQueue:
         return run_id
 
     def abandon(self, error: BaseException) -> None:
-        """Stop the runs followed here because of ``error``; every `wait` raises it."""
+        """Stop the runs followed here because of ``error``: every `wait` raises it.
+
+        Nothing more is dispatched here and the jobs running here are cancelled: what
+        they would record could not be. They stay unfinished in the store, to run again
+        on resume.
+        """
+        self.stop_dispatching()
         self.orchestrator.abandon(error)
 
+    @property
+    def abandoned(self) -> BaseException | None:
+        """The error the queue stopped for (see `abandon`), if it did."""
+        return self.orchestrator.abandoned
+
     async def close(self) -> None:
-        """Stop the driver, give up the runs it owns, and release its store."""
+        """Stop the transport (a pool lets running jobs end), give up runs, close the store."""
+        await self.transport.close()
         for run_id in tuple(self._leases):
             await self._release_lease(run_id)
         await self.store.close()
 
-    # Ownership --------------------------------------------------------------------------
+    # Capabilities -----------------------------------------------------------------------
 
     @property
-    def executes_in_place(self) -> bool:
-        """True when this process runs the jobs itself (and so owns the runs it starts)."""
-        return True
+    def remote(self) -> bool:
+        """Whether jobs run in workers elsewhere: no secret given in Python may travel,
+        runs are not owned here, and an interrupted command detaches."""
+        return self.transport.remote
+
+    @property
+    def pausable(self) -> bool:
+        """Whether jobs run in a pool here that `pause`, `cancel_running` and `drain` control."""
+        return self._pool is not None
+
+    def pause(self) -> None:
+        """Stop starting jobs; running jobs go on, waiting ones stay put (a pool only).
+
+        What has not run stays unfinished in the store, so the run can be resumed.
+        """
+        if self._pool is not None:
+            self._pool.pause()
+
+    def cancel_running(self) -> None:
+        """Cancel the jobs running now (a second Ctrl-C); they count as unfinished."""
+        if self._pool is not None:
+            self._pool.cancel_running()
+
+    async def drain(self) -> None:
+        """Wait until no job runs here."""
+        if self._pool is not None:
+            await self._pool.drain()
+
+    async def join(self) -> None:
+        """Wait until nothing is running, ready or scheduled here (paused: nothing running).
+
+        Raises:
+            BaseException: The error the queue stopped for (see `abandon`): what is
+                left here will not run.
+        """
+        if self._pool is not None:
+            await self._pool.join()
+        if self.abandoned is not None:
+            raise self.abandoned
+
+    # Ownership --------------------------------------------------------------------------
 
     async def _take_lease(self, run_id: str, *, force: bool = False) -> None:
-        if not self.executes_in_place or run_id in self._leases:
+        if self.remote or run_id in self._leases:
             return
         lease = RunLease(
             self.store,
@@ -213,7 +273,13 @@ class BaseQueue:
             await lease.release()
 
     def stop_dispatching(self) -> None:
-        """Run no more jobs here (a run was taken over); drivers that can, override."""
+        """Start nothing more and cancel the jobs running here: the run was taken over.
+
+        Cancelled jobs stay unfinished in the store (the new owner runs them); letting
+        them finish would advance the run here, into a queue that sends nothing more.
+        """
+        self.pause()
+        self.cancel_running()
 
     # Execution --------------------------------------------------------------------------
 
@@ -265,5 +331,5 @@ class BaseQueue:
         await self._send(envelopes)
 
     async def _send(self, envelopes: Sequence[Envelope]) -> None:
-        """Deliver ``envelopes`` (each at its ``available_at``)."""
-        raise NotImplementedError
+        """Hand ``envelopes`` to the transport (each to run at its ``available_at``)."""
+        await self.transport.send(envelopes, self.clock.now())

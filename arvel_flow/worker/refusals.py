@@ -18,7 +18,7 @@ from arvel_flow.errors import DeliveryLimitError, FlowError, ImportTargetError
 from arvel_flow.queue.allowlist import Role, import_allowed, screen_path
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE
 from arvel_flow.queue.runner import Failed, describe_error, exception_path
 from arvel_flow.store.contracts import FailedJob
@@ -51,7 +51,7 @@ def compute_refusal(envelope: Envelope, allowed: Sequence[str]) -> ImportTargetE
 
 
 async def record_refusal(
-    queue: BaseQueue, error: Exception, *, envelope: Envelope | None, queue_name: str
+    queue: Queue, error: Exception, *, envelope: Envelope | None, queue_name: str
 ) -> None:
     """Record a refused message as a failed job, and fail its step in its run.
 
@@ -65,7 +65,7 @@ async def record_refusal(
     await _fail_step(queue, envelope, failed)
 
 
-async def give_up(queue: BaseQueue, envelope: Envelope, error: DeliveryLimitError) -> None:
+async def give_up(queue: Queue, envelope: Envelope, error: DeliveryLimitError) -> None:
     """Fail a job delivered too often: its ``on_failure`` (when it can be built), then record.
 
     Its paths passed the allowlist (it was screened), so building it is safe.
@@ -74,13 +74,13 @@ async def give_up(queue: BaseQueue, envelope: Envelope, error: DeliveryLimitErro
     await _fail_step(queue, envelope, failed)
 
 
-async def _fail_step(queue: BaseQueue, envelope: Envelope, failed: Failed) -> None:
+async def _fail_step(queue: Queue, envelope: Envelope, failed: Failed) -> None:
     logger.info("refused %s: %s", envelope.label, failed.message)
     if await _belongs_to_its_run(queue, envelope):
         await queue.orchestrator.job_finished(envelope, "failed", failed.attempts, failed.message)
 
 
-async def _record_unreadable(queue: BaseQueue, error: Exception, queue_name: str) -> None:
+async def _record_unreadable(queue: Queue, error: Exception, queue_name: str) -> None:
     """A message with no envelope: a failed-jobs record and an event, no run to advance."""
     now = queue.clock.now()
     described = describe_error(error)
@@ -102,7 +102,7 @@ async def _record_unreadable(queue: BaseQueue, error: Exception, queue_name: str
         queue.events.emit(Event("job.failed", now, None, None, UNREADABLE, 0, data))
 
 
-async def _belongs_to_its_run(queue: BaseQueue, envelope: Envelope) -> bool:
+async def _belongs_to_its_run(queue: Queue, envelope: Envelope) -> bool:
     """True when the envelope names a run in the store and a step of its plan.
 
     A message naming a step its run does not have must not advance (or finish) the run.

@@ -54,7 +54,7 @@ from arvel_flow.outage import Outage
 from arvel_flow.queue import outbox as outboxes
 from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.wire import decode_message
 from arvel_flow.worker.consumer import Consumer, Delivery
 from arvel_flow.worker.options import WorkerOptions
@@ -91,7 +91,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: BaseQueue,
+        queue: Queue,
         consumer: Consumer,
         *,
         options: WorkerOptions,

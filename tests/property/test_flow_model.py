@@ -21,7 +21,7 @@ from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.drivers.sync import SyncQueue
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.queue.events import Event, EventBus
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.plan import compute_allowance
 
@@ -209,7 +209,7 @@ class Checker:
             assert self.trace.index(f"{key}.finally", "job.started", min) > last_child
 
 
-async def run_and_check(tree: Group, queue: BaseQueue, trace: Trace) -> None:
+async def run_and_check(tree: Group, queue: Queue, trace: Trace) -> None:
     result = await build(tree).dispatch(queue)
     if isinstance(queue, TaskiqQueue):
         await queue.join()

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from arvel_flow.queue.envelope import Envelope, new_id
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.plan import JobNode, Plan
 from arvel_flow.queue.result import BatchResult
+from arvel_flow.queue.transports.null import NullTransport
 
 
-class NullQueue(BaseQueue):
-    """Accepts jobs and flows and runs none of them.
+class NullQueue(Queue):
+    """A `Queue` on a `NullTransport`: accepts jobs and flows and runs none of them.
 
     ``dispatched`` lists every job dispatched; ``planned[run_id]`` every job a flow
     would run, in tree order (fan-outs expanded, callbacks included).
     """
 
-    def __init__(self, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
-        self.dispatched: list[Envelope] = []
+    def __init__(self, **options: Any) -> None:
+        transport = NullTransport()
+        super().__init__(transport, **options)
+        self.dispatched: list[Envelope] = transport.sent
         self.planned: dict[str, list[JobNode]] = {}
-
-    async def size(self, queue_name: str = "default") -> int:
-        """Jobs recorded for ``queue_name``."""
-        return sum(1 for e in self.dispatched if e.job.settings.queue_name == queue_name)
 
     async def start(
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
@@ -44,6 +42,3 @@ class NullQueue(BaseQueue):
     async def resume(self, run_id: str, *, force: bool = False) -> str:
         """Nothing to resume in a dry run."""
         return run_id
-
-    async def _send(self, envelopes: Sequence[Envelope]) -> None:
-        self.dispatched.extend(envelopes)

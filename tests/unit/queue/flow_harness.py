@@ -15,7 +15,7 @@ from arvel_flow.errors import JobFailedError
 from arvel_flow.queue.drivers import SyncQueue, TaskiqQueue
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.events import Event, EventBus
-from arvel_flow.queue.front import BaseQueue
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.runner import JobRunner
 from arvel_flow.store import StoreContract
 from arvel_flow.store.contracts import FailedJob
@@ -71,16 +71,16 @@ class Harness:
     clock: FakeClock
     events: Events
     make_store: StoreFactory
-    queues: list[BaseQueue] = field(default_factory=list)
+    queues: list[Queue] = field(default_factory=list)
 
-    def queue(self, *, concurrency: int = 16, store: StoreContract | None = None) -> BaseQueue:
+    def queue(self, *, concurrency: int = 16, store: StoreContract | None = None) -> Queue:
         """A new queue (as in another process) on the shared store, reporting to ``events``."""
         options: dict[str, Any] = {
             "store": store if store is not None else self.make_store(),
             "events": EventBus(self.events.append),
             "clock": self.clock,
         }
-        queue: BaseQueue
+        queue: Queue
         if self.driver == "sync":
             queue = SyncQueue(**options)
         else:
@@ -88,16 +88,16 @@ class Harness:
         self.queues.append(queue)
         return queue
 
-    async def run(self, *jobs: Any, queue: BaseQueue | None = None) -> list[str | None]:
+    async def run(self, *jobs: Any, queue: Queue | None = None) -> list[str | None]:
         """Dispatch ``jobs`` together and wait until the queue is idle; their ids."""
         queue = queue if queue is not None else self.queue()
         ids = await queue.bulk(list(jobs))
         await self.settle(queue)
         return ids
 
-    async def settle(self, queue: BaseQueue) -> None:
+    async def settle(self, queue: Queue) -> None:
         """Wait until everything dispatched to ``queue`` has run (sync: it has already)."""
-        if isinstance(queue, TaskiqQueue):
+        if queue.pausable:
             await asyncio.wait_for(queue.join(), timeout=10)
 
     async def close(self) -> None:

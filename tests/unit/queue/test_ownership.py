@@ -188,6 +188,8 @@ async def test_a_store_failure_while_renewing_is_raised_into_the_run(journal: Jo
 class _Transport:
     """Sends nowhere: stands for a broker whose workers run the jobs."""
 
+    remote = True
+
     def __init__(self) -> None:
         self.sent: list[Envelope] = []
 

@@ -1,6 +1,6 @@
 """A run whose store fails, or whose delivery fails for any reason, stops: it never hangs.
 
-In process (`TaskiqQueue` on the in-memory broker) jobs run in tasks of their own, so
+In process (`TaskiqQueue`'s local pool) jobs run in tasks of their own, so
 an error after a job (recording its outcome) reaches no caller: the queue must stop
 the run (`abandon`) so that whoever waits for it hears of the error, within moments.
 """
@@ -20,9 +20,9 @@ from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.clock import SystemClock
 from arvel_flow.queue.drivers import SyncQueue, TaskiqQueue
-from arvel_flow.queue.drivers.taskiq import KickTransport
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.transports import KickTransport
 from arvel_flow.store import MemoryStore, SqliteStore
 from tests.unit.queue.flow_jobs import Journal, Sleeper, Step
 from tests.unit.store.sqlite_faults import FULL, wrap
