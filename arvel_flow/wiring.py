@@ -6,32 +6,20 @@ transport and consumer, which store.
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from arvel_flow.brokers import BROKERS
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.queue.events import EventBus
 from arvel_flow.queue.front import Queue
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
 from arvel_flow.store.contracts import StoreContract
-from arvel_flow.store.urls import is_redis_url, mask_url
+from arvel_flow.store.urls import is_redis_url
 
 if TYPE_CHECKING:
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-    from arvel_flow.queue.transport import Transport
-    from arvel_flow.worker.consumer import Consumer
     from arvel_flow.worker.worker import Worker
-
-
-DEFAULT_URLS = {
-    "redis": "redis://localhost:6379/0",
-    "nats": "nats://localhost:4222",
-    "rabbitmq": "amqp://guest:guest@localhost:5672/",
-}
-EXTRAS = {"nats": "taskiq_nats", "rabbitmq": "taskiq_aio_pika"}
-"""The package each optional broker needs (installed by the extra of the broker's name)."""
 
 
 def broker_url(settings: QueueSettings) -> str:
@@ -40,19 +28,7 @@ def broker_url(settings: QueueSettings) -> str:
         return settings.url
     if settings.broker == "redis" and is_redis_url(settings.store):
         return settings.store
-    return DEFAULT_URLS.get(settings.broker, DEFAULT_URLS["redis"])
-
-
-def check_extra(broker: str) -> None:
-    """Refuse an optional broker whose package is not installed, saying how to install it."""
-    package = EXTRAS.get(broker)
-    if package is None or importlib.util.find_spec(package) is not None:
-        return
-    issue = ConfigIssue(
-        f"broker {broker!r} needs the {broker} extra: pip install 'arvel-flow[{broker}]'",
-        path="queue.broker",
-    )
-    raise ConfigError([issue])
+    return BROKERS.get(settings.broker, BROKERS["redis"]).default_url
 
 
 def make_queue(
@@ -80,10 +56,8 @@ def make_queue(
         from arvel_flow.queue.drivers.null import NullQueue
 
         return NullQueue(store=store, events=events, allowed_modules=allowed)
-    if settings.broker == "redis":
-        return make_redis_queue(settings, store=store, events=events)
-    if settings.broker in EXTRAS:
-        return make_remote_queue(settings, store=store, events=events)
+    if settings.broker in BROKERS:
+        return make_broker_queue(settings, store=store, events=events)
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
     return TaskiqQueue(
@@ -95,58 +69,17 @@ def make_queue(
     )
 
 
-def make_redis_queue(
+def make_broker_queue(
     settings: QueueSettings, *, store: StoreContract, events: EventBus | None = None
 ) -> TaskiqQueue:
-    """A queue sending to Redis streams: streams and delays under ``settings.prefix``."""
-    from redis.asyncio import ConnectionPool, Redis
+    """The ``taskiq`` driver sending through the broker of ``settings`` to its workers.
 
-    from arvel_flow.brokers.redis.keys import StreamKeys
-    from arvel_flow.brokers.redis.transport import RedisStreamTransport
-    from arvel_flow.redis_support import describe_client
-
-    url = broker_url(settings)
-    try:
-        # A flush holds one connection: the pool is sized above the concurrency.
-        pool = ConnectionPool.from_url(url, max_connections=max(64, 4 * settings.concurrency))
-    except ValueError as error:
-        issue = ConfigIssue(f"invalid redis URL {mask_url(url)!r}: {error}", path="queue.url")
-        raise ConfigError([issue]) from None
-    client = Redis.from_pool(pool)
-    transport = RedisStreamTransport(
-        client, StreamKeys(settings.prefix), backend=describe_client(client)
-    )
-    return _sending_queue(settings, transport, store=store, events=events)
-
-
-def make_remote_queue(
-    settings: QueueSettings, *, store: StoreContract, events: EventBus | None = None
-) -> TaskiqQueue:
-    """A queue sending to NATS JetStream or RabbitMQ, which arvel-flow workers read."""
-    check_extra(settings.broker)
-    url = broker_url(settings)
-    transport: Transport
-    if settings.broker == "nats":
-        from arvel_flow.brokers.nats.transport import NatsTransport
-
-        transport = NatsTransport(url, prefix=settings.prefix)
-    else:
-        from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
-
-        transport = RabbitMQTransport(url, prefix=settings.prefix)
-    return _sending_queue(settings, transport, store=store, events=events)
-
-
-def _sending_queue(
-    settings: QueueSettings,
-    transport: Transport,
-    *,
-    store: StoreContract,
-    events: EventBus | None,
-) -> TaskiqQueue:
-    """The ``taskiq`` driver sending through a broker's ``transport`` to workers elsewhere."""
+    Raises:
+        ConfigError: The broker's extra is not installed, or its URL cannot be used.
+    """
     from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 
+    transport = BROKERS[settings.broker].sides().make_transport(settings, broker_url(settings))
     return TaskiqQueue(
         concurrency=settings.concurrency,
         transport=transport,
@@ -180,14 +113,15 @@ def make_worker(
     from arvel_flow.worker.options import WorkerOptions
     from arvel_flow.worker.worker import Worker
 
-    if settings.broker not in CONSUMERS:
+    broker = BROKERS.get(settings.broker)
+    if broker is None:
         issue = ConfigIssue(
             "arvel-flow worker needs a broker it can share: redis, nats or rabbitmq "
             "(see 'Distributed runs' in the README)",
             path="queue.broker",
         )
         raise ConfigError([issue])
-    check_extra(settings.broker)
+    sides = broker.sides()
     if not settings.allowed_modules:
         raise ConfigError(
             [
@@ -217,51 +151,6 @@ def make_worker(
         max_deliveries=settings.max_deliveries,
         outage_grace=settings.outage_grace,
     )
-    queue, consumer = CONSUMERS[settings.broker](settings, store, events)
+    queue = make_broker_queue(settings, store=store, events=events)
+    consumer = sides.make_consumer(queue.transport, broker_url(settings))
     return Worker(queue, consumer, options=options, name=name)
-
-
-WorkerSide = Callable[[QueueSettings, StoreContract, EventBus | None], "tuple[Queue, Consumer]"]
-"""Builds a worker's queue (sending through the broker) and its broker's consumer."""
-
-
-def _redis_side(
-    settings: QueueSettings, store: StoreContract, events: EventBus | None
-) -> tuple[Queue, Consumer]:
-    from arvel_flow.brokers.redis.consumer import RedisConsumer
-    from arvel_flow.brokers.redis.transport import RedisStreamTransport
-
-    queue = make_redis_queue(settings, store=store, events=events)
-    assert isinstance(queue.transport, RedisStreamTransport)
-    return queue, RedisConsumer(queue.transport, url=broker_url(settings))
-
-
-def _nats_side(
-    settings: QueueSettings, store: StoreContract, events: EventBus | None
-) -> tuple[Queue, Consumer]:
-    from arvel_flow.brokers.nats.consumer import NatsConsumer
-    from arvel_flow.brokers.nats.transport import NatsTransport
-
-    queue = make_remote_queue(settings, store=store, events=events)
-    assert isinstance(queue.transport, NatsTransport)
-    return queue, NatsConsumer(queue.transport, url=broker_url(settings))
-
-
-def _rabbitmq_side(
-    settings: QueueSettings, store: StoreContract, events: EventBus | None
-) -> tuple[Queue, Consumer]:
-    from arvel_flow.brokers.rabbitmq.consumer import RabbitMQConsumer
-    from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
-
-    queue = make_remote_queue(settings, store=store, events=events)
-    assert isinstance(queue.transport, RabbitMQTransport)
-    return queue, RabbitMQConsumer(queue.transport, url=broker_url(settings))
-
-
-CONSUMERS: dict[str, WorkerSide] = {
-    "redis": _redis_side,
-    "nats": _nats_side,
-    "rabbitmq": _rabbitmq_side,
-}
-"""Each broker a worker can read, by its ``queue.broker`` name: adding a broker is a
-folder under `arvel_flow.brokers` and a line here."""

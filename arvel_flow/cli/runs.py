@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
+from arvel_flow.brokers import BROKERS
 from arvel_flow.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an interrupted run.")
 @click.option("--driver", type=click.Choice(["sync", "null", "taskiq"]), help="Queue driver.")
 @click.option(
-    "--broker", type=click.Choice(["memory", "redis", "nats", "rabbitmq"]), help="Taskiq broker."
+    "--broker",
+    type=click.Choice(["memory", *BROKERS]),
+    help="memory (jobs run here) or a broker workers read.",
 )
 @click.option("--url", help="The broker's URL.")
 @STORE_OPTION

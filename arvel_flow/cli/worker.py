@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from arvel_flow.brokers import BROKERS
 from arvel_flow.cli.common import EXIT_INTERRUPTED, EXIT_OK, use_working_directory
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.group import FlowGroup
@@ -34,8 +35,8 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
 @click.command()
 @click.option(
     "--broker",
-    type=click.Choice(["redis", "nats", "rabbitmq"]),
-    help="The Taskiq broker (default: redis).",
+    type=click.Choice(list(BROKERS)),
+    help="The broker (default: redis).",
 )
 @click.option(
     "--url", help="The broker's URL (default: a redis store's URL, else the broker on localhost)."

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import get_args
 
 import pytest
 
+from arvel_flow.brokers import BROKERS
 from arvel_flow.brokers.nats.transport import JetStreamNames
 from arvel_flow.errors import ConfigError
-from arvel_flow.settings import QueueSettings
+from arvel_flow.pipeline.models import QueueSpec
+from arvel_flow.settings import BrokerName, QueueSettings
 from arvel_flow.wiring import broker_url, make_queue, make_worker
 
 
@@ -38,13 +41,11 @@ def test_each_broker_defaults_to_its_server_on_localhost(broker: str, url: str) 
     assert broker_url(settings) == expected
 
 
-@pytest.mark.parametrize(
-    ("broker", "package"), [("nats", "taskiq_nats"), ("rabbitmq", "taskiq_aio_pika")]
-)
+@pytest.mark.parametrize(("broker", "package"), [("nats", "nats"), ("rabbitmq", "aio_pika")])
 def test_a_broker_without_its_extra_is_refused_with_the_install_command(
     broker: str, package: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the broker's Taskiq package is not installed
+    # Given the broker's client library is not installed
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a)
@@ -60,3 +61,11 @@ def test_a_broker_without_its_extra_is_refused_with_the_install_command(
         with pytest.raises(ConfigError) as raised:
             make(settings)
         assert f"pip install 'arvel-flow[{broker}]'" in str(raised.value)
+
+
+def test_every_broker_name_the_settings_and_the_file_accept_is_in_the_one_table() -> None:
+    # Given the broker names settings and pipeline files accept (typed literals)
+    settings_names = set(get_args(BrokerName))
+    file_names = set(get_args(get_args(QueueSpec.model_fields["broker"].annotation)[0]))
+    # Then they are `memory` and the brokers of the one table, nothing more or less
+    assert settings_names == file_names == {"memory", *BROKERS}
