@@ -1,4 +1,5 @@
-"""Choosing a broker: names on NATS, default URLs, and a clear error without the extra."""
+"""Wiring (`arvel_flow.wiring`) and the broker table: default URLs, names on NATS, a
+clear error without a broker's extra, one list of broker names."""
 
 from __future__ import annotations
 
