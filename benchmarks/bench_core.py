@@ -2,7 +2,7 @@
 
 1. The runner's overhead per job: `JobRunner.attempt` of a no-op job against
    awaiting ``handle()`` directly.
-2. Throughput of 10,000 no-op jobs through `TaskiqQueue` on the in-memory broker
+2. Throughput of 10,000 no-op jobs through `TaskiqQueue` (its in-process pool)
    against the same through bare Taskiq's `InMemoryBroker`. Target: >= 0.5x. Measured
    twice: jobs dispatched with ``bulk`` (the driver alone), and the same jobs as one
    `Batch` (the driver plus orchestration state in the memory store).

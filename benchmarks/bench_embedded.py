@@ -4,7 +4,7 @@ Runs go through the front door (`arvel_flow.launch`), as ``arvel-flow run`` does
 `Run` begun on the queue the settings describe, followed to its end by `Run.wait`.
 
 1. Throughput of a 20,000-job batch of no-op jobs on the embedded default: `TaskiqQueue`
-   on Taskiq's in-memory broker, run state in a `SqliteStore` with the default
+   with its in-process pool (`LocalTransport`), run state in a `SqliteStore` with the default
    ``commit_interval`` (grouped commits), concurrency 16 -- against the same 20,000
    jobs through bare Taskiq's `InMemoryBroker`. Target: >= 0.35x bare Taskiq.
 2. Peak memory (RSS) of a 100,000-job fan-out on the embedded default, each run in a
@@ -198,7 +198,7 @@ async def throughput() -> None:
     print(f"{JOBS:,} no-op jobs as one batch, best of {REPEATS}:")
     print(f"  bare taskiq InMemoryBroker            {bare_rate:>9,.0f} jobs/s")
     print(
-        f"  embedded default (taskiq memory broker, sqlite store, commit_interval "
+        f"  embedded default (local pool, sqlite store, commit_interval "
         f"{QueueSettings().commit_interval}s, concurrency {CONCURRENCY})"
     )
     print(

@@ -1,4 +1,4 @@
-"""Sending envelopes through NATS JetStream, for `TaskiqQueue` on a JetStream broker.
+"""Sending envelopes through NATS JetStream: the transport of a queue on ``broker: nats``.
 
 One stream per prefix (``arvel-flow`` by default) keeps every queue's messages, on the
 subject ``<stream>.queue.<name>``, with work-queue retention: a message is gone once a

@@ -1,4 +1,4 @@
-"""Sending envelopes through RabbitMQ, for `TaskiqQueue` on a taskiq-aio-pika broker.
+"""Sending envelopes through RabbitMQ: the transport of a queue on ``broker: rabbitmq``.
 
 Each arvel-flow queue is a durable quorum queue, ``{prefix}queue.{name}``, fed through
 the default exchange. Quorum queues count deliveries (``x-delivery-count``), which the

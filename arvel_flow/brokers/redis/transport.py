@@ -1,9 +1,9 @@
-"""Sending envelopes through Redis streams, for `TaskiqQueue` on a `RedisStreamBroker`.
+"""Sending envelopes through Redis streams: the transport of a queue on ``broker: redis``.
 
 Ready messages go to the stream of their queue (one ``XADD`` each, pipelined: a batch
 of 2,000 members is one round trip per chunk, not one per job); messages with a
 future ``available_at`` (a ``later``, a backoff, a release) go to the queue's delayed
-sorted set, which workers promote to the stream when due (`arvel_flow.worker`).
+sorted set, which workers promote to the stream when due (`arvel_flow.brokers.redis.consumer`).
 
 A worker handling a message collects what the job sends next (`outbox.collect`) and writes
 it in the same ``MULTI`` as the message's ``XACK``: the next step of a chain is sent
