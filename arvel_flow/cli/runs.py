@@ -88,14 +88,15 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     use_env_file(options["env_file"])
     use_working_directory()
     flags = {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
+    options["flags"] = flags
     plan: Plan | None = None
     file_queue: dict[str, Any] = {}
     if file is not None:
         plan, queue_section = compile_file(str(file), parse_assignments(options["assignments"]))
         file_queue = dict(queue_section)
     settings = QueueSettings.resolve(file_queue, flags)
-    if options["detach"] and (settings.broker == "memory" or settings.driver != "taskiq"):
-        raise click.UsageError("--detach needs a broker that outlives this process, such as redis")
+    if file is not None:  # a resume knows its broker once it has read the run's settings
+        _refuse_detach_without_broker(settings, options)
     ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
 
 
@@ -105,6 +106,7 @@ async def _run(
     from arvel_flow.cli.ids import UnknownRunError, resolve_run_id
     from arvel_flow.errors import RunNotFoundError
     from arvel_flow.launch import Run, describe_drift
+    from arvel_flow.launch.pinned import describe_changes, pin, resume_settings
     from arvel_flow.outage import Outage
     from arvel_flow.queue.envelope import new_id
     from arvel_flow.queue.events import EventBus
@@ -129,10 +131,21 @@ async def _run(
             note = describe_drift(plan)
             if note:
                 click.echo(f"note: {note}", err=True)
+            pinned, changes = resume_settings(plan, options["flags"], resume_id)
+            if pinned != settings:
+                settings = pinned
+                opened, queue = queue, make_queue(settings, events=events)
+                await opened.close()
+            changed = describe_changes(changes)
+            if changed:
+                click.echo(changed, err=True)
+            _refuse_detach_without_broker(settings, options)
         if dry_run:
             _show_dry_run(plan, settings)
             return 0
         run_id = resume_id or new_id()[:12]
+        if resume_id is None:
+            plan = pin(plan, settings)
         with _Reporting(events, plan, options, run_id) as reporting:
             resumed = f"run {run_id} ({plan.name}) resumed"
             handle = await Run.begin(
@@ -152,6 +165,11 @@ async def _run(
         return exit_code_of(outcome)
     finally:
         await (queue.close() if handle is None else handle.close())
+
+
+def _refuse_detach_without_broker(settings: QueueSettings, options: dict[str, Any]) -> None:
+    if options["detach"] and (settings.broker == "memory" or settings.driver != "taskiq"):
+        raise click.UsageError("--detach needs a broker that outlives this process, such as redis")
 
 
 def exit_code_of(outcome: Outcome) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.launch.files import compile_file, describe_drift
 from arvel_flow.launch.launcher import Launcher, Outcome
+from arvel_flow.launch.pinned import describe_changes, pin, resume_settings
 from arvel_flow.outage import Outage
 from arvel_flow.queue.envelope import new_id
 from arvel_flow.queue.events import Event, EventBus
@@ -232,7 +233,7 @@ async def start(
     try:
         return await Run.begin(
             queue,
-            plan,
+            pin(plan, resolved),
             run_id or new_id()[:12],
             outage=_logged_outage(resolved),
             handle_signals=handle_signals,
@@ -254,12 +255,14 @@ async def resume(
 
     A separate function, not a flag of `start`: a resume reads no file, so it takes
     no ``pipeline`` or ``vars``. If the file the run came from changed since, a
-    warning is logged and the stored plan runs.
+    warning is logged and the stored plan runs. The run settings it was started with
+    (concurrency, broker, ...: `arvel_flow.launch.pinned`) are reused.
 
     Args:
         run_id: The run to continue (``arvel-flow runs`` lists them).
-        settings: As for `start`, with no file in between; the store must be the
-            one the run is in.
+        settings: As for `start`, with the run's pinned settings where the file's
+            ``queue:`` section stands (what you set overrides them, and is logged);
+            the store must be the one the run is in.
         force: Take the run over from an owner process that is gone.
         events: A bus to emit the run's events on.
         handle_signals: Interrupt on SIGINT / SIGTERM while the run is followed.
@@ -270,14 +273,25 @@ async def resume(
             it is gone).
         BackendError: The store or broker cannot be reached.
     """
-    resolved = QueueSettings.resolve(flags=_chosen(settings))
+    chosen = _chosen(settings)
+    resolved = QueueSettings.resolve(flags=chosen)
     _refuse_null_driver(resolved)
-    queue = make_queue(resolved, events=events or EventBus())
+    events = events or EventBus()
+    queue = make_queue(resolved, events=events)
     try:
         plan = await queue.orchestrator.plan_of(run_id)
         note = describe_drift(plan)
         if note:
             logger.warning("%s", note)
+        pinned, changes = resume_settings(plan, chosen, run_id)
+        if pinned != resolved:
+            resolved = pinned
+            _refuse_null_driver(resolved)
+            opened, queue = queue, make_queue(resolved, events=events)
+            await opened.close()
+        changed = describe_changes(changes)
+        if changed:
+            logger.info("%s", changed)
         return await Run.begin(
             queue,
             plan,

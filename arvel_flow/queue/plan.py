@@ -150,16 +150,25 @@ class Plan:
     """The pipeline file the plan was compiled from, if any."""
     digest: str | None = None
     """SHA-256 of that file's text when compiled (a resume says when it changed)."""
+    settings: Mapping[str, Any] | None = None
+    """The run settings the run was started with, secrets left out (`launch.pinned`):
+    a resume reuses them. None for a plan not started yet, or stored before they were."""
 
     @classmethod
     def of(
-        cls, name: str, root: Node, *, origin: str | None = None, digest: str | None = None
+        cls,
+        name: str,
+        root: Node,
+        *,
+        origin: str | None = None,
+        digest: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> Plan:
         """Index a tree."""
         nodes: dict[str, Node | FanOutNode] = {}
         parents: dict[str, tuple[ChainNode | BatchNode, Role]] = {}
         _index(root, nodes, parents)
-        return cls(name, root, nodes, parents, origin, digest)
+        return cls(name, root, nodes, parents, origin, digest, settings)
 
     def node(self, key: str) -> Node:
         """The node with ``key`` (fan-out members included)."""

@@ -22,22 +22,31 @@ PLAN_FORMAT = 1
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The plan as JSON-ready data; a matrix is kept as its axes, not expanded."""
-    return {
+    data: dict[str, Any] = {
         "format": PLAN_FORMAT,
         "name": plan.name,
         "origin": plan.origin,
         "digest": plan.digest,
         "root": _node_to_dict(plan.root),
     }
+    if plan.settings is not None:
+        data["settings"] = dict(plan.settings)
+    return data
 
 
 def plan_from_dict(data: Mapping[str, Any]) -> Plan:
-    """Read back what `plan_to_dict` wrote."""
+    """Read back what `plan_to_dict` wrote (a plan stored without settings has None)."""
     if data.get("format") != PLAN_FORMAT:
         raise ValueError(f"unsupported plan format {data.get('format')!r}")
     root = _node_from_dict(data["root"])
     assert not isinstance(root, FanOutNode)
-    return Plan.of(data["name"], root, origin=data.get("origin"), digest=data.get("digest"))
+    return Plan.of(
+        data["name"],
+        root,
+        origin=data.get("origin"),
+        digest=data.get("digest"),
+        settings=data.get("settings"),
+    )
 
 
 def _optional(node: Node | None) -> dict[str, Any] | None:
