@@ -200,3 +200,60 @@ async def test_resuming_an_unknown_run_says_so(tmp_path: Path) -> None:
     settings = QueueSettings(store=f"sqlite:{tmp_path / 'state.db'}")
     with pytest.raises(RunNotFoundError):
         await arvel_flow.resume("nope", settings=settings)
+
+
+LIMITED = """\
+version: 1
+name: limited
+queue:
+  store: {store}
+  concurrency: 2
+pipeline:
+  batch:
+    - job: tests.unit.queue.flow_jobs:Step
+      with: {{hold: 0.1}}
+      each: [{items}]
+"""
+
+
+async def interrupted_limited_run(tmp_path: Path) -> tuple[str, QueueSettings]:
+    """A run of 12 jobs its file allows two at once, interrupted after a few; its id."""
+    settings = QueueSettings(store=f"sqlite:{tmp_path / 'state.db'}")
+    items = ", ".join(f"{{name: s{i:02d}}}" for i in range(12))
+    pipeline = tmp_path / "limited.yaml"
+    pipeline.write_text(LIMITED.format(store="memory", items=items), encoding="utf-8")
+    run = await arvel_flow.start(pipeline, settings=settings)
+    await asyncio.sleep(0.25)
+    run.interrupt()
+    assert (await run.wait()).status == "interrupted"
+    await run.close()
+    JOURNAL.reset()
+    return run.id, settings
+
+
+async def test_resume_keeps_the_concurrency_the_run_was_started_with(tmp_path: Path) -> None:
+    # Given a run its file allows two jobs at once, interrupted with jobs left
+    run_id, settings = await interrupted_limited_run(tmp_path)
+    # When it is resumed from Python (no file)
+    async with await arvel_flow.resume(run_id, settings=settings) as resumed:
+        result = await resumed.wait()
+    # Then the rest ran, never more than two at once
+    assert result.status == "succeeded"
+    assert len(JOURNAL.entries) >= 4
+    assert JOURNAL.max_running == 2
+
+
+async def test_settings_given_to_resume_override_the_pinned_ones_and_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a run its file allows two jobs at once, interrupted with jobs left
+    run_id, settings = await interrupted_limited_run(tmp_path)
+    # When it is resumed with a concurrency of 8 chosen in Python
+    chosen = QueueSettings(store=settings.store, concurrency=8)
+    with caplog.at_level("INFO", logger="arvel_flow.launch.runs"):
+        async with await arvel_flow.resume(run_id, settings=chosen) as resumed:
+            result = await resumed.wait()
+    # Then more than two ran at once, and the change is said
+    assert result.status == "succeeded"
+    assert JOURNAL.max_running > 2
+    assert "resuming with concurrency 8 (was 2)" in caplog.text
