@@ -2,7 +2,8 @@
 
 Settings resolve, strongest first: command-line flags, ``ARVEL_FLOW_*`` environment
 variables, the pipeline file's ``queue:`` section, then the defaults below. That order
-is decided here only, by `QueueSettings.resolve`.
+is decided here only, by `QueueSettings.resolve`. A resume reads no file: the settings
+its run was started with stand where the file's section does (`arvel_flow.launch.pinned`).
 """
 
 from __future__ import annotations
