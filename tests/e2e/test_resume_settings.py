@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,3 +140,47 @@ def _store_run_with_masked_url(store: str) -> str:
 
     asyncio.run(record_run())
     return "pinnedurl01"
+
+
+def test_a_run_started_on_a_broker_resumes_on_that_broker(
+    cli: Cli,
+    pipeline: Callable[[str, str], Path],
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # Given a run its file sends to Redis, dispatched with no worker yet
+    cli.env["ARVEL_FLOW_PREFIX"] = redis_prefix
+    store = redis_url
+    log = tmp_path / "log"
+    at = json.dumps(str(log))
+    file = pipeline(
+        "distributed",
+        f"""
+version: 1
+name: distributed
+queue: {{broker: redis, url: "{redis_url}"}}
+pipeline:
+  batch:
+    - job: tests.e2e.jobs:Mark
+      with: {{log: {at}}}
+      each: [{{name: a}}, {{name: b}}]
+""",
+    )
+    started = cli("run", str(file), "--store", store, "--detach")
+    assert started.code == 0, started
+    run_id = started_run_id(started)
+
+    # When it is resumed with no broker named (a resume reads no file)
+    resuming = cli.start("run", "--resume", run_id, "--store", store, "--output", "plain")
+    wait_for(lambda: f"run {run_id} (distributed) resumed" in resuming.stdout, what="resume")
+
+    # Then the resume sends the jobs to Redis again, not to this process: none runs
+    # until a worker is there, which then finishes the run the resume follows
+    time.sleep(0.5)
+    assert read_lines(log) == []
+    cli.start("worker", "--store", store, "--allow", "tests.e2e")
+    resumed = resuming.wait()
+    assert resumed.code == 0, resumed
+    assert "resuming with" not in resumed.stderr
+    assert {"a", "b"} <= set(read_lines(log))
