@@ -87,8 +87,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         raise click.UsageError("--force takes a run over: it goes with --resume RUN_ID")
     use_env_file(options["env_file"])
     use_working_directory()
-    flags = {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
-    options["flags"] = flags
+    flags = _setting_flags(options)
     plan: Plan | None = None
     file_queue: dict[str, Any] = {}
     if file is not None:
@@ -131,7 +130,7 @@ async def _run(
             note = describe_drift(plan)
             if note:
                 click.echo(f"note: {note}", err=True)
-            pinned, changes = resume_settings(plan, options["flags"], resume_id)
+            pinned, changes = resume_settings(plan, _setting_flags(options), resume_id)
             if pinned != settings:
                 settings = pinned
                 opened, queue = queue, make_queue(settings, events=events)
@@ -165,6 +164,11 @@ async def _run(
         return exit_code_of(outcome)
     finally:
         await (queue.close() if handle is None else handle.close())
+
+
+def _setting_flags(options: dict[str, Any]) -> dict[str, Any]:
+    """The `QueueSettings` fields ``run`` takes as flags (None: not given)."""
+    return {k: options[k] for k in ("driver", "broker", "url", "store", "concurrency")}
 
 
 def _refuse_detach_without_broker(settings: QueueSettings, options: dict[str, Any]) -> None:
