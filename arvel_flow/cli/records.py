@@ -13,7 +13,7 @@ from rich.text import Text
 
 from arvel_flow.cli.ids import short_ids
 from arvel_flow.cli.progress import compute_view, format_tree
-from arvel_flow.cli.summary import compute_rows, format_summary_table
+from arvel_flow.cli.summary import compute_rows, format_counts, format_summary_table
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.store.contracts import FailedJob, RunOwner, RunRecord, StepRecord
@@ -48,6 +48,7 @@ def status_document(
         if owner is None
         else {"host": owner.host, "pid": owner.pid, "seen_at": owner.seen_at},
         "progress": {"finished": finished, "total": total},
+        "counts": result.counts,
         "succeeded": list(result.succeeded),
         "failed": dict(result.failed),
         "cancelled": list(result.cancelled),
@@ -81,7 +82,8 @@ def format_status(
             run.status,
             "green" if run.status == "succeeded" else "red" if run.status == "failed" else "cyan",
         ),
-        f"  {finished}/{total} jobs finished  started {format_when(run.created_at)}",
+        f"  {finished:,}/{total:,} finished ({format_counts(result)})"
+        f"  started {format_when(run.created_at)}",
     )
     if run.status in ("interrupted", "running"):
         command = resume_command or f"arvel-flow run --resume {run.run_id}"

@@ -34,11 +34,14 @@ from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from arvel_flow.launch import Outcome
     from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.queue.front import Queue
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
+    from arvel_flow.store.contracts import StepRecord
 
 
 @click.command()
@@ -133,7 +136,9 @@ async def _run(
             _show_dry_run(plan, settings)
             return 0
         run_id = resume_id or new_id()[:12]
-        with _Reporting(events, plan, options, run_id) as reporting:
+        # A resumed run's live view starts from what was already done.
+        done = await queue.store.get_steps(resume_id) if resume_id else {}
+        with _Reporting(events, plan, options, run_id, done) as reporting:
             resumed = f"run {run_id} ({plan.name}) resumed"
             handle = await Run.begin(
                 queue,
@@ -147,11 +152,23 @@ async def _run(
                 announce=(lambda: reporting.say(resumed)) if resume_id else None,
             )
             outcome = await handle.follow()
+            if outcome.interrupted:
+                await _tell_interrupted(queue, plan, outcome.run_id)
             reporting.ended(outcome)
         await _report_end(queue, plan, outcome, reporting, settings)
         return exit_code_of(outcome)
     finally:
         await (queue.close() if handle is None else handle.close())
+
+
+async def _tell_interrupted(queue: Queue, plan: Plan, run_id: str) -> None:
+    """Emit ``run.interrupted``, the closing event of a stopped run, with its counts."""
+    from arvel_flow.queue.events import Event
+    from arvel_flow.queue.result import compute_result
+
+    result = compute_result(run_id, "interrupted", plan, await queue.store.get_steps(run_id))
+    data = {"status": "interrupted", "counts": result.counts}
+    queue.events.emit(Event("run.interrupted", queue.clock.now(), run_id, data=data))
 
 
 def exit_code_of(outcome: Outcome) -> int:
@@ -203,10 +220,17 @@ def _show_dry_run(plan: Plan, settings: QueueSettings) -> None:
 class _Reporting:
     """The reporters ``--output`` and ``--events`` ask for, subscribed for one run."""
 
-    def __init__(self, events: EventBus, plan: Plan, options: dict[str, Any], run_id: str) -> None:
+    def __init__(
+        self,
+        events: EventBus,
+        plan: Plan,
+        options: dict[str, Any],
+        run_id: str,
+        done: Mapping[str, StepRecord],
+    ) -> None:
         from rich.console import Console
 
-        from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter
+        from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter, compute_view
 
         self.mode = options["output"]
         if self.mode == "auto":
@@ -224,7 +248,7 @@ class _Reporting:
 
         events.subscribe(announce)
         if self.mode == "rich":
-            self._rich = RichReporter(self.console, plan)
+            self._rich = RichReporter(self.console, plan, compute_view(plan, done, "running"))
             events.subscribe(self._rich)
         elif self.mode == "plain":
             events.subscribe(PlainReporter(sys.stdout))
@@ -269,6 +293,7 @@ async def _report_end(
 ) -> None:
     from arvel_flow.cli.summary import (
         compute_rows,
+        format_counts,
         format_failure_lines,
         format_failures,
         format_summary_lines,
@@ -308,8 +333,7 @@ async def _report_end(
             click.echo(line)
         for line in format_failure_lines(failures):
             click.echo(line)
-    finished, total = outcome.result.progress
-    reporting.say(f"run {outcome.run_id} {outcome.result.status}: {finished}/{total} jobs finished")
+    reporting.say(f"run {outcome.run_id} {outcome.result.status}: {format_counts(outcome.result)}")
 
 
 @click.command()

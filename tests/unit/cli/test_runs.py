@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from arvel_flow.cli.app import cli
+from arvel_flow.cli.durations import format_duration
 from arvel_flow.cli.progress import (
     BatchView,
     RunView,
@@ -155,7 +156,7 @@ def test_a_run_prints_plain_lines_without_a_terminal(nap: Path) -> None:
     run_id = lines[0].split()[1]
     assert lines[0] == f"run {run_id} (nap) started"
     assert "nap asyncio:sleep succeeded attempts=1" in result.output
-    assert lines[-1] == f"run {run_id} succeeded: 1/1 jobs finished"
+    assert lines[-1] == f"run {run_id} succeeded: 1 succeeded of 1 job"
 
 
 def test_the_resume_command_names_the_store_only_when_needed(
@@ -229,11 +230,30 @@ def test_a_chain_step_event_does_not_undo_a_known_state() -> None:
 
 
 def test_an_event_line_has_time_event_step_job_attempt_and_details() -> None:
-    event = job_event("job.retrying", "rows[2]", attempt=2, error="E: x", delay=0.5)
+    event = job_event("job.released", "rows[2]", attempt=2, reason="busy", delay=0.8155133)
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     assert format_event_line(event) == (
-        f"{stamp} job.retrying rows[2] pkg.jobs:Import attempt=2 error=E: x delay=0.5"
+        f"{stamp} job.released rows[2] pkg.jobs:Import attempt=2 reason=busy delay=0.8s"
     )
+
+
+def test_a_retry_line_says_when_and_which_attempt_comes_next() -> None:
+    event = job_event(
+        "job.retrying", "rows[2]", attempt=2, error="E: x", delay=57.6, max_attempts=4
+    )
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    assert format_event_line(event) == (
+        f"{stamp} job.retrying rows[2] pkg.jobs:Import attempt=2 error=E: x"
+        " retrying in 58s (attempt 3 of 4)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.8155133724212646, "0.8s"), (2.0, "2s"), (42.4, "42s"), (125, "2m 5s"), (3600, "1h")],
+)
+def test_durations_are_written_for_people(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
 
 
 def test_a_run_event_line_has_no_job_part() -> None:
