@@ -89,6 +89,8 @@ class RunView:
     """How many times jobs were put back, by reason (a rate limit, say)."""
     retries: dict[str, Retry] = field(default_factory=dict)
     """The retries now waiting, by step."""
+    running: set[str] = field(default_factory=set)
+    """The jobs running now, by step."""
 
     def apply(self, event: Event) -> None:
         """Fold one event in."""
@@ -111,7 +113,12 @@ class RunView:
         elif name == "run.finished":
             self.status = str(event.data.get("status", "finished"))
         elif name.startswith("job.") and step is not None:
-            self.set_state(step, _JOB_STATE.get(name, self.states.get(step, "pending")))
+            state = _JOB_STATE.get(name, self.states.get(step, "pending"))
+            self.set_state(step, state)
+            if state == "running":
+                self.running.add(step)
+            else:
+                self.running.discard(step)
 
     def set_state(self, key: str, state: str) -> None:
         """Record ``key``'s state, keeping its fan-out's counts (``key[i]``) in step."""
@@ -124,10 +131,6 @@ class RunView:
                 if counts[old] <= 0:
                     del counts[old]
             counts[state] += 1
-
-    def count(self, state: str) -> int:
-        """How many jobs are in ``state`` now."""
-        return sum(1 for known in self.states.values() if known == state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +450,7 @@ class PlainReporter:
         if event.event in NOTABLE and self._releases:
             self._say_releases(event.time)
         if event.event == "run.stopping":
-            line = format_stopping(event, self._view.count("running"))
+            line = format_stopping(event, len(self._view.running))
             write_line(self._stream, f"{_stamp(event.time)} {line}")
             return
         if event.event == "batch.progress" and event.step:
@@ -497,7 +500,7 @@ class RichReporter:
 
     def __call__(self, event: Event) -> None:
         if event.event == "run.stopping":
-            self.console.print(Text(format_stopping(event, self.view.count("running")), "yellow"))
+            self.console.print(Text(format_stopping(event, len(self.view.running)), "yellow"))
         self.view.apply(event)
         if event.event in ("job.retrying", "job.failed", "job.duplicate"):
             self.console.print(format_event_message(event))
