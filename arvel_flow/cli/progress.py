@@ -70,6 +70,8 @@ class BatchView:
     failed: int = 0
     started_at: float | None = field(default_factory=time.monotonic)
     """When counting began (monotonic); None for counts read back from a store."""
+    baseline: int = 0
+    """Jobs finished before counting began (a resumed run's): no part of the rate."""
 
 
 @dataclass
@@ -103,6 +105,9 @@ class RunView:
             self.retries[step] = Retry.of(event)
         if name == "batch.progress" and step is not None:
             view = self.batches.setdefault(step, BatchView(int(event.data.get("total", 0))))
+            if view.started_at is None:
+                # Counts read back from the store (a resume): the rate starts now.
+                view.started_at, view.baseline = time.monotonic(), view.finished
             view.finished = int(event.data.get("finished", view.finished))
             view.failed = int(event.data.get("failed", view.failed))
         elif name == "batch.finished" and step is not None:
@@ -385,9 +390,9 @@ def format_bar(batch: BatchView | None, total: int, width: int = 24) -> Text:
     text = Text("[").append_text(bar).append(f"] {finished:,}/{total:,}")
     if failed:
         text.append(f" failed {failed:,}", style="red")
-    if batch is not None and batch.started_at is not None and finished:
+    if batch is not None and batch.started_at is not None and finished > batch.baseline:
         elapsed = max(time.monotonic() - batch.started_at, 1e-6)
-        rate = finished / elapsed
+        rate = (finished - batch.baseline) / elapsed
         text.append(f"  {rate:,.0f}/s", style="dim")
         if finished < total:
             text.append(f"  ETA {format_duration((total - finished) / rate)}", style="dim")

@@ -11,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from arvel_flow.cli.durations import format_duration
 from arvel_flow.cli.ids import short_ids
 from arvel_flow.cli.progress import compute_view, format_tree
 from arvel_flow.cli.summary import compute_rows, format_counts, format_summary_table
@@ -91,7 +92,7 @@ def format_status(
         if owner is not None:
             seen = max(now - owner.seen_at, 0)
             header.append(f"\nexecuted by pid {owner.pid} on {owner.host}", style="cyan")
-            header.append(f" (last seen {seen:.0f}s ago)", style="cyan")
+            header.append(f" (last seen {format_duration(seen)} ago)", style="cyan")
             command += " --force"
         header.append(f"\n{hint}: {command}", style="yellow")
     view = compute_view(plan, records, run.status)

@@ -233,3 +233,37 @@ def test_json_output_ends_with_a_closing_event_when_interrupted(
     assert last["event"] == "run.interrupted"
     assert last["counts"]["succeeded"] == 2
     assert last["counts"]["pending"] == 1
+
+
+def test_a_resumed_run_shows_progress_from_what_was_already_done(
+    cli: Cli, pipeline: Pipeline, store: str, tmp_path: Path
+) -> None:
+    # Given a fan-out of 30 jobs interrupted once a few are done
+    log = json.dumps(str(tmp_path / "log"))
+    items = ", ".join(f"{{name: j{i:02d}}}" for i in range(30))
+    file = pipeline(
+        "slow",
+        f"""
+version: 1
+name: slow
+queue: {{concurrency: 2}}
+pipeline:
+  job: tests.e2e.jobs:Mark
+  with: {{log: {log}, seconds: 0.1}}
+  each: [{items}]
+""",
+    )
+    running = cli.start("run", str(file), "--store", store)
+    wait_for(lambda: len(read_lines(tmp_path / "log")) >= 8, what="4 jobs to finish")
+    running.signal(signal.SIGINT)
+    interrupted = running.wait()
+    assert interrupted.code == 130, interrupted
+
+    # When it is resumed in the live view
+    resumed = cli(
+        "run", "--resume", started_run_id(interrupted), "--store", store, "--output", "rich"
+    )
+
+    # Then the fan-out counts the jobs done before the resume too
+    assert resumed.code == 0, resumed
+    assert "✔ 30" in resumed.stdout, resumed.stdout
