@@ -165,10 +165,10 @@ def format_retry(delay: float, attempt: int, attempts: int | None) -> str:
 
 
 def format_releases(releases: Mapping[str, int]) -> str:
-    """``released 319 times (rate limited: 300, lock busy: 19)``."""
+    """``319 times (rate limited: 300, lock busy: 19)``: how often jobs were put back, why."""
     total = sum(releases.values())
     reasons = ", ".join(f"{reason}: {count:,}" for reason, count in releases.items())
-    return f"released {total:,} time{'s' * (total != 1)} ({reasons})"
+    return f"{total:,} time{'s' * (total != 1)} ({reasons})"
 
 
 def format_stopping(event: Event, running: int) -> str:
@@ -452,9 +452,8 @@ class PlainReporter:
             if time.monotonic() - self._released_at >= 1.0:
                 self._say_releases(event.time)
             return
-        if event.event in NOTABLE and self._releases:
-            self._say_releases(event.time)
         if event.event == "run.stopping":
+            self._say_releases(event.time)
             line = format_stopping(event, len(self._view.running))
             write_line(self._stream, f"{_stamp(event.time)} {line}")
             return
@@ -466,9 +465,13 @@ class PlainReporter:
             self._last_progress[event.step] = now
         elif event.event not in NOTABLE:
             return
+        self._say_releases(event.time)
         write_line(self._stream, format_event_line(event))
 
     def _say_releases(self, at: float) -> None:
+        """The releases not yet said, in one line (nothing when there are none)."""
+        if not self._releases:
+            return
         write_line(self._stream, f"{_stamp(at)} job.released {format_releases(self._releases)}")
         self._releases.clear()
         self._released_at = time.monotonic()
@@ -516,4 +519,5 @@ class RichReporter:
         tree = format_tree(self.plan, self.view, bar_width=bar_width)
         if not self.view.releases:
             return Group(tree)
-        return Group(tree, Text(format_releases(self.view.releases), style="yellow"))
+        releases = format_releases(self.view.releases)
+        return Group(tree, Text(f"⏸ released {releases}", style="yellow"))

@@ -75,7 +75,6 @@ def format_status(
     ``--resume`` command when not given); a running one's names its live ``owner``
     (as of ``now``), whose lease a resume must take over with ``--force``.
     """
-    finished, total = result.progress
     header = Text.assemble(
         (f"run {run.run_id}", "bold"),
         f"  {run.name}  ",
@@ -83,8 +82,7 @@ def format_status(
             run.status,
             "green" if run.status == "succeeded" else "red" if run.status == "failed" else "cyan",
         ),
-        f"  {finished:,}/{total:,} finished ({format_counts(result)})"
-        f"  started {format_when(run.created_at)}",
+        f"  {format_counts(result)}  started {format_when(run.created_at)}",
     )
     if run.status in ("interrupted", "running"):
         command = resume_command or f"arvel-flow run --resume {run.run_id}"
