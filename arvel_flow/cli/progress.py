@@ -37,6 +37,7 @@ NOTABLE = frozenset(
         "job.failed",
         "run.stopping",
         "run.interrupted",
+        "run.detached",
     }
 )
 """Events a plain reporter prints (releases aggregated); the rest only move counters."""

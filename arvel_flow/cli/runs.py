@@ -153,7 +153,7 @@ async def _run(
             )
             outcome = await handle.follow()
             if outcome.interrupted:
-                await _tell_interrupted(queue, plan, outcome.run_id)
+                await _tell_interrupted(queue, plan, outcome)
             reporting.ended(outcome)
         await _report_end(queue, plan, outcome, reporting, settings)
         return exit_code_of(outcome)
@@ -161,14 +161,22 @@ async def _run(
         await (queue.close() if handle is None else handle.close())
 
 
-async def _tell_interrupted(queue: Queue, plan: Plan, run_id: str) -> None:
-    """Emit ``run.interrupted``, the closing event of a stopped run, with its counts."""
+async def _tell_interrupted(queue: Queue, plan: Plan, outcome: Outcome) -> None:
+    """Emit the closing event of a run no longer followed, with its counts so far.
+
+    ``run.interrupted`` when it stopped here; ``run.detached`` when it goes on in the
+    workers and only this process stopped following it.
+    """
     from arvel_flow.queue.events import Event
     from arvel_flow.queue.result import compute_result
 
-    result = compute_result(run_id, "interrupted", plan, await queue.store.get_steps(run_id))
-    data = {"status": "interrupted", "counts": result.counts}
-    queue.events.emit(Event("run.interrupted", queue.clock.now(), run_id, data=data))
+    run_id = outcome.run_id
+    name, status = (
+        ("run.detached", "running") if outcome.remote else ("run.interrupted", "interrupted")
+    )
+    result = compute_result(run_id, status, plan, await queue.store.get_steps(run_id))
+    data = {"status": status, "counts": result.counts}
+    queue.events.emit(Event(name, queue.clock.now(), run_id, data=data))
 
 
 def exit_code_of(outcome: Outcome) -> int:

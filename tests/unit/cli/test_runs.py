@@ -22,6 +22,8 @@ from arvel_flow.cli.progress import (
     format_bar,
     format_event_json,
     format_event_line,
+    format_releases,
+    format_stopping,
     format_tree,
 )
 from arvel_flow.cli.records import failed_document, run_document, status_document
@@ -31,6 +33,7 @@ from arvel_flow.cli.summary import (
     compute_failure_groups,
     compute_rows,
     compute_user_traceback,
+    format_counts,
     format_failure_lines,
     format_summary_table,
 )
@@ -485,6 +488,38 @@ def test_a_traceback_ending_inside_arvel_flow_says_so() -> None:
 
 
 # Records ------------------------------------------------------------------------------
+
+
+def test_counts_tell_allowed_failures_from_those_that_failed_the_run() -> None:
+    # Given a batch allowed one failure, with one member failed and two succeeded
+    plan = Plan.of("p", make_batch("b", [JobNode(f"b.{i}", ref()) for i in range(3)]))
+    records = {
+        "b": record("b", "succeeded", 0, 0.0, 1.0),
+        "b.0": record("b.0", "succeeded", 1, 0.0, 1.0),
+        "b.1": record("b.1", "succeeded", 1, 0.0, 1.0),
+        "b.2": record("b.2", "failed", 1, 0.0, 1.0),
+    }
+
+    # Then the failure counts as allowed, and the line says so
+    result = compute_result("run1", "succeeded", plan, records)
+    assert result.counts["failed_allowed"] == 1
+    assert format_counts(result) == "2 succeeded, 1 failed (allowed) of 3 jobs"
+    # And in a batch that failed, the same failure is not allowed
+    records["b"] = record("b", "failed", 0, 0.0, 1.0)
+    failed = compute_result("run1", "failed", plan, records)
+    assert format_counts(failed) == "2 succeeded, 1 failed of 3 jobs"
+
+
+def test_releases_and_stopping_read_as_sentences() -> None:
+    assert format_releases({"rate limited": 300, "busy": 19}) == (
+        "319 times (rate limited: 300, busy: 19)"
+    )
+    wait = Event("run.stopping", 1.0, "run1", data={"action": "wait"})
+    assert format_stopping(wait, 1) == (
+        "stopping: waiting for 1 running job (Ctrl-C again to cancel them)"
+    )
+    cancel = Event("run.stopping", 1.0, "run1", data={"action": "cancel"})
+    assert format_stopping(cancel, 2) == "cancelling 2 running jobs"
 
 
 def test_status_document_holds_the_run_its_progress_and_its_jobs() -> None:
