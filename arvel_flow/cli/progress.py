@@ -119,12 +119,8 @@ class RunView:
         elif name == "run.finished":
             self.status = str(event.data.get("status", "finished"))
         elif name.startswith("job.") and step is not None:
-            state = _JOB_STATE.get(name, self.states.get(step, "pending"))
-            self.set_state(step, state)
-            if state == "running":
-                self.running.add(step)
-            else:
-                self.running.discard(step)
+            self.set_state(step, _JOB_STATE.get(name, self.states.get(step, "pending")))
+            track_running(self.running, event)
 
     def set_state(self, key: str, state: str) -> None:
         """Record ``key``'s state, keeping its fan-out's counts (``key[i]``) in step."""
@@ -137,6 +133,16 @@ class RunView:
                 if counts[old] <= 0:
                     del counts[old]
             counts[state] += 1
+
+
+def track_running(running: set[str], event: Event) -> None:
+    """Keep ``running`` (job steps) up to date with one event."""
+    if event.step is None or not event.event.startswith("job."):
+        return
+    if event.event == "job.started":
+        running.add(event.step)
+    else:
+        running.discard(event.step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,12 +448,12 @@ class PlainReporter:
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._last_progress: dict[str, float] = {}
-        self._view = RunView()
+        self._running: set[str] = set()
         self._releases: Counter[str] = Counter()
         self._released_at = 0.0
 
     def __call__(self, event: Event) -> None:
-        self._view.apply(event)
+        track_running(self._running, event)
         if event.event == "job.released":
             self._releases[str(event.data.get("reason") or "released")] += 1
             if time.monotonic() - self._released_at >= 1.0:
@@ -455,7 +461,7 @@ class PlainReporter:
             return
         if event.event == "run.stopping":
             self._say_releases(event.time)
-            line = format_stopping(event, len(self._view.running))
+            line = format_stopping(event, len(self._running))
             write_line(self._stream, f"{_stamp(event.time)} {line}")
             return
         if event.event == "batch.progress" and event.step:
