@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.text import Text
 from rich.tree import Tree
 
+from arvel_flow.cli.durations import format_duration
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
 from arvel_flow.store.contracts import FINAL_RUN_STATUSES, FINAL_STATES, StepRecord
@@ -34,9 +35,12 @@ NOTABLE = frozenset(
         "job.released",
         "job.duplicate",
         "job.failed",
+        "run.stopping",
+        "run.interrupted",
+        "run.detached",
     }
 )
-"""Events a plain reporter prints; the rest only move counters."""
+"""Events a plain reporter prints (releases aggregated); the rest only move counters."""
 
 STATE_STYLE = {
     "succeeded": ("✔", "green"),
@@ -67,6 +71,8 @@ class BatchView:
     failed: int = 0
     started_at: float | None = field(default_factory=time.monotonic)
     """When counting began (monotonic); None for counts read back from a store."""
+    baseline: int = 0
+    """Jobs finished before counting began (a resumed run's): no part of the rate."""
 
 
 @dataclass
@@ -82,12 +88,27 @@ class RunView:
     batches: dict[str, BatchView] = field(default_factory=dict)
     fan_outs: dict[str, Counter[str]] = field(default_factory=dict)
     status: str = "running"
+    releases: Counter[str] = field(default_factory=Counter)
+    """How many times jobs were put back, by reason (a rate limit, say)."""
+    retries: dict[str, Retry] = field(default_factory=dict)
+    """The retries now waiting, by step."""
+    running: set[str] = field(default_factory=set)
+    """The jobs running now, by step."""
 
     def apply(self, event: Event) -> None:
         """Fold one event in."""
         name, step = event.event, event.step
+        if step is not None and name.startswith("job."):
+            self.retries.pop(step, None)
+        if name == "job.released":
+            self.releases[str(event.data.get("reason") or "released")] += 1
+        elif name == "job.retrying" and step is not None:
+            self.retries[step] = Retry.of(event)
         if name == "batch.progress" and step is not None:
             view = self.batches.setdefault(step, BatchView(int(event.data.get("total", 0))))
+            if view.started_at is None:
+                # Counts read back from the store (a resume): the rate starts now.
+                view.started_at, view.baseline = time.monotonic(), view.finished
             view.finished = int(event.data.get("finished", view.finished))
             view.failed = int(event.data.get("failed", view.failed))
         elif name == "batch.finished" and step is not None:
@@ -99,6 +120,7 @@ class RunView:
             self.status = str(event.data.get("status", "finished"))
         elif name.startswith("job.") and step is not None:
             self.set_state(step, _JOB_STATE.get(name, self.states.get(step, "pending")))
+            track_running(self.running, event)
 
     def set_state(self, key: str, state: str) -> None:
         """Record ``key``'s state, keeping its fan-out's counts (``key[i]``) in step."""
@@ -111,6 +133,60 @@ class RunView:
                 if counts[old] <= 0:
                     del counts[old]
             counts[state] += 1
+
+
+def track_running(running: set[str], event: Event) -> None:
+    """Keep ``running`` (job steps) up to date with one event."""
+    if event.step is None or not event.event.startswith("job."):
+        return
+    if event.event == "job.started":
+        running.add(event.step)
+    else:
+        running.discard(event.step)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A retry waiting: when it is due (monotonic) and which attempt of how many it is."""
+
+    due: float
+    attempt: int
+    attempts: int | None
+
+    @classmethod
+    def of(cls, event: Event) -> Retry:
+        """The retry a ``job.retrying`` event announces."""
+        limit = event.data.get("max_attempts")
+        delay = float(event.data.get("delay") or 0.0)
+        return cls(time.monotonic() + delay, (event.attempt or 0) + 1, limit)
+
+    def format(self) -> str:
+        """``retrying in 58s (attempt 2 of 4)``, counting down."""
+        return format_retry(self.due - time.monotonic(), self.attempt, self.attempts)
+
+
+def format_retry(delay: float, attempt: int, attempts: int | None) -> str:
+    """``retrying in 58s (attempt 2 of 4)``."""
+    of = f" of {attempts}" if attempts else ""
+    return f"retrying in {format_duration(delay)} (attempt {attempt}{of})"
+
+
+def format_releases(releases: Mapping[str, int]) -> str:
+    """``319 times (rate limited: 300, lock busy: 19)``: how often jobs were put back, why."""
+    total = sum(releases.values())
+    reasons = ", ".join(f"{reason}: {count:,}" for reason, count in releases.items())
+    return f"{total:,} time{'s' * (total != 1)} ({reasons})"
+
+
+def format_stopping(event: Event, running: int) -> str:
+    """What the first (or second) Ctrl-C does, said at once."""
+    action = event.data.get("action")
+    jobs = f"{running:,} running job{'s' * (running != 1)}"
+    if action == "detach":
+        return "stopping: no longer following; the run goes on in the workers"
+    if action == "cancel":
+        return f"cancelling {jobs}"
+    return f"stopping: waiting for {jobs} (Ctrl-C again to cancel them)"
 
 
 _JOB_STATE = {
@@ -148,27 +224,56 @@ def compute_view(plan: Plan, records: Mapping[str, StepRecord], status: str) -> 
 
 
 def format_event_line(event: Event) -> str:
-    """One plain line: time, event, step, job, attempt and the event's details."""
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-    parts = [stamp, event.event]
+    """One plain line: time, event, step, job, attempt and the event's details.
+
+    Durations are written for people (``delay=1.5s``); a retry ends with what comes
+    next: ``retrying in 58s (attempt 2 of 4)``.
+    """
+    parts = [_stamp(event.time), event.event]
     if event.step:
         parts.append(event.step)
     if event.job:
         parts.append(f"{event.job} attempt={event.attempt}")
-    parts.extend(f"{key}={value}" for key, value in event.data.items())
+    data = dict(event.data)
+    if event.event == "job.retrying":
+        delay = float(data.pop("delay", 0.0) or 0.0)
+        limit = data.pop("max_attempts", None)
+        parts.extend(f"{key}={value}" for key, value in data.items())
+        parts.append(format_retry(delay, (event.attempt or 0) + 1, limit))
+        return " ".join(parts)
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            # Counts: those that are not zero, one pair each (``succeeded=3 failed=1``).
+            parts.extend(f"{name}={count}" for name, count in value.items() if count)
+        else:
+            parts.append(f"{key}={_value(key, value)}")
     return " ".join(parts)
+
+
+def _value(key: str, value: Any) -> Any:
+    if key in ("delay", "seconds") and isinstance(value, int | float):
+        return format_duration(value)
+    return value
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def format_event_message(event: Event) -> Text:
     """A sentence for people about a retry, release, duplicate or failure (rich output)."""
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    stamp = _stamp(event.time)
     icon, style = STATE_STYLE.get(_JOB_STATE.get(event.event, ""), ("•", ""))
     who = f"{event.step or '?'} ({_short(event.job)})"
     data = event.data
     if event.event == "job.retrying":
-        what = f"attempt {event.attempt} failed: {data.get('error')}; retry in {data.get('delay')}s"
+        retry = format_retry(
+            float(data.get("delay") or 0.0), (event.attempt or 0) + 1, data.get("max_attempts")
+        )
+        what = f"attempt {event.attempt} failed: {data.get('error')}; {retry}"
     elif event.event == "job.released":
-        what = f"released for {data.get('delay')}s ({data.get('reason')})"
+        delay = format_duration(float(data.get("delay") or 0.0))
+        what = f"released for {delay} ({data.get('reason')})"
     elif event.event == "job.failed":
         error, reason = data.get("error"), data.get("reason")
         what = f"failed after {event.attempt} attempt(s): {error} ({reason})"
@@ -205,7 +310,11 @@ def _add_node(
         parent.add(prefix.append_text(_fan_out_label(node, view)))
         return
     if isinstance(node, JobNode):
-        parent.add(prefix.append_text(_label(node.key, state, node.job.target)))
+        label = _label(node.key, state, node.job.target)
+        retry = view.retries.get(node.key)
+        if retry is not None and state == "retrying":
+            label.append(f"  {retry.format()}", style="yellow")
+        parent.add(prefix.append_text(label))
         return
     if isinstance(node, BatchNode):
         what = f"batch of {node.total:,}"
@@ -288,23 +397,13 @@ def format_bar(batch: BatchView | None, total: int, width: int = 24) -> Text:
     text = Text("[").append_text(bar).append(f"] {finished:,}/{total:,}")
     if failed:
         text.append(f" failed {failed:,}", style="red")
-    if batch is not None and batch.started_at is not None and finished:
+    if batch is not None and batch.started_at is not None and finished > batch.baseline:
         elapsed = max(time.monotonic() - batch.started_at, 1e-6)
-        rate = finished / elapsed
+        rate = (finished - batch.baseline) / elapsed
         text.append(f"  {rate:,.0f}/s", style="dim")
         if finished < total:
-            text.append(f"  ETA {_duration((total - finished) / rate)}", style="dim")
+            text.append(f"  ETA {format_duration((total - finished) / rate)}", style="dim")
     return text
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, seconds = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def _label(key: str, state: str, detail: str) -> Text:
@@ -340,13 +439,31 @@ def write_line(stream: IO[str], line: str) -> None:
 
 
 class PlainReporter:
-    """Timestamped lines for notable events, and batch progress at most once a second."""
+    """Timestamped lines for notable events, and batch progress at most once a second.
+
+    Releases are counted, not listed: one line a second at most says how many there
+    were and why, and the last of them is said before any other line.
+    """
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._last_progress: dict[str, float] = {}
+        self._running: set[str] = set()
+        self._releases: Counter[str] = Counter()
+        self._released_at = 0.0
 
     def __call__(self, event: Event) -> None:
+        track_running(self._running, event)
+        if event.event == "job.released":
+            self._releases[str(event.data.get("reason") or "released")] += 1
+            if time.monotonic() - self._released_at >= 1.0:
+                self._say_releases(event.time)
+            return
+        if event.event == "run.stopping":
+            self._say_releases(event.time)
+            line = format_stopping(event, len(self._running))
+            write_line(self._stream, f"{_stamp(event.time)} {line}")
+            return
         if event.event == "batch.progress" and event.step:
             now = time.monotonic()
             finished = event.data.get("finished") == event.data.get("total")
@@ -355,7 +472,16 @@ class PlainReporter:
             self._last_progress[event.step] = now
         elif event.event not in NOTABLE:
             return
+        self._say_releases(event.time)
         write_line(self._stream, format_event_line(event))
+
+    def _say_releases(self, at: float) -> None:
+        """The releases not yet said, in one line (nothing when there are none)."""
+        if not self._releases:
+            return
+        write_line(self._stream, f"{_stamp(at)} job.released {format_releases(self._releases)}")
+        self._releases.clear()
+        self._released_at = time.monotonic()
 
 
 class JsonReporter:
@@ -371,10 +497,10 @@ class JsonReporter:
 class RichReporter:
     """A live tree of the pipeline on a terminal; retries and failures scroll above it."""
 
-    def __init__(self, console: Console, plan: Plan) -> None:
+    def __init__(self, console: Console, plan: Plan, view: RunView | None = None) -> None:
         self.console = console
         self.plan = plan
-        self.view = RunView()
+        self.view = view or RunView()
         self._live = Live(
             console=console, refresh_per_second=8, get_renderable=self._render, transient=False
         )
@@ -388,11 +514,17 @@ class RichReporter:
         self._live.__exit__(*exc)
 
     def __call__(self, event: Event) -> None:
+        if event.event == "run.stopping":
+            self.console.print(Text(format_stopping(event, len(self.view.running)), "yellow"))
         self.view.apply(event)
-        if event.event in ("job.retrying", "job.released", "job.failed", "job.duplicate"):
+        if event.event in ("job.retrying", "job.failed", "job.duplicate"):
             self.console.print(format_event_message(event))
 
     def _render(self) -> RenderableType:
         # A narrow terminal gets a shorter bar, so that a batch's line does not wrap.
         bar_width = 24 if self.console.width >= 120 else 10
-        return Group(format_tree(self.plan, self.view, bar_width=bar_width))
+        tree = format_tree(self.plan, self.view, bar_width=bar_width)
+        if not self.view.releases:
+            return Group(tree)
+        releases = format_releases(self.view.releases)
+        return Group(tree, Text(f"⏸ released {releases}", style="yellow"))

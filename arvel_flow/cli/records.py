@@ -11,9 +11,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from arvel_flow.cli.durations import format_duration
 from arvel_flow.cli.ids import short_ids
 from arvel_flow.cli.progress import compute_view, format_tree
-from arvel_flow.cli.summary import compute_rows, format_summary_table
+from arvel_flow.cli.summary import compute_rows, format_counts, format_summary_table
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.store.contracts import FailedJob, RunOwner, RunRecord, StepRecord
@@ -48,6 +49,7 @@ def status_document(
         if owner is None
         else {"host": owner.host, "pid": owner.pid, "seen_at": owner.seen_at},
         "progress": {"finished": finished, "total": total},
+        "counts": result.counts,
         "succeeded": list(result.succeeded),
         "failed": dict(result.failed),
         "cancelled": list(result.cancelled),
@@ -73,7 +75,6 @@ def format_status(
     ``--resume`` command when not given); a running one's names its live ``owner``
     (as of ``now``), whose lease a resume must take over with ``--force``.
     """
-    finished, total = result.progress
     header = Text.assemble(
         (f"run {run.run_id}", "bold"),
         f"  {run.name}  ",
@@ -81,7 +82,7 @@ def format_status(
             run.status,
             "green" if run.status == "succeeded" else "red" if run.status == "failed" else "cyan",
         ),
-        f"  {finished}/{total} jobs finished  started {format_when(run.created_at)}",
+        f"  {format_counts(result)}  started {format_when(run.created_at)}",
     )
     if run.status in ("interrupted", "running"):
         command = resume_command or f"arvel-flow run --resume {run.run_id}"
@@ -89,7 +90,7 @@ def format_status(
         if owner is not None:
             seen = max(now - owner.seen_at, 0)
             header.append(f"\nexecuted by pid {owner.pid} on {owner.host}", style="cyan")
-            header.append(f" (last seen {seen:.0f}s ago)", style="cyan")
+            header.append(f" (last seen {format_duration(seen)} ago)", style="cyan")
             command += " --force"
         header.append(f"\n{hint}: {command}", style="yellow")
     view = compute_view(plan, records, run.status)

@@ -34,11 +34,14 @@ from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from arvel_flow.launch import Outcome
     from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.queue.front import Queue
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
+    from arvel_flow.store.contracts import StepRecord
 
 
 @click.command()
@@ -145,7 +148,9 @@ async def _run(
         run_id = resume_id or new_id()[:12]
         if resume_id is None:
             plan = pin(plan, settings)
-        with _Reporting(events, plan, options, run_id) as reporting:
+        # A resumed run's live view starts from what was already done.
+        done = await queue.store.get_steps(resume_id) if resume_id else {}
+        with _Reporting(events, plan, options, run_id, done) as reporting:
             resumed = f"run {run_id} ({plan.name}) resumed"
             handle = await Run.begin(
                 queue,
@@ -159,6 +164,8 @@ async def _run(
                 announce=(lambda: reporting.say(resumed)) if resume_id else None,
             )
             outcome = await handle.follow()
+            if outcome.interrupted:
+                await _tell_interrupted(queue, plan, outcome)
             reporting.ended(outcome)
         await _report_end(queue, plan, outcome, reporting, settings)
         return exit_code_of(outcome)
@@ -174,6 +181,24 @@ def _setting_flags(options: dict[str, Any]) -> dict[str, Any]:
 def _refuse_detach_without_broker(settings: QueueSettings, options: dict[str, Any]) -> None:
     if options["detach"] and (settings.broker == "memory" or settings.driver != "taskiq"):
         raise click.UsageError("--detach needs a broker that outlives this process, such as redis")
+
+
+async def _tell_interrupted(queue: Queue, plan: Plan, outcome: Outcome) -> None:
+    """Emit the closing event of a run no longer followed, with its counts so far.
+
+    ``run.interrupted`` when it stopped here; ``run.detached`` when it goes on in the
+    workers and only this process stopped following it.
+    """
+    from arvel_flow.queue.events import Event
+    from arvel_flow.queue.result import compute_result
+
+    run_id = outcome.run_id
+    name, status = (
+        ("run.detached", "running") if outcome.remote else ("run.interrupted", "interrupted")
+    )
+    result = compute_result(run_id, status, plan, await queue.store.get_steps(run_id))
+    data = {"status": status, "counts": result.counts}
+    queue.events.emit(Event(name, queue.clock.now(), run_id, data=data))
 
 
 def exit_code_of(outcome: Outcome) -> int:
@@ -225,10 +250,17 @@ def _show_dry_run(plan: Plan, settings: QueueSettings) -> None:
 class _Reporting:
     """The reporters ``--output`` and ``--events`` ask for, subscribed for one run."""
 
-    def __init__(self, events: EventBus, plan: Plan, options: dict[str, Any], run_id: str) -> None:
+    def __init__(
+        self,
+        events: EventBus,
+        plan: Plan,
+        options: dict[str, Any],
+        run_id: str,
+        done: Mapping[str, StepRecord],
+    ) -> None:
         from rich.console import Console
 
-        from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter
+        from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter, compute_view
 
         self.mode = options["output"]
         if self.mode == "auto":
@@ -246,7 +278,7 @@ class _Reporting:
 
         events.subscribe(announce)
         if self.mode == "rich":
-            self._rich = RichReporter(self.console, plan)
+            self._rich = RichReporter(self.console, plan, compute_view(plan, done, "running"))
             events.subscribe(self._rich)
         elif self.mode == "plain":
             events.subscribe(PlainReporter(sys.stdout))
@@ -291,6 +323,7 @@ async def _report_end(
 ) -> None:
     from arvel_flow.cli.summary import (
         compute_rows,
+        format_counts,
         format_failure_lines,
         format_failures,
         format_summary_lines,
@@ -330,8 +363,7 @@ async def _report_end(
             click.echo(line)
         for line in format_failure_lines(failures):
             click.echo(line)
-    finished, total = outcome.result.progress
-    reporting.say(f"run {outcome.run_id} {outcome.result.status}: {finished}/{total} jobs finished")
+    reporting.say(f"run {outcome.run_id} {outcome.result.status}: {format_counts(outcome.result)}")
 
 
 @click.command()

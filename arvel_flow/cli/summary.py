@@ -13,7 +13,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from arvel_flow.cli.durations import format_duration
 from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
+from arvel_flow.queue.result import BatchResult
 from arvel_flow.store.contracts import FailedJob, StepRecord
 
 MAX_FAILURES_SHOWN = 20
@@ -85,6 +87,27 @@ def _duration(record: StepRecord | None) -> float | None:
     if record is None or record.started_at is None or record.finished_at is None:
         return None
     return record.finished_at - record.started_at
+
+
+def format_counts(result: BatchResult) -> str:
+    """``2,700 succeeded, 300 failed (allowed) of 3,000 jobs``: each way jobs ended, counted.
+
+    Failures within an allowance are told apart from those that failed the run; ways
+    no job ended are left out.
+    """
+    counts = result.counts
+    allowed = counts["failed_allowed"]
+    failed = counts["failed"] - allowed
+    parts = [f"{counts['succeeded']:,} succeeded"] if counts["succeeded"] else []
+    parts += [f"{failed:,} failed"] if failed else []
+    parts += [f"{allowed:,} failed (allowed)"] if allowed else []
+    parts += [
+        f"{counts[name]:,} {name}"
+        for name in ("duplicates", "skipped", "cancelled", "pending")
+        if counts[name]
+    ]
+    total = result.progress[1]
+    return (", ".join(parts) or "none ran") + f" of {total:,} job{'s' * (total != 1)}"
 
 
 def format_summary_table(rows: Sequence[SummaryRow]) -> Table:
@@ -208,4 +231,4 @@ def _more(groups: Sequence[Sequence[FailedJob]]) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}s"
+    return "" if value is None else format_duration(value)

@@ -2,7 +2,8 @@
 
 Interrupting (Ctrl-C when the launcher handles signals, or `Launcher.interrupt`): the
 first stops dispatching and lets running jobs finish; a second cancels them. Either
-way the run is left ``interrupted`` in the store, ready to be resumed.
+way the run is left ``interrupted`` in the store, ready to be resumed. Each interrupt
+is told at once as a ``run.stopping`` event (``action``: wait, cancel or detach).
 
 A distributed run (its jobs go to workers) rides through broker and store outages of
 up to ``outage_grace`` seconds (`Outage`): dispatching is retried (as a resume once the
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from arvel_flow.errors import BackendError, OutageError, RunNotFoundError
 from arvel_flow.outage import Outage
+from arvel_flow.queue.events import Event
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
@@ -64,6 +66,7 @@ class Launcher:
         self._interrupts = 0
         self._stop = asyncio.Event()
         self._main: asyncio.Task[Any] | None = None
+        self._run_id: str | None = None
 
     async def run(
         self,
@@ -134,6 +137,7 @@ class Launcher:
     async def _follow(self, run_id: str, begin: Awaitable[object]) -> Outcome:
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
+        self._run_id = run_id
         signals = _SIGNALS if self.handle_signals else ()
         # Put back afterwards what was there (asyncio.run's own SIGINT handler, say).
         previous = {signum: signal.getsignal(signum) for signum in signals}
@@ -179,6 +183,7 @@ class Launcher:
     def interrupt(self) -> None:
         """First call: stop dispatching, let running jobs finish. Second: cancel them."""
         self._interrupts += 1
+        self._tell_stopping()
         if self.remote:
             self._stop.set()
         elif self.queue.pausable:
@@ -189,6 +194,19 @@ class Launcher:
                 self.queue.cancel_running()
         elif self._main is not None:
             self._main.cancel()
+
+    def _tell_stopping(self) -> None:
+        """Emit ``run.stopping``: what this interrupt does, before it is done."""
+        if self._run_id is None or not self.queue.events.active:
+            return
+        if self.remote:
+            action = "detach"
+        elif self.queue.pausable and self._interrupts == 1:
+            action = "wait"
+        else:
+            action = "cancel"
+        event = Event("run.stopping", self.queue.clock.now(), self._run_id, data={"action": action})
+        self.queue.events.emit(event)
 
     async def _interrupted(self, run_id: str) -> Outcome:
         if self.remote:

@@ -320,7 +320,7 @@ class Orchestrator:
         if counters is False:
             return
         if parent is None:
-            await self._finish_run(run_id, state)
+            await self._finish_run(run_id, plan, state)
             return
         group, _ = parent
         if self.events.active and isinstance(counters, BatchCounters):
@@ -344,10 +344,12 @@ class Orchestrator:
                 counters if isinstance(counters, BatchCounters) else None,
             )
 
-    async def _finish_run(self, run_id: str, state: StepState) -> None:
+    async def _finish_run(self, run_id: str, plan: Plan, state: StepState) -> None:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"
-        if await self.store.set_run_status(run_id, status, self.clock.now()):
-            self._emit("run.finished", run_id, status=status)
+        if await self.store.set_run_status(run_id, status, self.clock.now()) and self.events.active:
+            records = await self.store.get_steps(run_id)
+            counts = compute_result(run_id, status, plan, records).counts
+            self._emit("run.finished", run_id, status=status, counts=counts)
         waiting = self._done.get(run_id)
         if waiting is not None:
             waiting.set()

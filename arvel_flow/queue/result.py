@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from arvel_flow.queue.plan import ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
+from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
 from arvel_flow.store.contracts import FINAL_STATES, StepRecord
 
 
@@ -13,7 +13,8 @@ from arvel_flow.store.contracts import FINAL_STATES, StepRecord
 class BatchResult:
     """The outcome of a run (of a batch, or likewise of a chain).
 
-    Lists hold step keys of jobs; ``failed`` maps each failed job to its error.
+    Lists hold step keys of jobs; ``failed`` maps each failed job to its error, and
+    ``allowed_failures`` names those of them a batch's ``allow_failures`` let pass.
     ``progress`` is (finished, total) over the jobs of the flow, callbacks aside.
     """
 
@@ -26,6 +27,7 @@ class BatchResult:
     duplicates: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
     progress: tuple[int, int] = (0, 0)
+    allowed_failures: tuple[str, ...] = ()
 
     @property
     def has_failures(self) -> bool:
@@ -37,6 +39,22 @@ class BatchResult:
         """True when the run finished and succeeded."""
         return self.status == "succeeded"
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many jobs ended each way: ``succeeded``, ``failed`` (of which
+        ``failed_allowed`` within an allowance), ``skipped``, ``cancelled``,
+        ``duplicates`` and ``pending``; the JSON form of `status` and ``run.finished``.
+        """
+        return {
+            "succeeded": len(self.succeeded),
+            "failed": len(self.failed),
+            "failed_allowed": len(self.allowed_failures),
+            "skipped": len(self.skipped),
+            "cancelled": len(self.cancelled),
+            "duplicates": len(self.duplicates),
+            "pending": len(self.pending),
+        }
+
 
 def compute_result(
     run_id: str, status: str, plan: Plan, records: Mapping[str, StepRecord]
@@ -44,42 +62,50 @@ def compute_result(
     """Sort every job of ``plan`` by the state ``records`` give it.
 
     A job without a record takes its group's fate: skipped inside a skipped chain
-    step, cancelled inside a batch that finished without starting it.
+    step, cancelled inside a batch that finished without starting it. A failed job
+    inside a batch that still succeeded was allowed to fail.
     """
     buckets: dict[str, list[str]] = {
         s: [] for s in ("succeeded", "failed", "cancelled", "skipped", "duplicate", "pending")
     }
     counted = [0, 0]
+    allowed: list[str] = []
 
-    def place(key: str, state: str | None, is_callback: bool) -> None:
+    def place(key: str, state: str | None, is_callback: bool, tolerated: bool) -> None:
         final = state in FINAL_STATES
         buckets[state if final and state in buckets else "pending"].append(key)
+        if state == "failed" and tolerated:
+            allowed.append(key)
         if not is_callback:
             counted[0] += final
             counted[1] += 1
 
-    def visit(node: Node | FanOutNode, inherited: str | None, is_callback: bool) -> None:
+    def visit(
+        node: Node | FanOutNode, inherited: str | None, is_callback: bool, tolerated: bool = False
+    ) -> None:
         if isinstance(node, FanOutNode):
             # Member keys only: building 100,000 member nodes just to read keys is waste.
             for i in range(len(node.items)):
                 key = f"{node.key}[{i}]"
                 record = records.get(key)
-                place(key, record.state if record is not None else inherited, is_callback)
+                state = record.state if record is not None else inherited
+                place(key, state, is_callback, tolerated)
             return
         record = records.get(node.key)
         state = record.state if record is not None else inherited
         if isinstance(node, JobNode):
-            place(node.key, state, is_callback)
+            place(node.key, state, is_callback, tolerated)
             return
         fate = "skipped" if isinstance(node, ChainNode) else "cancelled"
         if state in ("skipped", "cancelled"):
             fate = state
         children_state = fate if state in FINAL_STATES else None
+        tolerates = tolerated or (isinstance(node, BatchNode) and state == "succeeded")
         for child in node.steps if isinstance(node, ChainNode) else node.members:
-            visit(child, children_state, is_callback)
+            visit(child, children_state, is_callback, tolerates)
         for _, callback in callbacks(node):
             if callback.key in records:
-                visit(callback, None, True)
+                visit(callback, None, True, tolerated)
 
     visit(plan.root, None, False)
     return BatchResult(
@@ -92,4 +118,5 @@ def compute_result(
         duplicates=tuple(buckets["duplicate"]),
         pending=tuple(buckets["pending"]),
         progress=(counted[0], counted[1]),
+        allowed_failures=tuple(allowed),
     )

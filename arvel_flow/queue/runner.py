@@ -209,6 +209,7 @@ class JobRunner:
                 number,
                 error=message,
                 delay=round(decision.at - self.clock.now(), 3),
+                max_attempts=ref.settings.max_retries + 1,
             )
             return Retrying(retry, error, message)
         if isinstance(result, Release):

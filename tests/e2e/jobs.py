@@ -16,6 +16,7 @@ import urllib.parse
 from pydantic import SecretStr
 
 from arvel_flow.queue.job import Job
+from arvel_flow.queue.middleware import Release
 
 
 def append_line(path: str, line: str) -> None:
@@ -176,3 +177,19 @@ class ApiCall(Job):
     async def handle(self) -> None:
         append_line(self.journal, f"ran {fingerprint(self.api_token)}")
         raise RuntimeError("upstream said no")
+
+
+class ReleaseOnce(Job):
+    """Puts itself back once (``busy``, for ``delay`` seconds), then succeeds.
+
+    ``marker`` is a file of its own: its absence means the first delivery.
+    """
+
+    marker: str
+    delay: float = 0.2
+
+    async def handle(self) -> Release | str:
+        if not await asyncio.to_thread(os.path.exists, self.marker):
+            append_line(self.marker, "released")
+            return Release(self.delay, "busy")
+        return "done"

@@ -46,7 +46,7 @@ def test_quickstart_runs_its_chain_in_order_and_succeeds(cli: Cli, tmp_path: Pat
     assert any(" chain.step import " in line for line in lines)
     assert "import examples.jobs:ImportRows succeeded attempts=1" in result.stdout
     assert "report examples.jobs:Report succeeded attempts=1" in result.stdout
-    assert lines[-1] == f"run {run_id} succeeded: 2/2 jobs finished"
+    assert lines[-1] == f"run {run_id} succeeded: 2 succeeded of 2 jobs"
     assert "Traceback" not in result.stderr
     # And the events file holds the same run, import finishing before report starts
     events = read_events(tmp_path / "events.jsonl")

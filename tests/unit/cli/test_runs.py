@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from arvel_flow.cli.app import cli
+from arvel_flow.cli.durations import format_duration
 from arvel_flow.cli.progress import (
     BatchView,
     RunView,
@@ -21,6 +22,8 @@ from arvel_flow.cli.progress import (
     format_bar,
     format_event_json,
     format_event_line,
+    format_releases,
+    format_stopping,
     format_tree,
 )
 from arvel_flow.cli.records import failed_document, run_document, status_document
@@ -30,6 +33,7 @@ from arvel_flow.cli.summary import (
     compute_failure_groups,
     compute_rows,
     compute_user_traceback,
+    format_counts,
     format_failure_lines,
     format_summary_table,
 )
@@ -155,7 +159,7 @@ def test_a_run_prints_plain_lines_without_a_terminal(nap: Path) -> None:
     run_id = lines[0].split()[1]
     assert lines[0] == f"run {run_id} (nap) started"
     assert "nap asyncio:sleep succeeded attempts=1" in result.output
-    assert lines[-1] == f"run {run_id} succeeded: 1/1 jobs finished"
+    assert lines[-1] == f"run {run_id} succeeded: 1 succeeded of 1 job"
 
 
 def test_the_resume_command_names_the_store_only_when_needed(
@@ -229,11 +233,30 @@ def test_a_chain_step_event_does_not_undo_a_known_state() -> None:
 
 
 def test_an_event_line_has_time_event_step_job_attempt_and_details() -> None:
-    event = job_event("job.retrying", "rows[2]", attempt=2, error="E: x", delay=0.5)
+    event = job_event("job.released", "rows[2]", attempt=2, reason="busy", delay=0.8155133)
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     assert format_event_line(event) == (
-        f"{stamp} job.retrying rows[2] pkg.jobs:Import attempt=2 error=E: x delay=0.5"
+        f"{stamp} job.released rows[2] pkg.jobs:Import attempt=2 reason=busy delay=0.8s"
     )
+
+
+def test_a_retry_line_says_when_and_which_attempt_comes_next() -> None:
+    event = job_event(
+        "job.retrying", "rows[2]", attempt=2, error="E: x", delay=57.6, max_attempts=4
+    )
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    assert format_event_line(event) == (
+        f"{stamp} job.retrying rows[2] pkg.jobs:Import attempt=2 error=E: x"
+        " retrying in 58s (attempt 3 of 4)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.8155133724212646, "0.8s"), (2.0, "2s"), (42.4, "42s"), (125, "2m 5s"), (3600, "1h")],
+)
+def test_durations_are_written_for_people(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
 
 
 def test_a_run_event_line_has_no_job_part() -> None:
@@ -465,6 +488,38 @@ def test_a_traceback_ending_inside_arvel_flow_says_so() -> None:
 
 
 # Records ------------------------------------------------------------------------------
+
+
+def test_counts_tell_allowed_failures_from_those_that_failed_the_run() -> None:
+    # Given a batch allowed one failure, with one member failed and two succeeded
+    plan = Plan.of("p", make_batch("b", [JobNode(f"b.{i}", ref()) for i in range(3)]))
+    records = {
+        "b": record("b", "succeeded", 0, 0.0, 1.0),
+        "b.0": record("b.0", "succeeded", 1, 0.0, 1.0),
+        "b.1": record("b.1", "succeeded", 1, 0.0, 1.0),
+        "b.2": record("b.2", "failed", 1, 0.0, 1.0),
+    }
+
+    # Then the failure counts as allowed, and the line says so
+    result = compute_result("run1", "succeeded", plan, records)
+    assert result.counts["failed_allowed"] == 1
+    assert format_counts(result) == "2 succeeded, 1 failed (allowed) of 3 jobs"
+    # And in a batch that failed, the same failure is not allowed
+    records["b"] = record("b", "failed", 0, 0.0, 1.0)
+    failed = compute_result("run1", "failed", plan, records)
+    assert format_counts(failed) == "2 succeeded, 1 failed of 3 jobs"
+
+
+def test_releases_and_stopping_read_as_sentences() -> None:
+    assert format_releases({"rate limited": 300, "busy": 19}) == (
+        "319 times (rate limited: 300, busy: 19)"
+    )
+    wait = Event("run.stopping", 1.0, "run1", data={"action": "wait"})
+    assert format_stopping(wait, 1) == (
+        "stopping: waiting for 1 running job (Ctrl-C again to cancel them)"
+    )
+    cancel = Event("run.stopping", 1.0, "run1", data={"action": "cancel"})
+    assert format_stopping(cancel, 2) == "cancelling 2 running jobs"
 
 
 def test_status_document_holds_the_run_its_progress_and_its_jobs() -> None:
