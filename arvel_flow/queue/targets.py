@@ -273,10 +273,17 @@ def _holds_secrets(cls: Any) -> bool:
 
 
 def _plain_params(job: Any) -> dict[str, Any]:
-    """A plain job's constructor arguments, read back from its attributes of those names."""
+    """A plain job's constructor arguments, read back from its attributes of those names.
+
+    A `SecretStr` stays wrapped, so that `stored_params` redacts it: a plain class has
+    no model to say which of its values were secrets once revealed.
+    """
     names = inspect.signature(type(job)).parameters
     params = {name: getattr(job, name) for name in names if hasattr(job, name)}
-    return {k: to_jsonable_python(_reveal(v)) for k, v in params.items()}
+    return {
+        k: v if isinstance(v, SecretStr | SecretBytes) else to_jsonable_python(v)
+        for k, v in params.items()
+    }
 
 
 def failure_hook(job: Any) -> Callable[[BaseException], Any] | None:
