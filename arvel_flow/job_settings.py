@@ -367,6 +367,8 @@ def read_settings(source: object) -> tuple[dict[str, Any], list[str]]:
     Each value is normalised and checked against the setting's type; one that fails is
     left out and described in the second list, as is a name of `UNSUPPORTED_NAMES`.
     """
+    if not inspect.isclass(source) and not isinstance(source, BaseModel):
+        source = type(source)  # a plain job's attributes are its parameters
     values: dict[str, Any] = {}
     problems: list[str] = []
     for name in JOB_SETTING_FIELDS:

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from arvel_flow.errors import JobFailedError
+from arvel_flow.compiler import load_pipeline
+from arvel_flow.errors import ConfigError, JobFailedError
 from arvel_flow.job_settings import DEFAULTS, JobSettings, setting_problems
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.runner import JobRunner
@@ -184,3 +185,49 @@ def test_a_plain_job_s_secret_given_in_python_is_never_stored() -> None:
     assert stored["user"] == "ana"
     assert "postgres-password-1" not in str(stored)
     assert stored["conninfo"] == {"$redacted": "conninfo"}
+
+
+class Fetch:
+    timeout = 30
+
+    def __init__(self, url: str, timeout: float = 5.0, **headers: str) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.headers = headers
+
+    async def handle(self) -> None:
+        return None
+
+
+def test_a_plain_instance_s_attributes_are_parameters_its_class_s_are_settings() -> None:
+    # Given a plain job whose instance sets 'timeout' (a parameter of the work)
+    ref = JobRef.of(Fetch("https://example.com", timeout=1.0), queue_name="web")
+    # When its settings are read / Then they are its class's (timeout = 30), not its own
+    assert (ref.settings.timeout_seconds, ref.settings.queue_name) == (30, "web")
+
+
+def test_strict_checks_a_plain_class_s_parameters_against_its_constructor() -> None:
+    # Given steps naming a plain class: one without 'url', one with extra keywords
+    def pipeline(with_: str) -> str:
+        path = f"{__name__}:Fetch"
+        return f"version: 1\nname: f\npipeline: {{job: {path}, with: {with_}}}\n"
+
+    # When validated strictly / Then 'url' is required and **headers takes any name
+    with pytest.raises(ConfigError, match="url"):
+        load_pipeline(pipeline("{timeout: 2}"))
+    load_pipeline(pipeline("{url: 'https://example.com', accept: json}"))
+
+
+def test_strict_reports_a_class_s_unhonoured_settings_where_the_step_names_it() -> None:
+    text = f"version: 1\nname: o\npipeline: {{job: '{__name__}:Odd'}}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(text, file="o.yaml")
+    [issue] = caught.value.issues
+    assert "'failOnTimeout' is not a setting arvel-flow honours" in str(issue)
+
+
+class Odd:
+    failOnTimeout = True
+
+    async def handle(self) -> None:
+        return None
