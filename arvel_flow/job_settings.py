@@ -9,6 +9,10 @@ keys of retry policies and steps (`arvel_flow.pipeline.policies`,
 `arvel_flow.pipeline.models`), `JOB_SETTING_FIELDS`. `tests/unit/test_job_settings.py`
 checks that they agree.
 
+A job class declares its settings as fields, class attributes (``ClassVar``) or the
+names of other job libraries (`FOREIGN_NAMES`: Arvel's and Laravel's ``tries``,
+``timeout``, ...); `read_settings` reads them all and names what it cannot honour.
+
 It sits in the file-format layer (it reads the field types of
 `arvel_flow.pipeline.fields`) and imports no runtime module, so the file format can
 derive its models from it; `arvel_flow.queue.job` re-exports it.
@@ -364,15 +368,19 @@ _ABSENT = object()
 def read_settings(source: object) -> tuple[dict[str, Any], list[str]]:
     """The settings a job class or instance declares, and those it declares but cannot have.
 
-    Each value is normalised and checked against the setting's type; one that fails is
-    left out and described in the second list, as is a name of `UNSUPPORTED_NAMES`.
+    Each value is normalised; a class attribute's is also checked against the setting's
+    type as the file writes it (a Pydantic field's is taken as given, its model types
+    it). One that fails is left out and described in the second list, as is a name of
+    `UNSUPPORTED_NAMES`.
     """
     if not inspect.isclass(source) and not isinstance(source, BaseModel):
         source = type(source)  # a plain job's attributes are its parameters
     values: dict[str, Any] = {}
     problems: list[str] = []
+    fields = _fields(source)
     for name in JOB_SETTING_FIELDS:
-        _take(values, problems, name, name, _declared(source, name, fields_too=True))
+        raw = _declared(source, name, fields_too=True)
+        _take(values, problems, name, name, raw, check=name not in fields)
     for name, foreign in FOREIGN_NAMES.items():
         raw = _declared(source, name, fields_too=False)
         own = values.get(foreign.setting, _ABSENT)
@@ -388,7 +396,7 @@ def read_settings(source: object) -> tuple[dict[str, Any], list[str]]:
         except ValueError as error:
             problems.append(f"{name!r} {error}")
             continue
-        _take(values, problems, foreign.setting, name, converted)
+        _take(values, problems, foreign.setting, name, converted, check=True)
     for name, instead in UNSUPPORTED_NAMES.items():
         if _declared(source, name, fields_too=False) is not _ABSENT:
             problems.append(f"{name!r} is not a setting arvel-flow honours: {instead}")
@@ -417,6 +425,12 @@ def _declared(source: object, name: str, *, fields_too: bool) -> Any:
     return getattr(source, name, _ABSENT)
 
 
+def _fields(source: object) -> Mapping[str, Any]:
+    """The Pydantic fields of ``source``'s class: their values are typed by the model."""
+    cls = source if inspect.isclass(source) else type(source)
+    return cls.model_fields if issubclass(cls, BaseModel) else {}
+
+
 def _plain_value(name: str, value: Any) -> Any:
     if inspect.isroutine(value) or isinstance(value, property):
         raise ValueError(
@@ -426,13 +440,23 @@ def _plain_value(name: str, value: Any) -> Any:
     return value
 
 
-def _take(values: dict[str, Any], problems: list[str], setting: str, name: str, raw: Any) -> None:
-    """Put ``raw`` in ``values`` under ``setting`` if it fits the setting's type."""
+def _take(
+    values: dict[str, Any],
+    problems: list[str],
+    setting: str,
+    name: str,
+    raw: Any,
+    *,
+    check: bool,
+) -> None:
+    """Put ``raw`` in ``values`` under ``setting``; with ``check``, only if it fits the
+    setting's type as the pipeline file writes it (a field's value is taken as given,
+    as from the Python API)."""
     if raw is _ABSENT:
         return
     try:
         value = SETTINGS[setting].normalise(_plain_value(name, raw))
-        if value is not None or getattr(DEFAULTS, setting) is not None:
+        if check and (value is not None or getattr(DEFAULTS, setting) is not None):
             _check_type(setting, value)
     except (ValueError, TypeError, ValidationError, KeyError) as error:
         problems.append(f"{name!r} {_reason(error)}")
