@@ -1,7 +1,8 @@
 """Strict mode: import every dotted path and check what the file says about it.
 
 * each job class or function is importable and runnable (a `Job`, a Pydantic model
-  with ``async def handle``, or a function), and its parameters fit its own model;
+  or plain class with ``async def handle``, or a function), and its parameters fit its
+  own model (a plain class's: its constructor's);
 * each middleware named by ``use`` is a `JobMiddleware` whose constructor takes the
   ``with`` arguments given;
 * each setting a job class declares (its own, ``ClassVar`` or an Arvel / Laravel name
