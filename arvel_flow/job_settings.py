@@ -9,6 +9,10 @@ keys of retry policies and steps (`arvel_flow.pipeline.policies`,
 `arvel_flow.pipeline.models`), `JOB_SETTING_FIELDS`. `tests/unit/test_job_settings.py`
 checks that they agree.
 
+A job class declares its settings as fields, class attributes (``ClassVar``) or the
+names of other job libraries (`FOREIGN_NAMES`: Arvel's and Laravel's ``tries``,
+``timeout``, ...); `read_settings` reads them all and names what it cannot honour.
+
 It sits in the file-format layer (it reads the field types of
 `arvel_flow.pipeline.fields`) and imports no runtime module, so the file format can
 derive its models from it; `arvel_flow.queue.job` re-exports it.
@@ -17,6 +21,7 @@ derive its models from it; `arvel_flow.queue.job` re-exports it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
 from arvel_flow.pipeline.fields import (
     MAX_BACKOFF_BASE,
@@ -268,20 +273,13 @@ class JobSettings:
 
     @classmethod
     def of(cls, source: object, **overrides: Any) -> JobSettings:
-        """Settings read from a job instance or class (Job defaults where it has none)."""
-        values: dict[str, Any] = {}
-        if inspect.isclass(source) and issubclass(source, BaseModel):
-            # Pydantic keeps field defaults in model_fields, not on the class.
-            fields = source.model_fields
-            values = {
-                name: fields[name].get_default(call_default_factory=True)
-                for name in JOB_SETTING_FIELDS
-                if name in fields and not fields[name].is_required()
-            }
-        else:
-            for name in JOB_SETTING_FIELDS:
-                if hasattr(source, name):
-                    values[name] = getattr(source, name)
+        """Settings read from a job instance or class (Job defaults where it has none).
+
+        Besides Pydantic fields, class attributes (``ClassVar`` included) and the names
+        other job libraries use (`FOREIGN_NAMES`) are read; a value that cannot be
+        honoured is left out (`setting_problems` names it).
+        """
+        values, _ = read_settings(source)
         values.update(overrides)
         return cls.from_values(values)
 
@@ -319,3 +317,170 @@ RETRY_KEYS: tuple[str, ...] = tuple(n for n, s in SETTINGS.items() if s.in_retry
 STEP_KEYS: tuple[str, ...] = tuple(n for n, s in SETTINGS.items() if s.on_step)
 """Settings that ``defaults``, job templates and steps set directly (besides ``retry``
 and ``middleware``)."""
+
+
+def _tries(value: Any) -> Any:
+    """Arvel's and Laravel's ``tries`` counts every attempt: retries are one fewer."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(
+                f"must be at least 1 (Laravel's 0 = 'retry forever' is not supported), "
+                f"not {value!r}"
+            )
+        return value - 1
+    raise ValueError(f"must be a whole number of attempts, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignName:
+    """A setting as another job library names it on a job class."""
+
+    setting: str
+    convert: Callable[[Any], Any] = _identity
+
+
+FOREIGN_NAMES: Mapping[str, ForeignName] = {
+    "tries": ForeignName("max_retries", _tries),
+    "timeout": ForeignName("timeout_seconds"),
+    "queue": ForeignName("queue_name"),
+    "maxExceptions": ForeignName("max_exceptions"),
+}
+"""Arvel's ``arvel.queue.Job`` and Laravel's names, read from class attributes only (a
+Pydantic field of that name is a parameter of the job): ``tries`` is attempts in all,
+so ``max_retries = tries - 1``; ``timeout`` is seconds; ``queue`` the queue's name."""
+
+UNSUPPORTED_NAMES: Mapping[str, str] = {
+    "retryUntil": "set 'retry_until' (seconds or a timedelta) instead",
+    "failOnTimeout": "a timeout is always a failed attempt (JobTimeoutError)",
+    "fail_on_timeout": "a timeout is always a failed attempt (JobTimeoutError)",
+    "deleteWhenMissingModels": "arvel-flow has no model bindings to go missing",
+    "delete_when_missing_models": "arvel-flow has no model bindings to go missing",
+    "afterCommit": "jobs are dispatched when the run starts, not after a transaction",
+    "after_commit": "jobs are dispatched when the run starts, not after a transaction",
+    "delay": "set 'delay' on the step or its template instead",
+}
+"""Settings other job libraries read from a job class that arvel-flow does not honour,
+with what to do instead; `setting_problems` reports them."""
+
+_ABSENT = object()
+
+
+def read_settings(source: object) -> tuple[dict[str, Any], list[str]]:
+    """The settings a job class or instance declares, and those it declares but cannot have.
+
+    Each value is normalised; a class attribute's is also checked against the setting's
+    type as the file writes it (a Pydantic field's is taken as given, its model types
+    it). One that fails is left out and described in the second list, as is a name of
+    `UNSUPPORTED_NAMES`.
+    """
+    if not inspect.isclass(source) and not isinstance(source, BaseModel):
+        source = type(source)  # a plain job's attributes are its parameters
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    fields = _fields(source)
+    for name in JOB_SETTING_FIELDS:
+        raw = _declared(source, name, fields_too=True)
+        _take(values, problems, name, name, raw, check=name not in fields)
+    for name, foreign in FOREIGN_NAMES.items():
+        raw = _declared(source, name, fields_too=False)
+        own = values.get(foreign.setting, _ABSENT)
+        if raw is _ABSENT:
+            continue
+        if own is not _ABSENT and own != getattr(DEFAULTS, foreign.setting):
+            problems.append(
+                f"both {name!r} and {foreign.setting!r} are set: {foreign.setting!r} wins"
+            )
+            continue
+        try:
+            converted = foreign.convert(_plain_value(name, raw))
+        except ValueError as error:
+            problems.append(f"{name!r} {error}")
+            continue
+        _take(values, problems, foreign.setting, name, converted, check=True)
+    for name, instead in UNSUPPORTED_NAMES.items():
+        if _declared(source, name, fields_too=False) is not _ABSENT:
+            problems.append(f"{name!r} is not a setting arvel-flow honours: {instead}")
+    return values, problems
+
+
+def setting_problems(source: object) -> list[str]:
+    """What a job class declares as settings that arvel-flow cannot honour, one line each."""
+    return read_settings(source)[1]
+
+
+def _declared(source: object, name: str, *, fields_too: bool) -> Any:
+    """The value ``source`` declares for ``name``, or `_ABSENT`.
+
+    A Pydantic field counts with ``fields_too`` only: the class holds its default in
+    ``model_fields``, not as an attribute.
+    """
+    cls = source if inspect.isclass(source) else type(source)
+    if issubclass(cls, BaseModel) and name in cls.model_fields:
+        if not fields_too:
+            return _ABSENT
+        if source is not cls:
+            return getattr(source, name)
+        info = cls.model_fields[name]
+        return _ABSENT if info.is_required() else info.get_default(call_default_factory=True)
+    return getattr(source, name, _ABSENT)
+
+
+def _fields(source: object) -> Mapping[str, Any]:
+    """The Pydantic fields of ``source``'s class: their values are typed by the model."""
+    cls = source if inspect.isclass(source) else type(source)
+    return cls.model_fields if issubclass(cls, BaseModel) else {}
+
+
+def _plain_value(name: str, value: Any) -> Any:
+    if inspect.isroutine(value) or isinstance(value, property):
+        raise ValueError(
+            "is a method or property: settings are read from class attributes, never "
+            "called (write it as a value)"
+        )
+    return value
+
+
+def _take(
+    values: dict[str, Any],
+    problems: list[str],
+    setting: str,
+    name: str,
+    raw: Any,
+    *,
+    check: bool,
+) -> None:
+    """Put ``raw`` in ``values`` under ``setting``; with ``check``, only if it fits the
+    setting's type as the pipeline file writes it (a field's value is taken as given,
+    as from the Python API)."""
+    if raw is _ABSENT:
+        return
+    try:
+        value = SETTINGS[setting].normalise(_plain_value(name, raw))
+        if check and (value is not None or getattr(DEFAULTS, setting) is not None):
+            _check_type(setting, value)
+    except (ValueError, TypeError, ValidationError, KeyError) as error:
+        problems.append(f"{name!r} {_reason(error)}")
+        return
+    values[setting] = value
+
+
+@functools.cache
+def _adapter(setting: str) -> TypeAdapter[Any] | None:
+    file_type = SETTINGS[setting].file_type
+    return None if file_type is None else TypeAdapter(file_type)
+
+
+def _check_type(setting: str, value: Any) -> None:
+    adapter = _adapter(setting)
+    if adapter is not None:
+        adapter.validate_python(list(value) if isinstance(value, tuple) else value)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        return f"is not a valid setting value: {first['msg']} (got {first['input']!r})"
+    message = str(error)
+    if message.startswith(("must", "is ")):
+        return message
+    return f"is not a valid setting value: {message}"

@@ -84,7 +84,7 @@ def check_params(
     )
     clear = _clear_secrets(target, params, step.get("each"), step.get("matrix"))
     params, each, matrix, unresolved = _resolved(params, step.get("each"), step.get("matrix"), env)
-    if _takes_any_keyword(target):  # a function with **kwargs accepts any name
+    if _takes_any_keyword(target):  # a function or plain class with **kwargs accepts any name
         known |= set(params.values) | set(matrix if isinstance(matrix, dict) else ())
         known |= {
             key
@@ -169,7 +169,7 @@ def _resolved(
 
 
 def _takes_any_keyword(target: JobTarget) -> bool:
-    if target.kind != "function":
+    if target.kind not in ("function", "plain"):
         return False
     try:
         parameters = inspect.signature(target.obj).parameters.values()

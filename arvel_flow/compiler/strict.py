@@ -1,9 +1,12 @@
 """Strict mode: import every dotted path and check what the file says about it.
 
 * each job class or function is importable and runnable (a `Job`, a Pydantic model
-  with ``async def handle``, or a function), and its parameters fit its own model;
+  or plain class with ``async def handle``, or a function), and its parameters fit its
+  own model (a plain class's: its constructor's);
 * each middleware named by ``use`` is a `JobMiddleware` whose constructor takes the
   ``with`` arguments given;
+* each setting a job class declares (its own, ``ClassVar`` or an Arvel / Laravel name
+  such as ``tries``) has a value arvel-flow can honour (`setting_problems`);
 * each name in ``retry_on`` / ``dont_retry_on`` is an exception class;
 * each ``{field}`` in a lock, rate-limit or unique key is a field of every job that
   uses it.
@@ -26,6 +29,7 @@ from typing import Any
 from arvel_flow.compiler.params import Params, check_params
 from arvel_flow.compiler.signatures import check_call
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.job_settings import setting_problems
 from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
 from arvel_flow.pipeline.references import is_well_formed, placeholder_names
@@ -126,8 +130,16 @@ def _check_job_step(
     if isinstance(target, Problem):
         return [target] if template_name is None else []  # a template's is reported once
     params = _params(at, template_name, template)
-    problems = check_params(target, params, at.step, env=env)
+    problems = _check_settings(target, where)
+    problems += check_params(target, params, at.step, env=env)
     return problems + list(_check_keys(data, at, template_name, target))
+
+
+def _check_settings(target: JobTarget, where: Path) -> list[Problem]:
+    """The settings ``target``'s class declares that arvel-flow cannot honour."""
+    if target.kind == "function":
+        return []
+    return [Problem(where, f"{target.path}: {problem}") for problem in setting_problems(target.obj)]
 
 
 def _params(at: StepAt, template_name: str | None, template: dict[str, Any]) -> Params:

@@ -9,6 +9,7 @@ attempts, for callers that want a job done here and now.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import traceback
@@ -40,7 +41,7 @@ from arvel_flow.queue.redaction import (
     stored_params,
     wrapped_secret_values,
 )
-from arvel_flow.queue.targets import JobRef, resolve_target
+from arvel_flow.queue.targets import JobRef, failure_hook, resolve_target
 from arvel_flow.store.contracts import FailedJob, StoreContract
 from arvel_flow.store.memory import MemoryStore
 
@@ -321,11 +322,13 @@ class JobRunner:
         return declared_secret_fields(target.params_model)
 
     async def _call_on_failure(self, job: Any, error: BaseException) -> None:
-        hook = getattr(job, "on_failure", None)
+        hook = failure_hook(job)
         if hook is None:
             return
         try:
-            await hook(error)
+            outcome = hook(error)
+            if inspect.isawaitable(outcome):
+                await outcome
         except Exception:
             # The job has failed already; a broken hook must not hide that failure.
             logger.exception("on_failure of %s raised", type(job).__qualname__)

@@ -1,4 +1,7 @@
-"""Dotted paths to runnable things: `Job` classes, duck-typed Pydantic jobs, functions.
+"""Dotted paths to runnable things: `Job` classes, foreign job classes, functions.
+
+A foreign job class is a Pydantic model with ``async def handle`` or a plain class
+with one (as Arvel's ``arvel.queue.Job``); its settings are read by `JobSettings.of`.
 
 A `JobRef` is what travels in plans and messages: the target's path, its parameters
 and its effective settings. `resolve_target` turns the path back into something that
@@ -32,7 +35,7 @@ from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
 from arvel_flow.queue.redaction import may_hold_secret, stored_params
 from arvel_flow.secrets import redacted_fields, resolve_secrets
 
-TargetKind = Literal["job", "model", "function"]
+TargetKind = Literal["job", "model", "plain", "function"]
 
 
 def import_object(path: str, *, allowed: Sequence[str] | None = None, role: Role = "job") -> Any:
@@ -103,7 +106,7 @@ class JobTarget:
     @property
     def params_model(self) -> type[BaseModel]:
         """The Pydantic model that the job's parameters must satisfy."""
-        if self.kind == "function":
+        if self.kind in ("function", "plain"):
             return _function_model(self.obj)
         model: type[BaseModel] = self.obj
         return model
@@ -121,6 +124,10 @@ class JobTarget:
         """A fresh instance with ``handle()``, from JSON-ready parameters."""
         if self.kind == "function":
             return FunctionCall(self.path, self.obj, dict(params))
+        if self.kind == "plain":
+            # Validated against the constructor's signature, as a function's are.
+            checked = _function_model(self.obj).model_validate(params)
+            return self.obj(**{name: getattr(checked, name) for name in params})
         job = self.obj.model_validate(params)
         if self.kind == "job" and settings is not None:
             # Settings are validated already: set those that differ from the class's
@@ -221,11 +228,12 @@ def classify_target(path: str, obj: Any) -> TargetKind:
             raise ImportTargetError(path, "a Job's handle() must be 'async def handle(self)'")
         return "job"
     if inspect.isclass(obj):
-        handle = getattr(obj, "handle", None)
-        if issubclass(obj, BaseModel) and inspect.iscoroutinefunction(handle):
-            return "model"
+        if inspect.iscoroutinefunction(getattr(obj, "handle", None)):
+            return "model" if issubclass(obj, BaseModel) else "plain"
         raise ImportTargetError(
-            path, "a class must be a Job or a Pydantic model with 'async def handle(self)'"
+            path,
+            "a class must be a Job, or a Pydantic model or plain class with "
+            "'async def handle(self)'",
         )
     if inspect.isfunction(obj) or inspect.iscoroutinefunction(obj):
         return "function"
@@ -240,6 +248,8 @@ def dump_params(job: Any) -> dict[str, Any]:
     """
     if isinstance(job, FunctionCall):
         return dict(job.kwargs)
+    if not isinstance(job, BaseModel):
+        return _plain_params(job)
     job_class: object = type(job)
     exclude = set(JOB_SETTING_FIELDS) if is_job_class(job_class) else None
     if not _holds_secrets(job_class):
@@ -260,6 +270,30 @@ def _holds_secrets(cls: Any) -> bool:
         if nested and annotation is not cls and _holds_secrets(annotation):
             return True
     return False
+
+
+def _plain_params(job: Any) -> dict[str, Any]:
+    """A plain job's constructor arguments, read back from its attributes of those names.
+
+    A `SecretStr` stays wrapped, so that `stored_params` redacts it: a plain class has
+    no model to say which of its values were secrets once revealed.
+    """
+    names = inspect.signature(type(job)).parameters
+    params = {name: getattr(job, name) for name in names if hasattr(job, name)}
+    return {
+        k: v if isinstance(v, SecretStr | SecretBytes) else to_jsonable_python(v)
+        for k, v in params.items()
+    }
+
+
+def failure_hook(job: Any) -> Callable[[BaseException], Any] | None:
+    """The method a job has for its permanent failure: ``on_failure``, or Arvel's and
+    Laravel's ``failed``; sync or async. None when it has neither."""
+    for name in ("on_failure", "failed"):
+        hook = getattr(job, name, None)
+        if inspect.ismethod(hook):
+            return hook
+    return None
 
 
 def _reveal(value: Any) -> Any:
@@ -313,8 +347,8 @@ class JobRef:
             target = resolve_target(job)
             base = JobSettings.of(target.obj) if target.kind != "function" else JobSettings()
             return cls(job, {}, base.replace(**overrides) if overrides else base)
-        if inspect.isclass(job):
-            job = job() if issubclass(job, BaseModel) else job
+        if inspect.isclass(job) and hasattr(job, "handle"):
+            job = job()
         if inspect.isfunction(job) or inspect.iscoroutinefunction(job):
             classify_target(object_path(job), job)
             return cls(object_path(job), {}, JobSettings.from_values(overrides))
@@ -362,6 +396,10 @@ class JobRef:
         target = resolve_target(self.target, allowed=allowed)
         if target.kind == "function":
             return FunctionCall(self.target, target.obj, dict(self.params))
+        if target.kind == "plain":
+            job = target.obj.__new__(target.obj)
+            vars(job).update(self.params)
+            return job
         return target.obj.model_construct(**self.params)
 
     def redacted_fields(self) -> list[str]:

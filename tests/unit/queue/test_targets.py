@@ -123,7 +123,7 @@ async def test_a_failing_function_is_retried_with_the_job_defaults(
 def test_a_class_that_is_not_a_job_is_refused() -> None:
     # Given a class that is neither a Job nor a Pydantic model with async handle()
     # When it is used as a job / Then it is refused, saying what a job must be
-    with pytest.raises(ImportTargetError, match="Pydantic model with 'async def handle"):
+    with pytest.raises(ImportTargetError, match="plain class with 'async def handle"):
         JobRef.of(Journal())
 
 
