@@ -134,3 +134,39 @@ pipeline: {{id: only, {mark(log, "only")[1:-1]}}}
     # Then it ends succeeded and its job did not run again
     assert resumed.code == 0, resumed
     assert finished(log) == ["only"]
+
+
+def test_failed_retry_of_a_runs_job_says_how_to_continue_the_run(
+    cli: Cli, pipeline: Callable[[str, str], Path], store: str, tmp_path: Path
+) -> None:
+    # Given a chain that failed at its gate, skipping its last step
+    log, marker = tmp_path / "journal", tmp_path / "marker"
+    path = pipeline(
+        "retried",
+        f"""
+version: 1
+name: retried
+defaults:
+  retry: {{max_retries: 0}}
+pipeline:
+  chain:
+    - {{id: gate, {gate(marker)[1:-1]}}}
+    - {{id: last, {mark(log, "last")[1:-1]}}}
+""",
+    )
+    failed = cli("run", str(path), "--store", store)
+    run_id = started_run_id(failed)
+    marker.touch()
+    [record] = cli("failed", "list", "--store", store, "--format", "json").json()
+
+    # When the failed job is retried alone, then the run is continued
+    retried = cli("failed", "retry", record["id"], "--store", store)
+    continued = cli("run", "--resume", run_id, "--store", store)
+
+    # Then the retry says that it ran the job alone and how to continue the run; the
+    # continuation runs the skipped step only (the retried one succeeded already)
+    assert retried.code == 0, retried
+    assert f"note: retried alone, outside run {run_id}, which stays failed: " in retried.stdout
+    assert f"arvel-flow run --resume {run_id} --store {store} continues the run" in retried.stdout
+    assert continued.code == 0, continued
+    assert finished(log) == ["last"]
