@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option(
+    "--resume", "resume_id", metavar="RUN_ID", help="Continue an interrupted or failed run."
+)
 @click.option("--driver", type=click.Choice(["sync", "null", "taskiq"]), help="Queue driver.")
 @click.option(
     "--broker",
@@ -118,6 +120,7 @@ async def _run(
         return 0
     queue = make_queue(settings, events=events)
     handle: Run | None = None
+    resumed_how = "resumed"
     try:
         if plan is None:
             assert resume_id is not None
@@ -129,12 +132,15 @@ async def _run(
             note = describe_drift(plan)
             if note:
                 click.echo(f"note: {note}", err=True)
+            record = await queue.store.get_run(resume_id)
+            if record is not None and record.status == "failed":
+                resumed_how = "continued: the steps that did not succeed run again"
         if dry_run:
             _show_dry_run(plan, settings)
             return 0
         run_id = resume_id or new_id()[:12]
         with _Reporting(events, plan, options, run_id) as reporting:
-            resumed = f"run {run_id} ({plan.name}) resumed"
+            resumed = f"run {run_id} ({plan.name}) {resumed_how}"
             handle = await Run.begin(
                 queue,
                 plan,

@@ -60,6 +60,9 @@ pipeline:
     # Then the failed step and the skipped one run, nothing that ran runs again, and the
     # run ends succeeded (exit 0) with no failed job left to retry
     assert continued.code == 0, continued
+    assert f"run {run_id} (chain) continued: the steps that did not succeed run again" in (
+        continued.stdout
+    )
     assert finished(log) == ["first", "catch", "finally", "last"]
     status = cli("status", run_id, "--store", store, "--format", "json").json()
     assert status["status"] == "succeeded"
