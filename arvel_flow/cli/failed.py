@@ -206,7 +206,8 @@ async def _say_how_to_continue(
             continue
         click.echo(
             f"note: retried alone, outside run {run_id}, which stays failed: "
-            f"{command} continues the run (its failed and skipped steps run)"
+            f"{command} continues the run (its failed and skipped steps run)",
+            err=True,
         )
 
 

@@ -169,7 +169,7 @@ pipeline:
     # Then the retry says that it ran the job alone and how to continue the run; the
     # continuation runs the skipped step only (the retried one succeeded already)
     assert retried.code == 0, retried
-    assert f"note: retried alone, outside run {run_id}, which stays failed: " in retried.stdout
-    assert f"arvel-flow run --resume {run_id} --store {store} continues the run" in retried.stdout
+    assert f"note: retried alone, outside run {run_id}, which stays failed: " in retried.stderr
+    assert f"arvel-flow run --resume {run_id} --store {store} continues the run" in retried.stderr
     assert continued.code == 0, continued
     assert finished(log) == ["last"]

@@ -135,7 +135,7 @@ pipeline:
     # Then each retry ran with the real password, not the masked one
     assert "failed again: RuntimeError: marker is not there yet" in again.stdout, again
     assert last.code == 0, last
-    assert last.stdout.splitlines()[0].endswith("unlock (tests.e2e.jobs:Unlock): succeeded")
+    assert last.stdout.rstrip().endswith("unlock (tests.e2e.jobs:Unlock): succeeded")
     assert failed_jobs(cli, store) == []
 
 
