@@ -183,9 +183,32 @@ async def _retry(failed_ids: tuple[str, ...], retry_all: bool, store_url: str | 
     try:
         records = await _records(queue.store, failed_ids, retry_all, store_url)
         outcomes = [await _retry_claimed(queue, record, settings) for record in records]
+        await _say_how_to_continue(queue.store, records, settings.store)
     finally:
         await queue.close()
     return 1 if "failed" in outcomes else 0
+
+
+async def _say_how_to_continue(
+    store: StoreContract, records: list[FailedJob], store_url: str
+) -> None:
+    """Say, once per run, that the jobs of a failed run were retried alone, and what next.
+
+    A retry runs the job outside its run: the steps its failure skipped stay skipped
+    and the run stays failed until ``run --resume`` continues it.
+    """
+    from arvel_flow.cli.runs import format_resume_command
+
+    for run_id in dict.fromkeys(r.run_id for r in records if r.run_id is not None):
+        run = await store.get_run(run_id)
+        command = format_resume_command(run_id, store_url)
+        if run is None or run.status != "failed" or command is None:
+            continue
+        click.echo(
+            f"note: retried alone, outside run {run_id}, which stays failed: "
+            f"{command} continues the run (its failed and skipped steps run)",
+            err=True,
+        )
 
 
 async def _records(

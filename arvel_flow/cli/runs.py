@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue an interrupted run.")
+@click.option(
+    "--resume", "resume_id", metavar="RUN_ID", help="Continue an interrupted or failed run."
+)
 @click.option("--driver", type=click.Choice(["sync", "null", "taskiq"]), help="Queue driver.")
 @click.option(
     "--broker",
@@ -122,6 +124,7 @@ async def _run(
         return 0
     queue = make_queue(settings, events=events)
     handle: Run | None = None
+    resumed_how = "resumed"
     try:
         if plan is None:
             assert resume_id is not None
@@ -142,16 +145,22 @@ async def _run(
             if changed:
                 click.echo(changed, err=True)
             _refuse_detach_without_broker(settings, options)
+            record = await queue.store.get_run(resume_id)
+            if record is not None and record.status == "failed":
+                resumed_how = "continued: the steps that did not succeed run again"
         if dry_run:
             _show_dry_run(plan, settings)
             return 0
         run_id = resume_id or new_id()[:12]
         if resume_id is None:
             plan = pin(plan, settings)
-        # A resumed run's live view starts from what was already done.
+        # A resumed run's live view starts from what was already done (of a continued
+        # failed run, what succeeded: the rest runs again).
         done = await queue.store.get_steps(resume_id) if resume_id else {}
+        if resumed_how != "resumed":
+            done = {key: record for key, record in done.items() if record.state == "succeeded"}
         with _Reporting(events, plan, options, run_id, done) as reporting:
-            resumed = f"run {run_id} ({plan.name}) resumed"
+            resumed = f"run {run_id} ({plan.name}) {resumed_how}"
             handle = await Run.begin(
                 queue,
                 plan,

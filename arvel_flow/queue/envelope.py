@@ -15,6 +15,11 @@ def new_id() -> str:
     return os.urandom(16).hex()
 
 
+def delivery_mark(run_id: str, step: str) -> str:
+    """The lock key a worker takes for the message a step runs from (one per step)."""
+    return f"delivery:{run_id}:{step}"
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """One delivery of a job: what to run and where it stands.

@@ -18,7 +18,8 @@ from typing import Any
 
 from arvel_flow.errors import RunNotFoundError, SecretError
 from arvel_flow.queue.clock import Clock
-from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.continuation import OK_STATES, plan_reopening, started_members
+from arvel_flow.queue.envelope import Envelope, delivery_mark, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.middleware import UniqueJobGuard
 from arvel_flow.queue.plan import (
@@ -62,9 +63,6 @@ Far above any driver's concurrency, so it limits nothing in practice, while a
 
 PLAN_CACHE_SIZE = 256
 """Plans kept in memory per process; others are loaded from the store again."""
-
-OK_STATES = frozenset({"succeeded", "duplicate"})
-"""Final states that count as success for the enclosing chain or batch."""
 
 
 class Orchestrator:
@@ -115,13 +113,18 @@ class Orchestrator:
     async def resume(self, run_id: str) -> Plan:
         """Continue a run after its process died: resend unfinished jobs, re-advance groups.
 
-        Finished steps are not run again and callbacks that fired do not fire again.
+        Finished steps are not run again and callbacks that fired do not fire again. A
+        failed run is continued from the steps that did not succeed (see `reopen`); a
+        succeeded run is left as it is.
         """
         run = await self.store.get_run(run_id)
         if run is None:
             raise RunNotFoundError(run_id)
         plan = await self.plan_of(run_id)
-        if run.status in FINAL_RUN_STATUSES:
+        if run.status == "failed":
+            if not await self.reopen(run_id, plan):
+                return plan
+        elif run.status in FINAL_RUN_STATUSES:
             return plan
         await self.store.set_run_status(run_id, "running", self.clock.now())
         records = await self.store.get_steps(run_id)
@@ -141,6 +144,53 @@ class Orchestrator:
             await self._start(run_id, plan, plan.root, outbox)
         await self._flush(run_id, plan, outbox)
         return plan
+
+    async def reopen(self, run_id: str, plan: Plan) -> bool:
+        """Make a failed run running again, its steps that did not succeed pending.
+
+        Their failed-job records go (the steps run again, here: a later ``failed
+        retry`` must not run them a second time), and so do the marks of the messages
+        they last ran from, so that workers take their new messages. False when the
+        run was not failed any more (another process continued it).
+        """
+        records = await self.store.get_steps(run_id)
+
+        async def counters_of(batch: str) -> BatchCounters:
+            return await self.store.batch_counters(run_id, batch)
+
+        reopening = await plan_reopening(plan, records, counters_of)
+        now = self.clock.now()
+        if not await self.store.reopen_run(run_id, reopening.steps, reopening.counters, now):
+            return False
+        forgotten = set(reopening.steps)
+        for failed in await self.store.list_failed(run_id=run_id):
+            if failed.step in forgotten:
+                await self.store.forget_failed(failed.id)
+        lock = self.guard.lock
+        for step in reopening.steps:
+            mark = delivery_mark(run_id, step)
+            holder = await lock.owner(mark)
+            if holder is not None:
+                await lock.release(mark, holder)
+        self._emit("run.continued", run_id, name=plan.name, steps=len(reopening.steps))
+        return True
+
+    async def _restart_members(
+        self, run_id: str, plan: Plan, batch: BatchNode, outbox: _Outbox
+    ) -> None:
+        """Start again the started members of a reopened batch that have no record.
+
+        A batch starts with no member claimed, except one reopened by `reopen`: its
+        members that did not succeed were forgotten and run again now.
+        """
+        counters = await self.store.batch_counters(run_id, batch.key)
+        if counters.claimed == 0:
+            return
+        members = [batch.member(index) for index in range(started_members(batch, counters))]
+        records = await self.store.get_steps(run_id, [member.key for member in members])
+        for member in members:
+            if member.key not in records:
+                await self._start_claimed(run_id, plan, member, outbox)
 
     async def _resend_started_members(
         self, run_id: str, batch: BatchNode, records: dict[str, StepRecord], outbox: _Outbox
@@ -245,6 +295,8 @@ class Orchestrator:
     async def _start_claimed(self, run_id: str, plan: Plan, node: Node, outbox: _Outbox) -> None:
         if not isinstance(node, JobNode):
             await self.store.update_step(run_id, node.key, "running", at=self.clock.now())
+            if isinstance(node, BatchNode):
+                await self._restart_members(run_id, plan, node, outbox)
             await self._advance(run_id, plan, node, outbox)
             return
         envelope = await self.claim_unique(self._envelope(run_id, node, attempts=0))

@@ -263,6 +263,21 @@ class StoreContract(Protocol):
         """
         ...
 
+    async def reopen_run(
+        self,
+        run_id: str,
+        steps: Sequence[str],
+        counters: Mapping[str, BatchCounters],
+        at: float,
+    ) -> bool:
+        """Continue a failed run: make it running, forget ``steps``, set batch ``counters``.
+
+        The forgotten steps are pending again; ``counters`` replaces the counters of each
+        batch it names. All or nothing, and only while the run is ``failed``: True for
+        the one caller that reopened it.
+        """
+        ...
+
     # Batches ------------------------------------------------------------------------
     async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
         """Claim the next members to start, atomically.

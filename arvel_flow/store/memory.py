@@ -234,6 +234,27 @@ class MemoryStore:
         )
         return True
 
+    async def reopen_run(
+        self,
+        run_id: str,
+        steps: Sequence[str],
+        counters: Mapping[str, BatchCounters],
+        at: float,
+    ) -> bool:
+        """Running again, the steps forgotten, the counters set; only from failed."""
+        record = self._runs.get(run_id)
+        if record is None:
+            raise RunNotFoundError(run_id)
+        if record.status != "failed":
+            return False
+        self._runs[run_id] = replace(record, status="running", finished_at=None)
+        records = self._run_steps(run_id)
+        for step in steps:
+            records.pop(step, None)
+        for batch, batch_counters in counters.items():
+            self._batches[(run_id, batch)] = batch_counters
+        return True
+
     async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:
         """Next members, within the concurrency limit."""
         counters = self._batches.get((run_id, batch), BatchCounters())

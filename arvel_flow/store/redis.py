@@ -25,7 +25,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import astuple, fields
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -448,6 +448,20 @@ class RedisStore:
         keys = [self._key("steps", run_id)]
         args = [step, attempts, _time(at)]
         return bool(await self._eval_on_run("settle_retried_step", run_id, keys, args))
+
+    async def reopen_run(
+        self,
+        run_id: str,
+        steps: Sequence[str],
+        counters: Mapping[str, BatchCounters],
+        at: float,
+    ) -> bool:
+        """Running again, the steps forgotten, the counters set (one script)."""
+        batches = list(counters)
+        keys = [self._key("steps", run_id), *(self._key("batch", run_id, b) for b in batches)]
+        values = [int(v) for b in batches for v in astuple(counters[b])]
+        args = [len(steps), *steps, *values]
+        return bool(await self._eval_on_run("reopen_run", run_id, keys, args))
 
     # Batches ------------------------------------------------------------------------
     async def claim_members(self, run_id: str, batch: str, total: int, limit: int | None) -> range:

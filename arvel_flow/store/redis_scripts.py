@@ -209,6 +209,21 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return oldest[2] or ARGV[2]
 """
 
+REOPEN_RUN = """
+-- KEYS: run, steps, batch... | ARGV: step count, steps..., then 5 counters per batch key
+if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'running')
+redis.call('HDEL', KEYS[1], 'finished_at')
+local count = tonumber(ARGV[1])
+for i = 2, count + 1 do redis.call('HDEL', KEYS[2], ARGV[i]) end
+local fields = {'claimed', 'done', 'failed', 'cancelled', 'cancel_flag'}
+for b = 3, #KEYS do
+    local base = count + 1 + (b - 3) * 5
+    for f = 1, 5 do redis.call('HSET', KEYS[b], fields[f], ARGV[base + f]) end
+end
+return 1
+"""
+
 _ON_RUN = {
     "set_run_status": SET_RUN_STATUS,
     "claim_step": CLAIM_STEP,
@@ -216,6 +231,7 @@ _ON_RUN = {
     "finish_step": FINISH_STEP,
     "mark_steps": MARK_STEPS,
     "settle_retried_step": SETTLE_RETRIED_STEP,
+    "reopen_run": REOPEN_RUN,
     "prune_run": PRUNE_RUN,
 }
 _ON_BATCH_OR_KEY = {

@@ -414,6 +414,31 @@ class SqliteStore:
             )
             return settled.rowcount > 0
 
+    async def reopen_run(
+        self,
+        run_id: str,
+        steps: Sequence[str],
+        counters: Mapping[str, BatchCounters],
+        at: float,
+    ) -> bool:
+        """Running again, the steps forgotten, the counters set: one transaction."""
+        with self._db.transaction() as conn:
+            reopened = conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL"
+                " WHERE run_id = ? AND status = 'failed'",
+                (run_id,),
+            )
+            if reopened.rowcount == 0:
+                self._require_run(conn, run_id)
+                return False
+            conn.executemany(
+                "DELETE FROM steps WHERE run_id = ? AND step = ?",
+                [(run_id, step) for step in steps],
+            )
+            for batch, batch_counters in counters.items():
+                self._put_counters(conn, run_id, batch, batch_counters)
+            return True
+
     # Batches ------------------------------------------------------------------------
     @staticmethod
     def _counters(conn: sqlite3.Connection, run_id: str, batch: str) -> BatchCounters:

@@ -53,7 +53,7 @@ from arvel_flow.errors import (
 from arvel_flow.outage import Outage
 from arvel_flow.queue import outbox as outboxes
 from arvel_flow.queue.clock import Clock
-from arvel_flow.queue.envelope import Envelope, new_id
+from arvel_flow.queue.envelope import Envelope, delivery_mark, new_id
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.wire import decode_message
 from arvel_flow.worker.consumer import Consumer, Delivery
@@ -321,7 +321,7 @@ class Worker:
         """
         if envelope.run_id is None or envelope.step is None:
             return True
-        key = f"delivery:{envelope.run_id}:{envelope.step}"
+        key = delivery_mark(envelope.run_id, envelope.step)
         lock = self.queue.lock
         if await lock.acquire(key, envelope.id, COPY_MARK_SECONDS):
             return True

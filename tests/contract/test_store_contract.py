@@ -428,6 +428,44 @@ async def test_a_failed_step_whose_retry_succeeded_is_settled_once(
     assert await store.settle_retried_step(run, "never-ran", attempts=1, at=T0) is False
 
 
+async def test_a_failed_run_is_reopened_once_with_its_steps_forgotten(
+    store: StoreContract, run: str
+) -> None:
+    # Given a failed run: one step succeeded, one failed, one was skipped; a batch counted
+    await store.finish_step(run, "good", "succeeded", attempts=1, at=T0)
+    await store.finish_step(run, "bad", "failed", attempts=1, error="boom", at=T0)
+    await store.mark_steps(run, ["later"], "skipped", at=T0)
+    await store.claim_members(run, "b", 4, None)
+    await store.set_run_status(run, "failed", T0 + 1)
+    counters = {"b": BatchCounters(claimed=2, done=1)}
+    # When it is reopened twice, concurrently
+    results = await asyncio.gather(
+        store.reopen_run(run, ["bad", "later"], counters, T0 + 2),
+        store.reopen_run(run, ["bad", "later"], counters, T0 + 2),
+    )
+    # Then one caller reopened it: running again, the steps forgotten, the counters set
+    assert sorted(results) == [False, True]
+    record = await store.get_run(run)
+    assert record is not None
+    assert (record.status, record.finished_at) == ("running", None)
+    assert list(await store.get_steps(run)) == ["good"]
+    assert await store.batch_counters(run, "b") == BatchCounters(claimed=2, done=1)
+
+
+async def test_only_a_failed_run_is_reopened(store: StoreContract, run: str) -> None:
+    # Given a running run, and a succeeded one
+    await store.finish_step(run, "bad", "failed", at=T0)
+    other = "run-2"
+    await store.create_run(RunRecord(other, "nightly", created_at=T0), {"root": "chain"})
+    await store.set_run_status(other, "succeeded", T0)
+    # When each is reopened / Then neither changes
+    assert await store.reopen_run(run, ["bad"], {}, T0) is False
+    assert await store.reopen_run(other, [], {}, T0) is False
+    assert list(await store.get_steps(run)) == ["bad"]
+    with pytest.raises(RunNotFoundError):
+        await store.reopen_run("no-such-run", [], {}, T0)
+
+
 # Run owners -------------------------------------------------------------------------
 
 

@@ -5,6 +5,13 @@ fail for good, with random allowances, concurrency and callbacks; the tree runs
 through a driver, and every outcome is checked against what SPEC §2 says it must be:
 final states, which callbacks fired and that each fired exactly once, the order of
 steps inside chains, and that only members of a failed batch are ever cancelled.
+
+"Fail, then continue": some failing leaves are fixed after the run, which is then
+continued (``run --resume`` of a failed run). The model says which steps run again
+(those that did not succeed, inside groups that failed), that a leaf that succeeded
+never runs again, and that each callback fires at most once in the run's life:
+``catch`` not again once fired, ``finally`` once, ``then`` when the group ends
+succeeded.
 """
 
 from __future__ import annotations
@@ -25,21 +32,26 @@ from arvel_flow.queue.front import Queue
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.plan import compute_allowance
 
+FIXED: list[bool] = [False]
+"""True once the cause of the fixable failures is gone (before a continuation)."""
+
 
 class Scripted(Job):
-    """Succeeds or fails for good, as the tree says."""
+    """Succeeds or fails for good, as the tree says; a fixable failure stops once fixed."""
 
     fail: bool = False
+    fixable: bool = False
     max_retries: int = 0
 
     async def handle(self) -> None:
-        if self.fail:
+        if self.fail and not (self.fixable and FIXED[0]):
             raise RuntimeError("scripted failure")
 
 
 @dataclass
 class Leaf:
     fail: bool
+    fixable: bool = False
 
 
 @dataclass
@@ -54,7 +66,7 @@ class Group:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-leaves = st.builds(Leaf, fail=st.booleans())
+leaves = st.builds(Leaf, fail=st.booleans(), fixable=st.booleans())
 
 
 def groups(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Group]:
@@ -81,7 +93,7 @@ trees = st.recursive(leaves, groups, max_leaves=10).filter(lambda t: isinstance(
 def build(node: Any) -> Any:
     """The builder object for a model node."""
     if isinstance(node, Leaf):
-        return Scripted(fail=node.fail)
+        return Scripted(fail=node.fail, fixable=node.fixable)
     children = [build(child) for child in node.children]
     flow: Any = (
         Chain(*children)
@@ -97,11 +109,11 @@ def build(node: Any) -> Any:
     return flow
 
 
-def expected_outcome(node: Any) -> str:
-    """What the reference model says a node ends as, if it runs."""
+def expected_outcome(node: Any, fixed: bool = False) -> str:
+    """What the reference model says a node ends as, if it runs (``fixed``: once fixed)."""
     if isinstance(node, Leaf):
-        return "failed" if node.fail else "succeeded"
-    outcomes = [expected_outcome(child) for child in node.children]
+        return "failed" if node.fail and not (fixed and node.fixable) else "succeeded"
+    outcomes = [expected_outcome(child, fixed) for child in node.children]
     if node.kind == "chain":
         return "failed" if "failed" in outcomes else "succeeded"
     allowed = compute_allowance(node.allowance, len(node.children))
@@ -219,6 +231,77 @@ async def run_and_check(tree: Group, queue: Queue, trace: Trace) -> None:
     Checker(trace, states).check(tree, "root", started=True)
 
 
+OK = ("succeeded", "duplicate")
+
+
+class ContinuationChecker:
+    """Walks the model alongside a continuation: what ran again, and what did not."""
+
+    def __init__(self, before: dict[str, str], trace: Trace, states: dict[str, str]) -> None:
+        self.before = before
+        self.trace = trace
+        self.starts = trace.starts()
+        self.states = states
+
+    def check(self, node: Any, key: str, runs: bool) -> None:
+        """``runs``: the node runs (again, or for the first time) in the continuation."""
+        if not runs:
+            assert not any(_inside(step, key) for step in self.starts), f"{key} ran again"
+            return
+        if isinstance(node, Leaf):
+            assert self.starts[key] == 1, f"{key} started {self.starts[key]} times"
+            assert self.states[key] == expected_outcome(node, fixed=True), key
+            return
+        outcome = expected_outcome(node, fixed=True)
+        assert self.states[key] == outcome, key
+        if node.kind == "chain":
+            previous_ok = True
+            for i, child in enumerate(node.children):
+                child_key = f"{key}.{i}"
+                self.check(child, child_key, previous_ok and self.before.get(child_key) not in OK)
+                previous_ok = previous_ok and expected_outcome(child, fixed=True) == "succeeded"
+        else:
+            for i, child in enumerate(node.children):
+                child_key = f"{key}.{i}"
+                ran = any(_inside(step, child_key) for step in self.starts)
+                if self.before.get(child_key) in OK:
+                    assert not ran, f"{child_key} succeeded, then ran again"
+                elif not ran:
+                    assert outcome == "failed", f"{child_key} cancelled in a batch that succeeded"
+                self.check(child, child_key, ran)
+        ended_before = self.before.get(key) in ("succeeded", "failed")
+        due = {
+            "then": node.then and outcome == "succeeded",
+            "catch": node.catch and outcome == "failed" and self.before.get(key) != "failed",
+            "finally": node.finally_ and not ended_before,
+        }
+        for role, fires in due.items():
+            count = self.starts[f"{key}.{role}"]
+            assert count == (1 if fires else 0), f"{key}.{role} fired {count} times on continuing"
+
+
+async def run_fix_and_continue(tree: Group, queue: Queue, trace: Trace) -> None:
+    FIXED[0] = False
+    first = await build(tree).dispatch(queue)
+    if isinstance(queue, TaskiqQueue):
+        await queue.join()
+    records = await queue.store.get_steps(first.run_id)
+    before = {key: record.state for key, record in records.items()}
+    assert first.status == expected_outcome(tree)
+    if first.status != "failed":
+        return
+    FIXED[0] = True
+    trace.events.clear()
+    await queue.resume(first.run_id)
+    result = await queue.wait(first.run_id)
+    if isinstance(queue, TaskiqQueue):
+        await queue.join()
+    records = await queue.store.get_steps(first.run_id)
+    states = {key: record.state for key, record in records.items()}
+    assert result.status == expected_outcome(tree, fixed=True)
+    ContinuationChecker(before, trace, states).check(tree, "root", runs=True)
+
+
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -238,3 +321,25 @@ async def test_inmemory_taskiq_driver_matches_the_reference_model(tree: Group) -
         await run_and_check(tree, queue, trace)
     finally:
         await queue.close()
+
+
+@SETTINGS
+@given(tree=trees)
+async def test_continuing_a_failed_run_matches_the_reference_model(tree: Group) -> None:
+    trace = Trace()
+    queue = TaskiqQueue(concurrency=3, events=EventBus(trace))
+    try:
+        await run_fix_and_continue(tree, queue, trace)
+    finally:
+        FIXED[0] = False
+        await queue.close()
+
+
+@SETTINGS
+@given(tree=trees)
+async def test_continuing_on_the_sync_driver_matches_the_reference_model(tree: Group) -> None:
+    trace = Trace()
+    try:
+        await run_fix_and_continue(tree, SyncQueue(events=EventBus(trace)), trace)
+    finally:
+        FIXED[0] = False
