@@ -55,6 +55,7 @@ class Run:
         self.plan = plan
         self._launcher = launcher
         self._following = following
+        self._followed = False
         self._closed = False
 
     @classmethod
@@ -126,6 +127,7 @@ class Run:
 
         Cancelling the caller does not stop the run: `interrupt` or `close` does.
         """
+        self._followed = True
         return await asyncio.shield(self._following)
 
     async def wait(self) -> BatchResult:
@@ -180,7 +182,12 @@ class Run:
         self._launcher.interrupt()
 
     async def close(self) -> None:
-        """Interrupt the run if it is still followed, then close the queue and store."""
+        """Interrupt the run if it is still followed, then close the queue and store.
+
+        Raises:
+            Exception: What stopped following the run (the store failed, say), when
+                neither `follow` nor `wait` was awaited to hear it: it is never lost.
+        """
         if self._closed:
             return
         self._closed = True
@@ -188,6 +195,10 @@ class Run:
             self.interrupt()
             await asyncio.wait((self._following,))
         await self._launcher.queue.close()
+        error = None if self._following.cancelled() else self._following.exception()
+        if error is not None and not self._followed:
+            self._followed = True
+            raise error
 
     async def __aenter__(self) -> Run:
         return self
@@ -198,7 +209,14 @@ class Run:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.close()
+        if exc is None:
+            await self.close()
+            return
+        try:
+            await self.close()
+        except Exception:
+            # The block's own error goes on; the run's is logged rather than lost.
+            logger.exception("run %s failed while %s was raised", self.id, exc_type)
 
 
 async def start(

@@ -10,7 +10,7 @@ import pytest
 
 import arvel_flow
 from arvel_flow import ConfigError, QueueSettings
-from arvel_flow.errors import RunNotFoundError
+from arvel_flow.errors import BackendError, RunNotFoundError
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.store import open_store
 from tests.unit.queue.flow_jobs import JOURNAL
@@ -257,3 +257,22 @@ async def test_settings_given_to_resume_override_the_pinned_ones_and_are_logged(
     assert result.status == "succeeded"
     assert JOURNAL.max_running > 2
     assert "resuming with concurrency 8 (was 2)" in caplog.text
+
+
+async def test_a_failure_no_one_waited_for_is_raised_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a started run whose store fails when the run finishes
+    run = await arvel_flow.start(write_chain(tmp_path))
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise BackendError("memory", "the store is gone")
+
+    monkeypatch.setattr(run.store, "set_run_status", broken)
+    # When it is closed without anyone awaiting wait() or follow()
+    await asyncio.sleep(0.3)
+    # Then close raises the failure rather than dropping it
+    with pytest.raises(BackendError, match="the store is gone"):
+        await run.close()
+    # And only once: a second close has nothing more to say
+    await run.close()
