@@ -6,11 +6,12 @@ transport and consumer, which store.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from arvel_flow.brokers import BROKERS
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.queue.events import EventBus
+from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.front import Queue
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import open_store
@@ -151,6 +152,28 @@ def make_worker(
         max_deliveries=settings.max_deliveries,
         outage_grace=settings.outage_grace,
     )
+    events = events or EventBus()
+    closers = []
+    if is_redis_url(settings.store):
+        closers.append(publish_run_events(events, settings.store, settings.prefix))
     queue = make_broker_queue(settings, store=store, events=events)
     consumer = sides.make_consumer(queue.transport, broker_url(settings))
-    return Worker(queue, consumer, options=options, name=name)
+    return Worker(queue, consumer, options=options, name=name, closers=closers)
+
+
+def publish_run_events(events: EventBus, url: str, prefix: str) -> Callable[[], Awaitable[None]]:
+    """Publish the run events on ``events`` to the store's Redis (`RunEventPublisher`).
+
+    So that ``arvel-flow run`` follows the runs a worker executes live. Returns what
+    writes the last ones and closes the publisher.
+    """
+    from arvel_flow.store.run_events import RunEventPublisher
+
+    publisher = RunEventPublisher.from_url(url, prefix)
+
+    def publish(event: Event) -> None:
+        if event.run_id is not None:
+            publisher.publish(event.run_id, event.to_dict())
+
+    events.subscribe(publish)
+    return publisher.close

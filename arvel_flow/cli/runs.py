@@ -171,6 +171,8 @@ async def _run(
                 outage=Outage(settings.outage_grace, _say_on_stderr),
                 handle_signals=True,
                 announce=(lambda: reporting.say(resumed)) if resume_id else None,
+                say=_say_on_stderr,
+                heartbeat_timeout=settings.heartbeat_timeout,
             )
             outcome = await handle.follow()
             if outcome.interrupted:

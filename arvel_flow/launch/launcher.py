@@ -15,19 +15,24 @@ that cannot be reached at all when the run starts fails at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from arvel_flow.errors import BackendError, OutageError, RunNotFoundError
+from arvel_flow.launch.follow import RemoteFollower
 from arvel_flow.outage import Outage
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult
+from arvel_flow.store.run_events import RunEventSource
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -53,16 +58,37 @@ class Launcher:
         handle_signals: Interrupt on SIGINT and SIGTERM while following (the handlers
             there before are put back after). Off by default: an application that
             embeds a run owns its signals.
+        say: Where a distributed run's notices go (no worker for its queue): this
+            module's log by default.
+        heartbeat_timeout: Seconds without a heartbeat after which a worker is gone.
     """
 
     def __init__(
-        self, queue: Queue, *, outage: Outage | None = None, handle_signals: bool = False
+        self,
+        queue: Queue,
+        *,
+        outage: Outage | None = None,
+        handle_signals: bool = False,
+        say: Callable[[str], None] | None = None,
+        heartbeat_timeout: float = 10.0,
     ) -> None:
         self.queue = queue
         self.handle_signals = handle_signals
         # Jobs sent to workers keep running there: stopping means to stop following.
         self.remote = queue.remote
         self.outage = outage if self.remote else None
+        store = queue.store
+        self._follower = (
+            RemoteFollower(
+                queue,
+                store.run_events(),
+                say or logger.warning,
+                heartbeat_timeout=heartbeat_timeout,
+                outage=self.outage,
+            )
+            if self.remote and isinstance(store, RunEventSource)
+            else None
+        )
         self._interrupts = 0
         self._stop = asyncio.Event()
         self._main: asyncio.Task[Any] | None = None
@@ -145,8 +171,10 @@ class Launcher:
             loop.add_signal_handler(signum, self.interrupt)
         watchers: set[asyncio.Task[Any]] = set()
         try:
+            # The run's events are read from the first one after those there now.
+            after = None if self._follower is None else await self._follower.reader.last_id(run_id)
             await begin
-            waiting = asyncio.create_task(self._wait(run_id))
+            waiting = asyncio.create_task(self._wait(run_id, after))
             stopping = asyncio.create_task(self._stop.wait())
             watchers = {waiting, stopping}
             await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
@@ -168,8 +196,14 @@ class Launcher:
                 loop.remove_signal_handler(signum)
                 signal.signal(signum, handler)
 
-    async def _wait(self, run_id: str) -> BatchResult:
-        """The run's result, waiting through outages for the store to answer again."""
+    async def _wait(self, run_id: str, after: str | None) -> BatchResult:
+        """The run's result, waiting through outages for the store to answer again.
+
+        A run executed by workers that publish its events is followed through them
+        (`RemoteFollower`, from stream entry ``after``); otherwise the store is watched.
+        """
+        if self._follower is not None and after is not None:
+            return await self._follower.wait(run_id, after)
         while True:
             try:
                 return await self.queue.wait(run_id)

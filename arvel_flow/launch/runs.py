@@ -8,8 +8,9 @@ died), like ``arvel-flow run --resume RUN_ID``. The command is a shell over thes
 
 Embedded (the default: jobs in this process, state in sqlite or memory) the run lives
 in this process: closing the handle before the run ends interrupts it (resumable).
-With a broker the jobs run in ``arvel-flow worker`` processes: `Run.wait` follows the
-shared store, and closing the handle only stops following.
+With a broker the jobs run in ``arvel-flow worker`` processes: `Run.wait` and
+`Run.events` follow the events the workers publish (with a Redis store: see
+`arvel_flow.launch.follow`), and closing the handle only stops following.
 
 No signal handler is installed unless asked (``handle_signals=True``): an application
 that embeds a run owns its signals.
@@ -71,6 +72,8 @@ class Run:
         outage: Outage | None = None,
         handle_signals: bool = False,
         announce: Callable[[], None] | None = None,
+        say: Callable[[str], None] | None = None,
+        heartbeat_timeout: float = 10.0,
     ) -> Run:
         """Start (or resume) ``run_id`` on ``queue``; returns once its jobs are dispatched.
 
@@ -85,13 +88,22 @@ class Run:
             outage: Rides a distributed run through broker and store outages.
             handle_signals: The first SIGINT or SIGTERM interrupts, a second cancels.
             announce: Called once the jobs are dispatched, before anything else runs.
+            say: Where a distributed run's notices go (no worker consumes its queue):
+                this module's log by default.
+            heartbeat_timeout: Seconds without a heartbeat after which a worker is gone.
 
         Raises:
             RunNotFoundError: ``resume`` and the store holds no such run.
             RunOwnedError: ``resume`` and another live process executes the run.
             BackendError: The store or broker cannot be reached.
         """
-        launcher = Launcher(queue, outage=outage, handle_signals=handle_signals)
+        launcher = Launcher(
+            queue,
+            outage=outage,
+            handle_signals=handle_signals,
+            say=say or logger.warning,
+            heartbeat_timeout=heartbeat_timeout,
+        )
         begun = asyncio.Event()
 
         def dispatched() -> None:
@@ -151,7 +163,8 @@ class Run:
         """The events of this process, from this call on, until following the run ends.
 
         Events before the call are not replayed: to see every one, pass an `EventBus`
-        with a listener to `start`. With a broker, job events happen in the workers.
+        with a listener to `start`. With a broker and a Redis store, the job events the
+        workers publish are here too.
         """
         bus = self._launcher.queue.events
         pending: asyncio.Queue[Event] = asyncio.Queue()
@@ -255,6 +268,7 @@ async def start(
             run_id or new_id()[:12],
             outage=_logged_outage(resolved),
             handle_signals=handle_signals,
+            heartbeat_timeout=resolved.heartbeat_timeout,
         )
     except BaseException:
         await queue.close()
@@ -318,6 +332,7 @@ async def resume(
             force=force,
             outage=_logged_outage(resolved),
             handle_signals=handle_signals,
+            heartbeat_timeout=resolved.heartbeat_timeout,
         )
     except BaseException:
         await queue.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,24 @@ class Event:
             out.update(job=self.job, attempt=self.attempt)
         out.update(self.data)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The event whose `to_dict` is ``data`` (as another process wrote it)."""
+        rest = {k: v for k, v in data.items() if k not in _FIXED}
+        attempt = data.get("attempt")
+        return cls(
+            str(data["event"]),
+            float(data.get("time") or 0.0),
+            data.get("run_id"),
+            data.get("step"),
+            data.get("job"),
+            None if attempt is None else int(attempt),
+            rest,
+        )
+
+
+_FIXED = frozenset(("event", "time", "run_id", "step", "job", "attempt"))
 
 
 Listener = Callable[[Event], None]

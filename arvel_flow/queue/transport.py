@@ -12,6 +12,8 @@ constructor, and offers as a property (`Queue.remote`, `Queue.pausable`):
   calls into its queue to do so (`Executor`); the queue attaches itself.
 - `Pausable`: the transport keeps a pool here that Ctrl-C can pause, whose running jobs
   can be cancelled, and that can be drained or joined.
+- `Watched`: a remote transport that sees its workers' heartbeats, so that following a
+  run can say when no worker consumes its queue.
 
 The transports: inline, null, local and kick (`arvel_flow.queue.transports`), and one
 per broker (`arvel_flow.brokers.<name>.transport`).
@@ -93,6 +95,15 @@ class Pausable(Protocol):
 
     async def join(self) -> None:
         """Wait until nothing is running, ready or scheduled (paused: nothing running)."""
+        ...
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A remote transport that sees whether workers are alive (their heartbeats)."""
+
+    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since the newest worker heartbeat of each queue (None: never seen)."""
         ...
 
 

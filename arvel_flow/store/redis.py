@@ -13,6 +13,7 @@ race for it. Keys, under the prefix (``arvel-flow:`` by default)::
     rl:{key}                 zset    rate-limit hits by time
     lock:{key}               string  lock owner (see `RedisLock`)
     owner:{run_id}           hash    the run's owner lease (`RunOwner`), expiring with it
+    events:{run_id}          stream  the run's events, from the workers (`run_events`)
 
 Times inside JSON step records are strings holding Python's ``repr`` of the float:
 Lua's cjson would round numbers to 14 digits, a tenth of a millisecond on epoch times.
@@ -44,6 +45,7 @@ from arvel_flow.store.contracts import (
     StepRecord,
     StepState,
 )
+from arvel_flow.store.run_events import RunEventReader
 from arvel_flow.store.urls import mask_url
 
 __all__ = ["RedisStore", "mask_url"]
@@ -206,6 +208,10 @@ class RedisStore:
         self._lock = RedisLock(client, prefix=f"{prefix}lock:")
         self._scripts = {name: client.register_script(text) for name, text in scripts.ALL.items()}
 
+    def run_events(self) -> RunEventReader:
+        """A reader of the runs' event streams (`arvel_flow.store.run_events`), on this client."""
+        return RunEventReader(self._client, self._prefix, self._backend)
+
     def lock(self) -> LockContract:
         """A `RedisLock` on the same client, its keys under ``{prefix}lock:``."""
         return self._lock
@@ -332,6 +338,7 @@ class RedisStore:
                 self._key("plan", run_id),
                 self._key("steps", run_id),
                 self._key("owner", run_id),
+                self._key("events", run_id),
                 *(self._key("batch", run_id, batch) for batch in batches),
             ]
             args = [_time(before), "1" if interrupted else "0", run_id]

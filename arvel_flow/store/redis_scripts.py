@@ -36,7 +36,7 @@ return 1
 """
 
 PRUNE_RUN = """
--- KEYS: run, runs index, plan, steps, owner, batch... | ARGV: before, interrupted, run_id
+-- KEYS: run, runs index, plan, steps, owner, events, batch... | ARGV: before, interrupted, run_id
 -- -> 1 when the run had ended (see `StoreContract.prune_runs`) and was deleted, else 0
 local run = redis.call('HMGET', KEYS[1], 'status', 'finished_at', 'created_at')
 local before = tonumber(ARGV[1])

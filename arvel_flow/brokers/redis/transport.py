@@ -168,6 +168,23 @@ class RedisStreamTransport:
         # Acknowledged entries are deleted, so the stream holds pending + undelivered.
         return int(length) - int(pending["pending"]) + int(delayed)
 
+    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since the newest worker heartbeat of each queue (None: never seen).
+
+        Workers that leave take their beat with them (`arvel_flow.brokers.redis.heartbeat`).
+        """
+        with redis_errors(self.backend):
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.time()
+                for queue in queues:
+                    pipe.zrevrange(self.keys.consumers(queue), 0, 0, withscores=True)
+                now, *newest = await pipe.execute()
+        now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+        return {
+            queue: (now_ms - float(beats[0][1])) / 1000 if beats else None
+            for queue, beats in zip(queues, newest, strict=True)
+        }
+
     async def close(self) -> None:
         """Close the client if this transport made it."""
         if self._owns_client:

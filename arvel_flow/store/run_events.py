@@ -1,0 +1,218 @@
+"""A run's events in the store's Redis: a capped stream per run, written by the workers.
+
+Workers publish every event of the runs they execute (`RunEventPublisher`); ``arvel-flow
+run`` (and `Run.follow` of a distributed run) reads them with a blocking ``XREAD``
+(`RunEventReader`), so it shows a run executed elsewhere live, and learns that it ended
+from its ``run.finished`` without polling. Key, under the store's prefix::
+
+    events:{run_id}    stream  {event: <the event's JSON, SPEC §5>}, about `MAXLEN` long
+
+Publishing never slows or breaks a job: events are buffered and written by one task,
+many ``XADD`` in one pipelined round trip. When Redis fails (or the buffer is full) the
+events are dropped, counted in `RunEventPublisher.dropped`, and said once in the log.
+Each write renews the stream's expiry (`ACTIVE_TTL`); once the run has finished it
+expires sooner (`FINISHED_TTL`). Values registered as secret are scrubbed from the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from arvel_flow.errors import BackendError
+from arvel_flow.redis_support import redis_errors
+from arvel_flow.secrets import scrub_text
+from arvel_flow.store.urls import mask_url
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+MAXLEN = 10_000
+"""Events kept per run (about: ``XADD MAXLEN ~`` trims whole nodes)."""
+ACTIVE_TTL = 7 * 86_400
+"""Seconds a run's stream lives after its last event while the run goes on."""
+FINISHED_TTL = 3_600
+"""Seconds a run's stream lives once the run has finished."""
+BUFFER = 50_000
+"""Events waiting to be written, at most; more are dropped (Redis is too slow or away)."""
+FIELD = "event"
+FINAL_EVENT = "run.finished"
+
+
+def stream_key(prefix: str, run_id: str) -> str:
+    """The key of ``run_id``'s event stream under ``prefix``."""
+    return f"{prefix}events:{run_id}"
+
+
+class RunEventPublisher:
+    """Writes run events to their runs' streams, batched, from one background task.
+
+    Args:
+        client: The store's Redis (a client of its own: it outlives the worker's store).
+        prefix: The store's key prefix.
+        backend: The server, named for people.
+        maxlen, ttl, finished_ttl: See `MAXLEN`, `ACTIVE_TTL`, `FINISHED_TTL`.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        backend: str,
+        *,
+        maxlen: int = MAXLEN,
+        ttl: float = ACTIVE_TTL,
+        finished_ttl: float = FINISHED_TTL,
+        buffer: int = BUFFER,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._backend = backend
+        self._maxlen = maxlen
+        self._ttl = max(1, round(ttl))
+        self._finished_ttl = max(1, round(finished_ttl))
+        self._capacity = buffer
+        self._pending: list[tuple[str, str, bool]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._failing = False
+        self.dropped = 0
+        """Events that could not be written (Redis failed, or the buffer was full)."""
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str, **options: Any) -> RunEventPublisher:
+        """A publisher on a client of its own to the store's Redis at ``url``."""
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
+        )
+        return cls(client, prefix, mask_url(url), **options)
+
+    def publish(self, run_id: str, fields: Mapping[str, Any]) -> None:
+        """Queue one event (its SPEC §5 JSON form) for ``run_id``'s stream; never raises."""
+        if self._closed or len(self._pending) >= self._capacity:
+            self._drop(1, "the buffer is full")
+            return
+        if self._task is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._drop(1, "no event loop runs")
+                return
+            self._task = loop.create_task(self._run(), name="arvel-flow run events")
+        text = scrub_text(json.dumps(dict(fields), default=str))
+        self._pending.append((run_id, text, fields.get("event") == FINAL_EVENT))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Write what is buffered now (the background task does it too)."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await self._write(batch)
+
+    async def close(self) -> None:
+        """Write what is left, then stop and close the client (the publisher's own)."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def _write(self, batch: Sequence[tuple[str, str, bool]]) -> None:
+        finished = {run_id for run_id, _, final in batch if final}
+        try:
+            with redis_errors(self._backend):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for run_id, text, _ in batch:
+                        key = stream_key(self._prefix, run_id)
+                        pipe.xadd(key, {FIELD: text}, maxlen=self._maxlen, approximate=True)
+                    for run_id in {run_id for run_id, _, _ in batch}:
+                        ttl = self._finished_ttl if run_id in finished else self._ttl
+                        pipe.expire(stream_key(self._prefix, run_id), ttl)
+                    await pipe.execute()
+        except BackendError as error:
+            self._drop(len(batch), str(error))
+        except Exception as error:
+            # Publishing must never break a job: anything else is a bug, shown once.
+            self._drop(len(batch), repr(error), error)
+        else:
+            if self._failing:
+                self._failing = False
+                logger.warning("run events: writing to %s again", self._backend)
+
+    def _drop(self, count: int, why: str, error: BaseException | None = None) -> None:
+        self.dropped += count
+        if not self._failing:
+            self._failing = True
+            logger.warning(
+                "run events: dropping events (%s); `arvel-flow run` following these runs "
+                "shows less until it is over",
+                why,
+                exc_info=error,
+            )
+
+
+class RunEventReader:
+    """Reads one run's event stream, waiting for new events with a blocking ``XREAD``."""
+
+    def __init__(self, client: Redis, prefix: str, backend: str) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._backend = backend
+
+    async def last_id(self, run_id: str) -> str:
+        """The id of the stream's newest entry ("0-0" when none): read after it."""
+        with redis_errors(self._backend):
+            newest: Any = await self._client.xrevrange(stream_key(self._prefix, run_id), count=1)
+        return _text(newest[0][0]) if newest else "0-0"
+
+    async def read(
+        self, run_id: str, after: str, block: float, count: int = 1_000
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Events after entry ``after`` (each with its entry id), waiting up to ``block`` s.
+
+        An entry that is not an event (written by something else) is skipped.
+        """
+        key = stream_key(self._prefix, run_id)
+        with redis_errors(self._backend):
+            answer: Any = await self._client.xread(
+                {key: after}, count=count, block=max(1, round(block * 1000))
+            )
+        events = []
+        for _, entries in answer or ():
+            for entry_id, values in entries:
+                raw = values.get(FIELD)
+                try:
+                    data = json.loads(raw)
+                except (TypeError, ValueError):
+                    continue
+                if isinstance(data, dict) and isinstance(data.get("event"), str):
+                    events.append((_text(entry_id), data))
+        return events
+
+
+@runtime_checkable
+class RunEventSource(Protocol):
+    """A store whose workers publish run events where this process can read them."""
+
+    def run_events(self) -> RunEventReader:
+        """A reader of the run event streams, on the store's own connection."""
+        ...
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
