@@ -137,3 +137,14 @@ async def test_every_listener_gets_every_event(clock: FakeClock, journal: Journa
     # Then the job ran and the second listener got all the events
     assert journal.entries == ["x"]
     assert [e.event for e in received] == ["job.dispatched", "job.started", "job.succeeded"]
+
+
+def test_an_event_read_back_from_its_json_form_is_the_same_event() -> None:
+    # Given a job event and a run event, as another process writes them (SPEC §5 JSON)
+    job = Event("job.retrying", 12.5, "r1", "s1", "m:Job", 2, {"delay": 3.0, "error": "x"})
+    run = Event("run.finished", 13.0, "r1", data={"status": "succeeded", "counts": {"a": 1}})
+    for event in (job, run):
+        text = json.dumps(event.to_dict())
+        # When it is read back
+        # Then it is the same event
+        assert Event.from_dict(json.loads(text)) == event
