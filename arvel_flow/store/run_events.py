@@ -9,7 +9,8 @@ from its ``run.finished`` without polling. Key, under the store's prefix::
 
 Publishing never slows or breaks a job: events are buffered and written by one task,
 many ``XADD`` in one pipelined round trip. When Redis fails (or the buffer is full) the
-events are dropped, counted in `RunEventPublisher.dropped`, and said once in the log.
+events are dropped and counted in `RunEventPublisher.dropped`; one log line says how
+many once writing works again (or at close). The outage itself the worker says.
 Each write renews the stream's expiry (`ACTIVE_TTL`); once the run has finished it
 expires sooner (`FINISHED_TTL`). Values registered as secret are scrubbed from the text.
 """
@@ -81,7 +82,8 @@ class RunEventPublisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._failing = False
+        self._lost = 0
+        self._bug_shown = False
         self.dropped = 0
         """Events that could not be written (Redis failed, or the buffer was full)."""
 
@@ -98,13 +100,13 @@ class RunEventPublisher:
     def publish(self, run_id: str, fields: Mapping[str, Any]) -> None:
         """Queue one event (its SPEC §5 JSON form) for ``run_id``'s stream; never raises."""
         if self._closed or len(self._pending) >= self._capacity:
-            self._drop(1, "the buffer is full")
+            self._drop(1)
             return
         if self._task is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self._drop(1, "no event loop runs")
+                self._drop(1)
                 return
             self._task = loop.create_task(self._run(), name="arvel-flow run events")
         text = scrub_text(json.dumps(dict(fields), default=str))
@@ -124,6 +126,7 @@ class RunEventPublisher:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()
+        self._say_lost()
         await self._client.aclose()
 
     async def _run(self) -> None:
@@ -144,26 +147,31 @@ class RunEventPublisher:
                         ttl = self._finished_ttl if run_id in finished else self._ttl
                         pipe.expire(stream_key(self._prefix, run_id), ttl)
                     await pipe.execute()
-        except BackendError as error:
-            self._drop(len(batch), str(error))
+        except BackendError:
+            # An outage: the worker says it (once); what was lost is said when it ends.
+            self._drop(len(batch))
         except Exception as error:
             # Publishing must never break a job: anything else is a bug, shown once.
-            self._drop(len(batch), repr(error), error)
+            self._drop(len(batch))
+            if not self._bug_shown:
+                self._bug_shown = True
+                logger.error("run events: could not write events", exc_info=error)
         else:
-            if self._failing:
-                self._failing = False
-                logger.warning("run events: writing to %s again", self._backend)
+            self._say_lost()
 
-    def _drop(self, count: int, why: str, error: BaseException | None = None) -> None:
+    def _drop(self, count: int) -> None:
         self.dropped += count
-        if not self._failing:
-            self._failing = True
+        self._lost += count
+
+    def _say_lost(self) -> None:
+        """One line for the events dropped since the last one said."""
+        if self._lost:
             logger.warning(
-                "run events: dropping events (%s); `arvel-flow run` following these runs "
-                "shows less until it is over",
-                why,
-                exc_info=error,
+                "run events: %d dropped (Redis failed or fell behind); `arvel-flow run` "
+                "showed less of the runs they belong to",
+                self._lost,
             )
+            self._lost = 0
 
 
 class RunEventReader:
