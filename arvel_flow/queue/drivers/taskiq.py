@@ -14,16 +14,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from taskiq import AsyncBroker, InMemoryBroker
+from typing import TYPE_CHECKING, Any
 
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.transport import Transport
-from arvel_flow.queue.transports.kick import KickTransport
 from arvel_flow.queue.transports.local import LocalTransport
 
+if TYPE_CHECKING:
+    from taskiq import AsyncBroker
+
+    from arvel_flow.queue.transports.kick import KickTransport
+
 __all__ = ["KickTransport", "TaskiqQueue", "Transport"]
+
+
+def __getattr__(name: str) -> Any:
+    # Taskiq is imported only for a Taskiq broker: importing it (and the aiohttp it
+    # pulls in) costs a command's start-up ~0.2 s that no arvel-flow broker needs.
+    if name == "KickTransport":
+        from arvel_flow.queue.transports.kick import KickTransport
+
+        return KickTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TaskiqQueue(Queue):
@@ -59,9 +71,15 @@ class TaskiqQueue(Queue):
 
 def _transport_for(broker: AsyncBroker | None, concurrency: int) -> Transport:
     """The transport ``broker`` implies (see the module's docstring)."""
-    if broker is None or isinstance(broker, InMemoryBroker):
+    if broker is None:
         return LocalTransport(concurrency)
+    from taskiq import InMemoryBroker
     from taskiq_redis import RedisStreamBroker
+
+    from arvel_flow.queue.transports.kick import KickTransport
+
+    if isinstance(broker, InMemoryBroker):
+        return LocalTransport(concurrency)
 
     if isinstance(broker, RedisStreamBroker):
         from arvel_flow.brokers.redis.transport import RedisStreamTransport

@@ -3,9 +3,22 @@
 Broker transports live with their broker (`arvel_flow.brokers.<name>.transport`).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from arvel_flow.queue.transports.inline import InlineTransport
-from arvel_flow.queue.transports.kick import KickTransport
 from arvel_flow.queue.transports.local import LocalTransport
 from arvel_flow.queue.transports.null import NullTransport
 
+if TYPE_CHECKING:
+    from arvel_flow.queue.transports.kick import KickTransport
+
 __all__ = ["InlineTransport", "KickTransport", "LocalTransport", "NullTransport"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imports Taskiq (and aiohttp): only for a Taskiq broker, not every start-up.
+    if name == "KickTransport":
+        from arvel_flow.queue.transports.kick import KickTransport
+
+        return KickTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
