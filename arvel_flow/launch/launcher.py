@@ -86,7 +86,9 @@ class Launcher:
                 heartbeat_timeout=heartbeat_timeout,
                 outage=self.outage,
             )
-            if self.remote and isinstance(store, RunEventSource)
+            if self.remote
+            and isinstance(store, RunEventSource)
+            and getattr(queue.transport, "publishes_events", False)
             else None
         )
         self._interrupts = 0

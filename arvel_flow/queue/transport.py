@@ -12,6 +12,9 @@ constructor, and offers as a property (`Queue.remote`, `Queue.pausable`):
   calls into its queue to do so (`Executor`); the queue attaches itself.
 - `Pausable`: the transport keeps a pool here that Ctrl-C can pause, whose running jobs
   can be cancelled, and that can be drained or joined.
+- ``publishes_events`` (remote transports whose ``arvel-flow worker`` processes publish
+  run events to a Redis store, `arvel_flow.store.run_events`): a run is followed
+  through them. Absent means False (Taskiq's own workers publish nothing).
 - `Watched`: a remote transport that sees its workers' heartbeats, so that following a
   run can say when no worker consumes its queue.
 

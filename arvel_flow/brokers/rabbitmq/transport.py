@@ -97,6 +97,8 @@ class RabbitMQTransport:
 
     remote = True
     """Jobs sent through it run in `arvel-flow worker` processes, not here."""
+    publishes_events = True
+    """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
 
     def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
         self.url = url

@@ -55,6 +55,8 @@ class RedisStreamTransport:
 
     remote = True
     """Jobs sent through it run in `arvel-flow worker` processes, not here."""
+    publishes_events = True
+    """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
 
     def __init__(
         self, client: Redis, keys: StreamKeys, *, backend: str, owns_client: bool = True

@@ -7,12 +7,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from taskiq import InMemoryBroker
 
+from arvel_flow.brokers.redis.transport import RedisStreamTransport
+from arvel_flow.launch import Launcher
 from arvel_flow.launch.follow import RemoteFollower, format_no_worker
 from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.front import Queue
 from arvel_flow.queue.plan import JobNode
 from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.transports import KickTransport
 from arvel_flow.store.contracts import RunRecord
+from arvel_flow.store.redis import RedisStore
 from tests.unit.queue.flow_jobs import Step
 
 pytestmark = pytest.mark.timeout(10)
@@ -152,3 +158,25 @@ async def test_no_live_worker_is_said_at_once_then_again_only_after_workers_came
 
 def test_the_notice_names_a_queue_other_than_default_in_its_command() -> None:
     assert format_no_worker("mail", 3.0).endswith("arvel-flow worker --allow PREFIX --queues mail")
+
+
+@pytest.mark.parametrize(
+    ("transport", "followed"),
+    [
+        (lambda: RedisStreamTransport.from_url("redis://127.0.0.1:1/0"), True),
+        # Taskiq's own workers publish no run events: the store is watched instead.
+        (lambda: KickTransport(InMemoryBroker()), False),
+    ],
+)
+async def test_only_runs_sent_to_arvel_flow_workers_are_followed_through_their_events(
+    transport: Any, followed: bool
+) -> None:
+    # Given a queue on a Redis store sending through the transport (nothing connects yet)
+    queue = Queue(transport(), store=RedisStore("redis://127.0.0.1:1/0"))
+    try:
+        # When a launcher is made for it
+        launcher = Launcher(queue)
+        # Then it follows runs through their event stream only for arvel-flow workers
+        assert (launcher._follower is not None) is followed
+    finally:
+        await queue.close()
