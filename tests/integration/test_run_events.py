@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from arvel_flow.store.run_events import stream_key
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, every_broker
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -59,10 +59,12 @@ def _finish(process: subprocess.Popen[bytes], log: Path) -> int:
         raise AssertionError(f"arvel-flow run did not end:\n{log.read_text()}") from None
 
 
+@every_broker
 async def test_run_shows_the_workers_events_while_the_run_goes_on(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    # Given a worker, and a pipeline whose second step holds for 3 s
+    # Given a worker (on Redis, NATS or RabbitMQ; the store is Redis), and a pipeline
+    # whose second step holds for 3 s
     await cluster.start_worker()
     pipeline = _pipeline(cluster, tmp_path / "p.yaml", hold=3.0)
     # When `arvel-flow run --output json` follows it
