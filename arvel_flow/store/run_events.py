@@ -5,13 +5,14 @@ run`` (and `Run.follow` of a distributed run) reads them with a blocking ``XREAD
 (`RunEventReader`), so it shows a run executed elsewhere live, and learns that it ended
 from its ``run.finished`` without polling. Key, under the store's prefix::
 
-    events:{run_id}    stream  {event: <the event's JSON, SPEC §5>}, about `MAXLEN` long
+    events:{run_id}    stream  {events: <a JSON array of events, SPEC §5>}, about `MAXLEN` long
 
 Publishing never slows or breaks a job: events are buffered and written by one task,
-many ``XADD`` in one pipelined round trip. When Redis fails (or the buffer is full) the
-events are dropped and counted in `RunEventPublisher.dropped`; one log line says how
-many once writing works again (or at close). The outage itself the worker says.
-Each write renews the stream's expiry (`ACTIVE_TTL`); once the run has finished it
+in one pipelined round trip, the events of one run in entries of up to `PER_ENTRY`
+(one ``XADD`` and one JSON encoding per entry, not per event). When Redis fails (or
+the buffer is full) the events are dropped and counted in `RunEventPublisher.dropped`;
+one log line says how many once writing works again (or at close). The outage itself
+the worker says. Each write renews the stream's expiry (`ACTIVE_TTL`); once the run has finished it
 expires sooner (`FINISHED_TTL`). Values registered as secret are scrubbed from the text.
 """
 
@@ -33,16 +34,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAXLEN = 10_000
-"""Events kept per run (about: ``XADD MAXLEN ~`` trims whole nodes)."""
+MAXLEN = 1_000
+"""Entries kept per run (about: ``XADD MAXLEN ~`` trims whole nodes); each holds up to
+`PER_ENTRY` events, as many as were published together."""
+PER_ENTRY = 100
+"""Most events in one stream entry."""
 ACTIVE_TTL = 7 * 86_400
 """Seconds a run's stream lives after its last event while the run goes on."""
 FINISHED_TTL = 3_600
 """Seconds a run's stream lives once the run has finished."""
 BUFFER = 50_000
 """Events waiting to be written, at most; more are dropped (Redis is too slow or away)."""
-FIELD = "event"
+FIELD = "events"
 FINAL_EVENT = "run.finished"
+
+
+# Values JSON cannot hold become text: publishing an event must not fail.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 def stream_key(prefix: str, run_id: str) -> str:
@@ -78,7 +86,7 @@ class RunEventPublisher:
         self._ttl = max(1, round(ttl))
         self._finished_ttl = max(1, round(finished_ttl))
         self._capacity = buffer
-        self._pending: list[tuple[str, str, bool]] = []
+        self._pending: list[tuple[str, Mapping[str, Any]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -109,8 +117,7 @@ class RunEventPublisher:
                 self._drop(1)
                 return
             self._task = loop.create_task(self._run(), name="arvel-flow run events")
-        text = scrub_text(json.dumps(dict(fields), default=str))
-        self._pending.append((run_id, text, fields.get("event") == FINAL_EVENT))
+        self._pending.append((run_id, fields))
         self._wake.set()
 
     async def flush(self) -> None:
@@ -135,17 +142,21 @@ class RunEventPublisher:
             self._wake.clear()
             await self.flush()
 
-    async def _write(self, batch: Sequence[tuple[str, str, bool]]) -> None:
-        finished = {run_id for run_id, _, final in batch if final}
+    async def _write(self, batch: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        runs: dict[str, list[Mapping[str, Any]]] = {}
+        for run_id, fields in batch:
+            runs.setdefault(run_id, []).append(fields)
         try:
             with redis_errors(self._backend):
                 async with self._client.pipeline(transaction=False) as pipe:
-                    for run_id, text, _ in batch:
+                    for run_id, events in runs.items():
                         key = stream_key(self._prefix, run_id)
-                        pipe.xadd(key, {FIELD: text}, maxlen=self._maxlen, approximate=True)
-                    for run_id in {run_id for run_id, _, _ in batch}:
-                        ttl = self._finished_ttl if run_id in finished else self._ttl
-                        pipe.expire(stream_key(self._prefix, run_id), ttl)
+                        for start in range(0, len(events), PER_ENTRY):
+                            chunk = events[start : start + PER_ENTRY]
+                            text = scrub_text(_ENCODER.encode(chunk))
+                            pipe.xadd(key, {FIELD: text}, maxlen=self._maxlen, approximate=True)
+                        final = any(e.get("event") == FINAL_EVENT for e in events)
+                        pipe.expire(key, self._finished_ttl if final else self._ttl)
                     await pipe.execute()
         except BackendError:
             # An outage: the worker says it (once); what was lost is said when it ends.
@@ -191,9 +202,10 @@ class RunEventReader:
     async def read(
         self, run_id: str, after: str, block: float, count: int = 1_000
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Events after entry ``after`` (each with its entry id), waiting up to ``block`` s.
+        """Events after entry ``after`` (each with its entry's id), waiting up to ``block`` s.
 
-        An entry that is not an event (written by something else) is skipped.
+        Events of one entry share its id. What is not an event (written by something
+        else) is skipped.
         """
         key = stream_key(self._prefix, run_id)
         with redis_errors(self._backend):
@@ -203,13 +215,13 @@ class RunEventReader:
         events = []
         for _, entries in answer or ():
             for entry_id, values in entries:
-                raw = values.get(FIELD)
                 try:
-                    data = json.loads(raw)
+                    found = json.loads(values.get(FIELD))
                 except (TypeError, ValueError):
                     continue
-                if isinstance(data, dict) and isinstance(data.get("event"), str):
-                    events.append((_text(entry_id), data))
+                for data in found if isinstance(found, list) else ():
+                    if isinstance(data, dict) and isinstance(data.get("event"), str):
+                        events.append((_text(entry_id), data))
         return events
 
 
