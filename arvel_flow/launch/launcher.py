@@ -117,7 +117,7 @@ class Launcher:
         if not follow:
             await begin()
             return Outcome(run_id, None, remote=True)
-        return await self._follow(run_id, begin())
+        return await self._follow(run_id, begin)
 
     async def _start(self, plan: Plan, run_id: str) -> str:
         """Start the run; a retry after an outage resumes it if it was recorded.
@@ -160,9 +160,9 @@ class Launcher:
             if announce is not None:
                 announce()
 
-        return await self._follow(run_id, begin())
+        return await self._follow(run_id, begin)
 
-    async def _follow(self, run_id: str, begin: Awaitable[object]) -> Outcome:
+    async def _follow(self, run_id: str, begin: Callable[[], Awaitable[object]]) -> Outcome:
         loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
         self._run_id = run_id
@@ -175,7 +175,7 @@ class Launcher:
         try:
             # The run's events are read from the first one after those there now.
             after = None if self._follower is None else await self._follower.reader.last_id(run_id)
-            await begin
+            await begin()
             waiting = asyncio.create_task(self._wait(run_id, after))
             stopping = asyncio.create_task(self._stop.wait())
             watchers = {waiting, stopping}
