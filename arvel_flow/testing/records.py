@@ -17,7 +17,7 @@ from arvel_flow.queue.targets import FunctionCall, JobRef, dump_params
 from arvel_flow.secrets import MASK, is_redacted_marker
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Dispatched:
     """One job handed to the queue: the instance, and when it was due.
 
@@ -41,8 +41,12 @@ class Dispatched:
         later = f" after {format_seconds(self.delay)}" if self.delay else ""
         return format_job(self.job) + later
 
+    def __repr__(self) -> str:
+        # As messages show it (secrets masked), not the model's every field.
+        return f"<Dispatched {self}>"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class FlowRecord:
     """A chain or batch that was started, as a tree.
 
@@ -109,6 +113,9 @@ class FlowRecord:
     def __str__(self) -> str:
         label = self.kind if self.name is None else f"{self.kind} {self.name!r}"
         return f"{label}[{', '.join(format_step(step) for step in self.steps)}]"
+
+    def __repr__(self) -> str:
+        return f"<FlowRecord {self}>"
 
 
 def job_instance(ref: JobRef) -> Any:

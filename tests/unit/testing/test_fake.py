@@ -350,3 +350,13 @@ async def test_in_a_flow_only_the_selected_jobs_run() -> None:
     assert not isinstance(result, str)
     assert result.succeeded == ("root.0", "root.1")
     queue.assert_chained([ImportRows, Report])
+
+
+async def test_records_read_as_messages_show_them_with_secrets_masked() -> None:
+    # Given a job whose field is named like a secret, in a job and in a chain
+    queue = FakeQueue()
+    await queue.dispatch(Login(user="ada", password=SecretStr("hunter2-long")))
+    await Chain(SendDigest(user_id=1)).dispatch(queue)
+    # Then their reprs (what pytest prints of them) are short, and hold no secret
+    assert repr(queue.jobs) == "[<Dispatched Login(user='ada', password=***)>]"
+    assert repr(queue.flows) == "[<FlowRecord chain[SendDigest(user_id=1)]>]"

@@ -131,3 +131,14 @@ def test_the_plugin_is_registered_for_pytest() -> None:
     # Then pytest finds the plugin under the pytest11 group
     plugins = {point.name: point.value for point in entry_points(group="pytest11")}
     assert plugins["arvel_flow"] == "arvel_flow.testing.plugin"
+
+
+def test_the_readme_example_passes_without_configuration(pytester: pytest.Pytester) -> None:
+    # Given the example the README shows, run with an empty configuration (not ours)
+    ini = pytester.makeini("[pytest]\n")
+    example = ROOT / "examples" / "test_with_fakes.py"
+    # When pytest runs it, Then every test passes
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "-c", str(ini), "--rootdir", str(pytester.path), str(example)
+    )
+    result.assert_outcomes(passed=5)
