@@ -79,7 +79,8 @@ class FakeQueue(SyncQueue):
         self.jobs.extend(records)
         ids: list[str | None] = [new_id() for _ in records]
         selected = [i for i, record in enumerate(records) if self._selected(record.job)]
-        self._waiting.extend(r for i, r in enumerate(records) if i not in selected)
+        chosen = set(selected)
+        self._waiting.extend(r for i, r in enumerate(records) if i not in chosen)
         if selected:
             sent = await super().bulk([jobs[i] for i in selected])
             for i, message_id in zip(selected, sent, strict=True):
