@@ -36,6 +36,9 @@ class FakeQueue(SyncQueue):
     Jobs of the classes in ``run`` do run, inline as `SyncQueue` runs them (retries,
     middleware, failure hooks); what they dispatch to this queue is recorded too.
 
+    A job is matched to a class with ``isinstance`` (a function job by identity).
+    Uniqueness is not checked for recorded jobs: each dispatch is recorded.
+
     Time is a `FakeClock` unless ``clock`` is given: backoffs and delays of the jobs
     that run cost nothing. Other keyword arguments are those of `SyncQueue`.
 

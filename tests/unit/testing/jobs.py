@@ -76,5 +76,9 @@ class ImportAll(Job):
         await self._queue.later(60, Report(title="imports"))
 
 
-def cleanup(path: str) -> None:
-    """A plain function job."""
+CLEANED: list[str] = []
+
+
+def cleanup(path: str = "tmp/") -> None:
+    """A plain function job: notes the path in `CLEANED`."""
+    CLEANED.append(path)

@@ -9,12 +9,21 @@ from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.contracts import QueueContract
 from arvel_flow.testing import FakeQueue
-from tests.unit.testing.jobs import Flaky, ImportAll, ImportRows, Login, Report, SendDigest, cleanup
+from tests.unit.testing.jobs import (
+    CLEANED,
+    Flaky,
+    ImportAll,
+    ImportRows,
+    Login,
+    Report,
+    SendDigest,
+    cleanup,
+)
 
 
 @pytest.fixture(autouse=True)
 def _clear_runs() -> None:
-    for runs in (ImportRows.runs, SendDigest.runs, Flaky.attempts):
+    for runs in (ImportRows.runs, SendDigest.runs, Flaky.attempts, CLEANED):
         runs.clear()
 
 
@@ -360,3 +369,10 @@ async def test_records_read_as_messages_show_them_with_secrets_masked() -> None:
     # Then their reprs (what pytest prints of them) are short, and hold no secret
     assert repr(queue.jobs) == "[<Dispatched Login(user='ada', password=***)>]"
     assert repr(queue.flows) == "[<FlowRecord chain[SendDigest(user_id=1)]>]"
+
+
+async def test_a_function_in_run_runs_when_dispatched() -> None:
+    queue = FakeQueue(run=[cleanup])
+    await queue.dispatch(cleanup)
+    assert CLEANED == ["tmp/"]
+    queue.assert_dispatched(cleanup, count=1)
