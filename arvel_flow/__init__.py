@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from arvel_flow.queue.runner import JobRunner as JobRunner
     from arvel_flow.secrets import secret_env as secret_env
     from arvel_flow.settings import QueueSettings as QueueSettings
+    from arvel_flow.testing import FakeQueue as FakeQueue
+    from arvel_flow.testing import run_pipeline as run_pipeline
 
 _EXPORTS: dict[str, str] = {
     "BackendError": "arvel_flow.errors",
@@ -60,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "arvel_flow.errors",
     "ConfigIssue": "arvel_flow.errors",
     "Event": "arvel_flow.queue.events",
+    "FakeQueue": "arvel_flow.testing",
     "EventBus": "arvel_flow.queue.events",
     "FlowError": "arvel_flow.errors",
     "Job": "arvel_flow.queue.job",
@@ -87,6 +90,7 @@ _EXPORTS: dict[str, str] = {
     "load_pipeline": "arvel_flow.compiler",
     "resume": "arvel_flow.launch",
     "run": "arvel_flow.launch",
+    "run_pipeline": "arvel_flow.testing",
     "secret_env": "arvel_flow.secrets",
     "start": "arvel_flow.launch",
 }

@@ -42,6 +42,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("compiler", ("arvel_flow.compiler",)),  # strict checks that import job classes
     # launch: the front door (start / run / resume a pipeline file); the CLI's run is a shell.
     ("launch", ("arvel_flow.launch",)),
+    # testing: FakeQueue, run_pipeline (through the front door) and the pytest plugin.
+    ("testing", ("arvel_flow.testing",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )

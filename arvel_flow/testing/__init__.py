@@ -1,0 +1,49 @@
+"""Test tools for code that dispatches jobs and for whole pipelines.
+
+- `FakeQueue`: a queue that records what is dispatched instead of running it (or runs
+  the job classes given in ``run=``), with assertions that say what was dispatched
+  instead: ``assert_dispatched``, ``assert_chained``, ``assert_batched``, ...
+- `run_pipeline`: run a pipeline file (or a loaded spec) in this process and get its
+  `BatchResult`.
+- `FakeClock`: time that moves only when someone sleeps, so backoffs cost nothing.
+- The pytest plugin (`arvel_flow.testing.plugin`, loaded by pytest on its own once
+  arvel-flow is installed) gives the fixtures ``fake_queue`` and ``sync_queue``.
+
+Names are imported on first use: pytest imports this package for every run, in
+projects that use it or not, and that must stay cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from arvel_flow.testing.clock import FakeClock as FakeClock
+    from arvel_flow.testing.fake import FakeQueue as FakeQueue
+    from arvel_flow.testing.pipelines import run_pipeline as run_pipeline
+    from arvel_flow.testing.records import Dispatched as Dispatched
+    from arvel_flow.testing.records import FlowRecord as FlowRecord
+
+_EXPORTS: dict[str, str] = {
+    "Dispatched": "arvel_flow.testing.records",
+    "FakeClock": "arvel_flow.testing.clock",
+    "FakeQueue": "arvel_flow.testing.fake",
+    "FlowRecord": "arvel_flow.testing.records",
+    "run_pipeline": "arvel_flow.testing.pipelines",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'arvel_flow.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
