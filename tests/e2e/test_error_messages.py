@@ -92,3 +92,20 @@ def test_a_wrong_working_directory_gets_a_hint(here: Path, tmp_path: Path) -> No
     assert (
         f"no module named 'errapp' (errapp/ is in {here}: run from there, or set PYTHONPATH={here})"
     ) in result.stdout, result
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "plan", "graph"])
+def test_a_tab_indenting_yaml_says_so_at_its_line_and_column(
+    here: Path, cli_here: Cli, command: str
+) -> None:
+    # Given a pipeline indented with a tab on line 4
+    (here / "tabbed.yaml").write_text(
+        "version: 1\nname: tabbed\npipeline:\n\tjob: errapp.jobs:A\n", encoding="utf-8"
+    )
+    # When any command reads it
+    result = cli_here(command, "tabbed.yaml")
+    # Then the message says what a person did and what to do, at file:line:col
+    assert result.code == 2, result
+    assert (
+        "tabbed.yaml:4:1: error: a tab character is not allowed for indentation in YAML; use spaces"
+    ) in result.stdout + result.stderr, result
