@@ -45,10 +45,18 @@ class FileResult:
     warnings: tuple[ConfigIssue, ...] = ()
 
 
-def format_validation(results: Sequence[FileResult], output_format: str) -> str:
-    """All files' results as ``text`` (compiler style), ``json`` or ``github`` annotations."""
+def format_validation(
+    results: Sequence[FileResult],
+    output_format: str,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> str:
+    """All files' results as ``text`` (compiler style), ``json`` or ``github`` annotations.
+
+    ``skipped`` are the files of a directory that are not pipelines, with the reason:
+    a line each in text, a ``skipped`` list in JSON, nothing in annotations.
+    """
     if output_format == "json":
-        return format_validation_json(results)
+        return format_validation_json(results, skipped)
     lines: list[str] = []
     for result in results:
         if output_format == "github":
@@ -62,6 +70,7 @@ def format_validation(results: Sequence[FileResult], output_format: str) -> str:
             lines += [warning.format() for warning in result.warnings]
     if output_format != "github":
         lines += [f"{result.file}: ok{_warned(result)}" for result in results if not result.issues]
+        lines += [f"{file}: skipped ({reason})" for file, reason in skipped]
     invalid = sum(1 for result in results if result.issues)
     if invalid:
         count = sum(len(result.issues) + result.omitted for result in results)
@@ -86,11 +95,15 @@ def _omitted_issue(result: FileResult) -> ConfigIssue:
     )
 
 
-def format_validation_json(results: Sequence[FileResult]) -> str:
-    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", ...}]}``.
+def format_validation_json(
+    results: Sequence[FileResult], skipped: Sequence[tuple[str, str]] = ()
+) -> str:
+    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", ...}],
+    "skipped": [{"file", "reason"}]}``.
 
     Each file has ``issues``, ``omitted`` (its issues past the `MAX_PROBLEMS` listed)
-    and ``warnings`` (same shape as issues; they do not make it invalid).
+    and ``warnings`` (same shape as issues; they do not make it invalid). ``skipped``
+    lists the files of a directory that are not pipelines.
     """
     files = [
         {
@@ -102,7 +115,12 @@ def format_validation_json(results: Sequence[FileResult]) -> str:
         }
         for result in results
     ]
-    return json.dumps({"valid": all(f["valid"] for f in files), "files": files}, indent=2)
+    document = {
+        "valid": all(f["valid"] for f in files),
+        "files": files,
+        "skipped": [{"file": file, "reason": reason} for file, reason in skipped],
+    }
+    return json.dumps(document, indent=2)
 
 
 def _issue_json(issue: ConfigIssue) -> dict[str, object]:

@@ -72,6 +72,7 @@ def test_json_format_is_one_document(runner: CliRunner) -> None:
                 "warnings": [],
             }
         ],
+        "skipped": [],
     }
 
 
@@ -166,3 +167,36 @@ def test_other_commands_show_the_count_of_problems_left_out(runner: CliRunner, n
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == "... and 800 more problems"
     assert len(result.stderr.splitlines()) == MAX_PROBLEMS + 1
+
+
+def test_a_directory_stands_for_the_pipelines_in_it(runner: CliRunner, tmp_path: Path) -> None:
+    # Given a directory with a valid pipeline, an invalid one, a compose file and a subdirectory
+    (tmp_path / "a.yaml").write_text("version: 1\nname: a\npipeline: {job: builtins.print}\n")
+    (tmp_path / "b.yml").write_text(
+        "version: 1\nname: b\npipeline: {job: builtins.print}\nextra: 1\n"
+    )
+    (tmp_path / "docker-compose.yml").write_text("version: '3'\nservices: {}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.yaml").write_text("version: 1\npipeline: {}\n")
+    # When the directory is validated
+    result = runner.invoke(cli, ["validate", "--no-strict", str(tmp_path)])
+    # Then each pipeline is reported, the compose file is skipped, the subdirectory not read
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'a.yaml'}: ok" in result.stdout
+    assert f"{tmp_path / 'b.yml'}:4:1: error: extra:" in result.stdout
+    assert (
+        f"{tmp_path / 'docker-compose.yml'}: skipped (not a pipeline: no top-level 'pipeline:' key)"
+    ) in result.stdout
+    assert "c.yaml" not in result.stdout
+    assert result.stdout.endswith("1 error in 1 of 2 files\n")
+
+
+def test_a_directory_without_pipelines_is_an_error(runner: CliRunner, tmp_path: Path) -> None:
+    # Given a directory with no pipeline file
+    # When it is validated
+    result = runner.invoke(cli, ["validate", "--format", "json", str(tmp_path)])
+    # Then it is invalid, saying why
+    assert result.exit_code == 2
+    [entry] = json.loads(result.stdout)["files"]
+    assert entry["file"] == str(tmp_path)
+    assert entry["issues"][0]["message"].startswith("no pipeline here")
