@@ -109,3 +109,28 @@ def test_a_tab_indenting_yaml_says_so_at_its_line_and_column(
     assert (
         "tabbed.yaml:4:1: error: a tab character is not allowed for indentation in YAML; use spaces"
     ) in result.stdout + result.stderr, result
+
+
+@pytest.mark.parametrize(
+    ("args", "last_line"),
+    [
+        (("validate", "--nope", "p.yaml"), "error: no such option '--nope'"),
+        (("run",), "error: give a pipeline FILE or --resume RUN_ID (one of them)"),
+        (("failed", "show"), "error: missing argument 'FAILED_ID'"),
+        (("nocommand",), "error: no such command 'nocommand'"),
+        (("status", "zz", "--store", "sqlite:s.db"), None),
+        (("runs", "--store", "redis://127.0.0.1:1/0"), None),
+    ],
+)
+def test_every_error_the_command_prints_has_one_prefix(
+    cli_here: Cli, args: tuple[str, ...], last_line: str | None
+) -> None:
+    # Given a usage mistake, an unknown id or an unreachable store, for various commands
+    # When the command runs
+    result = cli_here(*args)
+    # Then the error is one "error: ..." line (after click's usage lines), never "Error:"
+    assert result.code in (2, 3), result
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: "), result
+    assert last_line is None or last == last_line, result
+    assert "Error:" not in result.stderr
