@@ -15,8 +15,9 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from arvel_flow.durations import format_duration, format_exact
 from arvel_flow.errors import ConfigIssue
-from arvel_flow.explain import SHOWN_RETRIES, StepReport, format_seconds
+from arvel_flow.explain import SHOWN_RETRIES, StepReport
 from arvel_flow.pipeline.problems import MAX_PROBLEMS
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import (
@@ -250,17 +251,17 @@ def _format_report(report: StepReport) -> RenderableType:
             "worst case",
             "unbounded (no timeout)"
             if report.worst_case is None
-            else format_seconds(report.worst_case),
+            else format_duration(report.worst_case),
         ),
         ("middleware", format_middleware(settings.middleware)),
         (
             "queue",
             settings.queue_name
-            + (f", delay {format_seconds(settings.delay)}" if settings.delay else ""),
+            + (f", delay {format_exact(settings.delay)}" if settings.delay else ""),
         ),
     ]
     if settings.unique_for:
-        lock = f"{settings.unique_id or 'class path'} for {format_seconds(settings.unique_for)}"
+        lock = f"{settings.unique_id or 'class path'} for {format_exact(settings.unique_for)}"
         until = " (released when it starts)" if settings.unique_until_processing else ""
         rows.append(("unique", lock + until))
     lines = [Text.assemble((f"{label:<12}", "dim"), value) for label, value in rows]
@@ -272,12 +273,12 @@ def format_retry(settings: JobSettings) -> str:
     """``3 retries; exponential backoff (base 2, max 1m, jitter); timeout 30s``."""
     parts = [f"{settings.max_retries} retries", format_backoff(settings)]
     parts.append(
-        f"timeout {format_seconds(settings.timeout_seconds)}"
+        f"timeout {format_exact(settings.timeout_seconds)}"
         if settings.timeout_seconds
         else "no timeout"
     )
     if settings.retry_until is not None:
-        parts.append(f"until {format_seconds(settings.retry_until)} after the first attempt")
+        parts.append(f"until {format_exact(settings.retry_until)} after the first attempt")
     if settings.max_exceptions is not None:
         parts.append(f"at most {settings.max_exceptions} exceptions")
     if settings.retry_on:
@@ -295,13 +296,13 @@ def format_backoff(settings: JobSettings) -> str:
         head = "exponential backoff"
         details.append(f"base {settings.backoff_base:g}")
     elif isinstance(backoff, tuple):
-        shown = [format_seconds(wait) for wait in backoff[:SHOWN_RETRIES]]
+        shown = [format_exact(wait) for wait in backoff[:SHOWN_RETRIES]]
         more = len(backoff) - len(shown)
         head = "backoff " + ", ".join(shown + ([f"... {more:,} more"] if more else []))
     else:
-        head = f"backoff {format_seconds(backoff)}"
+        head = f"backoff {format_exact(backoff)}"
     if settings.max_backoff is not None:
-        details.append(f"max {format_seconds(settings.max_backoff)}")
+        details.append(f"max {format_exact(settings.max_backoff)}")
     if settings.jitter:
         details.append("jitter")
     return head + (f" ({', '.join(details)})" if details else "")
@@ -315,11 +316,11 @@ def format_waits(waits: Sequence[tuple[float, float]], more: int = 0, longest: f
     if not waits:
         return "no retries"
     shown = [
-        format_seconds(high) if low == high else f"{format_seconds(low)}..{format_seconds(high)}"
+        format_exact(high) if low == high else f"{format_exact(low)}..{format_exact(high)}"
         for low, high in waits
     ]
     if more:
-        shown.append(f"... {more:,} more, each at most {format_seconds(longest)}")
+        shown.append(f"... {more:,} more, each at most {format_exact(longest)}")
     return " → ".join(shown)
 
 
