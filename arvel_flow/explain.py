@@ -24,6 +24,9 @@ from arvel_flow.queue.plan import FanOutNode, JobNode, Plan
 _NO_EXPIRY_LOCK_TTL = 3600.0
 """What `WithoutOverlapping` falls back to for a job without timeout or expire_after."""
 
+_QUIET_WAITS = 60.0
+"""Default retries that wait this long in all, or less, are not worth a warning."""
+
 SHOWN_RETRIES = 10
 """Waits a plan lists before it summarises the rest."""
 
@@ -121,6 +124,32 @@ def compute_worst_case(settings: JobSettings) -> float | None:
                 return settings.delay + elapsed + (fits * step if fits else 0.0) + timeout
         elapsed += count * step
     return settings.delay + elapsed + timeout
+
+
+def compute_total_wait(settings: JobSettings) -> float:
+    """Longest time a failing job spends waiting between its attempts, all retries together."""
+    return sum(count * wait for count, wait in _wait_runs(settings))
+
+
+def describe_default_retries(settings: JobSettings) -> str | None:
+    """A warning for a job left with default retries that wait over a minute in all.
+
+    For a step where neither the file (``retry:`` on the step, its template or the
+    ``defaults``) nor the job class chose its retries: Arvel's defaults (3 retries, 60 s
+    apart) make a failing job look hung for minutes. None when the waits are short.
+    """
+    total = compute_total_wait(settings)
+    if total <= _QUIET_WAITS:
+        return None
+    waits = {wait for _, wait in _wait_runs(settings)}
+    retries = settings.max_retries
+    times = "once" if retries == 1 else f"{retries} times"
+    apart = f" {format_exact(waits.pop())} apart" if len(waits) == 1 and retries > 1 else ""
+    return (
+        f"no retry settings: a failing job retries {times}{apart} (worst case "
+        f"{format_duration(total)} of waiting); set retry: on the step (or tries on the "
+        "job class) to choose"
+    )
 
 
 def _count_within(room: float, size: float, count: int) -> int:

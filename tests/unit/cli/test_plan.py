@@ -135,6 +135,7 @@ def test_the_environment_beats_the_file_for_the_redelivery_timeout(tmp_path: Pat
     path.write_text(
         "version: 1\nname: x\nqueue: {redelivery_timeout: 1m}\npipeline:\n"
         "  job: tests.fixtures.jobs_for_spec:Notify\n  timeout_seconds: 2m\n"
+        "  retry: {max_retries: 1}\n"
     )
     result = CliRunner(env={"ARVEL_FLOW_REDELIVERY_TIMEOUT": "3600"}).invoke(
         cli, ["plan", str(path)]
