@@ -13,6 +13,7 @@ own usage errors (``Error: No such option '--x'.``) are reworded to it
 
 from __future__ import annotations
 
+import re
 from typing import IO, Any
 
 import click
@@ -46,6 +47,10 @@ def exit_code_for(error: FlowError) -> int:
     return EXIT_FAILED
 
 
+_SUGGESTION = re.compile(r"\.? \(?Did you mean (.*?)\)?$")
+"""Click's ``. Did you mean '--x'?`` / ``. (Did you mean one of: ...?)``."""
+
+
 def format_error(message: str) -> str:
     """``error: message``: an error that lies in no file, in the command's one form.
 
@@ -54,7 +59,7 @@ def format_error(message: str) -> str:
     """
     if message[:1].isupper() and message[1:2].islower():
         message = message[0].lower() + message[1:]
-    message = message.replace(". Did you mean", "; did you mean")
+    message = _SUGGESTION.sub(r"; did you mean \1", message)
     if message.endswith(".") and not message.endswith(".."):
         message = message[:-1]
     return f"error: {message}"

@@ -29,7 +29,7 @@ def describe_yaml_error(error: yaml.MarkedYAMLError, text: str) -> Described:
         return (_TAB_INDENT if _only_indentation_before(text, mark) else _TAB_ELSEWHERE), mark
     for phrase, describe in _DESCRIPTIONS:
         if phrase in problem:
-            described = describe(error, found)
+            described = describe(error, found, text)
             if described is not None:
                 return described
     return _as_pyyaml_says(error), mark or error.context_mark
@@ -42,7 +42,7 @@ def _as_pyyaml_says(error: yaml.MarkedYAMLError) -> str:
     return message
 
 
-def _reserved_start(error: yaml.MarkedYAMLError, found: str | None) -> Described | None:
+def _reserved_start(error: yaml.MarkedYAMLError, found: str | None, _text: str) -> Described | None:
     if not found or not found.isprintable() or found.isspace():
         return None
     return (
@@ -51,7 +51,16 @@ def _reserved_start(error: yaml.MarkedYAMLError, found: str | None) -> Described
     )
 
 
-def _colon_in_value(error: yaml.MarkedYAMLError, _: str | None) -> Described:
+def _colon_in_value(error: yaml.MarkedYAMLError, _: str | None, text: str) -> Described:
+    index = _index(text, error.problem_mark)
+    before = "" if index is None else text[text.rfind("\n", 0, index) + 1 : index]
+    if ": " not in before and not before.lstrip().startswith("- "):
+        # Only a key before the ':': the line was read as the value above continuing.
+        return (
+            "this line is indented differently from the keys beside it; line it up with "
+            "them (or, for a nested mapping, put nothing after the parent's ':')",
+            error.problem_mark,
+        )
     return (
         "': ' inside a value; put the value in quotes, or start a nested mapping on a "
         "new, indented line",
@@ -59,13 +68,13 @@ def _colon_in_value(error: yaml.MarkedYAMLError, _: str | None) -> Described:
     )
 
 
-def _unclosed_quote(error: yaml.MarkedYAMLError, _: str | None) -> Described | None:
+def _unclosed_quote(error: yaml.MarkedYAMLError, _: str | None, _text: str) -> Described | None:
     if "quoted scalar" not in (error.context or ""):
         return None
     return "this quoted string is never closed", error.context_mark or error.problem_mark
 
 
-def _unclosed_flow(error: yaml.MarkedYAMLError, _: str | None) -> Described | None:
+def _unclosed_flow(error: yaml.MarkedYAMLError, _: str | None, _text: str) -> Described | None:
     context = error.context or ""
     if "flow sequence" in context:
         opened, closer = "list '['", "']'"
@@ -80,18 +89,21 @@ def _unclosed_flow(error: yaml.MarkedYAMLError, _: str | None) -> Described | No
     )
 
 
-def _out_of_mapping(error: yaml.MarkedYAMLError, found: str | None) -> Described | None:
+def _out_of_mapping(error: yaml.MarkedYAMLError, found: str | None, _text: str) -> Described | None:
     if "block mapping" not in (error.context or ""):
         return None
     of = f" of the mapping at {_where(error.context_mark)}" if error.context_mark else ""
     if found == "-":
-        message = f"a list item where a key{of} was expected; indent the list under its key"
+        message = (
+            f"a list item where a key{of} was expected; check the indentation (the items "
+            "of a list line up, under their key)"
+        )
     else:
         message = f"this line is not a 'key: value'{of}; check its indentation"
     return message, error.problem_mark
 
 
-def _out_of_list(error: yaml.MarkedYAMLError, _: str | None) -> Described | None:
+def _out_of_list(error: yaml.MarkedYAMLError, _: str | None, _text: str) -> Described | None:
     if "block collection" not in (error.context or ""):
         return None
     of = f" of the list at {_where(error.context_mark)}" if error.context_mark else ""
@@ -101,7 +113,7 @@ def _out_of_list(error: yaml.MarkedYAMLError, _: str | None) -> Described | None
     )
 
 
-def _key_without_colon(error: yaml.MarkedYAMLError, _: str | None) -> Described:
+def _key_without_colon(error: yaml.MarkedYAMLError, _: str | None, _text: str) -> Described:
     return (
         "this line is neither 'key: value' nor '- item': add ': ' after the key, or indent "
         "it to continue the value above",
@@ -109,7 +121,7 @@ def _key_without_colon(error: yaml.MarkedYAMLError, _: str | None) -> Described:
     )
 
 
-def _undefined_alias(error: yaml.MarkedYAMLError, _: str | None) -> Described:
+def _undefined_alias(error: yaml.MarkedYAMLError, _: str | None, _text: str) -> Described:
     return (
         "'*' starts an alias, but no anchor ('&name') of that name is defined above; put "
         "the value in quotes if '*' is meant as text",
@@ -118,7 +130,7 @@ def _undefined_alias(error: yaml.MarkedYAMLError, _: str | None) -> Described:
 
 
 _DESCRIPTIONS: tuple[
-    tuple[str, Callable[[yaml.MarkedYAMLError, str | None], Described | None]], ...
+    tuple[str, Callable[[yaml.MarkedYAMLError, str | None, str], Described | None]], ...
 ] = (
     ("cannot start any token", _reserved_start),
     ("mapping values are not allowed", _colon_in_value),

@@ -17,6 +17,10 @@ from arvel_flow.cli.group import format_error
             "No such option '--bogus'. Did you mean '--verbose'?",
             "error: no such option '--bogus'; did you mean '--verbose'?",
         ),
+        (
+            "No such option '--strikt'. (Did you mean one of: '--set', '--strict'?)",
+            "error: no such option '--strikt'; did you mean one of: '--set', '--strict'?",
+        ),
         ("URL is missing.", "error: URL is missing"),
         ("give a FILE or --resume RUN_ID", "error: give a FILE or --resume RUN_ID"),
         ("and so on...", "error: and so on..."),

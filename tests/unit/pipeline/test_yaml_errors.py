@@ -67,6 +67,15 @@ def test_common_syntax_errors_read_well(
 
 
 @pytest.mark.parametrize("loader", LOADERS)
+def test_a_key_indented_past_its_siblings_is_an_indentation_problem(loader: Any) -> None:
+    # Given a key indented further than the key before it (read as that value continuing)
+    message, where = described("job: a\n   with: {}\n", loader)
+    # Then the message is about indentation, at the ':' of the misplaced key
+    assert message.startswith("this line is indented differently from the keys beside it")
+    assert where == (2, 8)
+
+
+@pytest.mark.parametrize("loader", LOADERS)
 def test_an_unclosed_flow_list_names_where_it_opened(loader: Any) -> None:
     # Given a '[' list that is never closed
     message, _ = described("a: [1, 2\nb: 3\n", loader)
