@@ -273,7 +273,9 @@ async def test_run_gives_up_with_exit_3_when_redis_is_away_longer_than_the_grace
         private_redis.signal(signal.SIGCONT)
     assert code == 3, run.output()
     last = run.output().strip().splitlines()[-1]
-    assert last.startswith(f"redis://:***@127.0.0.1:{private_redis.port}/0 could not be"), last
+    assert last.startswith(f"error: redis://:***@127.0.0.1:{private_redis.port}/0 could not be"), (
+        last
+    )
     assert last.endswith("; gave up after 1s"), last
     # And the worker of grace 1 s gave up too (exit 3, one message)
     assert await asyncio.to_thread(quitter.wait, 20) == 3, quitter.output()
