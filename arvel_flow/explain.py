@@ -16,12 +16,16 @@ import functools
 import math
 from dataclasses import dataclass
 
+from arvel_flow.durations import format_duration, format_exact
 from arvel_flow.queue.backoff import compute_backoff
 from arvel_flow.queue.job import JobSettings
 from arvel_flow.queue.plan import FanOutNode, JobNode, Plan
 
 _NO_EXPIRY_LOCK_TTL = 3600.0
 """What `WithoutOverlapping` falls back to for a job without timeout or expire_after."""
+
+_QUIET_WAITS = 60.0
+"""Default retries that wait this long in all, or less, are not worth a warning."""
 
 SHOWN_RETRIES = 10
 """Waits a plan lists before it summarises the rest."""
@@ -122,6 +126,32 @@ def compute_worst_case(settings: JobSettings) -> float | None:
     return settings.delay + elapsed + timeout
 
 
+def compute_total_wait(settings: JobSettings) -> float:
+    """Longest time a failing job spends waiting between its attempts, all retries together."""
+    return sum(count * wait for count, wait in _wait_runs(settings))
+
+
+def describe_default_retries(settings: JobSettings) -> str | None:
+    """A warning for a job left with default retries that wait over a minute in all.
+
+    For a step where neither the file (``retry:`` on the step, its template or the
+    ``defaults``) nor the job class chose its retries: Arvel's defaults (3 retries, 60 s
+    apart) make a failing job look hung for minutes. None when the waits are short.
+    """
+    total = compute_total_wait(settings)
+    if total <= _QUIET_WAITS:
+        return None
+    waits = {wait for _, wait in _wait_runs(settings)}
+    retries = settings.max_retries
+    times = "once" if retries == 1 else f"{retries} times"
+    apart = f" {format_exact(waits.pop())} apart" if len(waits) == 1 and retries > 1 else ""
+    return (
+        f"no retry settings: a failing job retries {times}{apart} (worst case "
+        f"{format_duration(total)} of waiting); set retry: on the step (or tries on the "
+        "job class) to choose"
+    )
+
+
 def _count_within(room: float, size: float, count: int) -> int:
     """How many of ``count`` consecutive spans of ``size`` end within ``room``."""
     if not room >= 0:  # NaN too
@@ -174,12 +204,12 @@ def _timeout_warnings(settings: JobSettings, redelivery: float) -> list[str]:
     if timeout <= 0:
         return [
             "no timeout: on a broker that redelivers unacknowledged jobs (after "
-            f"{format_seconds(redelivery)}), an attempt running longer runs twice"
+            f"{format_exact(redelivery)}), an attempt running longer runs twice"
         ]
     if timeout > redelivery:
         return [
-            f"timeout {format_seconds(timeout)} is longer than the broker's redelivery timeout "
-            f"({format_seconds(redelivery)}): a second copy may start while the first still runs"
+            f"timeout {format_exact(timeout)} is longer than the broker's redelivery timeout "
+            f"({format_exact(redelivery)}): a second copy may start while the first still runs"
         ]
     return []
 
@@ -196,7 +226,7 @@ def _retry_until_warnings(settings: JobSettings) -> list[str]:
         if fits < count:
             retry = retries + fits + 1
             return [
-                f"retry_until {format_seconds(retry_until)} passes before the backoff "
+                f"retry_until {format_exact(retry_until)} passes before the backoff "
                 f"of retry {retry} ends: at most {retry - 1} of {settings.max_retries} retries "
                 "can run"
             ]
@@ -216,12 +246,12 @@ def _lock_warnings(settings: JobSettings) -> list[str]:
         if expire is None and timeout <= 0:
             warnings.append(
                 f"lock {key!r} has no expire_after and the job no timeout: if its worker dies, the "
-                f"lock is held for {format_seconds(_NO_EXPIRY_LOCK_TTL)}"
+                f"lock is held for {format_exact(_NO_EXPIRY_LOCK_TTL)}"
             )
         elif expire is not None and timeout > 0 and float(expire) < timeout:
             warnings.append(
-                f"lock {key!r} expires after {format_seconds(float(expire))}, before the timeout "
-                f"({format_seconds(timeout)}): two copies may overlap"
+                f"lock {key!r} expires after {format_exact(float(expire))}, before the timeout "
+                f"({format_exact(timeout)}): two copies may overlap"
             )
     if settings.unique_id is not None and not settings.unique_for:
         warnings.append("unique_id has no effect without unique_for")
@@ -231,24 +261,9 @@ def _lock_warnings(settings: JobSettings) -> list[str]:
         and not settings.unique_until_processing
         and (worst is None or worst > settings.unique_for)
     ):
-        took = "may run without bound" if worst is None else f"can take {format_seconds(worst)}"
+        took = "may run without bound" if worst is None else f"can take {format_duration(worst)}"
         warnings.append(
-            f"the unique lock expires after {format_seconds(settings.unique_for)} but the job "
+            f"the unique lock expires after {format_exact(settings.unique_for)} but the job "
             f"{took}: a duplicate may be dispatched meanwhile"
         )
     return warnings
-
-
-def format_seconds(seconds: float) -> str:
-    """``90`` → ``1m30s``; ``0.5`` → ``0.5s``; infinity → ``forever``."""
-    if not math.isfinite(seconds):
-        return "forever"
-    if seconds < 60:
-        return f"{seconds:g}s"
-    parts = []
-    remaining = round(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)

@@ -403,6 +403,25 @@ def read_settings(source: object) -> tuple[dict[str, Any], list[str]]:
     return values, problems
 
 
+_RETRY_CHOICES = frozenset(
+    {"max_retries", "backoff", "backoff_base", "max_backoff", "retry_until", "max_exceptions"}
+    | {"tries", "maxExceptions"}  # Arvel's and Laravel's (`FOREIGN_NAMES`)
+)
+"""Names by which a job class chooses how often and how long apart it retries."""
+
+
+def declares_retries(cls: type) -> bool:
+    """Whether a job class (or a base of its own) chooses its retries: declares
+    ``max_retries``, ``backoff``, Arvel's ``tries`` and the like, as a field or a
+    class attribute. arvel-flow's own `Job` declares the defaults, which do not count."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith(("arvel_flow.", "pydantic.", "builtins")):
+            continue
+        if _RETRY_CHOICES & (set(vars(klass)) | set(inspect.get_annotations(klass))):
+            return True
+    return False
+
+
 def setting_problems(source: object) -> list[str]:
     """What a job class declares as settings that arvel-flow cannot honour, one line each."""
     return read_settings(source)[1]

@@ -33,6 +33,7 @@ from arvel_flow.cli.group import FlowGroup
 from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
+    from arvel_flow.cli.render import FileResult
     from arvel_flow.pipeline.models import PipelineSpec
 
 
@@ -83,7 +84,11 @@ def validate(
     assignments: tuple[str, ...],
     env_file: Path | None,
 ) -> None:
-    """Check pipeline files, reporting every problem with its line and column."""
+    """Check pipeline files, reporting every problem with its line and column.
+
+    A directory stands for the pipelines directly in it: its *.yaml and *.yml files
+    with a top-level 'pipeline:' key (others are listed as skipped).
+    """
     from arvel_flow.cli.render import FileResult, format_validation
     from arvel_flow.compiler import load_pipeline
 
@@ -91,8 +96,12 @@ def validate(
     use_env_file(env_file)
     if strict:
         use_working_directory()
-    results = []
-    for file in files:
+    entries, skipped = expand_directories(files)
+    results: list[FileResult] = []
+    for file in entries:
+        if isinstance(file, FileResult):  # a directory with no pipeline
+            results.append(file)
+            continue
         warnings: list[ConfigIssue] | None = None if require_env else []
         try:
             load_pipeline(file, set_vars=set_vars, strict=strict, file=str(file), warnings=warnings)
@@ -101,8 +110,40 @@ def validate(
             results.append(
                 FileResult(str(file), error.issues, error.omitted, tuple(warnings or ()))
             )
-    click.echo(format_validation(results, output_format))
+    click.echo(format_validation(results, output_format, skipped))
     ctx.exit(EXIT_INVALID if any(result.issues for result in results) else EXIT_OK)
+
+
+def expand_directories(
+    paths: tuple[Path, ...],
+) -> tuple[list[Path | FileResult], list[tuple[str, str]]]:
+    """The files to validate in the order given (a directory's pipelines in its place, or
+    a failed result when it holds none), and the YAML files of directories skipped."""
+    from arvel_flow.cli.render import FileResult
+    from arvel_flow.pipeline.discover import find_pipeline_files
+
+    files: list[Path | FileResult] = []
+    skipped: list[tuple[str, str]] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        try:
+            found = find_pipeline_files(path)
+        except OSError as error:
+            issue = ConfigIssue(f"cannot list the directory: {error.strerror}", file=str(path))
+            files.append(FileResult(str(path), (issue,)))
+            continue
+        files += found.pipelines
+        skipped += [(str(file), reason) for file, reason in found.skipped]
+        if not found.pipelines:
+            issue = ConfigIssue(
+                "no pipeline here: no *.yaml or *.yml file with a top-level 'pipeline:' key "
+                "(subdirectories are not searched)",
+                file=str(path),
+            )
+            files.append(FileResult(str(path), (issue,)))
+    return files, skipped
 
 
 @cli.command()

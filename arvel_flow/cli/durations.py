@@ -1,7 +1,7 @@
 """Durations in the CLI: `format_duration` writes them for people, `to_seconds` reads them.
 
-`format_duration` is the one way every renderer (live view, plain lines, summaries,
-``status``) shows a span of time: ``0.8s``, ``42s``, ``2m 5s``, ``1h 3m``.
+`format_duration` lives in `arvel_flow.durations` (below the runtime, whose ``plan``
+reports use it too); it is imported here for the renderers, which take it from here.
 
 `to_seconds` is the click callback of options that take an age, such as ``--older-than 7d``.
 
@@ -13,11 +13,12 @@ parser is imported only when such an option is given.
 
 from __future__ import annotations
 
-import math
-
 import click
 
+from arvel_flow.durations import format_duration
 from arvel_flow.scalars import parse_number
+
+__all__ = ["format_duration", "to_seconds"]
 
 
 def to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -34,29 +35,3 @@ def to_seconds(ctx: click.Context, param: click.Parameter, value: str | None) ->
         return parse_duration(text if number is None else number)
     except PydanticCustomError as error:
         raise click.BadParameter(f"{value!r}: {error.message()}", ctx, param) from None
-
-
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-def format_duration(seconds: float) -> str:
-    """``0.8155`` → ``0.8s``, ``42.4`` → ``42s``, ``125`` → ``2m 5s``, ``3700`` → ``1h 1m``.
-
-    A tenth of a second under ten seconds, whole seconds under a minute, then the two
-    largest units; infinity is ``forever``.
-    """
-    if not math.isfinite(seconds):
-        return "forever"
-    seconds = max(seconds, 0.0)
-    if seconds < 9.95:
-        return f"{seconds:.1f}".removesuffix(".0") + "s"
-    if seconds < 59.5:
-        return f"{round(seconds)}s"
-    remaining = round(seconds)
-    parts: list[str] = []
-    for unit, size in _UNITS:
-        count, remaining = divmod(remaining, size)
-        if count or parts:
-            parts.append(f"{count}{unit}")
-    shown = parts[:2]
-    return " ".join(shown[:1] + [part for part in shown[1:] if not part.startswith("0")])

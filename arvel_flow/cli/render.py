@@ -15,8 +15,9 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from arvel_flow.durations import format_duration, format_exact
 from arvel_flow.errors import ConfigIssue
-from arvel_flow.explain import SHOWN_RETRIES, StepReport, format_seconds
+from arvel_flow.explain import SHOWN_RETRIES, StepReport
 from arvel_flow.pipeline.problems import MAX_PROBLEMS
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import (
@@ -45,10 +46,18 @@ class FileResult:
     warnings: tuple[ConfigIssue, ...] = ()
 
 
-def format_validation(results: Sequence[FileResult], output_format: str) -> str:
-    """All files' results as ``text`` (compiler style), ``json`` or ``github`` annotations."""
+def format_validation(
+    results: Sequence[FileResult],
+    output_format: str,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> str:
+    """All files' results as ``text`` (compiler style), ``json`` or ``github`` annotations.
+
+    ``skipped`` are the files of a directory that are not pipelines, with the reason:
+    a line each in text, a ``skipped`` list in JSON, nothing in annotations.
+    """
     if output_format == "json":
-        return format_validation_json(results)
+        return format_validation_json(results, skipped)
     lines: list[str] = []
     for result in results:
         if output_format == "github":
@@ -62,6 +71,7 @@ def format_validation(results: Sequence[FileResult], output_format: str) -> str:
             lines += [warning.format() for warning in result.warnings]
     if output_format != "github":
         lines += [f"{result.file}: ok{_warned(result)}" for result in results if not result.issues]
+        lines += [f"{file}: skipped ({reason})" for file, reason in skipped]
     invalid = sum(1 for result in results if result.issues)
     if invalid:
         count = sum(len(result.issues) + result.omitted for result in results)
@@ -86,11 +96,15 @@ def _omitted_issue(result: FileResult) -> ConfigIssue:
     )
 
 
-def format_validation_json(results: Sequence[FileResult]) -> str:
-    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", ...}]}``.
+def format_validation_json(
+    results: Sequence[FileResult], skipped: Sequence[tuple[str, str]] = ()
+) -> str:
+    """One JSON document: ``{"valid": ..., "files": [{"file", "valid", "issues", ...}],
+    "skipped": [{"file", "reason"}]}``.
 
     Each file has ``issues``, ``omitted`` (its issues past the `MAX_PROBLEMS` listed)
-    and ``warnings`` (same shape as issues; they do not make it invalid).
+    and ``warnings`` (same shape as issues; they do not make it invalid). ``skipped``
+    lists the files of a directory that are not pipelines.
     """
     files = [
         {
@@ -102,7 +116,12 @@ def format_validation_json(results: Sequence[FileResult]) -> str:
         }
         for result in results
     ]
-    return json.dumps({"valid": all(f["valid"] for f in files), "files": files}, indent=2)
+    document = {
+        "valid": all(f["valid"] for f in files),
+        "files": files,
+        "skipped": [{"file": file, "reason": reason} for file, reason in skipped],
+    }
+    return json.dumps(document, indent=2)
 
 
 def _issue_json(issue: ConfigIssue) -> dict[str, object]:
@@ -232,17 +251,17 @@ def _format_report(report: StepReport) -> RenderableType:
             "worst case",
             "unbounded (no timeout)"
             if report.worst_case is None
-            else format_seconds(report.worst_case),
+            else format_duration(report.worst_case),
         ),
         ("middleware", format_middleware(settings.middleware)),
         (
             "queue",
             settings.queue_name
-            + (f", delay {format_seconds(settings.delay)}" if settings.delay else ""),
+            + (f", delay {format_exact(settings.delay)}" if settings.delay else ""),
         ),
     ]
     if settings.unique_for:
-        lock = f"{settings.unique_id or 'class path'} for {format_seconds(settings.unique_for)}"
+        lock = f"{settings.unique_id or 'class path'} for {format_exact(settings.unique_for)}"
         until = " (released when it starts)" if settings.unique_until_processing else ""
         rows.append(("unique", lock + until))
     lines = [Text.assemble((f"{label:<12}", "dim"), value) for label, value in rows]
@@ -254,12 +273,12 @@ def format_retry(settings: JobSettings) -> str:
     """``3 retries; exponential backoff (base 2, max 1m, jitter); timeout 30s``."""
     parts = [f"{settings.max_retries} retries", format_backoff(settings)]
     parts.append(
-        f"timeout {format_seconds(settings.timeout_seconds)}"
+        f"timeout {format_exact(settings.timeout_seconds)}"
         if settings.timeout_seconds
         else "no timeout"
     )
     if settings.retry_until is not None:
-        parts.append(f"until {format_seconds(settings.retry_until)} after the first attempt")
+        parts.append(f"until {format_exact(settings.retry_until)} after the first attempt")
     if settings.max_exceptions is not None:
         parts.append(f"at most {settings.max_exceptions} exceptions")
     if settings.retry_on:
@@ -277,13 +296,13 @@ def format_backoff(settings: JobSettings) -> str:
         head = "exponential backoff"
         details.append(f"base {settings.backoff_base:g}")
     elif isinstance(backoff, tuple):
-        shown = [format_seconds(wait) for wait in backoff[:SHOWN_RETRIES]]
+        shown = [format_exact(wait) for wait in backoff[:SHOWN_RETRIES]]
         more = len(backoff) - len(shown)
         head = "backoff " + ", ".join(shown + ([f"... {more:,} more"] if more else []))
     else:
-        head = f"backoff {format_seconds(backoff)}"
+        head = f"backoff {format_exact(backoff)}"
     if settings.max_backoff is not None:
-        details.append(f"max {format_seconds(settings.max_backoff)}")
+        details.append(f"max {format_exact(settings.max_backoff)}")
     if settings.jitter:
         details.append("jitter")
     return head + (f" ({', '.join(details)})" if details else "")
@@ -297,11 +316,11 @@ def format_waits(waits: Sequence[tuple[float, float]], more: int = 0, longest: f
     if not waits:
         return "no retries"
     shown = [
-        format_seconds(high) if low == high else f"{format_seconds(low)}..{format_seconds(high)}"
+        format_exact(high) if low == high else f"{format_exact(low)}..{format_exact(high)}"
         for low, high in waits
     ]
     if more:
-        shown.append(f"... {more:,} more, each at most {format_seconds(longest)}")
+        shown.append(f"... {more:,} more, each at most {format_exact(longest)}")
     return " → ".join(shown)
 
 

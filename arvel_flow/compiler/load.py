@@ -38,7 +38,8 @@ def load_pipeline(
         strict: Also import every dotted path and check parameters, middleware
             arguments and exception classes.
         env: Environment for ``${NAME}`` (default: ``os.environ``).
-        warnings: Given, unset variables are warnings added here, not errors.
+        warnings: Given, unset variables are warnings added here, not errors, and so
+            are traps the strict checks find (a step left with the default retries).
 
     Returns:
         The validated spec, ready for `compile_pipeline`.

@@ -29,7 +29,8 @@ from typing import Any
 from arvel_flow.compiler.params import Params, check_params
 from arvel_flow.compiler.signatures import check_call
 from arvel_flow.errors import ImportTargetError
-from arvel_flow.job_settings import setting_problems
+from arvel_flow.explain import describe_default_retries
+from arvel_flow.job_settings import declares_retries, setting_problems
 from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
 from arvel_flow.pipeline.references import is_well_formed, placeholder_names
@@ -42,7 +43,7 @@ from arvel_flow.pipeline.walk import (
     mapping,
     middleware_form,
 )
-from arvel_flow.queue.job import JOB_SETTING_FIELDS
+from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
 from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
@@ -132,7 +133,27 @@ def _check_job_step(
     params = _params(at, template_name, template)
     problems = _check_settings(target, where)
     problems += check_params(target, params, at.step, env=env)
+    problems += _default_retries(data, at, template, target)
     return problems + list(_check_keys(data, at, template_name, target))
+
+
+def _default_retries(
+    data: dict[str, Any], at: StepAt, template: dict[str, Any], target: JobTarget
+) -> list[Problem]:
+    """A warning for a step whose retries nobody chose, if they wait long (see
+    `describe_default_retries`): no ``retry:`` on the step, its template or the
+    ``defaults``, and a job class that declares none of its own."""
+    chosen_in_file = any(
+        "retry" in where for where in (at.step, template, mapping(data.get("defaults")))
+    )
+    if chosen_in_file or target.kind == "function" or declares_retries(target.obj):
+        return []
+    message = describe_default_retries(JobSettings.of(target.obj))
+    if message is None:
+        return []
+    step = at.step.get("id")
+    named = f"step {step!r}: " if isinstance(step, str) else ""
+    return [Problem((*at.path, "job"), named + message, severity="warning")]
 
 
 def _check_settings(target: JobTarget, where: Path) -> list[Problem]:

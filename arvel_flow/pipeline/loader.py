@@ -68,7 +68,9 @@ def load_spec(
         checks: Passes run after validation on the same data (pass 6 above).
         warnings: Given, an unset ``${NAME}`` is added here as a warning (its value
             keeps its text, unchecked) instead of being an error: for checking a file
-            without the environment it runs in.
+            without the environment it runs in. The checks' warnings (traps such as a
+            step left with a job class's default retries) are added too; without
+            ``warnings`` they are not reported.
 
     Returns:
         The validated spec.
@@ -125,13 +127,18 @@ def parse_spec(
         found += check(data)
     # A value dropped for a reason already reported (a tag, an unset variable) would
     # only add a confusing second error at the same place.
-    problems += [problem for problem in found if not _under(problem.path, dropped)]
+    kept = [problem for problem in found if not _under(problem.path, dropped)]
+    problems += [problem for problem in kept if problem.severity == "error"]
+    traps = [problem for problem in kept if problem.severity == "warning"]
     issues = [*document.issues, *to_issues(problems, document.source_map, file)]
     unchecked = to_issues(unset or [], document.source_map, file)
     if not issues and spec is None:
         issues = unchecked  # nothing else wrong: the unset values are in the way
     elif warnings is not None:
-        warnings += sort_issues([replace(issue, severity="warning") for issue in unchecked])
+        noted = to_issues(traps, document.source_map, file)
+        warnings += sort_issues(
+            [replace(issue, severity="warning") for issue in [*unchecked, *noted]]
+        )
     if issues or spec is None:
         issues = sort_issues(issues)
         omitted += max(len(issues) - MAX_PROBLEMS, 0)

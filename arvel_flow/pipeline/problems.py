@@ -30,11 +30,14 @@ class Problem:
         message: What is wrong, and how to fix it when that is likely.
         at: Which position to report: the value at ``path``, the key that names it, or
             the mapping that should have contained it (for a missing key).
+        severity: ``warning`` for a trap that does not make the file invalid (a step
+            with the class's default retries, say): reported, never failing.
     """
 
     path: Path
     message: str
     at: Anchor = "value"
+    severity: Literal["error", "warning"] = "error"
 
 
 def format_path(path: Path) -> str:

@@ -32,6 +32,7 @@ import yaml
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.pipeline.compose import Composer, PositionNode
 from arvel_flow.pipeline.problems import Anchor, Path
+from arvel_flow.pipeline.yaml_errors import describe_yaml_error
 
 MAX_BYTES = 16 * 1024 * 1024
 """Largest pipeline file accepted (16 MiB: a 100,000-item fan-out is about 3 MiB)."""
@@ -173,7 +174,7 @@ def _compose(text: str, file: str | None) -> Composer:
         composer.run(loader)
     except yaml.MarkedYAMLError as error:
         raise ConfigError(
-            [*composer.issues, _syntax_issue(error, file)], omitted=composer.omitted
+            [*composer.issues, _syntax_issue(error, text, file)], omitted=composer.omitted
         ) from None
     except yaml.YAMLError as error:
         raise ConfigError(
@@ -193,12 +194,8 @@ def _kind(value: Any) -> str:
     return "string" if isinstance(value, str) else type(value).__name__
 
 
-def _syntax_issue(error: yaml.MarkedYAMLError, file: str | None) -> ConfigIssue:
-    mark = error.problem_mark or error.context_mark
-    message = f"invalid YAML: {error.problem or error.context}"
-    if error.context and error.problem and error.context_mark is not None:
-        where = f"line {error.context_mark.line + 1}, column {error.context_mark.column + 1}"
-        message += f" ({error.context} at {where})"
+def _syntax_issue(error: yaml.MarkedYAMLError, text: str, file: str | None) -> ConfigIssue:
+    message, mark = describe_yaml_error(error, text)
     if mark is None:
         return ConfigIssue(message, file=file)
     return ConfigIssue(message, file=file, line=mark.line + 1, column=mark.column + 1)

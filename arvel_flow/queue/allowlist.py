@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import importlib
 import inspect
 import types
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from typing import Any, Literal
 
 from arvel_flow.errors import ImportTargetError
 from arvel_flow.pipeline.names import is_identifier
+from arvel_flow.queue.imports import find_module, missing_module_reason
 
 Role = Literal["job", "middleware", "exception"]
 """What a path is used as: a job's target, a middleware's ``use:``, a ``retry_on`` name."""
@@ -138,14 +138,12 @@ def _screen_builtin(path: str, name: str, role: Role) -> TargetPath:
 
 
 def _import_module(path: str, module_name: str) -> types.ModuleType:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
+    module = find_module(path, module_name)
+    if module is None:
         # An all-dots path is split at its last dot, however many names precede it.
         hint = "" if ":" in path else " (a path 'pkg.module.Name' names Name in pkg.module)"
-        raise ImportTargetError(path, f"no module named {error.name!r}{hint}") from None
-    except Exception as error:
-        raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
+        raise ImportTargetError(path, f"{missing_module_reason(module_name)}{hint}")
+    return module
 
 
 def _check_defined(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import importlib
 import inspect
 import itertools
 import warnings
@@ -31,6 +30,7 @@ from pydantic_core import to_jsonable_python
 from arvel_flow.errors import ImportTargetError, SecretError
 from arvel_flow.job_settings import SETTINGS
 from arvel_flow.queue.allowlist import Role, import_allowed
+from arvel_flow.queue.imports import find_module, import_module, missing_module_reason
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings, is_job_class
 from arvel_flow.queue.redaction import may_hold_secret, stored_params
 from arvel_flow.secrets import redacted_fields, resolve_secrets
@@ -51,7 +51,7 @@ def import_object(path: str, *, allowed: Sequence[str] | None = None, role: Role
         raise ImportTargetError(path, "not a dotted path such as 'pkg.module:Name'")
     if ":" in path:
         module_name, _, attr_path = path.partition(":")
-        return _getattr_path(_import_module(path, module_name), attr_path, path)
+        return _getattr_path(import_module(path, module_name), attr_path, path)
     if "." not in path:
         if hasattr(builtins, path):
             return getattr(builtins, path)
@@ -59,25 +59,10 @@ def import_object(path: str, *, allowed: Sequence[str] | None = None, role: Role
     parts = path.split(".")
     for split in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:split])
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and module_name.startswith(error.name):
-                continue
-            raise ImportTargetError(path, f"importing {module_name} failed: {error}") from None
-        except Exception as error:
-            raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
-        return _getattr_path(module, ".".join(parts[split:]), path)
-    raise ImportTargetError(path, f"no module named {parts[0]!r}")
-
-
-def _import_module(path: str, module_name: str) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        raise ImportTargetError(path, f"no module named {error.name!r}") from None
-    except Exception as error:
-        raise ImportTargetError(path, f"importing {module_name} failed: {error!r}") from None
+        module = find_module(path, module_name)
+        if module is not None:
+            return _getattr_path(module, ".".join(parts[split:]), path)
+    raise ImportTargetError(path, missing_module_reason(parts[0]))
 
 
 def _getattr_path(module: Any, attr_path: str, path: str) -> Any:

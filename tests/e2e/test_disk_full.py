@@ -98,7 +98,7 @@ def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_resume_finishes_it(
     assert time.monotonic() - filled_at < STOPPED_WITHIN
     assert "Traceback" not in stopped.stdout + stopped.stderr, stopped
     message = f"the state store {database} could not be written: database or disk is full"
-    assert stopped.stderr.splitlines() == [message], stopped
+    assert stopped.stderr.splitlines() == [f"error: {message}"], stopped
     # And nothing more ran after it stopped
     run_id = started_run_id(stopped)
     ran = len(finished(log))
@@ -141,6 +141,6 @@ def test_a_run_started_on_a_full_disk_exits_3_with_one_message_and_runs_nothing(
         f"the state store {database} could not be opened: "
         "disk I/O error (no space left on the device)"
     )
-    assert stopped.stderr.splitlines() == [message], stopped
+    assert stopped.stderr.splitlines() == [f"error: {message}"], stopped
     assert "Traceback" not in stopped.stdout, stopped
     assert finished(log) == []

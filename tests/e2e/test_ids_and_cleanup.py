@@ -290,7 +290,9 @@ def test_a_bad_age_is_a_usage_error(cli: Cli, store: str, age: str) -> None:
     # Given / When an age that is not a duration / Then one clear line, exit 2
     for command in (("runs", "prune"), ("failed", "flush")):
         result = cli(*command, "--older-than", age, "--store", store)
-        assert_usage_error(result, "Invalid value for '--older-than'", "a duration such as 90s")
+        assert_usage_error(
+            result, "error: invalid value for '--older-than'", "a duration such as 90s"
+        )
 
 
 def test_failed_flush_deletes_only_what_its_filters_name(

@@ -208,7 +208,7 @@ async def test_redis_out_of_memory_fails_run_with_one_message_and_workers_recove
         f"redis://:***@127.0.0.1:{private_redis.port}/0 refused the write: out of memory "
         "(used memory is over maxmemory); gave up after 1s"
     )
-    assert refused.output().strip().splitlines()[-1] == message, refused.output()
+    assert refused.output().strip().splitlines()[-1] == f"error: {message}", refused.output()
     # And once memory is freed, a batch runs; when Redis is full again while its jobs
     # finish, the worker says so once (not once per job) and goes on once it is freed
     private_redis.set_maxmemory("0")
@@ -273,7 +273,9 @@ async def test_run_gives_up_with_exit_3_when_redis_is_away_longer_than_the_grace
         private_redis.signal(signal.SIGCONT)
     assert code == 3, run.output()
     last = run.output().strip().splitlines()[-1]
-    assert last.startswith(f"redis://:***@127.0.0.1:{private_redis.port}/0 could not be"), last
+    assert last.startswith(f"error: redis://:***@127.0.0.1:{private_redis.port}/0 could not be"), (
+        last
+    )
     assert last.endswith("; gave up after 1s"), last
     # And the worker of grace 1 s gave up too (exit 3, one message)
     assert await asyncio.to_thread(quitter.wait, 20) == 3, quitter.output()

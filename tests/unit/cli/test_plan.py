@@ -14,7 +14,6 @@ from arvel_flow.explain import (
     compute_waits,
     compute_warnings,
     compute_worst_case,
-    format_seconds,
 )
 from arvel_flow.queue.backoff import MAX_WAIT, compute_backoff
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
@@ -66,7 +65,7 @@ def test_worst_case_duration(settings: JobSettings, worst: float | None) -> None
         ),
         (
             JobSettings(max_retries=5, backoff=60.0, retry_until=150),
-            "retry_until 2m30s passes before the backoff of retry 3 ends: "
+            "retry_until 2m 30s passes before the backoff of retry 3 ends: "
             "at most 2 of 5 retries can run",
         ),
         (
@@ -98,21 +97,6 @@ def test_sensible_settings_raise_no_warning() -> None:
     assert compute_warnings(settings, redelivery_timeout=REDELIVERY) == []
 
 
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0.5, "0.5s"),
-        (59, "59s"),
-        (90, "1m30s"),
-        (3600, "1h"),
-        (90061, "1d1h1m1s"),
-        (float("inf"), "forever"),
-    ],
-)
-def test_format_seconds(seconds: float, text: str) -> None:
-    assert format_seconds(seconds) == text
-
-
 def test_plan_prints_effective_settings_of_every_job() -> None:
     result = CliRunner().invoke(cli, ["plan", str(EXAMPLES / "weekly_digest.yaml")])
     assert result.exit_code == 0, result.output
@@ -123,7 +107,7 @@ def test_plan_prints_effective_settings_of_every_job() -> None:
         "retry       3 retries; backoff 0.1s, 0.5s (max 10s, jitter); timeout 30s; never on "
         "examples.jobs:DigestBouncedError",
         "backoff     0.05s..0.1s → 0.25s..0.5s → 0.25s..0.5s",
-        "worst case  2m1s",
+        "worst case  2m 1s",
         "middleware  examples.jobs:Audit(level='info') → "
         "without_overlapping(key='digest-{user_id}', release_after=1.0, expire_after=60.0) "
         "→ the class's own middleware()",
@@ -151,6 +135,7 @@ def test_the_environment_beats_the_file_for_the_redelivery_timeout(tmp_path: Pat
     path.write_text(
         "version: 1\nname: x\nqueue: {redelivery_timeout: 1m}\npipeline:\n"
         "  job: tests.fixtures.jobs_for_spec:Notify\n  timeout_seconds: 2m\n"
+        "  retry: {max_retries: 1}\n"
     )
     result = CliRunner(env={"ARVEL_FLOW_REDELIVERY_TIMEOUT": "3600"}).invoke(
         cli, ["plan", str(path)]

@@ -1,0 +1,55 @@
+"""Every error the command prints has one form: ``error: ...`` (or ``FILE:LINE:COL: error:``)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from arvel_flow.cli.app import cli
+from arvel_flow.cli.group import format_error
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("No such option '--x'.", "error: no such option '--x'"),
+        (
+            "No such option '--bogus'. Did you mean '--verbose'?",
+            "error: no such option '--bogus'; did you mean '--verbose'?",
+        ),
+        (
+            "No such option '--strikt'. (Did you mean one of: '--set', '--strict'?)",
+            "error: no such option '--strikt'; did you mean one of: '--set', '--strict'?",
+        ),
+        ("URL is missing.", "error: URL is missing"),
+        ("give a FILE or --resume RUN_ID", "error: give a FILE or --resume RUN_ID"),
+        ("and so on...", "error: and so on..."),
+    ],
+)
+def test_a_message_becomes_an_error_clause(message: str, expected: str) -> None:
+    # Given a message from click or from arvel-flow
+    # When it is formatted as an error
+    # Then it has the one prefix and reads as a clause
+    assert format_error(message) == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "--nope", "x.yaml"],
+        ["validate"],
+        ["nocommand"],
+        ["failed", "nocommand"],
+        ["run"],
+        ["validate", "--format", "xml", "x.yaml"],
+    ],
+)
+def test_usage_errors_of_every_command_have_the_error_prefix(args: list[str]) -> None:
+    # Given a usage mistake
+    # When the command runs
+    result = CliRunner().invoke(cli, args, prog_name="arvel-flow")
+    # Then it exits 2, its last line is "error: ...", and click's "Error:" is gone
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith("error: "), result.stderr
+    assert "Error:" not in result.stderr
+    assert result.stderr.startswith("Usage: arvel-flow")
