@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cli, read_lines, started_run_id, wait_for
+from tests.e2e.harness import Cli, most_at_once, read_lines, started_run_id, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +38,6 @@ pipeline:
       each: [{items}]
 """,
     )
-
-
-def most_at_once(lines: list[str]) -> int:
-    """The most jobs running at the same time, from ``start NAME`` / ``NAME`` lines."""
-    running = peak = 0
-    for line in lines:
-        running += 1 if line.startswith("start ") else -1
-        peak = max(peak, running)
-    return peak
 
 
 def interrupted_run(cli: Cli, file: Path, store: str, log: Path) -> str:
