@@ -1,7 +1,8 @@
 """``--env-file``: the option of every command that reads the environment, and its effect.
 
-``run``, ``validate``, ``graph``, ``plan`` and ``worker`` take it; without it they read
-``.env`` from the working directory when it exists (`arvel_flow.envfile`).
+``run``, ``validate``, ``graph``, ``plan``, ``worker`` and ``failed retry`` take it;
+without it they read ``.env`` from the working directory when it exists
+(`arvel_flow.envfile`).
 """
 
 from __future__ import annotations

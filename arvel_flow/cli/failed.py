@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +18,7 @@ from arvel_flow.cli.common import (
     use_working_directory,
 )
 from arvel_flow.cli.durations import to_seconds
+from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION, UnknownFailedJobError
 
 if TYPE_CHECKING:
@@ -87,9 +89,14 @@ def show_failed(failed_id: str, store: str | None, output_format: str) -> None:
 @click.argument("failed_ids", nargs=-1)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
 @STORE_OPTION
+@ENV_FILE_OPTION
 @click.pass_context
 def retry_failed(
-    ctx: click.Context, failed_ids: tuple[str, ...], retry_all: bool, store: str | None
+    ctx: click.Context,
+    failed_ids: tuple[str, ...],
+    retry_all: bool,
+    store: str | None,
+    env_file: Path | None,
 ) -> None:
     """Run failed jobs again through the configured driver and report how each ended.
 
@@ -97,11 +104,13 @@ def retry_failed(
     they are dispatched to the workers. Each retried job leaves the failed-jobs store;
     one that fails again is recorded anew. Each job is claimed before it is retried,
     so retries running at once never run one job twice: a job claimed by another retry
-    (or already retried) is skipped. An id may be given by its first characters.
+    (or already retried) is skipped. An id may be given by its first characters. The
+    job's ``${NAME}`` references are resolved here, from ``.env`` too, as by ``run``.
     """
 
     if bool(failed_ids) == retry_all:
         raise click.UsageError("give failed job IDs or --all (one of them)")
+    use_env_file(env_file)
     use_working_directory()
     ctx.exit(asyncio.run(_retry(failed_ids, retry_all, store)))
 

@@ -145,9 +145,14 @@ class Launcher:
         return await self.outage.call(operation)
 
     async def resume(
-        self, run_id: str, *, force: bool = False, announce: Callable[[], None] | None = None
+        self,
+        run_id: str,
+        *,
+        force: bool = False,
+        follow: bool = True,
+        announce: Callable[[], None] | None = None,
     ) -> Outcome:
-        """Continue a stored run and follow it.
+        """Continue a stored run and follow it (or, remote, not).
 
         ``force`` takes the run over from an owner that is gone; ``announce`` is called
         once the run is this process's (its lease taken) and its jobs are dispatched.
@@ -160,6 +165,9 @@ class Launcher:
             if announce is not None:
                 announce()
 
+        if not follow:
+            await begin()
+            return Outcome(run_id, None, remote=True)
         return await self._follow(run_id, begin)
 
     async def _follow(self, run_id: str, begin: Callable[[], Awaitable[object]]) -> Outcome:

@@ -112,7 +112,7 @@ class Run:
                 announce()
 
         if resume:
-            following = launcher.resume(run_id, force=force, announce=dispatched)
+            following = launcher.resume(run_id, force=force, follow=follow, announce=dispatched)
         else:
             following = launcher.run(plan, run_id, follow=follow, announce=dispatched)
         task = asyncio.create_task(following, name=f"arvel-flow run {run_id}")

@@ -37,9 +37,10 @@ async def plan_reopening(
     """What to forget so that ``plan`` continues from the steps that did not succeed.
 
     ``counters_of`` reads a batch's counters from the store. A reopened batch keeps
-    its started members claimed and its succeeded ones done; its failed members are
-    started again when the batch starts, and the members it cancelled are claimed as
-    a new batch's would be (within its ``concurrency``).
+    its started members claimed and its succeeded ones done; its failed members wait,
+    claimed but with no record, and start again within the batch's ``concurrency``
+    (see `members_to_restart`); then the members it cancelled are claimed as a new
+    batch's would be.
     """
     reopening = Reopening()
     await _reopen(plan.root, records, counters_of, reopening)
@@ -50,6 +51,24 @@ def started_members(batch: BatchNode, counters: BatchCounters) -> int:
     """How many of the batch's members were started: members ``[0, n)``."""
     started = min(counters.claimed, batch.total)
     return started - counters.cancelled if counters.cancel_flag else started
+
+
+def members_to_restart(batch: BatchNode, counters: BatchCounters) -> int:
+    """How many waiting members of a continued batch to start now that one finished.
+
+    ``counters`` are the batch's, just after the finish. A batch's started members
+    that are not done are the running ones plus, in a continued batch, those waiting
+    to run again. Only waiting ones can take that number past ``concurrency``: then
+    the finish freed one slot, for one of them. When it comes down to ``concurrency``
+    (which a finish in a batch without waiting members never leaves it at), all that
+    still wait fit. Without a ``concurrency`` nothing waits (all restart at once).
+    """
+    if batch.concurrency is None:
+        return 0
+    unfinished = started_members(batch, counters) - counters.done
+    if unfinished > batch.concurrency:
+        return 1
+    return batch.concurrency if unfinished == batch.concurrency else 0
 
 
 async def _reopen(

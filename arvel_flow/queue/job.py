@@ -65,7 +65,7 @@ class Job(BaseModel):
     max_exceptions: int | None = _setting_field("max_exceptions")
     retry_on: tuple[type[BaseException] | str, ...] = _setting_field("retry_on")
     dont_retry_on: tuple[type[BaseException] | str, ...] = _setting_field("dont_retry_on")
-    unique_for: int | None = _setting_field("unique_for")
+    unique_for: int | float | None = _setting_field("unique_for")
     unique_id: str | None = _setting_field("unique_id")
     unique_until_processing: bool = _setting_field("unique_until_processing")
 

@@ -18,7 +18,12 @@ from typing import Any
 
 from arvel_flow.errors import RunNotFoundError, SecretError
 from arvel_flow.queue.clock import Clock
-from arvel_flow.queue.continuation import OK_STATES, plan_reopening, started_members
+from arvel_flow.queue.continuation import (
+    OK_STATES,
+    members_to_restart,
+    plan_reopening,
+    started_members,
+)
 from arvel_flow.queue.envelope import Envelope, delivery_mark, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.middleware import UniqueJobGuard
@@ -138,7 +143,7 @@ class Orchestrator:
             if group_record is None or group_record.final:
                 continue
             if isinstance(group, BatchNode):
-                await self._resend_started_members(run_id, group, records, outbox)
+                await self._resend_started_members(run_id, plan, group, records, outbox)
             await self._advance(run_id, plan, group, outbox)
         if plan.root.key not in records:
             await self._start(run_id, plan, plan.root, outbox)
@@ -176,31 +181,59 @@ class Orchestrator:
         return True
 
     async def _restart_members(
-        self, run_id: str, plan: Plan, batch: BatchNode, outbox: _Outbox
+        self,
+        run_id: str,
+        plan: Plan,
+        batch: BatchNode,
+        outbox: _Outbox,
+        counters: BatchCounters | None = None,
+        limit: int | None = None,
     ) -> None:
         """Start again the started members of a reopened batch that have no record.
 
         A batch starts with no member claimed, except one reopened by `reopen`: its
-        members that did not succeed were forgotten and run again now.
+        members that did not succeed were forgotten and wait to run again. At most
+        ``limit`` of them start (by default, what the batch's ``concurrency`` leaves
+        beside its running members), each claimed once, in member order.
         """
-        counters = await self.store.batch_counters(run_id, batch.key)
+        counters = counters or await self.store.batch_counters(run_id, batch.key)
         if counters.claimed == 0:
             return
         members = [batch.member(index) for index in range(started_members(batch, counters))]
         records = await self.store.get_steps(run_id, [member.key for member in members])
+        if limit is None and batch.concurrency is not None:
+            running = sum(1 for record in records.values() if not record.final)
+            limit = batch.concurrency - running
         for member in members:
-            if member.key not in records:
+            if limit is not None and limit <= 0:
+                return
+            if member.key in records:
+                continue
+            if await self.store.claim_step(run_id, member.key, self.clock.now()):
                 await self._start_claimed(run_id, plan, member, outbox)
+                limit = None if limit is None else limit - 1
 
     async def _resend_started_members(
-        self, run_id: str, batch: BatchNode, records: dict[str, StepRecord], outbox: _Outbox
+        self,
+        run_id: str,
+        plan: Plan,
+        batch: BatchNode,
+        records: dict[str, StepRecord],
+        outbox: _Outbox,
     ) -> None:
         """Resend the batch's started job members that left no record before the crash.
 
         Members are claimed through the batch's counters, not one by one, so a started
-        member has a record only once it retried or finished.
+        member has a record only once it retried or finished. In a continued batch
+        with more unfinished members than its ``concurrency``, those without a record
+        are waiting ones (running ones were claimed with a record): they start within
+        the concurrency, as they would have.
         """
         counters = await self.store.batch_counters(run_id, batch.key)
+        unfinished = started_members(batch, counters) - counters.done
+        if batch.concurrency is not None and unfinished > batch.concurrency:
+            await self._restart_members(run_id, plan, batch, outbox, counters)
+            return
         started = min(counters.claimed, batch.total) - counters.cancelled
         for index in range(started):
             member = batch.member(index)
@@ -387,14 +420,16 @@ class Orchestrator:
             )
         if isinstance(group, ChainNode):
             await self._advance_chain(run_id, plan, group, outbox, finished=(key, state))
-        else:
-            await self._advance(
-                run_id,
-                plan,
-                group,
-                outbox,
-                counters if isinstance(counters, BatchCounters) else None,
-            )
+            return
+        if not isinstance(counters, BatchCounters):
+            await self._advance(run_id, plan, group, outbox)
+            return
+        assert isinstance(group, BatchNode)
+        restart = members_to_restart(group, counters)
+        if restart:
+            # A continued batch: the slot this finish freed goes to a waiting member.
+            await self._restart_members(run_id, plan, group, outbox, counters, restart)
+        await self._advance(run_id, plan, group, outbox, counters)
 
     async def _finish_run(self, run_id: str, plan: Plan, state: StepState) -> None:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"

@@ -139,6 +139,15 @@ def read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
+def most_at_once(lines: list[str]) -> int:
+    """The most jobs running at the same time, from ``start NAME`` / ``NAME`` lines."""
+    running = peak = 0
+    for line in lines:
+        running += 1 if line.startswith("start ") else -1
+        peak = max(peak, running)
+    return peak
+
+
 def started_run_id(result: Result | str) -> str:
     """The id in the ``run ID (NAME) started`` line of a run's plain output."""
     stdout = result if isinstance(result, str) else result.stdout

@@ -29,13 +29,19 @@ def append_line(path: str, line: str) -> None:
 
 
 class Mark(Job):
-    """Notes ``start NAME`` in ``log``, sleeps, then notes ``NAME``: one line per run."""
+    """Notes ``start NAME`` in ``log``, sleeps, then notes ``NAME``: one line per run.
+
+    With ``marker``, it fails at once, noting nothing, while that file is absent.
+    """
 
     log: str
     name: str
     seconds: float = 0.0
+    marker: str | None = None
 
     async def handle(self) -> str:
+        if self.marker is not None and not await asyncio.to_thread(os.path.exists, self.marker):
+            raise RuntimeError(f"{os.path.basename(self.marker)} is not there yet")
         append_line(self.log, f"start {self.name}")
         await asyncio.sleep(self.seconds)
         append_line(self.log, self.name)

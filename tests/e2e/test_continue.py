@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cli, read_lines, started_run_id
+from tests.e2e.harness import Cli, most_at_once, read_lines, started_run_id
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +113,46 @@ pipeline:
     assert again.code == 1, again
     assert continued.code == 0, continued
     assert finished(log) == ["one", "catch", "finally", "three", "then", "after"]
+
+
+def test_a_continued_batch_runs_its_failed_members_within_its_concurrency(
+    cli: Cli, pipeline: Callable[[str, str], Path], store: str, tmp_path: Path
+) -> None:
+    # Given a batch of six, two at a time, three failures allowed, that failed: four
+    # members failed (the cause: a missing file), the last two were cancelled
+    log, marker = tmp_path / "journal", tmp_path / "marker"
+    at, cause = json.dumps(str(log)), json.dumps(str(marker))
+    items = ", ".join(f"{{name: m{i}}}" for i in range(6))
+    path = pipeline(
+        "pairs",
+        f"""
+version: 1
+name: pairs
+pipeline:
+  id: pairs
+  concurrency: 2
+  allow_failures: 3
+  batch:
+    - job: tests.e2e.jobs:Mark
+      retry: {{max_retries: 0}}
+      with: {{log: {at}, marker: {cause}, seconds: 0.2}}
+      each: [{items}]
+""",
+    )
+    failed = cli("run", str(path), "--store", store)
+    assert failed.code == 1, failed
+    assert read_lines(log) == []
+    failed_members = cli("failed", "list", "--store", store, "--format", "json").json()
+    assert len(failed_members) > 2
+
+    # When the cause is fixed and the run continued
+    marker.touch()
+    continued = cli("run", "--resume", started_run_id(failed), "--store", store)
+
+    # Then every member ran, and never more than two at once
+    assert continued.code == 0, continued
+    assert sorted(finished(log)) == [f"m{i}" for i in range(6)]
+    assert most_at_once(read_lines(log)) == 2
 
 
 def test_resuming_a_succeeded_run_runs_nothing(

@@ -9,6 +9,7 @@ tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -271,3 +272,43 @@ pipeline:
         assert_no_secret(look.stdout + look.stderr, " ".join(look.args))
     for path in (events, *store.parent.glob("state.db*")):
         assert_no_secret(path.read_bytes(), str(path))
+
+
+@pytest.mark.parametrize("option", [(), ("--env-file", "retry.env")])
+def test_failed_retry_reads_the_password_of_its_job_from_dotenv(
+    cli_here: Cli, here: Path, tmp_path: Path, option: tuple[str, ...]
+) -> None:
+    # Given a job that failed, its password given by the environment of its run
+    password = "open-sesame"
+    marker = tmp_path / "marker"
+    (here / "unlock.yaml").write_text(
+        f"""version: 1
+name: unlock
+pipeline:
+  id: unlock
+  job: tests.e2e.jobs:Unlock
+  retry: {{max_retries: 0}}
+  with:
+    marker: {json.dumps(str(marker))}
+    password: ${{UNLOCK_PASSWORD}}
+    password_sha256: {hashlib.sha256(password.encode()).hexdigest()}
+""",
+        encoding="utf-8",
+    )
+    store = f"sqlite:{tmp_path / 'state.db'}"
+    cli_here.env["UNLOCK_PASSWORD"] = password
+    assert cli_here("run", "unlock.yaml", "--store", store).code == 1
+    listed = cli_here("failed", "list", "--store", store, "--format", "json")
+    failed_id = listed.json()[0]["id"]
+
+    # When its cause is gone and it is retried where only a .env file holds the password
+    marker.touch()
+    del cli_here.env["UNLOCK_PASSWORD"]
+    (here / (option[-1] if option else ".env")).write_text(
+        f"UNLOCK_PASSWORD={password}\n", encoding="utf-8"
+    )
+    result = cli_here("failed", "retry", failed_id, "--store", store, *option)
+
+    # Then the retry read the file and the job succeeded
+    assert result.code == 0, result
+    assert result.stdout.rstrip().endswith("unlock (tests.e2e.jobs:Unlock): succeeded")

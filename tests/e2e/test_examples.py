@@ -1,22 +1,47 @@
-"""Each example in ``examples/`` runs through the real command, as the README shows it."""
+"""Each example in ``examples/`` runs through the real command, as the README shows it.
+
+Each test works in a directory of its own holding a copy of ``examples/``, so that the
+default store (``.arvel-flow/state.db``) and the digests' outbox are the test's own.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.harness import Cli, Result, started_run_id
+from tests.e2e.harness import REPO, Cli, Result, read_lines, started_run_id
 
 pytestmark = pytest.mark.slow
 
 JOB_EVENTS = ("step", "job", "attempt")
 
 
+@pytest.fixture
+def here(tmp_path: Path) -> Path:
+    """A working directory of the test's own, with a copy of the examples."""
+    work = tmp_path / "work"
+    shutil.copytree(
+        REPO / "examples", work / "examples", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return work
+
+
+@pytest.fixture
+def cli(here: Path, tmp_path: Path) -> Iterator[Cli]:
+    """The command, run in ``here`` as a user runs it from the repository root."""
+    runner = Cli(here, tmp_path / "logs")
+    yield runner
+    runner.stop_all()
+
+
 def run_example(cli: Cli, name: str, events: Path, *extra: str) -> Result:
-    return cli("run", f"examples/{name}.yaml", "--store", "memory", "--events", str(events), *extra)
+    return cli("run", f"examples/{name}.yaml", "--events", str(events), *extra)
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -103,11 +128,61 @@ def test_weekly_digest_tolerates_its_bounce_and_shows_the_traceback(
     released = [e for e in events if e["event"] == "job.released"]
     assert released
     assert all(e["reason"].startswith("overlapping") for e in released)
+    assert "Warning" not in result.stdout + result.stderr
+    # And the failed id it prints finds the record in the default store
+    failed_id = failed[0]["failed_id"]
+    assert f"(failed id {failed_id})" in result.stdout
+    shown = cli("failed", "show", failed_id[:8])
+    assert shown.code == 0, shown
+    assert "DigestBouncedError: user 13: mailbox does not exist" in shown.stdout
+
+
+def test_weekly_digest_run_twice_within_the_hour_mails_each_user_once(
+    cli: Cli, here: Path, tmp_path: Path
+) -> None:
+    # Given the weekly digest, run once: six digests sent (three users, two locales)
+    first = run_example(cli, "weekly_digest", tmp_path / "first.jsonl")
+    assert first.code == 0, first
+    outbox = here / "outbox" / "digests.txt"
+    sent = read_lines(outbox)
+    assert sorted(sent) == sorted(
+        f"digest sent to user {user} ({locale})" for user in (1, 2, 3) for locale in ("en", "fr")
+    )
+
+    # When it runs again at once
+    second = run_example(cli, "weekly_digest", tmp_path / "second.jsonl")
+
+    # Then the run succeeds and nobody got a second mail
+    assert second.code == 0, second
+    assert read_lines(outbox) == sent
+    assert started_run_id(second) != started_run_id(first)
+
+
+def test_crash_resume_dies_in_transform_and_the_resume_finishes_the_run(cli: Cli) -> None:
+    # Given the crash example, whose transform step kills its process the first time
+    crashed = cli("run", "examples/crash_resume.yaml")
+
+    # Then the command dies (as kill -9 would have it), its run id printed first
+    assert crashed.code == -signal.SIGKILL, crashed
+    run_id = started_run_id(crashed)
+    listed = cli("runs", "--format", "json")
+    assert [(r["run_id"], r["status"]) for r in listed.json()] == [(run_id, "running")]
+
+    # When it is resumed as the example's comment says, by the start of its id
+    resumed = cli("run", "--resume", run_id[:4], "--force", "--output", "json")
+
+    # Then the run succeeds: transform and load ran, extract did not run again
+    assert resumed.code == 0, resumed
+    events = resumed.events()
+    assert_spec_fields(events)
+    started = [e["step"] for e in events if e["event"] == "job.started"]
+    assert started == ["transform", "load"]
+    assert events[-1] == {**events[-1], "event": "run.finished", "status": "succeeded"}
 
 
 def test_json_output_is_nothing_but_events(cli: Cli) -> None:
     # When the quick start runs with --output json
-    result = cli("run", "examples/quickstart.yaml", "--store", "memory", "--output", "json")
+    result = cli("run", "examples/quickstart.yaml", "--output", "json")
 
     # Then stdout is one JSON event per line, from run.started to run.finished
     assert result.code == 0, result

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cli, read_lines, started_run_id, wait_for
+from tests.e2e.harness import Cli, most_at_once, read_lines, started_run_id, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +38,6 @@ pipeline:
       each: [{items}]
 """,
     )
-
-
-def most_at_once(lines: list[str]) -> int:
-    """The most jobs running at the same time, from ``start NAME`` / ``NAME`` lines."""
-    running = peak = 0
-    for line in lines:
-        running += 1 if line.startswith("start ") else -1
-        peak = max(peak, running)
-    return peak
 
 
 def interrupted_run(cli: Cli, file: Path, store: str, log: Path) -> str:
@@ -184,3 +175,50 @@ pipeline:
     assert resumed.code == 0, resumed
     assert "resuming with" not in resumed.stderr
     assert {"a", "b"} <= set(read_lines(log))
+
+
+def test_resume_with_detach_returns_once_dispatched_and_the_workers_finish_the_run(
+    cli: Cli,
+    pipeline: Callable[[str, str], Path],
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # Given a distributed run, dispatched with no worker yet
+    cli.env["ARVEL_FLOW_PREFIX"] = redis_prefix
+    log = tmp_path / "log"
+    at = json.dumps(str(log))
+    file = pipeline(
+        "detached",
+        f"""
+version: 1
+name: detached
+queue: {{broker: redis, url: "{redis_url}"}}
+pipeline:
+  batch:
+    - job: tests.e2e.jobs:Mark
+      with: {{log: {at}}}
+      each: [{{name: a}}, {{name: b}}]
+""",
+    )
+    started = cli("run", str(file), "--store", redis_url, "--detach")
+    assert started.code == 0, started
+    run_id = started_run_id(started)
+
+    # When it is resumed with --detach, still with no worker
+    resumed = cli("run", "--resume", run_id, "--store", redis_url, "--detach", timeout=15)
+
+    # Then the command returns at once, having dispatched the jobs, and says so
+    assert resumed.code == 0, resumed
+    assert f"run {run_id} (detached) resumed" in resumed.stdout
+    assert read_lines(log) == []
+    # And a worker started later finishes the run
+    cli.start("worker", "--store", redis_url, "--allow", "tests.e2e")
+    wait_for(lambda: {"a", "b"} <= set(read_lines(log)), what="the worker to run the jobs")
+    wait_for(
+        lambda: (
+            cli("status", run_id, "--store", redis_url, "--format", "json").json()["status"]
+            == "succeeded"
+        ),
+        what="the run to succeed",
+    )

@@ -110,6 +110,7 @@ def test_plan_prints_effective_settings_of_every_job() -> None:
         "worst case  2m 1s",
         "middleware  examples.jobs:Audit(level='info') → "
         "without_overlapping(key='digest-{user_id}', release_after=1.0, expire_after=60.0) "
+        "→ examples.jobs:OncePer(key='digest-{user_id}-{locale}', seconds=3600) "
         "→ the class's own middleware()",
         "queue       mail",
         "unique      digest-{user_id}-{locale} for 1h",

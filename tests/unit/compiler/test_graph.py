@@ -132,6 +132,12 @@ def load_and_plan(name: str) -> Plan:
 
 
 EXAMPLE_OUTLINES = {
+    "crash_resume": """\
+chain root
+  job extract examples.jobs:ImportRows {"path":"exports/orders.csv","rows":120}
+  job transform examples.jobs:CrashOnce {"rows":120}
+  job load examples.jobs:Report {"title":"orders loaded"}
+""",
     "quickstart": """\
 chain root
   job import examples.jobs:ImportRows {"path":"exports/rows.csv","rows":250}
@@ -178,7 +184,11 @@ def test_example_settings_follow_their_policies() -> None:
     assert (digest.max_retries, digest.backoff, digest.queue_name) == (3, (0.1, 0.5), "mail")
     assert digest.dont_retry_on == ("examples.jobs:DigestBouncedError",)
     assert (digest.unique_for, digest.unique_id) == (3600.0, "digest-{user_id}-{locale}")
-    assert [ref.use for ref in digest.middleware] == ["examples.jobs:Audit", "without_overlapping"]
+    assert [ref.use for ref in digest.middleware] == [
+        "examples.jobs:Audit",
+        "without_overlapping",
+        "examples.jobs:OncePer",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.job_settings import JobSettings
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.queue.runner import JobRunner
-from arvel_flow.queue.targets import JobRef
+from arvel_flow.queue.targets import JobRef, resolve_target
 from tests.unit.queue.flow_harness import Executor, Harness, gaps
 from tests.unit.queue.flow_jobs import JOBS, DuckJob, DuckJobWithSettings, Journal, SyncHandle
 
@@ -144,3 +147,16 @@ async def test_a_job_class_with_a_sync_handle_named_by_path_fails_without_runnin
     [record] = await executor.failed()
     assert record.exception == "arvel_flow.errors.ImportTargetError"
     assert journal.runs_of("sync-handle") == 0
+
+
+def test_a_unique_for_given_in_seconds_by_a_file_dumps_without_a_warning() -> None:
+    # Given a job built with a `unique_for` from a pipeline file (a duration: a float)
+    job = resolve_target(f"{JOBS}:UserJob").build({"user_id": 1}, JobSettings(unique_for=3600.0))
+
+    # When its payload is taken (as for a failed-jobs record), warnings being errors
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dumped = job.model_dump()
+
+    # Then the value is kept as given, and Pydantic has nothing to say
+    assert dumped["unique_for"] == 3600.0
