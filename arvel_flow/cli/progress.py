@@ -35,6 +35,7 @@ NOTABLE = frozenset(
         "job.released",
         "job.duplicate",
         "job.failed",
+        "job.log",
         "run.stopping",
         "run.interrupted",
         "run.detached",
@@ -98,6 +99,8 @@ class RunView:
     def apply(self, event: Event) -> None:
         """Fold one event in."""
         name, step = event.event, event.step
+        if name == "job.log":  # says something; changes nothing
+            return
         if step is not None and name.startswith("job."):
             self.retries.pop(step, None)
         if name == "job.released":
@@ -137,7 +140,7 @@ class RunView:
 
 def track_running(running: set[str], event: Event) -> None:
     """Keep ``running`` (job steps) up to date with one event."""
-    if event.step is None or not event.event.startswith("job."):
+    if event.step is None or not event.event.startswith("job.") or event.event == "job.log":
         return
     if event.event == "job.started":
         running.add(event.step)
@@ -235,6 +238,10 @@ def format_event_line(event: Event) -> str:
     if event.job:
         parts.append(f"{event.job} attempt={event.attempt}")
     data = dict(event.data)
+    if event.event == "job.log":
+        parts.append(f"{data.get('level')} {data.get('logger')}: {data.get('message')}")
+        # A traceback's lines are indented: none of them reads as a line of its own.
+        return " ".join(parts).replace("\n", "\n    ")
     if event.event == "job.retrying":
         delay = float(data.pop("delay", 0.0) or 0.0)
         limit = data.pop("max_attempts", None)
@@ -279,9 +286,28 @@ def format_event_message(event: Event) -> Text:
         what = f"failed after {event.attempt} attempt(s): {error} ({reason})"
     elif event.event == "job.duplicate":
         what = "not dispatched: a copy is already queued or running (unique)"
+    elif event.event == "job.log":
+        return format_log_message(event)
     else:
         what = " ".join(f"{key}={value}" for key, value in data.items())
     return Text.assemble((f"{stamp} ", "dim"), (f"{icon} ", style), (who, "bold"), f" {what}")
+
+
+_LEVEL_STYLE = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+
+def format_log_message(event: Event) -> Text:
+    """A job's log line for people: ``15:30:00 fetch (Fetch) WARNING myapp: disk full``."""
+    level = str(event.data.get("level"))
+    style = _LEVEL_STYLE.get(level, "")
+    return Text.assemble(
+        (f"{_stamp(event.time)} ", "dim"),
+        (event.step or "?", "bold"),
+        f" ({_short(event.job)}) ",
+        (level, style),
+        (f" {event.data.get('logger')}: ", "dim"),
+        (str(event.data.get("message")), style),
+    )
 
 
 def format_event_json(event: Event) -> str:
@@ -517,7 +543,7 @@ class RichReporter:
         if event.event == "run.stopping":
             self.console.print(Text(format_stopping(event, len(self.view.running)), "yellow"))
         self.view.apply(event)
-        if event.event in ("job.retrying", "job.failed", "job.duplicate"):
+        if event.event in ("job.retrying", "job.failed", "job.duplicate", "job.log"):
             self.console.print(format_event_message(event))
 
     def _render(self) -> RenderableType:

@@ -14,6 +14,7 @@ import logging
 import random
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pydantic
@@ -32,6 +33,7 @@ from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.joblogs import attempt_log
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
 from arvel_flow.queue.redaction import (
     declared_secret_fields,
@@ -225,6 +227,14 @@ class JobRunner:
         return Succeeded(result, number)
 
     async def _run_once(self, job: Any, envelope: Envelope) -> Any:
+        """`_run_attempt`, its log records said as ``job.log`` events when someone listens."""
+        if not self.events.active:
+            return await self._run_attempt(job, envelope)
+        secrets = partial(self._secret_values, job, envelope.job)
+        with attempt_log(self.events, envelope, envelope.attempts + 1, self.clock, secrets):
+            return await self._run_attempt(job, envelope)
+
+    async def _run_attempt(self, job: Any, envelope: Envelope) -> Any:
         """Middleware, then ``handle()``, all under the timeout, with the context set."""
         settings = envelope.job.settings
         token = set_context(JobContext(envelope, self.store, self.lock, self.clock))
