@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope
@@ -124,21 +124,16 @@ class AttemptLog:
             self._busy = False
 
 
-@contextmanager
-def attempt_log(
-    events: EventBus,
-    envelope: Envelope,
-    attempt: int,
-    clock: Clock,
-    secrets: Callable[[], frozenset[str]],
-) -> Iterator[None]:
-    """Say the records of the attempt run in this block as ``job.log`` events."""
-    log = AttemptLog(events, envelope, attempt, clock, secrets)
-    token = _current.set(log)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+def enter_attempt(log: AttemptLog) -> Token[AttemptLog | None]:
+    """Say the records of this task (the attempt's) through ``log`` until `leave_attempt`."""
+    return _current.set(log)
+
+
+def leave_attempt(token: Token[AttemptLog | None]) -> None:
+    """Stop saying records through the attempt's log; say what it dropped."""
+    log = _current.get()
+    _current.reset(token)
+    if log is not None:
         log.close()
 
 

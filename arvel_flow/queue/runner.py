@@ -33,7 +33,7 @@ from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
-from arvel_flow.queue.joblogs import attempt_log
+from arvel_flow.queue.joblogs import AttemptLog, enter_attempt, leave_attempt
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
 from arvel_flow.queue.redaction import (
     declared_secret_fields,
@@ -176,7 +176,10 @@ class JobRunner:
         number = envelope.attempts + 1
         self._emit("job.started", envelope, number)
         try:
-            result = await self._run_once(job, envelope)
+            if self.events.active:
+                result = await self._run_logged(job, envelope)
+            else:  # no one would hear the job's records: nothing to set up
+                result = await self._run_once(job, envelope)
         except _UnbuildableMiddleware as wrapped:
             reason = "its middleware could not be built"
             return await self._fail(job, envelope, wrapped.error, number, reason)
@@ -226,15 +229,17 @@ class JobRunner:
         self._emit("job.succeeded", envelope, number)
         return Succeeded(result, number)
 
-    async def _run_once(self, job: Any, envelope: Envelope) -> Any:
-        """`_run_attempt`, its log records said as ``job.log`` events when someone listens."""
-        if not self.events.active:
-            return await self._run_attempt(job, envelope)
+    async def _run_logged(self, job: Any, envelope: Envelope) -> Any:
+        """`_run_once`, its log records said as ``job.log`` events (someone listens)."""
         secrets = partial(self._secret_values, job, envelope.job)
-        with attempt_log(self.events, envelope, envelope.attempts + 1, self.clock, secrets):
-            return await self._run_attempt(job, envelope)
+        log = AttemptLog(self.events, envelope, envelope.attempts + 1, self.clock, secrets)
+        token = enter_attempt(log)
+        try:
+            return await self._run_once(job, envelope)
+        finally:
+            leave_attempt(token)
 
-    async def _run_attempt(self, job: Any, envelope: Envelope) -> Any:
+    async def _run_once(self, job: Any, envelope: Envelope) -> Any:
         """Middleware, then ``handle()``, all under the timeout, with the context set."""
         settings = envelope.job.settings
         token = set_context(JobContext(envelope, self.store, self.lock, self.clock))
