@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -163,3 +165,27 @@ def test_capture_restores_the_root_logger() -> None:
         assert root.level == logging.DEBUG
     # Then the root logger is as it was
     assert (root.level, root.handlers) == (level, handlers)
+
+
+class Threaded(Job):
+    """Logs from a thread it starts (`asyncio.to_thread` carries the attempt's context)."""
+
+    async def handle(self) -> None:
+        await asyncio.to_thread(logging.getLogger(LOGGER).warning, "from a thread")
+
+
+async def test_a_record_from_a_jobs_thread_is_said_on_the_loop(outside: Outside) -> None:
+    # Given listeners that note the thread they are called on
+    threads: list[int] = []
+    seen: list[Event] = []
+
+    def listener(event: Event) -> None:
+        seen.append(event)
+        threads.append(threading.get_ident())
+
+    runner = JobRunner(events=EventBus(listener), clock=FakeClock())
+    # When a job logs from a thread
+    await runner.execute(Threaded())
+    # Then the line is a job.log event of the attempt, delivered on the loop's thread
+    assert [e.data["message"] for e in logs(seen)] == ["from a thread"]
+    assert set(threads) == {threading.get_ident()}
