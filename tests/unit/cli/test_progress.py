@@ -163,3 +163,14 @@ def test_held_progress_is_said_before_the_run_ends() -> None:
     reporter(progress(4))
     reporter(Event("run.interrupted", T, "run1", data={"status": "interrupted"}))
     assert "finished=4 total=10" in out.getvalue().splitlines()[1]
+
+
+def test_the_live_view_prints_a_jobs_log_line_above_the_tree() -> None:
+    # Given the live view on a fixed-size console
+    console = Console(width=100, height=24, color_system=None, file=io.StringIO())
+    reporter = RichReporter(console, tall_plan(3))
+    # When a job's log record arrives
+    reporter(job_event("job.log", "s1", level="INFO", logger="myapp", message="fetched 3 rows"))
+    # Then it is printed with its time, step, job and level
+    printed = console.file.getvalue()  # type: ignore[attr-defined]
+    assert printed.rstrip().endswith(" s1 (Step) INFO myapp: fetched 3 rows"), printed
