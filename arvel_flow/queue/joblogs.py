@@ -76,39 +76,33 @@ class AttemptLog:
             self._dropped += 1
             return
         self._tokens -= 1.0
-        level, name, message = record.levelname, record.name, format_message(record)
-        self._say(self._drop_note, None)
-        self._say(lambda: (level, name, self._scrub(message)), now)
+        self._say_dropped()
+        self._say(record.levelname, record.name, self._scrub(format_message(record)), now)
 
     def close(self) -> None:
         """Say the lines dropped since the last one said (at the attempt's end)."""
-        self._say(self._drop_note, None)
+        self._say_dropped()
 
-    def _drop_note(self) -> tuple[str, str, str] | None:
-        if not self._dropped:
-            return None
-        dropped, self._dropped = self._dropped, 0
-        message = f"{dropped:,} log line{'s' * (dropped != 1)} dropped (over {RATE:g} a second)"
-        return "WARNING", "arvel_flow", message
+    def _say_dropped(self) -> None:
+        if self._dropped:
+            count, self._dropped = self._dropped, 0
+            message = f"{count:,} log line{'s' * (count != 1)} dropped (over {RATE:g} a second)"
+            self._say("WARNING", "arvel_flow", message, self._clock.now())
 
     def _scrub(self, message: str) -> str:
         if self._known is None:
             self._known = self._secrets()
         return scrub(message, self._known)
 
-    def _say(self, what: Callable[[], tuple[str, str, str] | None], at: float | None) -> None:
-        said = what()
-        if said is None:
-            return
-        level, name, message = said
+    def _say(self, level: str, logger: str, message: str, at: float) -> None:
         event = Event(
             "job.log",
-            self._clock.now() if at is None else at,
+            at,
             self._envelope.run_id,
             self._envelope.label,
             self._envelope.job.target,
             self._attempt,
-            {"level": level, "logger": name, "message": message},
+            {"level": level, "logger": logger, "message": message},
         )
         if threading.get_ident() != self._thread:
             # A thread the job started (`asyncio.to_thread`): listeners run on the loop.
