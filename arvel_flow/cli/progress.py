@@ -525,7 +525,8 @@ def format_bar(
         text.append(f"  {rate:,.0f}/s", style="dim")
         if finished < total and paused is None:
             text.append(f"  ETA {format_duration((total - finished) / rate)}", style="dim")
-    if finished < total and paused in ("waiting", "stopping"):
+    live = batch is not None and batch.started_at is not None  # not a store's counts
+    if live and finished < total and paused in ("waiting", "stopping"):
         text.append(f"  {paused}", style="yellow")
     return text
 

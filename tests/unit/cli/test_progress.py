@@ -174,3 +174,10 @@ def test_the_live_view_prints_a_jobs_log_line_above_the_tree() -> None:
     # Then it is printed with its time, step, job and level
     printed = console.file.getvalue()  # type: ignore[attr-defined]
     assert printed.rstrip().endswith(" s1 (Step) INFO myapp: fetched 3 rows"), printed
+
+
+def test_a_bar_of_stored_counts_says_nothing_of_waiting() -> None:
+    # Given counts read from a store (the status command), no rate known
+    batch = BatchView(total=10, finished=5, started_at=None)
+    # Then no word on waiting: the view does not know what runs
+    assert format_bar(batch, 10, width=4, paused="waiting").plain == "[██░░] 5/10"
