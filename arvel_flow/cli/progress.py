@@ -35,6 +35,7 @@ NOTABLE = frozenset(
         "job.released",
         "job.duplicate",
         "job.failed",
+        "job.log",
         "run.stopping",
         "run.interrupted",
         "run.detached",
@@ -94,10 +95,31 @@ class RunView:
     """The retries now waiting, by step."""
     running: set[str] = field(default_factory=set)
     """The jobs running now, by step."""
+    stopping: bool = False
+    """A Ctrl-C asked the run to stop: it waits for its running jobs."""
+    counts: Counter[str] = field(default_factory=Counter)
+    """How many steps are in each state (kept by `set_state`)."""
+
+    @property
+    def paused(self) -> str | None:
+        """Why the run makes no progress now, when it does not: no ETA holds then.
+
+        ``interrupted`` (or another final status), ``stopping``, or ``waiting`` (nothing
+        runs; retries wait out their backoff or released jobs their delay).
+        """
+        if self.status != "running":
+            return self.status
+        if self.stopping:
+            return "stopping"
+        if not self.running and (self.counts["retrying"] or self.counts["released"]):
+            return "waiting"
+        return None
 
     def apply(self, event: Event) -> None:
         """Fold one event in."""
         name, step = event.event, event.step
+        if name == "job.log":  # says something; changes nothing
+            return
         if step is not None and name.startswith("job."):
             self.retries.pop(step, None)
         if name == "job.released":
@@ -118,6 +140,8 @@ class RunView:
                 self.set_state(step, "running")
         elif name == "run.finished":
             self.status = str(event.data.get("status", "finished"))
+        elif name == "run.stopping":
+            self.stopping = True
         elif name.startswith("job.") and step is not None:
             self.set_state(step, _JOB_STATE.get(name, self.states.get(step, "pending")))
             track_running(self.running, event)
@@ -126,6 +150,9 @@ class RunView:
         """Record ``key``'s state, keeping its fan-out's counts (``key[i]``) in step."""
         old = self.states.get(key)
         self.states[key] = state
+        if old is not None:
+            self.counts[old] -= 1
+        self.counts[state] += 1
         if key.endswith("]") and "[" in key:
             counts = self.fan_outs.setdefault(key[: key.rindex("[")], Counter())
             if old is not None:
@@ -137,7 +164,7 @@ class RunView:
 
 def track_running(running: set[str], event: Event) -> None:
     """Keep ``running`` (job steps) up to date with one event."""
-    if event.step is None or not event.event.startswith("job."):
+    if event.step is None or not event.event.startswith("job.") or event.event == "job.log":
         return
     if event.event == "job.started":
         running.add(event.step)
@@ -235,6 +262,10 @@ def format_event_line(event: Event) -> str:
     if event.job:
         parts.append(f"{event.job} attempt={event.attempt}")
     data = dict(event.data)
+    if event.event == "job.log":
+        parts.append(f"{data.get('level')} {data.get('logger')}: {data.get('message')}")
+        # A traceback's lines are indented: none of them reads as a line of its own.
+        return " ".join(parts).replace("\n", "\n    ")
     if event.event == "job.retrying":
         delay = float(data.pop("delay", 0.0) or 0.0)
         limit = data.pop("max_attempts", None)
@@ -279,9 +310,28 @@ def format_event_message(event: Event) -> Text:
         what = f"failed after {event.attempt} attempt(s): {error} ({reason})"
     elif event.event == "job.duplicate":
         what = "not dispatched: a copy is already queued or running (unique)"
+    elif event.event == "job.log":
+        return format_log_message(event)
     else:
         what = " ".join(f"{key}={value}" for key, value in data.items())
     return Text.assemble((f"{stamp} ", "dim"), (f"{icon} ", style), (who, "bold"), f" {what}")
+
+
+_LEVEL_STYLE = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+
+def format_log_message(event: Event) -> Text:
+    """A job's log line for people: ``15:30:00 fetch (Fetch) WARNING myapp: disk full``."""
+    level = str(event.data.get("level"))
+    style = _LEVEL_STYLE.get(level, "")
+    return Text.assemble(
+        (f"{_stamp(event.time)} ", "dim"),
+        (event.step or "?", "bold"),
+        f" ({_short(event.job)}) ",
+        (level, style),
+        (f" {event.data.get('logger')}: ", "dim"),
+        (str(event.data.get("message")), style),
+    )
 
 
 def format_event_json(event: Event) -> str:
@@ -289,11 +339,62 @@ def format_event_json(event: Event) -> str:
     return json.dumps(event.to_dict(), default=str, separators=(",", ":"))
 
 
-def format_tree(plan: Plan, view: RunView, *, bar_width: int = 24) -> Tree:
-    """The pipeline as a tree, each step marked with its state, a bar per batch."""
-    tree = Tree(Text(f"{plan.name}  ", style="bold").append(view.status, style=_style(view.status)))
-    _add_node(tree, plan.root, view, _state(plan.root, view, root=True), bar_width=bar_width)
+def format_tree(
+    plan: Plan, view: RunView, *, bar_width: int = 24, height: int | None = None
+) -> Tree:
+    """The pipeline as a tree, each step marked with its state, a bar per batch.
+
+    A tree taller than ``height`` lines shows each run of finished steps as one line
+    (``✔ 62 steps finished``), then runs of pending and skipped steps too, so that the
+    running and failed steps stay in view.
+    """
+    for collapse in _COLLAPSE:
+        tree = Tree(
+            Text(f"{plan.name}  ", style="bold").append(view.status, style=_style(view.status))
+        )
+        state = _state(plan.root, view, root=True)
+        _add_node(tree, plan.root, view, state, bar_width=bar_width, collapse=collapse)
+        if height is None or _lines(tree) <= height:
+            break
     return tree
+
+
+_FINISHED = {"succeeded": "finished", "duplicate": "finished"}
+_COLLAPSE: tuple[dict[str, str], ...] = (
+    {},
+    _FINISHED,
+    {**_FINISHED, "pending": "pending", "skipped": "skipped", "cancelled": "cancelled"},
+)
+"""What each try of `format_tree` folds: a step's state to the word its run is said with."""
+_FOLDED_ICON = {"finished": "succeeded"}
+
+
+def _lines(tree: Tree) -> int:
+    return 1 + sum(_lines(child) for child in tree.children)
+
+
+def _add_children(
+    branch: Tree,
+    children: list[tuple[Node | FanOutNode, str]],
+    view: RunView,
+    *,
+    bar_width: int,
+    collapse: dict[str, str],
+) -> None:
+    """Each child, or one line for each run of two or more that ``collapse`` folds."""
+    index = 0
+    while index < len(children):
+        folded = collapse.get(children[index][1])
+        end = index + 1
+        while folded and end < len(children) and collapse.get(children[end][1]) == folded:
+            end += 1
+        if folded and end - index >= 2:
+            icon, style = STATE_STYLE[_FOLDED_ICON.get(folded, folded)]
+            branch.add(Text(f"{icon} {end - index:,} steps {folded}", style=f"{style} italic"))
+        else:
+            for child, state in children[index:end]:
+                _add_node(branch, child, view, state, bar_width=bar_width, collapse=collapse)
+        index = end
 
 
 def _add_node(
@@ -304,7 +405,9 @@ def _add_node(
     role: str = "",
     *,
     bar_width: int = 24,
+    collapse: dict[str, str] | None = None,
 ) -> None:
+    collapse = collapse or {}
     prefix = Text(f"{role} ", style="italic") if role else Text()
     if isinstance(node, FanOutNode):
         parent.add(prefix.append_text(_fan_out_label(node, view)))
@@ -319,7 +422,7 @@ def _add_node(
     if isinstance(node, BatchNode):
         what = f"batch of {node.total:,}"
         label = _label(node.key, state, f"{node.name}: {what}" if node.name else what)
-        bar = format_bar(view.batches.get(node.key), node.total, width=bar_width)
+        bar = format_bar(view.batches.get(node.key), node.total, bar_width, view.paused)
         label.append("  ").append_text(bar)
         branch = parent.add(prefix.append_text(label))
         children: tuple[Node | FanOutNode, ...] = node.members[:_MEMBERS_SHOWN]
@@ -329,11 +432,16 @@ def _add_node(
         branch = parent.add(prefix.append_text(label))
         children, hidden = node.steps, 0
     chain_over = isinstance(node, ChainNode) and state in FINAL_STATES
-    for child in children:
-        child_state = _state(child, view)
-        if chain_over and child_state == "pending":
-            child_state = "skipped"
-        _add_node(branch, child, view, child_state, bar_width=bar_width)
+    states = [_state(child, view) for child in children]
+    if chain_over:
+        states = ["skipped" if child_state == "pending" else child_state for child_state in states]
+    _add_children(
+        branch,
+        list(zip(children, states, strict=True)),
+        view,
+        bar_width=bar_width,
+        collapse=collapse,
+    )
     if hidden:
         branch.add(Text(f"... and {hidden} more", style="dim"))
     group_over = state in FINAL_STATES or state == "interrupted"
@@ -341,7 +449,15 @@ def _add_node(
         callback_state = _state(callback, view)
         if group_over and callback_state == "pending":
             callback_state = "not run"
-        _add_node(branch, callback, view, callback_state, callback_role, bar_width=bar_width)
+        _add_node(
+            branch,
+            callback,
+            view,
+            callback_state,
+            callback_role,
+            bar_width=bar_width,
+            collapse=collapse,
+        )
 
 
 def _state(node: Node | FanOutNode, view: RunView, *, root: bool = False) -> str:
@@ -388,8 +504,14 @@ def _fan_out_label(node: FanOutNode, view: RunView) -> Text:
 _ORDER = {state: index for index, state in enumerate(STATE_STYLE)}
 
 
-def format_bar(batch: BatchView | None, total: int, width: int = 24) -> Text:
-    """``[██████░░░░] 120/500 failed 2  40/s  ETA 9s`` for one batch."""
+def format_bar(
+    batch: BatchView | None, total: int, width: int = 24, paused: str | None = None
+) -> Text:
+    """``[██████░░░░] 120/500 failed 2  40/s  ETA 9s`` for one batch.
+
+    A run ``paused`` (`RunView.paused`) gets no ETA: ``waiting`` or ``stopping`` says
+    why instead (an interrupted or finished run, nothing).
+    """
     finished = batch.finished if batch else 0
     failed = batch.failed if batch else 0
     filled = min(int(width * finished / total) if total else width, width)
@@ -401,8 +523,11 @@ def format_bar(batch: BatchView | None, total: int, width: int = 24) -> Text:
         elapsed = max(time.monotonic() - batch.started_at, 1e-6)
         rate = (finished - batch.baseline) / elapsed
         text.append(f"  {rate:,.0f}/s", style="dim")
-        if finished < total:
+        if finished < total and paused is None:
             text.append(f"  ETA {format_duration((total - finished) / rate)}", style="dim")
+    live = batch is not None and batch.started_at is not None  # not a store's counts
+    if live and finished < total and paused in ("waiting", "stopping"):
+        text.append(f"  {paused}", style="yellow")
     return text
 
 
@@ -442,12 +567,15 @@ class PlainReporter:
     """Timestamped lines for notable events, and batch progress at most once a second.
 
     Releases are counted, not listed: one line a second at most says how many there
-    were and why, and the last of them is said before any other line.
+    were and why, and the last of them is said before any other line. A batch's last
+    progress held back by the throttle is said before its end (or the run's), so that
+    the final counts are always printed.
     """
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._last_progress: dict[str, float] = {}
+        self._held: dict[str, Event] = {}
         self._running: set[str] = set()
         self._releases: Counter[str] = Counter()
         self._released_at = 0.0
@@ -468,10 +596,18 @@ class PlainReporter:
             now = time.monotonic()
             finished = event.data.get("finished") == event.data.get("total")
             if not finished and now - self._last_progress.get(event.step, 0.0) < 1.0:
+                self._held[event.step] = event
                 return
             self._last_progress[event.step] = now
+            self._held.pop(event.step, None)
         elif event.event not in NOTABLE:
             return
+        elif event.event == "batch.finished" and event.step in self._held:
+            write_line(self._stream, format_event_line(self._held.pop(event.step)))
+        elif event.event.startswith("run."):
+            for held in self._held.values():
+                write_line(self._stream, format_event_line(held))
+            self._held.clear()
         self._say_releases(event.time)
         write_line(self._stream, format_event_line(event))
 
@@ -517,13 +653,15 @@ class RichReporter:
         if event.event == "run.stopping":
             self.console.print(Text(format_stopping(event, len(self.view.running)), "yellow"))
         self.view.apply(event)
-        if event.event in ("job.retrying", "job.failed", "job.duplicate"):
+        if event.event in ("job.retrying", "job.failed", "job.duplicate", "job.log"):
             self.console.print(format_event_message(event))
 
     def _render(self) -> RenderableType:
         # A narrow terminal gets a shorter bar, so that a batch's line does not wrap.
         bar_width = 24 if self.console.width >= 120 else 10
-        tree = format_tree(self.plan, self.view, bar_width=bar_width)
+        # Taller than the terminal, the view would lose its bottom: the running steps.
+        height = self.console.size.height - (2 if self.view.releases else 1)
+        tree = format_tree(self.plan, self.view, bar_width=bar_width, height=height)
         if not self.view.releases:
             return Group(tree)
         releases = format_releases(self.view.releases)

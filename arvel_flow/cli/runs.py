@@ -32,6 +32,7 @@ from arvel_flow.cli.common import (
 from arvel_flow.cli.durations import to_seconds
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
+from arvel_flow.cli.log_option import LOG_LEVEL_OPTION, level_number
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -79,11 +80,13 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write every event to this file, one JSON object per line.",
 )
+@LOG_LEVEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
 def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **options: Any) -> None:
     """Validate, compile and run a pipeline file (or resume a run), showing progress."""
     from arvel_flow.launch import compile_file
+    from arvel_flow.queue.joblogs import capture_job_logs
     from arvel_flow.settings import QueueSettings
 
     if (file is None) == (resume_id is None):
@@ -101,7 +104,9 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     settings = QueueSettings.resolve(file_queue, flags)
     if file is not None:  # a resume knows its broker once it has read the run's settings
         _refuse_detach_without_broker(settings, options)
-    ctx.exit(asyncio.run(_run(settings, plan, resume_id, options)))
+    with capture_job_logs(level_number(options["log_level"])):
+        code = asyncio.run(_run(settings, plan, resume_id, options))
+    ctx.exit(code)
 
 
 async def _run(

@@ -5,6 +5,11 @@ stops reading and lets running jobs finish (exit 0), a second cancels them, and 
 messages go to the other workers at once (exit 130). It prints ``worker NAME: ready``
 once it is connected and reading. Also runnable as
 ``python -m arvel_flow.cli.worker``.
+
+Every line it prints has Celery's worker form, `LINE_FORMAT`:
+``[2026-12-03 15:30:00,123: INFO/MainProcess] worker w1: ready``. A job's log records
+(``--log-level`` and up) are lines too, naming the run, step and attempt:
+``[...: WARNING/MainProcess] job.log run 3f2a step fetch (attempt 1) myapp.jobs: ...``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from arvel_flow.brokers import BROKERS
 from arvel_flow.cli.common import EXIT_INTERRUPTED, EXIT_OK, use_working_directory
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.group import FlowGroup
+from arvel_flow.cli.log_option import LOG_LEVEL_OPTION, level_number
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import Event
@@ -30,6 +36,11 @@ if TYPE_CHECKING:
 
 
 _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "chain.step"})
+
+LINE_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+"""Celery's worker format: time to the millisecond, level and process, then the text."""
+
+_EVENT_LEVELS = {"job.failed": logging.ERROR, "job.retrying": logging.WARNING}
 
 
 @click.command()
@@ -51,7 +62,10 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
     metavar="PREFIX",
     help="Import job classes only under this module prefix (repeatable; required).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Also print every job that starts.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also print every job that starts, and INFO records."
+)
+@LOG_LEVEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
 def worker(
@@ -59,22 +73,42 @@ def worker(
     /,
     allow: tuple[str, ...],
     verbose: bool,
+    log_level: str,
     env_file: Path | None,
     **flags: Any,
 ) -> None:
     """Run jobs of distributed runs: a Taskiq worker on Redis, NATS or RabbitMQ."""
+    from arvel_flow.queue.joblogs import capture_job_logs
 
     use_env_file(env_file)
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    lines = make_line_handler(logging.INFO if verbose else logging.WARNING)
+    with capture_job_logs(level_number(log_level), outside=lines):
+        code = asyncio.run(_serve(settings, lines, verbose=verbose))
+    ctx.exit(code)
+
+
+def make_line_handler(level: int) -> logging.Handler:
+    """The handler of every line the worker prints: `LINE_FORMAT`, on stderr.
+
+    Log records outside jobs at ``level`` and up go through it; the worker's own lines
+    and job logs are handed to it directly, whatever their level.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    handler.addFilter(drop_broker_client_tracebacks)
+    return handler
+
+
+def say(lines: logging.Handler, text: str, level: int = logging.INFO) -> None:
+    """Print one of the worker's own lines through ``lines`` (time, level, process first)."""
+    record = logging.makeLogRecord(
+        {"name": "arvel_flow.worker", "msg": text, "levelno": level},
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(drop_broker_client_tracebacks)
-    ctx.exit(asyncio.run(_serve(settings, verbose=verbose)))
+    record.levelname = logging.getLevelName(level)
+    lines.handle(record)
 
 
 _BROKER_CLIENTS = ("aiormq", "aio_pika", "nats")
@@ -130,6 +164,8 @@ def format_event(event: Event) -> str:
         line += f" {event.step or event.job}"
     if event.attempt is not None:
         line += f" (attempt {event.attempt})"
+    if event.event == "job.log":
+        line += f" {event.data.get('logger')}: {event.data.get('message')}"
     status = event.data.get("status")
     if status:
         line += f": {status}"
@@ -140,7 +176,14 @@ def format_event(event: Event) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in line)
 
 
-async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
+def event_level(event: Event) -> int:
+    """The level of an event's line: a job's log record keeps its own."""
+    if event.event == "job.log":
+        return logging.getLevelNamesMapping().get(str(event.data.get("level")), logging.INFO)
+    return _EVENT_LEVELS.get(event.event, logging.INFO)
+
+
+async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bool) -> int:
     from arvel_flow.queue.events import EventBus
     from arvel_flow.wiring import make_worker
 
@@ -148,11 +191,11 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
 
     def show(event: Event) -> None:
         if verbose or (event.event not in _QUIET_EVENTS and event.event != "job.succeeded"):
-            click.echo(format_event(event), err=True)
+            say(lines, format_event(event), event_level(event))
 
     events.subscribe(show)
     served = make_worker(settings, events=events)
-    click.echo(format_banner(served, settings), err=True)
+    say(lines, format_banner(served, settings))
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -160,7 +203,7 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
         nonlocal signals
         signals += 1
         if signals == 1:
-            click.echo("stopping: finishing running jobs (again to cancel them)", err=True)
+            say(lines, "stopping: finishing running jobs (again to cancel them)")
             served.stop()
         else:
             served.abort()
@@ -170,7 +213,7 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
 
     async def announce() -> None:
         await served.ready.wait()
-        click.echo(f"worker {served.name}: ready", err=True)
+        say(lines, f"worker {served.name}: ready")
 
     announcing = asyncio.create_task(announce())
     try:
@@ -179,7 +222,7 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
         announcing.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-    click.echo(f"worker {served.name} stopped", err=True)
+    say(lines, f"worker {served.name} stopped")
     return EXIT_INTERRUPTED if served.aborted else EXIT_OK
 
 

@@ -14,6 +14,7 @@ import logging
 import random
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pydantic
@@ -32,6 +33,7 @@ from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
+from arvel_flow.queue.joblogs import AttemptLog, enter_attempt, leave_attempt
 from arvel_flow.queue.middleware import Release, UniqueJobGuard, collect_middleware, run_through
 from arvel_flow.queue.redaction import (
     declared_secret_fields,
@@ -174,7 +176,10 @@ class JobRunner:
         number = envelope.attempts + 1
         self._emit("job.started", envelope, number)
         try:
-            result = await self._run_once(job, envelope)
+            if self.events.active:
+                result = await self._run_logged(job, envelope)
+            else:  # no one would hear the job's records: nothing to set up
+                result = await self._run_once(job, envelope)
         except _UnbuildableMiddleware as wrapped:
             reason = "its middleware could not be built"
             return await self._fail(job, envelope, wrapped.error, number, reason)
@@ -223,6 +228,16 @@ class JobRunner:
             await self.guard.release(job, ref.settings, ref.target, envelope.unique_owner)
         self._emit("job.succeeded", envelope, number)
         return Succeeded(result, number)
+
+    async def _run_logged(self, job: Any, envelope: Envelope) -> Any:
+        """`_run_once`, its log records said as ``job.log`` events (someone listens)."""
+        secrets = partial(self._secret_values, job, envelope.job)
+        log = AttemptLog(self.events, envelope, envelope.attempts + 1, self.clock, secrets)
+        token = enter_attempt(log)
+        try:
+            return await self._run_once(job, envelope)
+        finally:
+            leave_attempt(token)
 
     async def _run_once(self, job: Any, envelope: Envelope) -> Any:
         """Middleware, then ``handle()``, all under the timeout, with the context set."""

@@ -199,3 +199,15 @@ class ReleaseOnce(Job):
             append_line(self.marker, "released")
             return Release(self.delay, "busy")
         return "done"
+
+
+class Chatty(Job):
+    """Logs ``fetched N rows`` (INFO) and a WARNING that quotes its ``token`` (a secret)."""
+
+    rows: int
+    token: str
+
+    async def handle(self) -> None:
+        log = logging.getLogger("tests.e2e.chatty")
+        log.info("fetched %d rows", self.rows)
+        log.warning("disk almost full (token %s)", self.token)

@@ -36,6 +36,8 @@ JOBS = "tests.integration.jobs"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _PROBLEM = re.compile(r"Traceback|\w+Warning: ")
+_WORKER_LINE = re.compile(r"^\[[^]]*: [A-Z]+/\w+\] ")
+"""What starts each line a worker prints: ``[2026-12-03 15:30:00,123: INFO/MainProcess] ``."""
 
 
 class WorkerProcess:
@@ -171,8 +173,9 @@ class Cluster(Journaled):
             exited = worker.process.poll() is not None
             # Read first: a worker may be ready, take a job at once, and die of it.
             for line in worker.output().splitlines():
-                if line.startswith("worker ") and line.endswith(": ready"):
-                    worker.name = line.split()[1].rstrip(":")
+                said = _WORKER_LINE.sub("", line)
+                if said.startswith("worker ") and said.endswith(": ready"):
+                    worker.name = said.split()[1].rstrip(":")
                     return
             if exited:
                 raise AssertionError(f"worker exited early:\n{worker.output()}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -104,3 +105,16 @@ class Crash(Job):
     async def handle(self) -> None:
         await write(self.journal, tag=self.tag, start=time.time())
         os._exit(1)
+
+
+class Chatty(Job):
+    """Logs ``fetched 3 rows`` (INFO) and ``disk almost full`` (WARNING), then journals its tag."""
+
+    journal: str
+    tag: str
+
+    async def handle(self) -> None:
+        log = logging.getLogger("tests.integration.chatty")
+        log.info("fetched 3 rows")
+        log.warning("disk almost full")
+        await write(self.journal, tag=self.tag)
