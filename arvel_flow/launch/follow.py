@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from arvel_flow.durations import format_duration
 from arvel_flow.errors import BackendError, OutageError, RunNotFoundError
-from arvel_flow.explain import format_seconds
 from arvel_flow.outage import Outage
 from arvel_flow.queue.events import Event
 from arvel_flow.queue.front import Queue
@@ -124,7 +124,7 @@ def queues_of(plan: Plan) -> list[str]:
 
 def format_no_worker(queue: str, age: float | None) -> str:
     """The notice that no worker consumes ``queue`` (its newest beat ``age`` seconds ago)."""
-    seen = "never" if age is None else f"{format_seconds(round(age))} ago"
+    seen = "never" if age is None else f"{format_duration(age)} ago"
     command = "arvel-flow worker --allow PREFIX"
     if queue != "default":
         command += f" --queues {queue}"

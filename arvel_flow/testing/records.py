@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arvel_flow.explain import format_seconds
+from arvel_flow.durations import format_duration
 from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node
 from arvel_flow.queue.redaction import stored_params
 from arvel_flow.queue.targets import FunctionCall, JobRef, dump_params
@@ -38,7 +38,7 @@ class Dispatched:
         return cls(instance, float(due or 0.0), ref.settings.queue_name)
 
     def __str__(self) -> str:
-        later = f" after {format_seconds(self.delay)}" if self.delay else ""
+        later = f" after {format_duration(self.delay, exact=True)}" if self.delay else ""
         return format_job(self.job) + later
 
     def __repr__(self) -> str:

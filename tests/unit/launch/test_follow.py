@@ -153,7 +153,7 @@ async def test_no_live_worker_is_said_at_once_then_again_only_after_workers_came
     # Then the first check (at once) said so, and again once the workers were gone again
     assert said == [format_no_worker("default", None), format_no_worker("default", 125.0)]
     assert "(last heartbeat: never); waiting - start one with: arvel-flow worker" in said[0]
-    assert "last heartbeat: 2m5s ago" in said[1]
+    assert "last heartbeat: 2m 5s ago" in said[1]
 
 
 def test_the_notice_names_a_queue_other_than_default_in_its_command() -> None:

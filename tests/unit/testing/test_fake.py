@@ -101,7 +101,7 @@ async def test_assert_dispatched_lists_what_was_dispatched_instead() -> None:
         "expected Report to be dispatched, but it was not\n"
         "dispatched:\n"
         "  - ImportRows(path='a.csv')\n"
-        "  - SendDigest(user_id=7) after 1m30s"
+        "  - SendDigest(user_id=7) after 1m 30s"
     )
 
 
