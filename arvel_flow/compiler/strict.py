@@ -93,6 +93,7 @@ class _Targets:
     def __init__(self, allowed: tuple[str, ...] | None) -> None:
         self.allowed = allowed
         self.found: dict[str, JobTarget | str] = {}
+        self._setting_problems: dict[str, list[str]] = {}
 
     def get(self, path: str, where: Path) -> JobTarget | Problem:
         """The target, or a problem at ``where`` if it cannot be used."""
@@ -108,6 +109,13 @@ class _Targets:
         """The problem with the target, if any, as a list."""
         found = self.get(path, where)
         return [found] if isinstance(found, Problem) else []
+
+    def setting_problems(self, target: JobTarget) -> list[str]:
+        """`setting_problems` of the target's class, read once per path (not per step)."""
+        if target.path not in self._setting_problems:
+            problems = [] if target.kind == "function" else setting_problems(target.obj)
+            self._setting_problems[target.path] = problems
+        return self._setting_problems[target.path]
 
 
 def _check_job_step(
@@ -130,16 +138,9 @@ def _check_job_step(
     if isinstance(target, Problem):
         return [target] if template_name is None else []  # a template's is reported once
     params = _params(at, template_name, template)
-    problems = _check_settings(target, where)
+    problems = [Problem(where, f"{target.path}: {p}") for p in targets.setting_problems(target)]
     problems += check_params(target, params, at.step, env=env)
     return problems + list(_check_keys(data, at, template_name, target))
-
-
-def _check_settings(target: JobTarget, where: Path) -> list[Problem]:
-    """The settings ``target``'s class declares that arvel-flow cannot honour."""
-    if target.kind == "function":
-        return []
-    return [Problem(where, f"{target.path}: {problem}") for problem in setting_problems(target.obj)]
 
 
 def _params(at: StepAt, template_name: str | None, template: dict[str, Any]) -> Params:
