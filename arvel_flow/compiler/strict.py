@@ -94,6 +94,8 @@ class _Targets:
     def __init__(self, allowed: tuple[str, ...] | None) -> None:
         self.allowed = allowed
         self.found: dict[str, JobTarget | str] = {}
+        self._setting_problems: dict[str, list[str]] = {}
+        self._default_retries: dict[str, str | None] = {}
 
     def get(self, path: str, where: Path) -> JobTarget | Problem:
         """The target, or a problem at ``where`` if it cannot be used."""
@@ -109,6 +111,21 @@ class _Targets:
         """The problem with the target, if any, as a list."""
         found = self.get(path, where)
         return [found] if isinstance(found, Problem) else []
+
+    def setting_problems(self, target: JobTarget) -> list[str]:
+        """`setting_problems` of the target's class, read once per path (not per step)."""
+        if target.path not in self._setting_problems:
+            problems = [] if target.kind == "function" else setting_problems(target.obj)
+            self._setting_problems[target.path] = problems
+        return self._setting_problems[target.path]
+
+    def default_retries(self, target: JobTarget) -> str | None:
+        """`describe_default_retries` of a class that chooses no retries, once per path."""
+        if target.path not in self._default_retries:
+            chooses = target.kind == "function" or declares_retries(target.obj)
+            message = None if chooses else describe_default_retries(JobSettings.of(target.obj))
+            self._default_retries[target.path] = message
+        return self._default_retries[target.path]
 
 
 def _check_job_step(
@@ -131,14 +148,14 @@ def _check_job_step(
     if isinstance(target, Problem):
         return [target] if template_name is None else []  # a template's is reported once
     params = _params(at, template_name, template)
-    problems = _check_settings(target, where)
+    problems = [Problem(where, f"{target.path}: {p}") for p in targets.setting_problems(target)]
     problems += check_params(target, params, at.step, env=env)
-    problems += _default_retries(data, at, template, target)
+    problems += _default_retries(data, at, template, targets.default_retries(target))
     return problems + list(_check_keys(data, at, template_name, target))
 
 
 def _default_retries(
-    data: dict[str, Any], at: StepAt, template: dict[str, Any], target: JobTarget
+    data: dict[str, Any], at: StepAt, template: dict[str, Any], message: str | None
 ) -> list[Problem]:
     """A warning for a step whose retries nobody chose, if they wait long (see
     `describe_default_retries`): no ``retry:`` on the step, its template or the
@@ -146,21 +163,11 @@ def _default_retries(
     chosen_in_file = any(
         "retry" in where for where in (at.step, template, mapping(data.get("defaults")))
     )
-    if chosen_in_file or target.kind == "function" or declares_retries(target.obj):
-        return []
-    message = describe_default_retries(JobSettings.of(target.obj))
-    if message is None:
+    if message is None or chosen_in_file:
         return []
     step = at.step.get("id")
     named = f"step {step!r}: " if isinstance(step, str) else ""
     return [Problem((*at.path, "job"), named + message, severity="warning")]
-
-
-def _check_settings(target: JobTarget, where: Path) -> list[Problem]:
-    """The settings ``target``'s class declares that arvel-flow cannot honour."""
-    if target.kind == "function":
-        return []
-    return [Problem(where, f"{target.path}: {problem}") for problem in setting_problems(target.obj)]
 
 
 def _params(at: StepAt, template_name: str | None, template: dict[str, Any]) -> Params:

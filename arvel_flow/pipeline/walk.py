@@ -34,24 +34,32 @@ def mapping(value: Any) -> dict[str, Any]:
 
 
 def iter_steps(data: dict[str, Any]) -> Iterator[StepAt]:
-    """Every step mapping of the pipeline, depth first, callbacks after members."""
+    """Every step mapping of the pipeline, depth first, callbacks after members.
+
+    A loop over a stack, not generators nested as deep as the steps: every check of a
+    file walks it, and a file may hold thousands of steps.
+    """
     root = data.get("pipeline")
-    if isinstance(root, dict):
-        yield from _steps(root, ("pipeline",), root=True)
-
-
-def _steps(step: dict[str, Any], path: Path, *, root: bool = False) -> Iterator[StepAt]:
-    yield StepAt(path, step, root)
-    for kind in ("chain", "batch"):
-        children = step.get(kind)
-        if isinstance(children, list):
-            for index, child in enumerate(children):
-                if isinstance(child, dict):
-                    yield from _steps(child, (*path, kind, index))
-    for callback in CALLBACKS:
-        child = step.get(callback)
-        if isinstance(child, dict):
-            yield from _steps(child, (*path, callback))
+    if not isinstance(root, dict):
+        return
+    stack: list[tuple[dict[str, Any], Path, bool]] = [(root, ("pipeline",), True)]
+    while stack:
+        step, path, is_root = stack.pop()
+        yield StepAt(path, step, is_root)
+        children: list[tuple[dict[str, Any], Path, bool]] = []
+        for kind in ("chain", "batch"):
+            members = step.get(kind)
+            if isinstance(members, list):
+                children += [
+                    (child, (*path, kind, index), False)
+                    for index, child in enumerate(members)
+                    if isinstance(child, dict)
+                ]
+        for callback in CALLBACKS:
+            child = step.get(callback)
+            if isinstance(child, dict):
+                children.append((child, (*path, callback), False))
+        stack += reversed(children)
 
 
 def iter_job_steps(data: dict[str, Any]) -> Iterator[StepAt]:

@@ -170,7 +170,7 @@ async def collect_middleware(
     own = getattr(job, "middleware", None)
     if callable(own):
         extra = own()
-        if inspect.isawaitable(extra):
+        if not isinstance(extra, list) and inspect.isawaitable(extra):  # a list: most jobs
             extra = await extra
         stack.extend(extra or [])
     return stack

@@ -8,6 +8,7 @@ and a secret given in Python becomes ``{"$redacted": FIELD}``, never its value.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -118,13 +119,17 @@ def secret_fields(job: Any) -> set[str]:
     }
 
 
-def declared_secret_fields(model: type[BaseModel]) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def declared_secret_fields(model: type[BaseModel]) -> frozenset[str]:
     """Names of a model's fields declared as `SecretStr` / `SecretBytes` (optional or not).
 
     For a job that could not be built: its parameters arrive as plain text, and only
-    the class can say which of them are secrets.
+    the class can say which of them are secrets. Kept per model: strict validation asks
+    once per step, and a file has thousands of steps over a few classes.
     """
-    return {name for name, info in model.model_fields.items() if _holds_secret(info.annotation)}
+    return frozenset(
+        name for name, info in model.model_fields.items() if _holds_secret(info.annotation)
+    )
 
 
 def _holds_secret(annotation: Any) -> bool:

@@ -326,14 +326,14 @@ class JobRunner:
         fields = self._secret_fields(job, ref)
         return secret_values(ref.params, fields) | wrapped_secret_values(job)
 
-    def _secret_fields(self, job: Any, ref: JobRef) -> set[str]:
+    def _secret_fields(self, job: Any, ref: JobRef) -> set[str] | frozenset[str]:
         """Fields holding secrets: from the instance, or as declared when it could not be built."""
         if job is not None:
             return secret_fields(job)
         try:
             target = resolve_target(ref.target, allowed=self.allowed_modules)
         except ImportTargetError:
-            return set()
+            return frozenset()
         return declared_secret_fields(target.params_model)
 
     async def _call_on_failure(self, job: Any, error: BaseException) -> None:

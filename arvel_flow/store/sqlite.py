@@ -342,8 +342,15 @@ class SqliteStore:
         at: float,
         batch: str | None = None,
     ) -> BatchCounters | bool:
-        """Final once; counts into ``batch`` in the same transaction."""
-        with self._db.transaction() as conn:
+        """Final once; counts into ``batch`` in the same transaction.
+
+        Once per job: checked first, then written with no savepoint (see
+        `SqliteDatabase.transaction`).
+        """
+        if run_id not in self._known_runs:
+            with self._db.read() as conn:
+                self._require_run(conn, run_id)
+        with self._db.transaction(savepoint=False) as conn:
             return self._finish_step(conn, run_id, step, state, attempts, error, at, batch)
 
     def _finish_step(

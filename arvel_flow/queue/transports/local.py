@@ -1,9 +1,9 @@
 """`LocalTransport`: an asyncio pool that runs jobs in this process, concurrently.
 
-At most ``concurrency`` jobs run at once, each in a task of its own; the rest wait in a
-local queue, and delayed jobs (backoffs, releases, ``later``) wait on timers, holding
-no slot. Envelopes go straight to their task: no broker lies between the queue and the
-pool.
+At most ``concurrency`` jobs run at once, in as many tasks (a task runs one job after
+another while jobs are ready); the rest wait in a local queue, and delayed jobs
+(backoffs, releases, ``later``) wait on timers, holding no slot. Envelopes go straight
+to their task: no broker lies between the queue and the pool.
 
 A delivery whose outcome cannot be recorded (the store fails) or that fails for any
 other reason stops the run (`Executor.abandon`): nothing more is started, running
@@ -111,8 +111,20 @@ class LocalTransport:
             task.add_done_callback(self._task_done)
 
     async def _run(self, envelope: Envelope) -> None:
+        """Run ``envelope``, then the next ready ones while this slot stays needed.
+
+        A task carries on with the next ready envelope rather than ending and another
+        starting: one task per slot, not per job, on the hot path of every job. It
+        yields to the loop between jobs (timers, grouped commits and signals run), and
+        takes the next envelope only then, so a cancelled task leaves it ready.
+        """
         try:
-            await self._attachment.queue.process(envelope)
+            while True:
+                await self._attachment.queue.process(envelope)
+                await asyncio.sleep(0)
+                if not self._ready or self._paused or len(self._working) > self.concurrency:
+                    break
+                envelope = self._ready.popleft()
         except Exception as error:
             self._fault(error)
         finally:

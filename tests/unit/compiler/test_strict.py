@@ -182,3 +182,25 @@ def test_a_malformed_allowed_module_in_the_file_is_reported_at_its_position(
 def test_a_trailing_dot_in_the_files_allowed_modules_is_dropped() -> None:
     text = 'version: 1\nname: x\nqueue:\n  allowed_modules: ["examples."]\npipeline:\n  job: x:Y\n'
     assert load_pipeline(text, strict=False).queue.allowed_modules == ["examples"]
+
+
+def test_a_class_settings_are_read_once_however_many_steps_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a 300-step chain of one job class (a big file has thousands over a few)
+    from arvel_flow.compiler import strict
+
+    read: list[object] = []
+
+    def counting(source: object) -> list[str]:
+        read.append(source)
+        return []
+
+    monkeypatch.setattr(strict, "setting_problems", counting)
+    steps = "".join(
+        f"    - {{job: {JOBS}:SendDigest, with: {{user_id: {i}}}}}\n" for i in range(300)
+    )
+    # When it is validated strictly
+    load_pipeline(f"version: 1\nname: long\npipeline:\n  chain:\n{steps}")
+    # Then the class's settings are read once, not once per step
+    assert read == [jobs_for_spec.SendDigest]

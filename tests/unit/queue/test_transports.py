@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from taskiq import InMemoryBroker
@@ -22,6 +22,7 @@ from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.drivers import NullQueue, SyncQueue, TaskiqQueue
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.front import Queue
+from arvel_flow.queue.job import Job
 from arvel_flow.queue.transports import InlineTransport, KickTransport, LocalTransport
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import MemoryStore
@@ -116,6 +117,30 @@ async def test_the_local_pool_runs_at_most_its_concurrency(journal: Journal) -> 
     # Then all ran, never more than two at once
     assert sorted(journal.entries) == ["0", "1", "2", "3", "4"]
     assert journal.max_running == 2
+
+
+class TaskOf(Job):
+    """Notes the asyncio task it runs in."""
+
+    seen: ClassVar[list[asyncio.Task[Any] | None]] = []
+
+    async def handle(self) -> None:
+        TaskOf.seen.append(asyncio.current_task())
+
+
+async def test_the_local_pool_runs_jobs_in_one_task_per_slot_not_per_job() -> None:
+    # Given a pool of three slots
+    TaskOf.seen.clear()
+    queue = Queue(LocalTransport(concurrency=3))
+    try:
+        # When forty jobs are dispatched together
+        await queue.bulk([TaskOf() for _ in range(40)])
+        await queue.join()
+    finally:
+        await queue.close()
+    # Then all ran, in at most three tasks (a task per job costs a task per job)
+    assert len(TaskOf.seen) == 40
+    assert len(set(map(id, TaskOf.seen))) <= 3
 
 
 async def test_cancelling_the_pool_cancels_jobs_given_a_slot_and_starts_no_more(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from arvel_flow.errors import StoreFileError
 from arvel_flow.store.contracts import RunRecord
 from arvel_flow.store.sqlite import SqliteStore
 
@@ -73,3 +74,39 @@ async def test_closing_commits_pending_writes(tmp_path: Path) -> None:
     await store.close()
     # Then they are on disk
     assert _steps_seen_by_another_process(path) == {"a"}
+
+
+async def test_each_job_finishes_in_two_statements_without_a_savepoint(tmp_path: Path) -> None:
+    # Given a grouped store with an open group and a known run
+    store = await _store_with_run(tmp_path / "state.db")
+    await store.finish_step("r", "a", "succeeded", at=2.0, batch="b")
+    statements: list[str] = []
+    store._db.conn.set_trace_callback(statements.append)
+    # When a member of a batch finishes (the hot path, once per job)
+    counters = await store.finish_step("r", "c", "succeeded", at=3.0, batch="b")
+    # Then it takes the step's upsert and the counter's, and no savepoint around them
+    assert counters is not False
+    assert not isinstance(counters, bool)
+    assert counters.done == 2
+    assert len(statements) == 2
+    assert not any("SAVEPOINT" in s or "RELEASE" in s for s in statements)
+    await store.close()
+
+
+async def test_a_write_failing_halfway_without_a_savepoint_rolls_the_group_back(
+    tmp_path: Path,
+) -> None:
+    # Given a group holding one successful write
+    path = tmp_path / "state.db"
+    store = await _store_with_run(path)
+    await store.finish_step("r", "a", "succeeded", at=2.0)
+    # When a finish fails after its first statement (a batch name sqlite cannot bind)
+    with pytest.raises(sqlite3.ProgrammingError):
+        await store.finish_step("r", "x", "succeeded", at=3.0, batch=object())  # type: ignore[arg-type]
+    # Then no half-written finish is ever committed: the group is rolled back, and the
+    # store gives up (as when the file fails) rather than commit later writes without it
+    with pytest.raises(StoreFileError):
+        await store.finish_step("r", "y", "succeeded", at=4.0)
+    with pytest.raises(StoreFileError):
+        await store.close()
+    assert _steps_seen_by_another_process(path) == set()
