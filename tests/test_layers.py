@@ -42,6 +42,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("compiler", ("arvel_flow.compiler",)),  # strict checks that import job classes
     # launch: the front door (start / run / resume a pipeline file); the CLI's run is a shell.
     ("launch", ("arvel_flow.launch",)),
+    # scheduler: triggers, the tick claim and the loop that starts runs through launch.
+    ("scheduler", ("arvel_flow.scheduler",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )
