@@ -206,9 +206,10 @@ def _register_commands() -> None:
     # module level, so registering them keeps --help fast.
     from arvel_flow.cli.failed import failed
     from arvel_flow.cli.runs import run, runs, status
+    from arvel_flow.cli.schedule import schedule, scheduler
     from arvel_flow.cli.worker import worker
 
-    for command in (run, status, runs, failed, worker):
+    for command in (run, status, runs, failed, worker, scheduler, schedule):
         cli.add_command(command)
 
 

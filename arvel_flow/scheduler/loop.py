@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Protocol
 
-from arvel_flow.errors import BackendError
+from arvel_flow.errors import BackendError, FlowError
 from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.envelope import new_id
 from arvel_flow.queue.result import BatchResult
@@ -53,7 +53,8 @@ class Scheduler:
         start: Starts a tick's run (`arvel_flow.scheduler.start.start_tick`, bound to
             the scheduler's settings).
         clock: Time and sleep (a fake one in tests).
-        on_run: Told of each run that ends, with its result (or None when it did not).
+        on_start: Told of each run started: trigger, tick, run id.
+        on_run: Told of each run that ends, with its result (None: it was interrupted).
     """
 
     def __init__(
@@ -63,14 +64,19 @@ class Scheduler:
         *,
         start: Starter,
         clock: Clock | None = None,
+        on_start: Callable[[Trigger, float, str], None] | None = None,
         on_run: Callable[[Trigger, str, BatchResult | None], None] | None = None,
     ) -> None:
         self.triggers = list(triggers)
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self._start = start
+        self._on_start = on_start
         self._on_run = on_run
-        self._floor: dict[str, float] = {}
+        self.errors = 0
+        """Ticks whose run could not start or be followed (each logged)."""
+        self._first_seen: dict[str, float] = {}
+        self._passed: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.started: list[tuple[str, float, str]] = []
         """(trigger key, tick, run id) of every run this scheduler started, in order."""
@@ -88,13 +94,16 @@ class Scheduler:
         return claimed
 
     async def _tick_trigger(self, trigger: Trigger, now: float) -> list[Claimed]:
-        floor = self._floor.setdefault(trigger.key, now - compute_grace(trigger))
+        grace = compute_grace(trigger)
         last = await self.store.last_tick(trigger.key)
-        since = floor if last is None else max(last.at, floor)
+        # Never claimed: nothing from before this scheduler first saw it is missed.
+        first_seen = self._first_seen.setdefault(trigger.key, now - grace)
+        since = first_seen if last is None else last.at
+        since = max(since, self._passed.get(trigger.key, since))
         due = compute_due(trigger, since, now)
         if trigger.missed == "skip":
-            # Missed ticks stay missed: do not walk past them again on every pass.
-            self._floor[trigger.key] = max(floor, now - compute_grace(trigger))
+            # Ticks missed stay missed: do not walk past them again on every pass.
+            self._passed[trigger.key] = now - grace
         claimed: list[Claimed] = []
         for at in due:
             run_id = new_id()[:12]
@@ -119,9 +128,13 @@ class Scheduler:
                 await work
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 # Nothing vanishes: a run that could not start or follow is logged.
-                logger.exception("%s failed", name)
+                self.errors += 1
+                if isinstance(error, FlowError):
+                    logger.error("%s failed: %s", name, error)
+                else:
+                    logger.exception("%s failed", name)
 
         task = asyncio.create_task(guarded(), name=name)
         self._tasks.add(task)
@@ -135,6 +148,8 @@ class Scheduler:
         handle = await self._start(trigger, at, run_id)
         self.started.append((trigger.key, at, run_id))
         logger.info("%s: tick %s started run %s", trigger.key, _iso(at), run_id)
+        if self._on_start is not None:
+            self._on_start(trigger, at, run_id)
         result: BatchResult | None = None
         try:
             result = await handle.wait()
