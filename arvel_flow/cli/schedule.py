@@ -66,7 +66,13 @@ def _settings(store: str | None, broker: str | None, url: str | None) -> QueueSe
 
 def _run_flags(settings: QueueSettings, broker: str | None, url: str | None) -> dict[str, Any]:
     """What the runs take from the scheduler: its store, and a broker when given."""
-    flags: dict[str, Any] = {"store": settings.store, "prefix": settings.prefix}
+    # Each write its own transaction: a sqlite group transaction held open by one run
+    # would keep the scheduler (on the same event loop) from claiming the next tick.
+    flags: dict[str, Any] = {
+        "store": settings.store,
+        "prefix": settings.prefix,
+        "commit_interval": 0.0,
+    }
     if broker is not None:
         flags["broker"] = broker
     if url is not None:
@@ -127,8 +133,6 @@ def scheduler(
     env_file: Path | None,
 ) -> None:
     """Start the runs of the files' schedule: triggers when due, until SIGTERM."""
-    from arvel_flow.scheduler import load_triggers
-
     use_env_file(env_file)
     use_working_directory()
     logging.basicConfig(
@@ -136,7 +140,7 @@ def scheduler(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    triggers = load_triggers(paths)
+    triggers = _load(paths)
     settings = _settings(store, broker, url)
     ctx.exit(
         asyncio.run(_serve(list(paths), triggers, settings, _run_flags(settings, broker, url)))

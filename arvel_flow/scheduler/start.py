@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -63,3 +64,5 @@ def check_triggers(triggers: list[Trigger]) -> None:
             issues += [issue for issue in error.issues if issue not in issues]
     if issues:
         raise ConfigError(issues)
+    # The queue a run needs is imported now, once, rather than at the first tick.
+    importlib.import_module("arvel_flow.queue.drivers.taskiq")
