@@ -186,6 +186,10 @@ def plan(file: Path, assignments: tuple[str, ...], env_file: Path | None) -> Non
     compiled = compile_plan(spec)
     reports = compute_reports(compiled, redelivery_timeout=redelivery_timeout(spec))
     print_renderable(format_plan(spec.name, reports, file_warnings=warnings))
+    if spec.schedule:
+        from arvel_flow.cli.schedule_render import format_triggers
+
+        print_renderable(format_triggers(spec.name, str(file), spec.schedule))
 
 
 def echo_warnings(warnings: list[ConfigIssue]) -> None:

@@ -6,16 +6,17 @@ Pure functions: a `Trigger` (and its last tick, from a store) to data or a rende
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from arvel_flow.pipeline.schedule import parse_timezone
+from arvel_flow.pipeline.schedule import TriggerSpec, parse_timezone
 from arvel_flow.scheduler.triggers import Trigger, iter_fire_times
 from arvel_flow.store.contracts import RunRecord, TickRecord
 
@@ -100,7 +101,10 @@ def format_schedule(views: Sequence[TriggerView], *, with_store: bool) -> Render
         times = "\n".join(
             f"{format_time(at, trigger.timezone)} / {format_utc(at)}" for at in view.next_times
         )
-        row = [trigger.key, trigger.describe(), trigger.overlap, trigger.missed, times]
+        when = trigger.describe()
+        if trigger.set:
+            when += "\nset " + ", ".join(f"{k}={v}" for k, v in trigger.set.items())
+        row = [trigger.key, when, trigger.overlap, trigger.missed, times]
         if with_store:
             row.append(_format_last(view))
         table.add_row(*row)
@@ -113,3 +117,15 @@ def _format_last(view: TriggerView) -> str:
     status = "not started" if view.last_run is None else view.last_run.status
     text = f"{view.last.run_id or '-'} {status} (tick {format_utc(view.last.at)})"
     return f"{text}\n{view.last.note}" if view.last.note else text
+
+
+PLAN_COUNT = 3
+"""Next fire times ``plan`` shows per trigger."""
+
+
+def format_triggers(pipeline: str, source: str, specs: Sequence[TriggerSpec]) -> RenderableType:
+    """``plan``'s schedule section: each trigger, defaults filled in, its next fire times."""
+    now = time.time()
+    views = [compute_view(Trigger.of(pipeline, source, spec), now, PLAN_COUNT) for spec in specs]
+    table = format_schedule(views, with_store=False)
+    return Group(Text("schedule (arvel-flow scheduler)", style="bold"), table)

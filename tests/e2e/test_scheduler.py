@@ -230,3 +230,35 @@ pipeline:
     out = result.stdout + result.stderr
     assert "02:30 Europe/Berlin does not exist: it fires at 03:00, when the gap ends" in out
     assert "02:30 Europe/Berlin happens twice: it fires once, the first time" in out
+
+
+def test_a_scheduler_reloads_a_file_that_changes(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    # Given a scheduler of a file whose only trigger is far off
+    log = tmp_path / "ticks.log"
+    text = EVERY_SECOND.format(name="often", missed="skip", log=log)
+    path = pipeline("often", text.replace("every: 1s", "every: 1d"))
+    [scheduler] = start_schedulers(cli, 1, path, store)
+    # When the file is saved with a bad trigger, then with an every-second one
+    path.write_text(text.replace("every: 1s", "every: 1x"), encoding="utf-8")
+    wait_for(lambda: "reload failed" in scheduler.stderr, timeout=30, what="reload refused")
+    path.write_text(text, encoding="utf-8")
+    # Then the bad file was reported at its place and the good one is served
+    wait_for(lambda: read_lines(log).count("tick") >= 1, timeout=30, what="a tick")
+    stop([scheduler])
+    assert f"{path}:5:12: error: schedule[0].every" in scheduler.stderr
+    assert "scheduler: reloaded, 1 triggers" in scheduler.stderr
+
+
+def test_plan_shows_the_triggers_with_their_defaults(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    text = EVERY_SECOND.format(name="often", missed="all", log=tmp_path / "x.log")
+    path = pipeline("often", text.replace("    overlap: allow\n", ""))
+    result = cli("plan", str(path))
+    assert result.code == 0, result
+    row = next(line for line in result.stdout.splitlines() if "often/often" in line)
+    assert "every 1s" in row
+    assert "skip" in row  # the default overlap
+    assert "all" in row
