@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -137,3 +138,20 @@ async def test_every_listener_gets_every_event(clock: FakeClock, journal: Journa
     # Then the job ran and the second listener got all the events
     assert journal.entries == ["x"]
     assert [e.event for e in received] == ["job.dispatched", "job.started", "job.succeeded"]
+
+
+async def test_a_run_started_by_a_trigger_says_so(harness: Harness, events: Events) -> None:
+    # Given a plan a schedule trigger starts for its tick at T0
+    plan = dataclasses.replace(
+        Chain(Step(name="a")).to_plan("nightly"), trigger="nightly/berlin", scheduled_at=T0
+    )
+    queue = harness.queue()
+    # When it runs
+    run_id = await queue.start(plan)
+    await queue.wait(run_id)
+    # Then run.started names the trigger and the tick, and so does the run's record
+    [started] = events.named("run.started")
+    assert (started.data["trigger"], started.data["scheduled_at"]) == ("nightly/berlin", T0)
+    record = await queue.store.get_run(run_id)
+    assert record is not None
+    assert (record.trigger, record.scheduled_at) == ("nightly/berlin", T0)
