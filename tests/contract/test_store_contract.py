@@ -897,15 +897,19 @@ async def test_sqlite_file_of_schema_version_1_is_migrated(tmp_path: Path) -> No
     try:
         taken = await store.take_run_owner("r", owner("a", T0))
         run = await store.get_run("r")
+        claimed = await store.claim_tick(TickRecord("p/t", T0, T0, run_id="r"))
     finally:
         await store.close()
-    # Then the run is still there, the new tables work, and the file says version 2
+    # Then the run is still there (started by no trigger), the new tables work, and
+    # the file says version 3
     assert run is not None
+    assert (run.trigger, run.scheduled_at) == (None, None)
     assert taken == owner("a", T0)
+    assert claimed
     with sqlite3.connect(path) as conn:
         (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     conn.close()
-    assert version == sqlite_db.SCHEMA_VERSION == 2
+    assert version == sqlite_db.SCHEMA_VERSION == 3
 
 
 async def test_sqlite_reader_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
