@@ -262,3 +262,25 @@ def test_plan_shows_the_triggers_with_their_defaults(
     assert "every 1s" in row
     assert "skip" in row  # the default overlap
     assert "all" in row
+
+
+def test_schedule_tick_exits_1_when_a_run_it_started_failed(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    path = pipeline(
+        "failing",
+        f"""\
+version: 1
+name: failing
+schedule:
+  - {{id: often, every: 1s}}
+pipeline:
+  job: tests.e2e.jobs:FailsUntil
+  with: {{marker: "{tmp_path / "absent"}"}}
+  retry: {{max_retries: 0}}
+""",
+    )
+    result = cli("schedule", "tick", str(path), "--store", store)
+    assert result.code == 1, result
+    assert "of failing/often: failed" in result.stderr
+    assert "Traceback" not in result.stderr
