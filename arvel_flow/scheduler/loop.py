@@ -78,6 +78,8 @@ class Scheduler:
         self._first_seen: dict[str, float] = {}
         self._passed: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unstarted: set[str] = set()
+        """Runs this scheduler claimed a tick for and has not started yet."""
         self.started: list[tuple[str, float, str]] = []
         """(trigger key, tick, run id) of every run this scheduler started, in order."""
 
@@ -111,6 +113,8 @@ class Scheduler:
             if outcome is None:
                 continue  # another scheduler has this tick
             claimed.append(outcome)
+            if outcome.action != "skip":
+                self._unstarted.add(run_id)
             if outcome.action == "skip":
                 logger.info(
                     "%s: tick %s skipped: run %s still running",
@@ -143,9 +147,12 @@ class Scheduler:
     async def _run(self, trigger: Trigger, at: float, run_id: str, ahead: str | None) -> None:
         if ahead is not None:
             logger.info("%s: tick %s queued behind run %s", trigger.key, _iso(at), ahead)
-            while await is_running(self.store, ahead, self.clock.now()):
+            while ahead in self._unstarted or await is_running(self.store, ahead, self.clock.now()):
                 await self.clock.sleep(POLL_SECONDS)
-        handle = await self._start(trigger, at, run_id)
+        try:
+            handle = await self._start(trigger, at, run_id)
+        finally:
+            self._unstarted.discard(run_id)
         self.started.append((trigger.key, at, run_id))
         logger.info("%s: tick %s started run %s", trigger.key, _iso(at), run_id)
         if self._on_start is not None:

@@ -241,3 +241,31 @@ async def test_serve_fires_every_second_until_stopped(
     # tick 0.2 s before it started too (on time)
     assert starter.ticks == [T0 + n for n in range(6)]
     assert all(wake == int(wake) for wake in wakes)
+
+
+async def test_queued_catch_up_ticks_start_one_after_another(
+    store: MemoryStore, starter: Starter, clock: FakeClock
+) -> None:
+    # Given a trigger that ran at T0 + 10, then three ticks missed, with queue and all
+    t = trigger(every="10s", overlap="queue", missed="all")
+    scheduler = make(t, store, starter, clock)
+    clock._now = T0 + 10.1
+    await scheduler.tick()
+    await settle()
+    await starter.finish_all()
+    # When a pass finds the three missed ticks at once
+    clock._now = T0 + 40.1
+    claimed = await scheduler.tick()
+    await settle()
+    # Then the first starts, and each next one waits for the run before it
+    assert [c.action for c in claimed] == ["start", "queue", "queue"]
+    assert starter.ticks == [T0 + 10, T0 + 20]
+    await starter.finish_all()
+    await settle()
+    await settle()
+    assert starter.ticks == [T0 + 10, T0 + 20, T0 + 30]
+    await starter.finish_all()
+    await settle()
+    await settle()
+    assert starter.ticks == [T0 + 10, T0 + 20, T0 + 30, T0 + 40]
+    await scheduler.close()
