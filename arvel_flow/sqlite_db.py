@@ -46,7 +46,7 @@ from typing import Any
 
 from arvel_flow.errors import BackendError, StoreFileError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = (
@@ -77,6 +77,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE run_owners (run_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL,
             host TEXT NOT NULL, pid INTEGER NOT NULL, started_at REAL NOT NULL,
             seen_at REAL NOT NULL, expires_at REAL NOT NULL)""",
+    ),
+    3: (
+        "ALTER TABLE runs ADD COLUMN trigger TEXT",
+        "ALTER TABLE runs ADD COLUMN scheduled_at REAL",
+        """CREATE TABLE ticks (trigger TEXT PRIMARY KEY, at REAL NOT NULL,
+            claimed_at REAL NOT NULL, run_id TEXT, note TEXT)""",
     ),
 }
 """Statements that bring a database from the version before each key to that version."""

@@ -47,6 +47,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("launch", ("arvel_flow.launch",)),
     # testing: FakeQueue, run_pipeline (through the front door) and the pytest plugin.
     ("testing", ("arvel_flow.testing",)),
+    # scheduler: triggers, the tick claim and the loop that starts runs through launch.
+    ("scheduler", ("arvel_flow.scheduler",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )

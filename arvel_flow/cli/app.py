@@ -227,6 +227,10 @@ def plan(file: Path, assignments: tuple[str, ...], env_file: Path | None) -> Non
     compiled = compile_plan(spec)
     reports = compute_reports(compiled, redelivery_timeout=redelivery_timeout(spec))
     print_renderable(format_plan(spec.name, reports, file_warnings=warnings))
+    if spec.schedule:
+        from arvel_flow.cli.schedule_render import format_triggers
+
+        print_renderable(format_triggers(spec.name, str(file), spec.schedule))
 
 
 def echo_warnings(warnings: list[ConfigIssue]) -> None:
@@ -247,9 +251,10 @@ def _register_commands() -> None:
     # module level, so registering them keeps --help fast.
     from arvel_flow.cli.failed import failed
     from arvel_flow.cli.runs import run, runs, status
+    from arvel_flow.cli.schedule import schedule, scheduler
     from arvel_flow.cli.worker import worker
 
-    for command in (run, status, runs, failed, worker):
+    for command in (run, status, runs, failed, worker, scheduler, schedule):
         cli.add_command(command)
 
 

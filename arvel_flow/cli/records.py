@@ -35,6 +35,8 @@ def run_document(run: RunRecord) -> dict[str, Any]:
         "created_at": run.created_at,
         "finished_at": run.finished_at,
         "source": run.source,
+        "trigger": run.trigger,
+        "scheduled_at": run.scheduled_at,
     }
 
 
@@ -84,6 +86,10 @@ def format_status(
         ),
         f"  {format_counts(result)}  started {format_when(run.created_at)}",
     )
+    if run.trigger is not None:
+        header.append(
+            f"\nstarted by trigger {run.trigger} for its tick {format_when(run.scheduled_at)}"
+        )
     if run.status in ("interrupted", "running"):
         command = resume_command or f"arvel-flow run --resume {run.run_id}"
         hint = "resume with" if run.status == "interrupted" else "if its process died, resume with"
@@ -107,16 +113,21 @@ def format_runs(
     if not runs:
         return Text(f"no runs in the store {mask_url(store)}" if store else "no runs")
     shown = {r.run_id: r.run_id for r in runs} if full_ids else short_ids([r.run_id for r in runs])
-    table = Table("run", "pipeline", "status", "started", "finished", "source")
+    triggered = any(run.trigger is not None for run in runs)
+    columns = ["run", "pipeline", "status", "started", "finished", "source"]
+    table = Table(*columns, *(["trigger"] if triggered else []))
     for run in runs:
-        table.add_row(
+        row = [
             shown[run.run_id],
             run.name,
             run.status,
             format_when(run.created_at),
             format_when(run.finished_at),
             run.source or "",
-        )
+        ]
+        if triggered:
+            row.append(run.trigger or "")
+        table.add_row(*row)
     return table
 
 

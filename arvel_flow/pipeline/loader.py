@@ -26,6 +26,7 @@ import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -38,6 +39,7 @@ from arvel_flow.pipeline.interpolate import interpolate
 from arvel_flow.pipeline.models import PipelineSpec
 from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, Problem, format_path
 from arvel_flow.pipeline.references import check_references
+from arvel_flow.pipeline.schedule import check_schedule, schedule_warnings
 from arvel_flow.pipeline.secret_checks import check_secrets
 from arvel_flow.pipeline.source import SourceMap, check_size, decode_source, parse_document
 
@@ -123,6 +125,7 @@ def parse_spec(
             in_the_way = {p for p in failed if any(i.path[: len(p)] == p for i in invalid)}
             spec = _validate_without(data, in_the_way)
     found += check_references(data)
+    found += check_schedule(data)
     for check in checks:
         found += check(data)
     # A value dropped for a reason already reported (a tag, an unset variable) would
@@ -135,6 +138,12 @@ def parse_spec(
     if not issues and spec is None:
         issues = unchecked  # nothing else wrong: the unset values are in the way
     elif warnings is not None:
+        if spec is not None:
+            unchecked += to_issues(
+                schedule_warnings(spec.schedule, datetime.now(UTC)),
+                document.source_map,
+                file,
+            )
         noted = to_issues(traps, document.source_map, file)
         warnings += sort_issues(
             [replace(issue, severity="warning") for issue in [*unchecked, *noted]]

@@ -51,6 +51,7 @@ from arvel_flow.pipeline.policies import (
     WithoutOverlappingSpec,
     with_settings,
 )
+from arvel_flow.pipeline.schedule import TriggerSpec
 
 __all__ = [
     "BatchStepSpec",
@@ -69,6 +70,7 @@ __all__ = [
     "RetryRef",
     "SpecModel",
     "StepSpec",
+    "TriggerSpec",
     "UseMiddlewareSpec",
     "WithoutOverlappingArgs",
     "WithoutOverlappingSpec",
@@ -262,6 +264,11 @@ class PipelineSpec(SpecModel):
     )
     jobs: dict[RefName, JobTemplateSpec] = Field(
         default_factory=dict, description="Named job templates."
+    )
+    schedule: list[TriggerSpec] = Field(
+        default_factory=list,
+        description="When runs start on their own (arvel-flow scheduler): cron or interval "
+        "triggers.",
     )
     pipeline: StepSpec = Field(description="The root step.")
 

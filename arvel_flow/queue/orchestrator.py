@@ -98,12 +98,26 @@ class Orchestrator:
         """Record a new run of ``plan`` and dispatch its first jobs; returns the run id."""
         run_id = run_id or new_id()[:12]
         now = self.clock.now()
-        await self.store.create_run(
-            RunRecord(run_id, plan.name, created_at=now, source=source or plan.origin),
-            plan_to_dict(plan),
+        record = RunRecord(
+            run_id,
+            plan.name,
+            created_at=now,
+            source=source or plan.origin,
+            trigger=plan.trigger,
+            scheduled_at=plan.scheduled_at,
         )
+        await self.store.create_run(record, plan_to_dict(plan))
         self._remember(run_id, plan)
-        self._emit("run.started", run_id, name=plan.name)
+        if plan.trigger is None:
+            self._emit("run.started", run_id, name=plan.name)
+        else:
+            self._emit(
+                "run.started",
+                run_id,
+                name=plan.name,
+                trigger=plan.trigger,
+                scheduled_at=plan.scheduled_at,
+            )
         outbox = _Outbox()
         await self._start(run_id, plan, plan.root, outbox)
         await self._flush(run_id, plan, outbox)

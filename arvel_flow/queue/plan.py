@@ -153,6 +153,11 @@ class Plan:
     settings: Mapping[str, Any] | None = None
     """The run settings the run was started with, secrets left out (`launch.pinned`):
     a resume reuses them. None for a plan not started yet, or stored before they were."""
+    trigger: str | None = None
+    """The schedule trigger (``pipeline/trigger``) starting a run of it, if one does; the
+    run's record keeps it (not the stored plan)."""
+    scheduled_at: float | None = None
+    """The tick of ``trigger`` the run is started for."""
 
     @classmethod
     def of(

@@ -46,6 +46,10 @@ class RunRecord:
     finished_at: float | None = None
     source: str | None = None
     """The pipeline file it was started from, when there was one."""
+    trigger: str | None = None
+    """The schedule trigger that started it (``pipeline/trigger``), when one did."""
+    scheduled_at: float | None = None
+    """The tick of ``trigger`` it was started for."""
 
 
 def is_prunable(run: RunRecord, before: float, *, interrupted: bool = False) -> bool:
@@ -110,6 +114,24 @@ class FailedJob:
     run_id: str | None = None
     step: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    """One tick of a schedule trigger, claimed by the one scheduler that starts it.
+
+    The tick id is ``trigger`` plus ``at``. ``run_id`` is the run it starts (made up
+    before the claim, so the claim names it), or None when the tick starts no run
+    (``note`` says why: a run of the trigger was still running, say).
+    """
+
+    trigger: str
+    """``pipeline/trigger``."""
+    at: float
+    """The scheduled time."""
+    claimed_at: float
+    run_id: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +353,19 @@ class StoreContract(Protocol):
         Every one, or only those that failed before ``before``, belong to the run
         ``run_id`` and ran the job ``job`` (its class path), for each filter given.
         """
+        ...
+
+    # Schedule ticks -------------------------------------------------------------------
+    async def claim_tick(self, record: TickRecord) -> bool:
+        """Make ``record`` its trigger's last tick if it is later than the last, atomically.
+
+        True for the one caller that did: among schedulers sharing the store, each tick
+        is claimed once, and a tick earlier than the last claimed one never is.
+        """
+        ...
+
+    async def last_tick(self, trigger: str) -> TickRecord | None:
+        """The trigger's last claimed tick, or None before its first."""
         ...
 
     # Rate limits ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from arvel_flow.store.contracts import (
     RunStatus,
     StepRecord,
     StepState,
+    TickRecord,
     is_prunable,
 )
 
@@ -38,6 +39,7 @@ class MemoryStore:
         self._failed: dict[str, FailedJob] = {}
         self._windows: dict[str, deque[float]] = {}
         self._owners: dict[str, RunOwner] = {}
+        self._ticks: dict[str, TickRecord] = {}
 
     def lock(self) -> LockContract:
         """A `MemoryLock` living as long as this store."""
@@ -324,6 +326,18 @@ class MemoryStore:
         for failed_id in doomed:
             del self._failed[failed_id]
         return len(doomed)
+
+    async def claim_tick(self, record: TickRecord) -> bool:
+        """Keep ``record`` if it is later than the trigger's last tick."""
+        last = self._ticks.get(record.trigger)
+        if last is not None and last.at >= record.at:
+            return False
+        self._ticks[record.trigger] = record
+        return True
+
+    async def last_tick(self, trigger: str) -> TickRecord | None:
+        """The last claimed tick."""
+        return self._ticks.get(trigger)
 
     async def hit_rate_limit(
         self, key: str, max_attempts: int, decay_seconds: float, now: float

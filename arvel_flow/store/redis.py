@@ -3,7 +3,8 @@
 Every decision is one Lua script, so it is atomic on the server however many workers
 race for it. Keys, under the prefix (``arvel-flow:`` by default)::
 
-    run:{run_id}             hash    name, status, created_at, finished_at, source
+    run:{run_id}             hash    name, status, created_at, finished_at, source,
+                                     trigger, scheduled_at
     plan:{run_id}            string  the plan, JSON
     steps:{run_id}           hash    step -> JSON record
     batch:{run_id}:{batch}   hash    claimed, done, failed, cancelled, cancel_flag
@@ -14,6 +15,7 @@ race for it. Keys, under the prefix (``arvel-flow:`` by default)::
     lock:{key}               string  lock owner (see `RedisLock`)
     owner:{run_id}           hash    the run's owner lease (`RunOwner`), expiring with it
     events:{run_id}          stream  the run's events, from the workers (`run_events`)
+    tick:{trigger}           hash    a schedule trigger's last claimed tick (`TickRecord`)
 
 Times inside JSON step records are strings holding Python's ``repr`` of the float:
 Lua's cjson would round numbers to 14 digits, a tenth of a millisecond on epoch times.
@@ -44,6 +46,7 @@ from arvel_flow.store.contracts import (
     RunStatus,
     StepRecord,
     StepState,
+    TickRecord,
 )
 from arvel_flow.store.run_events import RunEventReader
 from arvel_flow.store.urls import mask_url
@@ -100,6 +103,8 @@ def _run(run_id: str, raw: Mapping[Any, Any]) -> RunRecord | None:
         float(data["created_at"]),
         _float(data.get("finished_at")),
         data.get("source"),
+        data.get("trigger"),
+        _float(data.get("scheduled_at")),
     )
 
 
@@ -279,6 +284,10 @@ class RedisStore:
             values += ["finished_at", _time(record.finished_at)]
         if record.source is not None:
             values += ["source", record.source]
+        if record.trigger is not None:
+            values += ["trigger", record.trigger]
+        if record.scheduled_at is not None:
+            values += ["scheduled_at", _time(record.scheduled_at)]
         await self._multi(
             ("DEL", [run_key]),
             ("HSET", [run_key, *values]),
@@ -557,6 +566,26 @@ class RedisStore:
         return int(await self._eval("flush_failed", keys, args))
 
     # Rate limits ----------------------------------------------------------------------
+    async def claim_tick(self, record: TickRecord) -> bool:
+        """Keep ``record`` if it is later than the trigger's last tick (one script)."""
+        args = [_time(record.at), _time(record.claimed_at), record.run_id or "", record.note or ""]
+        return bool(await self._eval("claim_tick", [self._key("tick", record.trigger)], args))
+
+    async def last_tick(self, trigger: str) -> TickRecord | None:
+        """The last claimed tick."""
+        with redis_errors(self._backend):
+            raw = await self._client.hgetall(self._key("tick", trigger))
+        if not raw:
+            return None
+        data = {_text(k): _text(v) for k, v in raw.items()}
+        return TickRecord(
+            trigger,
+            float(data["at"]),
+            float(data["claimed_at"]),
+            data.get("run_id"),
+            data.get("note"),
+        )
+
     async def hit_rate_limit(
         self, key: str, max_attempts: int, decay_seconds: float, now: float
     ) -> float | None:

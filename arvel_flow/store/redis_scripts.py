@@ -224,6 +224,17 @@ end
 return 1
 """
 
+CLAIM_TICK = """
+-- KEYS: tick | ARGV: at, claimed_at, run_id ('' for none), note ('' for none)
+local last = redis.call('HGET', KEYS[1], 'at')
+if last and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'at', ARGV[1], 'claimed_at', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'run_id', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'note', ARGV[4]) end
+return 1
+"""
+
 _ON_RUN = {
     "set_run_status": SET_RUN_STATUS,
     "claim_step": CLAIM_STEP,
@@ -241,6 +252,7 @@ _ON_BATCH_OR_KEY = {
     "take_run_owner": TAKE_RUN_OWNER,
     "release_run_owner": RELEASE_RUN_OWNER,
     "flush_failed": FLUSH_FAILED,
+    "claim_tick": CLAIM_TICK,
 }
 
 ALL: dict[str, str] = {

@@ -32,9 +32,11 @@ from arvel_flow.store.contracts import (
     RunStatus,
     StepRecord,
     StepState,
+    TickRecord,
 )
 
-_RUN_COLUMNS = ("run_id", "name", "status", "created_at", "finished_at", "source")
+_RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
+_TICK_COLUMNS = tuple(f.name for f in fields(TickRecord))
 _STEP_COLUMNS = ("step", "state", "attempts", "error", "started_at", "finished_at")
 _COUNTER_COLUMNS = ("claimed", "done", "failed", "cancelled", "cancel_flag")
 _FAILED_COLUMNS = tuple(f.name for f in fields(FailedJob))
@@ -61,6 +63,10 @@ _COUNT_MEMBER = (
     " done = done + 1, failed = failed + excluded.failed"
     " RETURNING claimed, done, failed, cancelled, cancel_flag"
 )
+_SELECT_TICK = f"SELECT {', '.join(_TICK_COLUMNS)} FROM ticks"
+_TICK_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _TICK_COLUMNS[1:])
+_CLAIM_TICK = f"""INSERT INTO ticks ({", ".join(_TICK_COLUMNS)}) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (trigger) DO UPDATE SET {_TICK_UPDATES} WHERE excluded.at > ticks.at"""
 _SELECT_RUN = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
 _SELECT_STEP = f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps"
 _SELECT_COUNTERS = f"SELECT {', '.join(_COUNTER_COLUMNS)} FROM batches"
@@ -545,6 +551,19 @@ class SqliteStore:
             return conn.execute(f"DELETE FROM failed_jobs {where}", params).rowcount
 
     # Rate limits ----------------------------------------------------------------------
+    async def claim_tick(self, record: TickRecord) -> bool:
+        """Keep ``record`` if it is later than the trigger's last tick (one transaction)."""
+        row = astuple(record)
+        with self._db.transaction() as conn:
+            cursor = conn.execute(_CLAIM_TICK, row)
+            return cursor.rowcount == 1
+
+    async def last_tick(self, trigger: str) -> TickRecord | None:
+        """The last claimed tick."""
+        with self._db.read() as conn:
+            row = conn.execute(f"{_SELECT_TICK} WHERE trigger = ?", (trigger,)).fetchone()
+        return None if row is None else TickRecord(*row)
+
     async def hit_rate_limit(
         self, key: str, max_attempts: int, decay_seconds: float, now: float
     ) -> float | None:

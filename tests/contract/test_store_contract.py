@@ -29,7 +29,7 @@ from arvel_flow.store import (
     StoreContract,
     open_store,
 )
-from arvel_flow.store.contracts import BatchCounters, FailedJob, RunOwner, RunRecord
+from arvel_flow.store.contracts import BatchCounters, FailedJob, RunOwner, RunRecord, TickRecord
 from arvel_flow.store.urls import mask_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -897,15 +897,19 @@ async def test_sqlite_file_of_schema_version_1_is_migrated(tmp_path: Path) -> No
     try:
         taken = await store.take_run_owner("r", owner("a", T0))
         run = await store.get_run("r")
+        claimed = await store.claim_tick(TickRecord("p/t", T0, T0, run_id="r"))
     finally:
         await store.close()
-    # Then the run is still there, the new tables work, and the file says version 2
+    # Then the run is still there (started by no trigger), the new tables work, and
+    # the file says version 3
     assert run is not None
+    assert (run.trigger, run.scheduled_at) == (None, None)
     assert taken == owner("a", T0)
+    assert claimed
     with sqlite3.connect(path) as conn:
         (version,) = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     conn.close()
-    assert version == sqlite_db.SCHEMA_VERSION == 2
+    assert version == sqlite_db.SCHEMA_VERSION == 3
 
 
 async def test_sqlite_reader_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
@@ -1103,3 +1107,47 @@ def test_open_store_rejects_unknown_values_without_leaking_passwords(url: str) -
 def test_mask_url_hides_passwords_only(url: str, shown: str) -> None:
     # Given a URL / When masked / Then only its password is hidden
     assert mask_url(url) == shown
+
+
+# Schedule ticks ---------------------------------------------------------------------
+
+
+async def test_a_run_keeps_the_trigger_that_started_it(store: StoreContract) -> None:
+    # Given a run started by a trigger's tick
+    record = RunRecord("run-t", "nightly", created_at=T0, trigger="nightly/often", scheduled_at=T0)
+    await store.create_run(record, {})
+    # Then the store gives the trigger and the tick back, every digit kept
+    assert await store.get_run("run-t") == record
+    assert (await store.list_runs())[0] == record
+
+
+async def test_a_tick_is_claimed_once(store: StoreContract) -> None:
+    # Given two schedulers racing for the same tick
+    first = TickRecord("p/often", T0, T0, run_id="run-a")
+    second = TickRecord("p/often", T0, T0 + 0.001, run_id="run-b")
+    # When both claim it
+    results = await asyncio.gather(store.claim_tick(first), store.claim_tick(second))
+    # Then exactly one did, and the store names its run
+    assert sorted(results) == [False, True]
+    last = await store.last_tick("p/often")
+    assert last is not None
+    assert last.run_id == ("run-a" if results[0] else "run-b")
+
+
+async def test_a_tick_before_the_last_one_is_never_claimed(store: StoreContract) -> None:
+    # Given a trigger whose tick at T0 + 1 was claimed
+    assert await store.claim_tick(TickRecord("p/often", T0 + 1, T0, run_id="run-a"))
+    # When a late scheduler claims the tick before it
+    # Then it is refused, and a later tick (one that starts no run) is claimed
+    assert not await store.claim_tick(TickRecord("p/often", T0, T0, run_id="run-b"))
+    assert await store.claim_tick(TickRecord("p/often", T0 + 2, T0, note="overlap: skipped"))
+    assert await store.last_tick("p/often") == TickRecord(
+        "p/often", T0 + 2, T0, None, "overlap: skipped"
+    )
+
+
+async def test_ticks_of_triggers_are_apart(store: StoreContract) -> None:
+    # Given a tick of one trigger; Then another trigger has none, and claims the same time
+    assert await store.claim_tick(TickRecord("p/a", T0, T0, run_id="run-a"))
+    assert await store.last_tick("p/b") is None
+    assert await store.claim_tick(TickRecord("p/b", T0, T0, run_id="run-b"))

@@ -65,6 +65,11 @@ class Running:
         """What the command printed so far."""
         return self._out.read_text(encoding="utf-8")
 
+    @property
+    def stderr(self) -> str:
+        """What the command wrote on stderr so far."""
+        return self._err.read_text(encoding="utf-8")
+
     def signal(self, signum: signal.Signals) -> None:
         """Send ``signum`` to the command."""
         self.process.send_signal(signum)

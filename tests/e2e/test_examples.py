@@ -192,3 +192,26 @@ def test_json_output_is_nothing_but_events(cli: Cli) -> None:
     assert events[-1]["event"] == "run.finished"
     names = {e["event"] for e in events}
     assert {"job.dispatched", "job.started", "job.succeeded", "chain.step"} <= names
+
+
+def test_scheduled_lists_its_triggers_and_a_tick_runs_the_pipeline(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Given the scheduled example, When its triggers are listed
+    listed = cli("schedule", "list", "examples/scheduled.yaml", "--format", "json")
+    # Then both show, with the policies they set and their next times
+    assert listed.code == 0, listed
+    triggers = {t["id"]: t for t in listed.json()["triggers"]}
+    assert set(triggers) == {"nightly", "compact"}
+    assert triggers["nightly"]["timezone"] == "Europe/Berlin"
+    assert triggers["nightly"]["next"][0]["local"][11:16] == "03:00"
+    assert (triggers["compact"]["overlap"], triggers["compact"]["missed"]) == ("skip", "skip")
+    # When system cron calls schedule tick
+    store = f"sqlite:{tmp_path / 'state.db'}"
+    ticked = cli("schedule", "tick", "examples/scheduled.yaml", "--store", store)
+    # Then the interval trigger's current tick ran the pipeline, which succeeded
+    assert ticked.code == 0, ticked
+    assert "scheduled/compact: start" in ticked.stderr
+    runs = cli("runs", "--store", store, "--format", "json").json()
+    compact = [run for run in runs if run["trigger"] == "scheduled/compact"]
+    assert [run["status"] for run in compact] == ["succeeded"]

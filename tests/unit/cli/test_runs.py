@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from arvel_flow.cli.app import cli
 from arvel_flow.cli.durations import format_duration
@@ -26,7 +27,7 @@ from arvel_flow.cli.progress import (
     format_stopping,
     format_tree,
 )
-from arvel_flow.cli.records import failed_document, run_document, status_document
+from arvel_flow.cli.records import failed_document, format_runs, run_document, status_document
 from arvel_flow.cli.runs import format_resume_command
 from arvel_flow.cli.summary import (
     MAX_FAILURES_SHOWN,
@@ -544,7 +545,22 @@ def test_run_document_is_json_ready() -> None:
         "created_at": 1.0,
         "finished_at": 2.0,
         "source": None,
+        "trigger": None,
+        "scheduled_at": None,
     }
+
+
+def test_a_run_started_by_a_trigger_names_it() -> None:
+    # Given a run a schedule trigger started for its tick at 100.0
+    run = RunRecord("run1", "demo", trigger="demo/often", scheduled_at=100.0)
+    # Then its document and the runs table name the trigger
+    assert run_document(run)["trigger"] == "demo/often"
+    assert run_document(run)["scheduled_at"] == 100.0
+    console = Console(width=200, record=True)
+    console.print(format_runs([run, RunRecord("run2", "demo")]))
+    text = console.export_text()
+    assert "trigger" in text
+    assert "demo/often" in text
 
 
 def test_a_failed_document_has_the_traceback_only_when_asked() -> None:

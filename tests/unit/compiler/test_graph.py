@@ -151,6 +151,12 @@ batch chunks {"allow_failures":"10%","concurrency":4,"name":"import chunks"} tot
   then: job chunks.then examples.jobs:Report {"title":"import eu"}
   catch: job chunks.catch examples.jobs:Alert {"message":"import eu failed"}
 """,
+    "scheduled": """\
+chain root
+  job import examples.jobs:ImportRows {"path":"exports/us.csv","rows":50}
+  job compact examples.jobs:compact_logs {"days":7}
+  job report examples.jobs:Report {"title":"scheduled us"}
+""",
     "weekly_digest": """\
 chain root
   job refresh examples.jobs:ImportRows {"path":"exports/users.csv"}

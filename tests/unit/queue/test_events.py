@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -148,3 +149,20 @@ def test_an_event_read_back_from_its_json_form_is_the_same_event() -> None:
         # When it is read back
         # Then it is the same event
         assert Event.from_dict(json.loads(text)) == event
+
+
+async def test_a_run_started_by_a_trigger_says_so(harness: Harness, events: Events) -> None:
+    # Given a plan a schedule trigger starts for its tick at T0
+    plan = dataclasses.replace(
+        Chain(Step(name="a")).to_plan("nightly"), trigger="nightly/berlin", scheduled_at=T0
+    )
+    queue = harness.queue()
+    # When it runs
+    run_id = await queue.start(plan)
+    await queue.wait(run_id)
+    # Then run.started names the trigger and the tick, and so does the run's record
+    [started] = events.named("run.started")
+    assert (started.data["trigger"], started.data["scheduled_at"]) == ("nightly/berlin", T0)
+    record = await queue.store.get_run(run_id)
+    assert record is not None
+    assert (record.trigger, record.scheduled_at) == ("nightly/berlin", T0)
