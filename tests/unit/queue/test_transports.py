@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -221,8 +222,9 @@ async def test_a_broker_queue_from_settings_builds_no_taskiq_broker(
         await queue.close()
 
 
-async def test_a_broker_url_that_is_no_redis_url_is_one_config_error() -> None:
-    settings = QueueSettings(broker="redis", store="sqlite:x.db", url="http://nowhere")
+async def test_a_broker_url_that_is_no_redis_url_is_one_config_error(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path}/x.db"
+    settings = QueueSettings(broker="redis", store=store, url="http://nowhere")
     with pytest.raises(ConfigError, match="invalid redis URL 'http://nowhere'"):
         make_queue(settings)
 
