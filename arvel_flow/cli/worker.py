@@ -5,12 +5,16 @@ stops reading and lets running jobs finish (exit 0), a second cancels them, and 
 messages go to the other workers at once (exit 130). It prints ``worker NAME: ready``
 once it is connected and reading. Also runnable as
 ``python -m arvel_flow.cli.worker``.
+
+``--processes N`` (default: the number of CPUs) runs N such workers as child processes
+under a supervisor (`arvel_flow.cli.supervise`); signals reach them through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -42,7 +46,12 @@ _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "c
     "--url", help="The broker's URL (default: a redis store's URL, else the broker on localhost)."
 )
 @click.option("--store", help="The shared store: redis://... (or sqlite:PATH on one machine).")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once by each process.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Worker processes, restarted if one dies (default: the number of CPUs).",
+)
 @click.option("--queues", metavar="Q,...", help="Queues to read, comma-separated (default).")
 @click.option(
     "--allow",
@@ -74,6 +83,11 @@ def worker(
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(drop_broker_client_tracebacks)
+    processes = settings.processes or os.cpu_count() or 1
+    if processes > 1:
+        from arvel_flow.cli.supervise import child_command, supervise
+
+        ctx.exit(asyncio.run(supervise(settings, processes, child_command(ctx))))
     ctx.exit(asyncio.run(_serve(settings, verbose=verbose)))
 
 
@@ -143,6 +157,7 @@ def format_event(event: Event) -> str:
 async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
     from arvel_flow.queue.events import EventBus
     from arvel_flow.wiring import make_worker
+    from arvel_flow.worker.parent import die_with_parent, supervisor_pid, watch_parent
 
     events = EventBus()
 
@@ -172,11 +187,16 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
         await served.ready.wait()
         click.echo(f"worker {served.name}: ready", err=True)
 
-    announcing = asyncio.create_task(announce())
+    tasks = [asyncio.create_task(announce())]
+    parent = supervisor_pid()
+    if parent is not None:
+        die_with_parent()
+        tasks.append(asyncio.create_task(watch_parent(parent, served.stop)))
     try:
         await served.run()
     finally:
-        announcing.cancel()
+        for task in tasks:
+            task.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     click.echo(f"worker {served.name} stopped", err=True)
