@@ -69,7 +69,7 @@ class RestartPolicy:
 
     first_delay: float = 0.25
     max_delay: float = 10.0
-    quick_seconds: float = 10.0
+    quick_seconds: float = 60.0
     """A child that dies sooner than this after starting crashed quickly."""
     give_up_after: int = 5
     """Quick crashes in a row of one slot after which the supervisor gives up."""
