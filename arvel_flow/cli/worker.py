@@ -85,6 +85,9 @@ def worker(
         handler.addFilter(drop_broker_client_tracebacks)
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1:
+        from arvel_flow.wiring import check_worker_settings
+
+        check_worker_settings(settings)  # once here, rather than once per child
         from arvel_flow.cli.supervise import child_command, supervise
 
         ctx.exit(asyncio.run(supervise(settings, processes, child_command(ctx))))
@@ -157,7 +160,12 @@ def format_event(event: Event) -> str:
 async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
     from arvel_flow.queue.events import EventBus
     from arvel_flow.wiring import make_worker
-    from arvel_flow.worker.parent import die_with_parent, supervisor_pid, watch_parent
+    from arvel_flow.worker.parent import (
+        die_with_parent,
+        supervisor_pid,
+        tell_ready,
+        watch_parent,
+    )
 
     events = EventBus()
 
@@ -186,6 +194,7 @@ async def _serve(settings: QueueSettings, *, verbose: bool) -> int:
     async def announce() -> None:
         await served.ready.wait()
         click.echo(f"worker {served.name}: ready", err=True)
+        tell_ready()
 
     tasks = [asyncio.create_task(announce())]
     parent = supervisor_pid()

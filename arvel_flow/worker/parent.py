@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from arvel_flow.queue.clock import Clock, SystemClock
-from arvel_flow.worker.supervisor import SUPERVISOR_VARIABLE
+from arvel_flow.worker.supervisor import READY_VARIABLE, SUPERVISOR_VARIABLE
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,18 @@ def die_with_parent(signum: int = signal.SIGTERM) -> bool:
         return bool(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
     except (OSError, AttributeError):  # no libc to load, or no prctl in it
         return False
+
+
+def tell_ready(environ: Mapping[str, str] | None = None) -> None:
+    """Tell the supervisor (if any) that this worker is connected and reading."""
+    value = (os.environ if environ is None else environ).get(READY_VARIABLE, "")
+    if not value.isdigit():
+        return
+    try:
+        os.write(int(value), b"r")
+        os.close(int(value))
+    except OSError as error:  # the supervisor is gone: `watch_parent` sees to that
+        logger.warning("could not tell the supervisor this worker is ready: %s", error)
 
 
 async def watch_parent(

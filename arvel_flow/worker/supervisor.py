@@ -19,7 +19,9 @@ The supervisor:
 - **Gives up on a crash loop.** A slot whose child dies within ``quick_seconds`` of
   starting ``give_up_after`` times in a row, or any child exiting 2 (invalid settings:
   no restart can help), stops the others; `run` returns the child's exit code (1 for a
-  signal).
+  signal). So does a child that exits 3 (its broker or store cannot be reached) before
+  any child was ever ready, as Dramatiq's does when a worker cannot connect at start: a
+  worker that cannot start says so at once, however many processes it has.
 - **Takes its children with it.** A child learns it is supervised from
   `SUPERVISOR_VARIABLE` and stops like on SIGTERM when its supervisor is gone, even
   after a ``kill -9`` (`arvel_flow.worker.parent`).
@@ -39,7 +41,10 @@ from arvel_flow.queue.clock import Clock, SystemClock
 
 SUPERVISOR_VARIABLE = "_ARVEL_FLOW_SUPERVISOR_PID"
 """Set in a child's environment to its supervisor's pid (no ``ARVEL_FLOW_`` setting)."""
+READY_VARIABLE = "_ARVEL_FLOW_READY_FD"
+"""Set in a child's environment to a pipe it writes ``r`` to once it is ready."""
 EXIT_INVALID = 2
+EXIT_BACKEND = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -53,6 +58,11 @@ class Child(Protocol):
 
     async def wait(self) -> int:
         """Its exit code once it exited (``-N`` when signal N ended it)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether it said it was connected and reading (known for sure once it exited)."""
         ...
 
     def send_signal(self, signum: int) -> None:
@@ -135,6 +145,7 @@ class Supervisor:
         self._children: dict[int, Child] = {}
         self._codes: list[int] = []
         self._stops = 0
+        self._ever_ready = False
         self._stopping = asyncio.Event()
 
     @property
@@ -201,6 +212,8 @@ class Supervisor:
                 child.send_signal(signal.SIGTERM)
             code = await child.wait()
             del self._children[slot]
+            ever_ready = self._ever_ready or any(c.ready for c in (child, *self.children))
+            self._ever_ready = ever_ready
             if self._stopping.is_set():
                 self._codes.append(code)
                 return
@@ -209,6 +222,8 @@ class Supervisor:
             ended = f"worker process {child.pid} {format_exit(code)} after {lived:.1f}s"
             if code == EXIT_INVALID:
                 raise CrashLoopError(f"{ended}: its settings are invalid; stopping", code)
+            if code == EXIT_BACKEND and not ever_ready:
+                raise CrashLoopError(f"{ended}: it could not start; stopping", code)
             if quick_crashes >= self.policy.give_up_after:
                 raise CrashLoopError(
                     f"{ended}, the {quick_crashes}th in a row within "
@@ -233,8 +248,9 @@ class Supervisor:
 class ProcessChild:
     """A child that is an operating-system process."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, ready_pipe: int) -> None:
         self._process = process
+        self._ready = _watch_ready(ready_pipe)
 
     @property
     def pid(self) -> int:
@@ -243,7 +259,14 @@ class ProcessChild:
 
     async def wait(self) -> int:
         """Its exit code once it exited."""
-        return await self._process.wait()
+        code = await self._process.wait()
+        await self._ready  # the pipe's end: known once every writer is gone
+        return code
+
+    @property
+    def ready(self) -> bool:
+        """Whether it wrote that it was ready."""
+        return self._ready.done() and self._ready.result()
 
     def send_signal(self, signum: int) -> None:
         """Send it ``signum``, unless it already exited."""
@@ -257,7 +280,38 @@ def spawn_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> 
     environment = {**(os.environ if env is None else env), SUPERVISOR_VARIABLE: str(os.getpid())}
 
     async def spawn() -> Child:
-        process = await asyncio.create_subprocess_exec(*argv, env=environment, process_group=0)
-        return ProcessChild(process)
+        read_end, write_end = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                env={**environment, READY_VARIABLE: str(write_end)},
+                process_group=0,
+                pass_fds=(write_end,),
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        return ProcessChild(process, read_end)
 
     return spawn
+
+
+def _watch_ready(pipe: int) -> asyncio.Future[bool]:
+    """Whether the child writes ``r`` to ``pipe`` before it closes it (by exiting, say)."""
+    loop = asyncio.get_running_loop()
+    told: asyncio.Future[bool] = loop.create_future()
+
+    def on_readable() -> None:
+        try:
+            data = os.read(pipe, 1)
+        except OSError:
+            data = b""
+        loop.remove_reader(pipe)
+        os.close(pipe)
+        if not told.done():
+            told.set_result(data == b"r")
+
+    loop.add_reader(pipe, on_readable)
+    return told

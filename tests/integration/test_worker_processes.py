@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 async def start_supervised(cluster: Cluster, *args: str) -> WorkerProcess:
     """``worker --processes 2 --concurrency 1 ARGS``, once both children are ready."""
     worker = await cluster.start_worker("--processes", "2", "--concurrency", "1", *args, wait=False)
-    await cluster.wait_for(lambda: len(child_pids(worker)) >= 2, START_TIMEOUT, "2 ready")
+    # (Two interpreters start at once: on a loaded 2-core machine, that takes a while.)
+    await cluster.wait_for(lambda: len(child_pids(worker)) >= 2, 2 * START_TIMEOUT, "2 ready")
     return worker
 
 
@@ -85,7 +86,7 @@ async def test_a_killed_child_is_restarted_and_its_job_runs_again(
     # When that child is killed with SIGKILL
     os.kill(busy, signal.SIGKILL)
     # Then the supervisor says so and starts another child
-    await cluster.wait_for(lambda: len(child_pids(worker)) == 3, START_TIMEOUT, "restarted")
+    await cluster.wait_for(lambda: len(child_pids(worker)) == 3, 2 * START_TIMEOUT, "restarted")
     assert f"worker process {busy} was killed by SIGKILL" in worker.output()
     # And the job, never acknowledged, runs to its end in another child
     await cluster.wait_for(lambda: cluster.tags() == ["long"], 15, "the job ran again")
@@ -101,3 +102,45 @@ async def test_children_stop_when_their_supervisor_is_killed(cluster: Cluster) -
     # Then its children notice and exit by themselves
     await cluster.wait_for(lambda: not any(map(alive, children)), 10, "children exited")
     assert worker.output().count(" stopped") == 2
+
+
+async def test_settings_no_worker_can_run_with_are_refused_before_any_child_starts(
+    cluster: Cluster,
+) -> None:
+    # Given a store the workers cannot share
+    # When a worker of two processes starts on it
+    worker = await cluster.start_worker("--processes", "2", "--store", "memory", wait=False)
+    # Then it refuses at once with exit 2 and one line, starting no child
+    assert worker.wait(15) == 2, worker.output()
+    assert "cannot see a memory store" in worker.output()
+    assert "worker process" not in worker.output()
+    assert "supervisor" not in worker.output()
+
+
+async def test_a_worker_runs_a_process_per_cpu_by_default(cluster: Cluster) -> None:
+    # Given no --processes and no ARVEL_FLOW_PROCESSES
+    del cluster.env["ARVEL_FLOW_PROCESSES"]
+    # When a worker starts
+    worker = await cluster.start_worker("--concurrency", "3", wait=False)
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        pytest.skip("one CPU: the worker runs in the command's own process")
+    await cluster.wait_for(lambda: "concurrency 3 each" in worker.output(), START_TIMEOUT, "up")
+    # Then it runs a process per CPU, each with the concurrency given
+    first = worker.output().splitlines()[0]
+    assert first.endswith(f": {cpus} processes, concurrency 3 each"), first
+
+
+async def test_a_worker_whose_broker_cannot_be_reached_exits_3_without_restarting(
+    cluster: Cluster,
+) -> None:
+    # Given a broker and store where nothing listens
+    url = "redis://127.0.0.1:1/0"
+    # When a worker of two processes starts on it
+    worker = await cluster.start_worker(
+        "--processes", "2", wait=False, ARVEL_FLOW_URL=url, ARVEL_FLOW_STORE=url
+    )
+    # Then it exits 3 once its first process could not start, restarting none
+    assert worker.wait(30) == 3, worker.output()
+    assert "it could not start; stopping" in worker.output()
+    assert "starting another" not in worker.output()

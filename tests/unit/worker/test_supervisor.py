@@ -23,9 +23,10 @@ from tests.unit.queue.flow_harness import FakeClock
 class FakeChild:
     """A child that exits when told to, or on SIGTERM like a worker (0, then 130)."""
 
-    def __init__(self, pid: int, *, graceful: bool) -> None:
+    def __init__(self, pid: int, *, graceful: bool, ready: bool = True) -> None:
         self.pid = pid
         self.graceful = graceful
+        self.ready = ready
         self.signals: list[int] = []
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -49,14 +50,17 @@ class FakeChild:
 class Children:
     """The spawner: every child it started; ``exit_at_once`` children die on starting."""
 
-    def __init__(self, *, graceful: bool = True, exit_at_once: int | None = None) -> None:
+    def __init__(
+        self, *, graceful: bool = True, exit_at_once: int | None = None, ready: bool = True
+    ) -> None:
         self.started: list[FakeChild] = []
         self.graceful = graceful
         self.exit_at_once = exit_at_once
+        self.ready = ready
 
     async def __call__(self) -> FakeChild:
         await asyncio.sleep(0)
-        child = FakeChild(100 + len(self.started), graceful=self.graceful)
+        child = FakeChild(100 + len(self.started), graceful=self.graceful, ready=self.ready)
         self.started.append(child)
         if self.exit_at_once is not None:
             child.exit(self.exit_at_once)
@@ -143,17 +147,17 @@ async def test_a_child_that_dies_is_restarted_after_a_delay_with_one_line() -> N
 
 
 async def test_a_child_crashing_in_a_loop_backs_off_then_the_supervisor_gives_up() -> None:
-    # Given children that all exit 3 at once (their broker cannot be reached)
-    children = Children(exit_at_once=3)
+    # Given children that all crash at once (exit 1)
+    children = Children(exit_at_once=1)
     supervisor, lines, clock = supervisor_of(children, processes=1)
     # When the supervisor runs
     code = await supervisor.run()
-    # Then it waited longer each time, and gave up after the 5th quick crash, exit 3
-    assert code == 3
+    # Then it waited longer each time, and gave up after the 5th quick crash, exit 1
+    assert code == 1
     assert clock.sleeps == [0.25, 0.5, 1.0, 2.0]
     assert len(children.started) == 5
     assert lines[-1] == (
-        "error: worker process 104 exited with code 3 after 0.0s, "
+        "error: worker process 104 exited with code 1 after 0.0s, "
         "the 5th in a row within 60s of starting; giving up"
     )
 
@@ -183,6 +187,32 @@ async def test_a_child_exiting_2_stops_everything_without_a_restart() -> None:
     assert await supervisor.run() == 2
     assert clock.sleeps == []
     assert lines[-1].endswith("exited with code 2 after 0.0s: its settings are invalid; stopping")
+
+
+async def test_a_child_that_cannot_reach_its_broker_at_start_stops_everything_at_once() -> None:
+    # Given children that exit 3 before they are ready (the broker cannot be reached)
+    children = Children(exit_at_once=3, ready=False)
+    supervisor, lines, clock = supervisor_of(children)
+    # When the supervisor runs, then it exits 3 at once, restarting none
+    assert await supervisor.run() == 3
+    assert clock.sleeps == []
+    assert lines[-1].endswith("exited with code 3 after 0.0s: it could not start; stopping")
+
+
+async def test_a_child_exiting_3_once_others_were_ready_is_restarted() -> None:
+    # Given a running supervisor whose children were ready
+    children = Children()
+    supervisor, lines, _ = supervisor_of(children)
+    running = asyncio.create_task(supervisor.run())
+    await settle()
+    # When one child gives up on an outage (exit 3)
+    children.started[0].exit(3)
+    await settle()
+    # Then it is started again (the outage may be over)
+    assert len(children.running) == 2
+    assert lines == ["worker process 100 exited with code 3 after 0.0s; starting another in 0.25s"]
+    supervisor.stop()
+    assert await running == 0
 
 
 async def test_a_stop_during_a_restart_delay_starts_no_child() -> None:
