@@ -205,7 +205,10 @@ class Supervisor:
         quick_crashes = 0
         while not self._stopping.is_set():
             started = self.clock.now()
-            child = await self._spawn()
+            try:
+                child = await self._spawn()
+            except OSError as error:  # out of processes or memory, say
+                raise CrashLoopError(f"could not start a worker process: {error}", 1) from error
             self._children[slot] = child
             # A stop while it was starting: it stops as many times as the others did.
             for _ in range(self._stops):
@@ -226,7 +229,7 @@ class Supervisor:
                 raise CrashLoopError(f"{ended}: it could not start; stopping", code)
             if quick_crashes >= self.policy.give_up_after:
                 raise CrashLoopError(
-                    f"{ended}, the {quick_crashes}th in a row within "
+                    f"{ended}: {quick_crashes} exits in a row within "
                     f"{self.policy.quick_seconds:g}s of starting; giving up",
                     code if code > 0 else 1,
                 )

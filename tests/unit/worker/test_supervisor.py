@@ -157,8 +157,8 @@ async def test_a_child_crashing_in_a_loop_backs_off_then_the_supervisor_gives_up
     assert clock.sleeps == [0.25, 0.5, 1.0, 2.0]
     assert len(children.started) == 5
     assert lines[-1] == (
-        "error: worker process 104 exited with code 1 after 0.0s, "
-        "the 5th in a row within 60s of starting; giving up"
+        "error: worker process 104 exited with code 1 after 0.0s: "
+        "5 exits in a row within 60s of starting; giving up"
     )
 
 
@@ -213,6 +213,20 @@ async def test_a_child_exiting_3_once_others_were_ready_is_restarted() -> None:
     assert lines == ["worker process 100 exited with code 3 after 0.0s; starting another in 0.25s"]
     supervisor.stop()
     assert await running == 0
+
+
+async def test_a_child_that_cannot_be_started_stops_everything_with_one_line() -> None:
+    # Given a system out of processes
+    async def spawn() -> FakeChild:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    lines: list[str] = []
+    supervisor = Supervisor(2, spawn, say=lines.append, clock=FakeClock())
+    # When the supervisor runs, then it exits 1, saying why once
+    assert await supervisor.run() == 1
+    assert lines == [
+        "error: could not start a worker process: [Errno 11] Resource temporarily unavailable"
+    ]
 
 
 async def test_a_stop_during_a_restart_delay_starts_no_child() -> None:
