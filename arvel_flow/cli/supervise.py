@@ -42,8 +42,19 @@ def child_command(ctx: click.Context) -> list[str]:
     return [*argv, "--processes", "1"]
 
 
-async def supervise(settings: QueueSettings, processes: int, argv: list[str]) -> int:
-    """Run ``processes`` children of ``argv`` until SIGTERM or Ctrl-C; the exit code."""
+def supervise(ctx: click.Context, settings: QueueSettings, processes: int) -> int:
+    """Run ``processes`` workers of this command until SIGTERM or Ctrl-C; the exit code.
+
+    Raises:
+        ConfigError: No worker can run with ``settings`` (checked once, here).
+    """
+    from arvel_flow.wiring import check_worker_settings
+
+    check_worker_settings(settings)
+    return asyncio.run(_supervise(settings, processes, child_command(ctx)))
+
+
+async def _supervise(settings: QueueSettings, processes: int, argv: list[str]) -> int:
     from arvel_flow.worker.supervisor import Supervisor, spawn_command
 
     def say(line: str) -> None:

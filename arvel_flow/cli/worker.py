@@ -85,12 +85,9 @@ def worker(
         handler.addFilter(drop_broker_client_tracebacks)
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1:
-        from arvel_flow.wiring import check_worker_settings
+        from arvel_flow.cli.supervise import supervise
 
-        check_worker_settings(settings)  # once here, rather than once per child
-        from arvel_flow.cli.supervise import child_command, supervise
-
-        ctx.exit(asyncio.run(supervise(settings, processes, child_command(ctx))))
+        ctx.exit(supervise(ctx, settings, processes))
     ctx.exit(asyncio.run(_serve(settings, verbose=verbose)))
 
 
