@@ -36,6 +36,12 @@ class QueueSettings(BaseSettings):
         description="Run state, failed jobs, locks: memory, sqlite:PATH or redis://...",
     )
     concurrency: int = Field(16, ge=1, description="Jobs run at once by this process.")
+    processes: int | None = Field(
+        None,
+        ge=1,
+        description="Worker processes `arvel-flow worker` runs, each with its own "
+        "concurrency (default: the number of CPUs).",
+    )
     commit_interval: float = Field(
         0.05,
         ge=0,

@@ -101,6 +101,33 @@ def check_shared_store(settings: QueueSettings) -> None:
         raise ConfigError([issue])
 
 
+def check_worker_settings(settings: QueueSettings) -> None:
+    """Refuse settings no worker can run with (before any process is started for them).
+
+    Raises:
+        ConfigError: The broker is memory, the store is not shared, or no module prefix
+            is allowed.
+    """
+    if settings.broker not in BROKERS:
+        issue = ConfigIssue(
+            "arvel-flow worker needs a broker it can share: redis, nats or rabbitmq "
+            "(see 'Distributed runs' in the README)",
+            path="queue.broker",
+        )
+        raise ConfigError([issue])
+    if not settings.allowed_modules:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "a worker imports job classes only from the module prefixes it is "
+                    "allowed: pass --allow PREFIX (or set ARVEL_FLOW_ALLOWED_MODULES)",
+                    path="allowed_modules",
+                )
+            ]
+        )
+    check_shared_store(settings)
+
+
 def make_worker(
     settings: QueueSettings, *, events: EventBus | None = None, name: str | None = None
 ) -> Worker:
@@ -114,26 +141,8 @@ def make_worker(
     from arvel_flow.worker.options import WorkerOptions
     from arvel_flow.worker.worker import Worker
 
-    broker = BROKERS.get(settings.broker)
-    if broker is None:
-        issue = ConfigIssue(
-            "arvel-flow worker needs a broker it can share: redis, nats or rabbitmq "
-            "(see 'Distributed runs' in the README)",
-            path="queue.broker",
-        )
-        raise ConfigError([issue])
-    sides = broker.sides()
-    if not settings.allowed_modules:
-        raise ConfigError(
-            [
-                ConfigIssue(
-                    "a worker imports job classes only from the module prefixes it is "
-                    "allowed: pass --allow PREFIX (or set ARVEL_FLOW_ALLOWED_MODULES)",
-                    path="allowed_modules",
-                )
-            ]
-        )
-    check_shared_store(settings)
+    check_worker_settings(settings)
+    sides = BROKERS[settings.broker].sides()
     # A job holds one store connection at a time, so twice the concurrency never runs
     # out; redis-py's default pool fails past 100 connections in use.
     store = open_store(

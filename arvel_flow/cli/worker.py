@@ -10,12 +10,15 @@ Every line it prints has Celery's worker form, `LINE_FORMAT`:
 ``[2026-12-03 15:30:00,123: INFO/MainProcess] worker w1: ready``. A job's log records
 (``--log-level`` and up) are lines too, naming the run, step and attempt:
 ``[...: WARNING/MainProcess] job.log run 3f2a step fetch (attempt 1) myapp.jobs: ...``.
+``--processes N`` (default: the number of CPUs) runs N such workers as child processes
+under a supervisor (`arvel_flow.cli.supervise`); signals reach them through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -53,7 +56,12 @@ _EVENT_LEVELS = {"job.failed": logging.ERROR, "job.retrying": logging.WARNING}
     "--url", help="The broker's URL (default: a redis store's URL, else the broker on localhost)."
 )
 @click.option("--store", help="The shared store: redis://... (or sqlite:PATH on one machine).")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once by each process.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Worker processes, restarted if one dies (default: the number of CPUs).",
+)
 @click.option("--queues", metavar="Q,...", help="Queues to read, comma-separated (default).")
 @click.option(
     "--allow",
@@ -83,6 +91,11 @@ def worker(
     use_env_file(env_file)
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)
+    processes = settings.processes or os.cpu_count() or 1
+    if processes > 1:
+        from arvel_flow.cli.supervise import supervise
+
+        ctx.exit(supervise(ctx, settings, processes))
     lines = make_line_handler(logging.INFO if verbose else logging.WARNING)
     with capture_job_logs(level_number(log_level), outside=lines):
         code = asyncio.run(_serve(settings, lines, verbose=verbose))
@@ -186,6 +199,12 @@ def event_level(event: Event) -> int:
 async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bool) -> int:
     from arvel_flow.queue.events import EventBus
     from arvel_flow.wiring import make_worker
+    from arvel_flow.worker.parent import (
+        die_with_parent,
+        supervisor_pid,
+        tell_ready,
+        watch_parent,
+    )
 
     events = EventBus()
 
@@ -214,12 +233,18 @@ async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bo
     async def announce() -> None:
         await served.ready.wait()
         say(lines, f"worker {served.name}: ready")
+        tell_ready()
 
-    announcing = asyncio.create_task(announce())
+    tasks = [asyncio.create_task(announce())]
+    parent = supervisor_pid()
+    if parent is not None:
+        die_with_parent()
+        tasks.append(asyncio.create_task(watch_parent(parent, served.stop)))
     try:
         await served.run()
     finally:
-        announcing.cancel()
+        for task in tasks:
+            task.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     say(lines, f"worker {served.name} stopped")

@@ -59,7 +59,7 @@ def test_a_malformed_prefix_in_the_environment_stops_the_worker_too(cli: Cli) ->
 @pytest.mark.parametrize("prefix", ["examples.", "examples:", " examples "])
 def test_a_trailing_dot_or_colon_is_dropped_and_the_worker_starts(cli: Cli, prefix: str) -> None:
     # When a worker is allowed "examples." (as one might write a package prefix)
-    result = cli("worker", "--allow", prefix, "--url", UNREACHABLE)
+    result = cli("worker", "--allow", prefix, "--url", UNREACHABLE, "--processes", "1")
     # Then it starts with the prefix "examples" (and stops at the unreachable broker)
     assert result.stderr.splitlines()[0].endswith(", allowed examples"), result
     assert result.code == 3, result

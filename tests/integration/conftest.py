@@ -126,6 +126,8 @@ class Cluster(Journaled):
             "ARVEL_FLOW_STORE": url,
             "ARVEL_FLOW_PREFIX": prefix,
             "ARVEL_FLOW_ALLOWED_MODULES": JOBS,
+            # One process per worker command (`--processes 2` where a test wants more).
+            "ARVEL_FLOW_PROCESSES": "1",
             "ARVEL_FLOW_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
             "ARVEL_FLOW_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "PYTHONPATH": str(ROOT),
