@@ -36,7 +36,7 @@ JOBS = "tests.integration.jobs"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _PROBLEM = re.compile(r"Traceback|\w+Warning: ")
-_WORKER_LINE = re.compile(r"^\[[^]]*: [A-Z]+/\w+\] ")
+WORKER_LINE_PREFIX = re.compile(r"^\[[^]]*: [A-Z]+/\w+\] ")
 """What starts each line a worker prints: ``[2026-12-03 15:30:00,123: INFO/MainProcess] ``."""
 
 
@@ -175,7 +175,7 @@ class Cluster(Journaled):
             exited = worker.process.poll() is not None
             # Read first: a worker may be ready, take a job at once, and die of it.
             for line in worker.output().splitlines():
-                said = _WORKER_LINE.sub("", line)
+                said = WORKER_LINE_PREFIX.sub("", line)
                 if said.startswith("worker ") and said.endswith(": ready"):
                     worker.name = said.split()[1].rstrip(":")
                     return

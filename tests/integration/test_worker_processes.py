@@ -8,7 +8,13 @@ import signal
 import pytest
 
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from tests.integration.conftest import START_TIMEOUT, Cluster, WorkerProcess, every_broker
+from tests.integration.conftest import (
+    START_TIMEOUT,
+    WORKER_LINE_PREFIX,
+    Cluster,
+    WorkerProcess,
+    every_broker,
+)
 from tests.integration.jobs import Record
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -24,9 +30,10 @@ async def start_supervised(cluster: Cluster, *args: str) -> WorkerProcess:
 
 def child_pids(worker: WorkerProcess) -> list[int]:
     """The pids of the children that said they are ready, in order (``worker H:PID:S: ready``)."""
+    said = [WORKER_LINE_PREFIX.sub("", line) for line in worker.output().splitlines()]
     return [
         int(line.split()[1].split(":")[1])
-        for line in worker.output().splitlines()
+        for line in said
         if line.startswith("worker ") and line.endswith(": ready")
     ]
 
