@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arvel_flow.errors import ConfigError, ConfigIssue
+from arvel_flow.pipeline.discover import find_pipeline_files
 from arvel_flow.pipeline.loader import load_spec
 from arvel_flow.scheduler.triggers import Trigger
 
 
 def find_files(paths: Sequence[str]) -> list[Path]:
-    """The pipeline files named, a directory standing for its ``*.yaml`` / ``*.yml``.
+    """The pipeline files named, a directory standing for the pipelines directly in it
+    (as ``validate DIR`` reads one: `find_pipeline_files`; other YAML files are not ours).
 
     Raises:
         ConfigError: A path that does not exist.
@@ -21,7 +23,7 @@ def find_files(paths: Sequence[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            found += find_pipeline_files(path).pipelines
         elif path.is_file():
             found.append(path)
         else:

@@ -284,3 +284,28 @@ pipeline:
     assert result.code == 1, result
     assert "of failing/often: failed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_schedule_list_of_a_directory_reads_its_pipelines_as_validate_does(
+    cli: Cli, pipeline: Callable[[str, str], Path]
+) -> None:
+    # Given a directory holding a scheduled pipeline and a YAML file that is no pipeline
+    path = pipeline(
+        "hourly",
+        """\
+version: 1
+name: hourly
+schedule:
+  - id: top
+    cron: "@hourly"
+pipeline:
+  job: tests.e2e.jobs:Touch
+  with: {path: x.txt}
+""",
+    )
+    (path.parent / "docker-compose.yml").write_text("services:\n  redis: {image: redis}\n")
+    # When its triggers are listed
+    result = cli("schedule", "list", str(path.parent), "--format", "json")
+    # Then the pipeline's trigger is listed and the other file is left alone
+    assert result.code == 0, result
+    assert [t["id"] for t in result.json()["triggers"]] == ["top"]
