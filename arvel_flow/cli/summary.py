@@ -93,7 +93,8 @@ def format_counts(result: BatchResult) -> str:
     """``2,700 succeeded, 300 failed (allowed) of 3,000 jobs``: each way jobs ended, counted.
 
     Failures within an allowance are told apart from those that failed the run; ways
-    no job ended are left out.
+    no job ended are left out. The parts add up to the total: the pipeline's jobs and
+    the callbacks that fired (see `BatchResult`).
     """
     counts = result.counts
     allowed = counts["failed_allowed"]
@@ -106,7 +107,7 @@ def format_counts(result: BatchResult) -> str:
         for name in ("duplicates", "skipped", "cancelled", "pending")
         if counts[name]
     ]
-    total = result.progress[1]
+    total = result.total
     return (", ".join(parts) or "none ran") + f" of {total:,} job{'s' * (total != 1)}"
 
 

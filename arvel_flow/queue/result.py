@@ -15,7 +15,14 @@ class BatchResult:
 
     Lists hold step keys of jobs; ``failed`` maps each failed job to its error, and
     ``allowed_failures`` names those of them a batch's ``allow_failures`` let pass.
-    ``progress`` is (finished, total) over the jobs of the flow, callbacks aside.
+    ``progress`` is (finished, total) over the jobs of the flow, callbacks aside: what
+    the live bar counts down, known before any callback fires.
+
+    The *jobs* of a run, as its counts tell them, are every job of the pipeline (each
+    fan-out member one job; a retried job once, however many attempts it took) and
+    every callback (``then`` / ``catch`` / ``finally``) that fired. A callback that did
+    not fire (the ``catch`` of a batch that succeeded) is not a job of the run. Each
+    job sits in exactly one of the lists above, so the counts add up to ``total``.
     """
 
     run_id: str
@@ -40,10 +47,28 @@ class BatchResult:
         return self.status == "succeeded"
 
     @property
+    def total(self) -> int:
+        """How many jobs the run has: those of the pipeline and the callbacks that fired."""
+        return sum(
+            map(
+                len,
+                (
+                    self.succeeded,
+                    self.failed,
+                    self.cancelled,
+                    self.skipped,
+                    self.duplicates,
+                    self.pending,
+                ),
+            )
+        )
+
+    @property
     def counts(self) -> dict[str, int]:
         """How many jobs ended each way: ``succeeded``, ``failed`` (of which
         ``failed_allowed`` within an allowance), ``skipped``, ``cancelled``,
-        ``duplicates`` and ``pending``; the JSON form of `status` and ``run.finished``.
+        ``duplicates`` and ``pending``, which add up to ``total``; the JSON form of
+        `status` and ``run.finished``.
         """
         return {
             "succeeded": len(self.succeeded),
@@ -53,6 +78,7 @@ class BatchResult:
             "cancelled": len(self.cancelled),
             "duplicates": len(self.duplicates),
             "pending": len(self.pending),
+            "total": self.total,
         }
 
 

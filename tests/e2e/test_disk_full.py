@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +24,6 @@ pytestmark = pytest.mark.slow
 
 DISK_SIZE = "4m"
 """Room for the run's store (its write-ahead log grows to a few hundred KiB here)."""
-STOPPED_WITHIN = 5.0
-"""Seconds a run may take to stop once its disk is full."""
 
 
 def _unavailable(reason: str) -> None:
@@ -90,12 +87,10 @@ def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_resume_finishes_it(
 
     # When the disk fills up
     filler = fill(small_disk)
-    filled_at = time.monotonic()
-    stopped = running.wait()
+    stopped = running.wait()  # (the hang guard: RUN_TIMEOUT)
 
-    # Then the command exits 3 within seconds, with one message and no traceback
+    # Then the command exits 3, with one message and no traceback
     assert stopped.code == 3, stopped
-    assert time.monotonic() - filled_at < STOPPED_WITHIN
     assert "Traceback" not in stopped.stdout + stopped.stderr, stopped
     message = f"the state store {database} could not be written: database or disk is full"
     assert stopped.stderr.splitlines() == [f"error: {message}"], stopped

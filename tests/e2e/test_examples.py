@@ -137,6 +137,28 @@ def test_weekly_digest_tolerates_its_bounce_and_shows_the_traceback(
     assert "DigestBouncedError: user 13: mailbox does not exist" in shown.stdout
 
 
+def test_weekly_digest_counts_add_up_to_its_jobs_and_callbacks(cli: Cli, tmp_path: Path) -> None:
+    # Given the weekly digest: refresh, 6 digests and a bounce, compact (9 pipeline jobs),
+    # and the callbacks that fire: the batch's `then` and `finally`, the run's `finally`
+    result = run_example(cli, "weekly_digest", tmp_path / "events.jsonl")
+
+    # Then the last line counts 12 jobs, and its parts add up to them
+    assert result.code == 0, result
+    run_id = started_run_id(result)
+    last = result.stdout.splitlines()[-1]
+    assert last == f"run {run_id} succeeded: 11 succeeded, 1 failed (allowed) of 12 jobs"
+    # And run.finished and `status --format json` carry the same counts, adding up
+    finished = read_events(tmp_path / "events.jsonl")[-1]
+    assert finished["event"] == "run.finished"
+    status = cli("status", run_id, "--format", "json")
+    assert status.code == 0, status
+    for counts in (finished["counts"], status.json()["counts"]):
+        assert counts["total"] == 12
+        parts = ("succeeded", "failed", "skipped", "cancelled", "duplicates", "pending")
+        assert sum(counts[part] for part in parts) == counts["total"], counts
+        assert counts["failed"] == counts["failed_allowed"] == 1
+
+
 def test_weekly_digest_run_twice_within_the_hour_mails_each_user_once(
     cli: Cli, here: Path, tmp_path: Path
 ) -> None:

@@ -150,15 +150,14 @@ def test_a_second_ctrl_c_cancels_running_jobs_and_leaves_them_unfinished(
     wait_for(lambda: len(started(log)) == CONCURRENCY, what="two jobs to start")
 
     # When Ctrl-C is pressed twice
-    began = time.monotonic()
     running.signal(signal.SIGINT)
     time.sleep(0.3)
     running.signal(signal.SIGINT)
-    interrupted = running.wait(timeout=15)
+    interrupted = running.wait(timeout=15)  # a hang guard: the jobs would take 30 s
 
-    # Then the command exits 130 at once, without a traceback for the cancelled jobs
+    # Then the command exits 130, the jobs cancelled, not waited for (none finished),
+    # without a traceback for the cancelled jobs
     assert interrupted.code == 130, interrupted
-    assert time.monotonic() - began < 10
     assert "Traceback" not in interrupted.stderr, interrupted.stderr
     assert finished(log) == []
     # And the cancelled jobs are neither succeeded nor failed: a resume runs them

@@ -64,6 +64,7 @@ def test_a_run_with_allowed_failures_counts_them_apart_from_successes(
         "cancelled": 0,
         "duplicates": 0,
         "pending": 0,
+        "total": 4,
     }
 
 

@@ -105,11 +105,9 @@ async def test_an_unreachable_broker_exits_3_and_never_shows_the_password(
     scheme = {"nats": "nats", "rabbitmq": "amqp"}[cluster.broker]
     url = f"{scheme}://worker:s3cret-pw@127.0.0.1:1/"
     # When a worker starts on it
-    started = time.monotonic()
     worker = await cluster.start_worker(wait=False, ARVEL_FLOW_URL=url)
-    # Then it exits 3 within a few seconds, naming the server with the password masked
+    # Then it exits 3 (not retrying forever), naming the server with the password masked
     assert worker.wait(15) == 3, worker.output()
-    assert time.monotonic() - started < 10
     output = worker.output()
     assert "s3cret-pw" not in output
     assert f"{scheme}://worker:***@127.0.0.1:1/ could not be reached" in output

@@ -100,7 +100,6 @@ async def test_a_second_sigterm_cancels_running_jobs_and_others_take_them_at_onc
         lambda: _pending_of(cluster, stream) == [spare.name], HEARTBEAT_TIMEOUT, "taken over"
     )
     print(f"MEASURED second SIGTERM: job taken over {took:.2f}s after exit 130")
-    assert took < HEARTBEAT_TIMEOUT
     await cluster.wait_for(lambda: cluster.tags() == ["slow"], 5, "the spare ran the job")
 
 

@@ -31,6 +31,7 @@ from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.plan import compute_allowance
+from arvel_flow.queue.result import BatchResult
 
 FIXED: list[bool] = [False]
 """True once the cause of the fixable failures is gone (before a continuation)."""
@@ -229,6 +230,35 @@ async def run_and_check(tree: Group, queue: Queue, trace: Trace) -> None:
     states = {key: record.state for key, record in records.items()}
     assert result.status == expected_outcome(tree)
     Checker(trace, states).check(tree, "root", started=True)
+    assert_counts_add_up(await queue.wait(result.run_id), tree, states)
+
+
+def jobs_of(node: Any, key: str, states: dict[str, str]) -> list[str]:
+    """The model's jobs of a run: every leaf, and every callback that fired (has a state)."""
+    if isinstance(node, Leaf):
+        return [key]
+    jobs = [job for i, c in enumerate(node.children) for job in jobs_of(c, f"{key}.{i}", states)]
+    roles = {"then": node.then, "catch": node.catch, "finally": node.finally_}
+    return jobs + [f"{key}.{r}" for r, on in roles.items() if on and f"{key}.{r}" in states]
+
+
+def assert_counts_add_up(result: BatchResult, tree: Group, states: dict[str, str]) -> None:
+    """Each job of the model sits in one count, and the counts add up to the total."""
+    jobs = jobs_of(tree, "root", states)
+    counts = result.counts
+    parts = ("succeeded", "failed", "skipped", "cancelled", "duplicates", "pending")
+    assert sum(counts[part] for part in parts) == counts["total"] == len(jobs), counts
+    listed = [
+        *result.succeeded,
+        *result.failed,
+        *result.skipped,
+        *result.cancelled,
+        *result.duplicates,
+        *result.pending,
+    ]
+    assert sorted(listed) == sorted(jobs)
+    assert set(result.allowed_failures) <= set(result.failed)
+    assert result.progress[1] == len([j for j in jobs if not j.rsplit(".", 1)[-1].isalpha()])
 
 
 OK = ("succeeded", "duplicate")
@@ -300,6 +330,7 @@ async def run_fix_and_continue(tree: Group, queue: Queue, trace: Trace) -> None:
     states = {key: record.state for key, record in records.items()}
     assert result.status == expected_outcome(tree, fixed=True)
     ContinuationChecker(before, trace, states).check(tree, "root", runs=True)
+    assert_counts_add_up(result, tree, states)
 
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
