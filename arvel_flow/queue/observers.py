@@ -25,7 +25,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from arvel_flow.errors import ImportTargetError
 from arvel_flow.queue.events import Event, EventBus
@@ -43,29 +43,40 @@ DRAIN_TIMEOUT = 2.0
 """Seconds `Observers.aclose` waits for observers to take what is queued."""
 
 
+def import_observer(path: str, *, allowed: Sequence[str] | None = None) -> Any:
+    """The function or class ``path`` names, checked to be an observer, not instantiated.
+
+    Raises:
+        ImportTargetError: The path is refused, cannot be imported, or names no observer.
+    """
+    found = import_object(path, allowed=allowed, role="observer")
+    if inspect.isclass(found):
+        own = (vars(klass) for klass in found.__mro__[:-1])
+        if not any("on_event" in names or "__call__" in names for names in own):
+            raise ImportTargetError(path, "an observer class needs on_event() or __call__()")
+    elif not (inspect.isfunction(found) or inspect.iscoroutinefunction(found)):
+        raise ImportTargetError(path, f"not a function or class but {type(found).__name__}")
+    return found
+
+
 def load_observer(path: str, *, allowed: Sequence[str] | None = None) -> Observer:
     """The callable the observer ``path`` names (a class is instantiated, see module doc).
 
     Raises:
-        ImportTargetError: The path is refused, cannot be imported, or names nothing
-            callable; or the class cannot be built with no arguments.
+        ImportTargetError: See `import_observer`; or the class cannot be built with no
+            arguments.
     """
-    found = import_object(path, allowed=allowed, role="observer")
-    if inspect.isclass(found):
-        try:
-            instance = found()
-        except Exception as error:
-            raise ImportTargetError(
-                path, f"an observer class is built with no arguments: {error}"
-            ) from None
-        method = getattr(instance, "on_event", None)
-        target = method if callable(method) else instance
-        if not callable(target):
-            raise ImportTargetError(path, "an observer class needs on_event() or __call__()")
-        return target  # type: ignore[no-any-return]
-    if not callable(found):
-        raise ImportTargetError(path, f"not a function or class but {type(found).__name__}")
-    return found  # type: ignore[no-any-return]
+    found = import_observer(path, allowed=allowed)
+    if not inspect.isclass(found):
+        return found  # type: ignore[no-any-return]
+    try:
+        instance = found()
+    except Exception as error:
+        raise ImportTargetError(
+            path, f"an observer class is built with no arguments: {error}"
+        ) from None
+    method: Observer | None = getattr(instance, "on_event", None)
+    return method if callable(method) else cast("Observer", instance)
 
 
 def _is_async(observer: Observer) -> bool:

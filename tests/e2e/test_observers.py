@@ -66,3 +66,20 @@ def test_an_observer_outside_the_allowlist_is_refused_with_exit_2(
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_validate_strict_reports_an_unusable_observer_at_its_line_and_column(
+    cli: Cli, pipeline: Pipeline
+) -> None:
+    text = OBSERVED.replace(
+        "  - tests.e2e.observers:explode", "  - tests.e2e.observers:missing\n  - tests.e2e.jobs"
+    )
+    flow = pipeline("observed", text)
+    # When the file is validated with its imports
+    result = cli("validate", "--strict", str(flow))
+    # Then each unusable observer is named where it is written, and nothing runs
+    assert result.code == 2, result
+    output = result.stdout + result.stderr
+    assert f"{flow}:6:5: error: observers[1]: cannot use 'tests.e2e.observers:missing'" in output
+    assert f"{flow}:7:5: error: observers[2]: cannot use 'tests.e2e.jobs'" in output
+    assert "Traceback" not in output

@@ -29,5 +29,12 @@ class NeedsArgs:
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def on_event(self, event: Any) -> None:
+        SEEN.append(self.name)
+
+
+class Silent:
+    """Neither on_event nor __call__: its instances cannot receive anything."""
+
 
 NOT_CALLABLE = 3

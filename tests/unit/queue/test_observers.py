@@ -51,7 +51,11 @@ def test_an_allowed_observer_loads() -> None:
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("NeedsArgs", "built with no arguments"), ("NOT_CALLABLE", "not a function or class")],
+    [
+        ("NeedsArgs", "built with no arguments"),
+        ("NOT_CALLABLE", "not a function or class"),
+        ("Silent", "needs on_event"),
+    ],
 )
 def test_what_cannot_observe_is_refused_with_its_reason(name: str, reason: str) -> None:
     with pytest.raises(ImportTargetError, match=reason):
