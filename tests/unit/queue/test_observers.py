@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 
 from arvel_flow.errors import ImportTargetError
+from arvel_flow.queue.chain import Chain
+from arvel_flow.queue.drivers import SyncQueue
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.observers import Observers, load_observer
+from arvel_flow.queue.result import BatchResult
+from arvel_flow.store import MemoryStore
 from tests.unit.queue import observer_targets
+from tests.unit.queue.flow_jobs import Step
 
 TARGETS = "tests.unit.queue.observer_targets"
 
@@ -136,15 +141,31 @@ async def test_a_blocked_sync_observer_does_not_stall_the_loop_and_is_cut_at_clo
     assert "observer blocking: 1 event(s) dropped" in caplog.text
 
 
-async def test_a_job_run_is_not_held_up_by_a_blocked_observer() -> None:
+async def test_a_run_finishes_while_a_blocked_sync_observer_still_holds_its_first_event() -> None:
     unblock = threading.Event()
+    entered = threading.Event()
+    held: list[str] = []
+
+    def blocking(e: Event) -> None:
+        held.append(e.event)
+        entered.set()
+        unblock.wait()
+
     bus = EventBus()
     seen: list[str] = []
-    observers = Observers(bus, [("blocking", lambda e: unblock.wait())], sleep=_no_wait)
     bus.subscribe(lambda e: seen.append(e.event))
-    for name in ("job.started", "job.succeeded", "run.finished"):
-        bus.emit(event(name))  # returns at once: the observer only gets a queue entry
-    assert seen == ["job.started", "job.succeeded", "run.finished"]
+    observers = Observers(bus, [("blocking", blocking)], sleep=_no_wait)
+    # When a two-step chain runs while the observer blocks on the first event it got
+    result = await Chain(Step(name="a"), Step(name="b")).dispatch(
+        SyncQueue(store=MemoryStore(), events=bus)
+    )
+    # Then the run succeeded and ended, the observer still on that first event
+    assert isinstance(result, BatchResult)
+    assert result.ok
+    assert seen[-1] == "run.finished"
+    assert seen.count("job.succeeded") == 2
+    assert await asyncio.to_thread(entered.wait, 10)
+    assert held == [seen[0]]
     await observers.aclose()
     unblock.set()
 
