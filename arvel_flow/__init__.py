@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from arvel_flow.queue.middleware import Release as Release
     from arvel_flow.queue.middleware import UniqueJobGuard as UniqueJobGuard
     from arvel_flow.queue.middleware import WithoutOverlapping as WithoutOverlapping
+    from arvel_flow.queue.observers import Observers as Observers
     from arvel_flow.queue.runner import JobRunner as JobRunner
     from arvel_flow.secrets import secret_env as secret_env
     from arvel_flow.settings import QueueSettings as QueueSettings
@@ -76,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "LockError": "arvel_flow.errors",
     "MemoryLock": "arvel_flow.lock",
     "NullQueue": "arvel_flow.queue.drivers",
+    "Observers": "arvel_flow.queue.observers",
     "QueueContract": "arvel_flow.queue.contracts",
     "QueueSettings": "arvel_flow.settings",
     "RateLimited": "arvel_flow.queue.middleware",

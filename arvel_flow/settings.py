@@ -51,6 +51,10 @@ class QueueSettings(BaseSettings):
     allowed_modules: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Module prefixes a worker may import job classes from (comma-separated)."
     )
+    observers: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Dotted paths of observers that receive every event (comma-separated).",
+    )
     redelivery_timeout: float = Field(
         600.0, gt=0, description="Seconds before a broker redelivers an unacknowledged job."
     )
@@ -107,7 +111,7 @@ class QueueSettings(BaseSettings):
         values.update({name: value for name, value in (flags or {}).items() if value is not None})
         return load_queue_settings(**values)
 
-    @field_validator("queues", mode="before")
+    @field_validator("queues", "observers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -112,16 +112,32 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
 async def _run(
     settings: QueueSettings, plan: Plan | None, resume_id: str | None, options: dict[str, Any]
 ) -> int:
+    from arvel_flow.queue.events import EventBus
+    from arvel_flow.queue.observers import Observers
+
+    events = EventBus()
+    observers = Observers.load(events, settings.observers, allowed=settings.allowed_modules or None)
+    try:
+        return await _run_with(events, settings, plan, resume_id, options)
+    finally:
+        await observers.aclose()
+
+
+async def _run_with(
+    events: EventBus,
+    settings: QueueSettings,
+    plan: Plan | None,
+    resume_id: str | None,
+    options: dict[str, Any],
+) -> int:
     from arvel_flow.cli.ids import UnknownRunError, resolve_run_id
     from arvel_flow.errors import RunNotFoundError
     from arvel_flow.launch import Run, describe_drift
     from arvel_flow.launch.pinned import describe_changes, pin, resume_settings
     from arvel_flow.outage import Outage
     from arvel_flow.queue.envelope import new_id
-    from arvel_flow.queue.events import EventBus
     from arvel_flow.wiring import make_queue
 
-    events = EventBus()
     # The null driver runs nothing: following such a "run" would wait for nothing.
     dry_run = options["dry_run"] or settings.driver == "null"
     if dry_run and plan is not None:

@@ -33,7 +33,7 @@ from arvel_flow.cli.group import FlowGroup
 from arvel_flow.cli.log_option import LOG_LEVEL_OPTION, level_number
 
 if TYPE_CHECKING:
-    from arvel_flow.queue.events import Event
+    from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.settings import QueueSettings
     from arvel_flow.worker import Worker
 
@@ -198,13 +198,7 @@ def event_level(event: Event) -> int:
 
 async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bool) -> int:
     from arvel_flow.queue.events import EventBus
-    from arvel_flow.wiring import make_worker
-    from arvel_flow.worker.parent import (
-        die_with_parent,
-        supervisor_pid,
-        tell_ready,
-        watch_parent,
-    )
+    from arvel_flow.queue.observers import Observers
 
     events = EventBus()
 
@@ -213,6 +207,22 @@ async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bo
             say(lines, format_event(event), event_level(event))
 
     events.subscribe(show)
+    observers = Observers.load(events, settings.observers, allowed=settings.allowed_modules)
+    try:
+        return await _serve_with(settings, lines, events)
+    finally:
+        await observers.aclose()
+
+
+async def _serve_with(settings: QueueSettings, lines: logging.Handler, events: EventBus) -> int:
+    from arvel_flow.wiring import make_worker
+    from arvel_flow.worker.parent import (
+        die_with_parent,
+        supervisor_pid,
+        tell_ready,
+        watch_parent,
+    )
+
     served = make_worker(settings, events=events)
     say(lines, format_banner(served, settings))
     loop = asyncio.get_running_loop()

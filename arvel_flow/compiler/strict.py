@@ -9,7 +9,9 @@
   such as ``tries``) has a value arvel-flow can honour (`setting_problems`);
 * each name in ``retry_on`` / ``dont_retry_on`` is an exception class;
 * each ``{field}`` in a lock, rate-limit or unique key is a field of every job that
-  uses it.
+  uses it;
+* each path in ``observers`` is a function, or a class with ``on_event`` or
+  ``__call__`` (`arvel_flow.queue.observers`).
 
 With ``queue.allowed_modules`` in the file, every path goes through the allowlist's
 rule (`arvel_flow.queue.allowlist`) as in a worker: nothing outside those prefixes is
@@ -45,6 +47,7 @@ from arvel_flow.pipeline.walk import (
 )
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
+from arvel_flow.queue.observers import import_observer
 from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
 from arvel_flow.secrets import is_secret_field_name
@@ -71,7 +74,21 @@ def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) 
         problems += _check_job_step(data, at, targets, env)
     problems += _check_middleware(data, allowed, env)
     problems += _check_exceptions(data, allowed)
+    problems += _check_observers(data, allowed)
     return _unique(problems)
+
+
+def _check_observers(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
+    observers = data.get("observers")
+    problems: list[Problem] = []
+    for index, path in enumerate(observers if isinstance(observers, list) else []):
+        if not (isinstance(path, str) and is_dotted_path(path) and is_well_formed(path)):
+            continue
+        try:
+            import_observer(path, allowed=allowed)
+        except ImportTargetError as error:
+            problems.append(Problem(("observers", index), _unusable(path, error)))
+    return problems
 
 
 def _allowed_modules(data: dict[str, Any]) -> tuple[str, ...] | None:

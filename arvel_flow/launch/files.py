@@ -12,7 +12,7 @@ from arvel_flow.queue.plan import Plan
 
 
 def compile_file(path: str, set_vars: Mapping[str, Any]) -> tuple[Plan, Mapping[str, Any]]:
-    """The plan of a pipeline file and its ``queue:`` section.
+    """The plan of a pipeline file and its ``queue:`` section (with its ``observers:``).
 
     The plan remembers the file it came from and a digest of its bytes, so that a
     resume can tell when the file changed since (`describe_drift`).
@@ -25,7 +25,10 @@ def compile_file(path: str, set_vars: Mapping[str, Any]) -> tuple[Plan, Mapping[
     spec = load_pipeline(path, set_vars=set_vars)
     plan = compile_plan(spec)
     plan = dataclasses.replace(plan, origin=str(Path(path).resolve()), digest=file_digest(path))
-    return plan, spec.queue.model_dump(exclude_none=True)
+    section = spec.queue.model_dump(exclude_none=True)
+    if spec.observers:
+        section["observers"] = tuple(spec.observers)
+    return plan, section
 
 
 def file_digest(path: str | Path) -> str | None:

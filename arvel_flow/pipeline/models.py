@@ -253,6 +253,11 @@ class PipelineSpec(SpecModel):
         "one stays a reference, resolved only by the process that runs the job, never stored.",
     )
     queue: QueueSpec = Field(default_factory=QueueSpec, description="Queue and store defaults.")
+    observers: list[str] = Field(
+        default_factory=list,
+        description="Dotted paths of functions or classes that receive every event of a run "
+        "(``arvel-flow run``); ARVEL_FLOW_OBSERVERS replaces them.",
+    )
     defaults: DefaultsSpec = Field(
         default_factory=DefaultsSpec, description="Settings of every job step."
     )

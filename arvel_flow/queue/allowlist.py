@@ -1,7 +1,7 @@
 """The allowlist: which dotted paths a process with allowed module prefixes may use.
 
 A worker (or a run with ``queue.allowed_modules``) imports what a message names: a job,
-a middleware (``use:``), an exception in ``retry_on`` / ``dont_retry_on``. Under an
+a middleware (``use:``), an exception in ``retry_on`` / ``dont_retry_on``, an observer. Under an
 allowlist, every such path follows one rule, checked here and nowhere else:
 
 1. It is written ``pkg.module:Name``, ``pkg.module:Outer.Inner`` or ``pkg.module.Name``
@@ -37,8 +37,9 @@ from arvel_flow.errors import ImportTargetError
 from arvel_flow.pipeline.names import is_identifier
 from arvel_flow.queue.imports import find_module, missing_module_reason
 
-Role = Literal["job", "middleware", "exception"]
-"""What a path is used as: a job's target, a middleware's ``use:``, a ``retry_on`` name."""
+Role = Literal["job", "middleware", "exception", "observer"]
+"""What a path is used as: a job's target, a middleware's ``use:``, a ``retry_on`` name,
+an observer of events."""
 
 _EXAMPLE = "such as 'pkg.module:Name'"
 _TYPE_QUALNAME: Any = vars(type)["__qualname__"]

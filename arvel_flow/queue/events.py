@@ -16,6 +16,15 @@ class Event:
 
     Job events carry ``step``, ``job`` (the class path) and ``attempt``; ``data`` holds
     the rest (error, delay, counters). Nothing secret is ever put in an event.
+
+    Attributes:
+        event: Its name, one of SPEC §5 (``run.started``, ``job.failed``, ...).
+        time: When it happened, in seconds since the epoch (the queue's clock).
+        run_id: The run it belongs to (None for a job sent without a run).
+        step: The step's key in the plan (``root.0.1``), for step and job events.
+        job: The job's class path, for job events.
+        attempt: The attempt number (1 for the first), for job events.
+        data: The rest, as `to_dict` writes it (``error``, ``delay``, ``counts``...).
     """
 
     event: str
@@ -65,7 +74,23 @@ class EventBus:
         self._listeners: list[Listener] = list(listeners)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Add a listener; returns a function that removes it."""
+        """Add a listener; returns a function that removes it.
+
+        ``listener(event)`` is called in the emitting code, on the event loop, for every
+        event: it must return at once (an exception it raises is logged and ignored).
+        For code that may block or be slow, use `arvel_flow.Observers`, which feeds each
+        observer through its own bounded queue.
+
+        Example:
+            >>> bus = EventBus()
+            >>> seen = []
+            >>> stop = bus.subscribe(lambda event: seen.append(event.event))
+            >>> bus.emit(Event("run.started", 0.0, "r1"))
+            >>> stop()
+            >>> bus.emit(Event("run.finished", 1.0, "r1"))
+            >>> seen
+            ['run.started']
+        """
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 

@@ -82,6 +82,17 @@ def test_a_list_from_the_file_and_text_from_the_environment_both_parse(
     assert settings.queues == ("high", "low")
 
 
+def test_observers_of_the_environment_replace_those_of_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given observers in the file, and others as comma-separated text in the environment
+    file = {"observers": ("myapp.hooks:audit",)}
+    assert QueueSettings.resolve(file).observers == ("myapp.hooks:audit",)
+    monkeypatch.setenv("ARVEL_FLOW_OBSERVERS", "ops.hooks:Slack, ops.hooks:page")
+    # Then the environment's list is the one in force
+    assert QueueSettings.resolve(file).observers == ("ops.hooks:Slack", "ops.hooks:page")
+
+
 def test_an_invalid_value_is_one_issue_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,0 +1,24 @@
+"""Observers the end-to-end tests name in pipeline files and ``ARVEL_FLOW_OBSERVERS``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tests.e2e.jobs import append_line
+
+
+class EventFile:
+    """Appends each event, as a JSON line, to the file ``OBSERVED`` names."""
+
+    def __init__(self) -> None:
+        self.path = os.environ["OBSERVED"]
+
+    def on_event(self, event: Any) -> None:
+        append_line(self.path, json.dumps(event.to_dict()))
+
+
+async def explode(event: Any) -> None:
+    """Raises on every event: the run must not notice."""
+    raise RuntimeError(f"observer broke on {event.event}")
