@@ -202,6 +202,9 @@ class Launcher:
         finally:
             for watcher in watchers:
                 watcher.cancel()
+            # Awaited, so that what a watcher raised as it stopped (a store closing
+            # under its read, say) is heard here, not logged as never retrieved.
+            await asyncio.gather(*watchers, return_exceptions=True)
             for signum, handler in previous.items():
                 loop.remove_signal_handler(signum)
                 signal.signal(signum, handler)
