@@ -118,8 +118,10 @@ class Scheduler:
         for run_id, (trigger, tick) in list(self._watched.items()):
             if lost_run(tick, now) is None:
                 continue
+            # Asked before forgetting it: a store that fails keeps it watched.
+            started = run_id in self._unstarted or await self.store.get_run(run_id) is not None
             del self._watched[run_id]
-            if run_id in self._unstarted or await self.store.get_run(run_id) is not None:
+            if started:
                 continue
             logger.warning(
                 "%s: tick %s was claimed but its run %s never started: starting it",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from arvel_flow.errors import RunExistsError
+from arvel_flow.errors import BackendError, RunExistsError
 from arvel_flow.pipeline.schedule import TriggerSpec
 from arvel_flow.scheduler import Scheduler, Trigger
 from arvel_flow.scheduler.claim import RECOVER_GRACE, claim, decide, tick_run_id
@@ -386,3 +386,39 @@ async def test_a_slow_claimer_and_a_recovering_scheduler_start_one_run(
     assert other.errors == 0
     await slow.close()
     await other.close()
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose ``get_run`` fails while ``down``."""
+
+    down = False
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        if self.down:
+            raise BackendError("memory", "down")
+        return await super().get_run(run_id)
+
+
+async def test_a_lost_tick_is_still_recovered_after_the_store_failed_once(
+    clock: FakeClock,
+) -> None:
+    # Given a claim without a run, watched by a second scheduler
+    store = FlakyStore()
+    starter = Starter(store, clock)
+    t = trigger(every="1h")
+    clock._now = T0 + 10.1
+    run_id = await claim_and_die(store, t, T0 + 10, clock.now())
+    second = make(t, store, starter, clock)
+    await second.tick()
+    # When the store fails at the pass after the grace, then is back
+    clock._now += RECOVER_GRACE
+    store.down = True
+    with pytest.raises(BackendError):
+        await second.tick()
+    store.down = False
+    clock._now += 1
+    await second.tick()
+    await settle()
+    # Then the tick's run is started all the same
+    assert [s[2] for s in second.started] == [run_id]
+    await second.close()
