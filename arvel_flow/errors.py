@@ -181,6 +181,18 @@ class RunNotFoundError(FlowError):
         super().__init__(f"no run {run_id!r} in the store")
 
 
+class RunExistsError(FlowError):
+    """A run with this id is in the store already: starting it again records nothing.
+
+    A tick's run has the tick's id, so two schedulers starting it make one run; the
+    second is told so by this error.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} is in the store already")
+
+
 class RunOwnedError(FlowError):
     """Another process holds the run's owner lease: it executes the run now.
 

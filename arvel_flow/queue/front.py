@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from arvel_flow.errors import RunExistsError
 from arvel_flow.lock.contracts import LockContract
 from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.envelope import Envelope, new_id
@@ -143,7 +144,12 @@ class Queue:
     async def start(
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
     ) -> str:
-        """Start a run of ``plan`` (under ``run_id`` if given); its id."""
+        """Start a run of ``plan`` (under ``run_id`` if given); its id.
+
+        Raises:
+            RunExistsError: A run with ``run_id`` is in the store already.
+            RunOwnedError: Another live process holds ``run_id`` (it is starting it).
+        """
         if self.remote:
             fan_outs = [n for n in plan.nodes.values() if isinstance(n, FanOutNode)]
             check_sendable(
@@ -156,7 +162,11 @@ class Queue:
             )
         run_id = run_id or new_id()[:12]
         await self._take_lease(run_id)
-        return await self.orchestrator.start(plan, source=source, run_id=run_id)
+        try:
+            return await self.orchestrator.start(plan, source=source, run_id=run_id)
+        except RunExistsError:
+            await self._release_lease(run_id)
+            raise
 
     async def wait(self, run_id: str) -> BatchResult:
         """Wait for the run to finish; its result.

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arvel_flow.errors import RunNotFoundError, SecretError
+from arvel_flow.errors import RunExistsError, RunNotFoundError, SecretError
 from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.continuation import (
     OK_STATES,
@@ -95,7 +95,11 @@ class Orchestrator:
     async def start(
         self, plan: Plan, *, source: str | None = None, run_id: str | None = None
     ) -> str:
-        """Record a new run of ``plan`` and dispatch its first jobs; returns the run id."""
+        """Record a new run of ``plan`` and dispatch its first jobs; returns the run id.
+
+        Raises:
+            RunExistsError: A run with ``run_id`` is in the store (nothing is done).
+        """
         run_id = run_id or new_id()[:12]
         now = self.clock.now()
         record = RunRecord(
@@ -106,7 +110,8 @@ class Orchestrator:
             trigger=plan.trigger,
             scheduled_at=plan.scheduled_at,
         )
-        await self.store.create_run(record, plan_to_dict(plan))
+        if not await self.store.create_run(record, plan_to_dict(plan)):
+            raise RunExistsError(run_id)
         self._remember(run_id, plan)
         if plan.trigger is None:
             self._emit("run.started", run_id, name=plan.name)

@@ -2,12 +2,17 @@
 
 The claim is `StoreContract.claim_tick`: among schedulers sharing a store, the one
 whose claim succeeds starts the tick's run, under the run id the claim names; the
-others do nothing. Overlap is decided from the trigger's last tick: its run (or, when
-it started none, the run that was still running then).
+others do nothing. That run id is the tick's own (`tick_run_id`), and a run is created
+only if its id is new, so starting a tick's run twice makes one run: a claimed tick
+whose run is still not in the store after `RECOVER_GRACE` (its scheduler died between
+claim and start) is started by any scheduler that sees it. Overlap is decided from
+the trigger's last tick: its run (or, when it started none, the run that was still
+running then).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,8 +25,31 @@ STARTING_GRACE = 60.0
 """A claimed run that is not in the store yet counts as running for this many seconds
 (its scheduler is starting it); after that, its scheduler is taken for gone."""
 
+RECOVER_GRACE = 10.0
+"""A claimed tick whose run is not in the store this long after the claim (normally a
+few milliseconds) is taken for lost, and started by whichever scheduler sees it."""
+
 QUEUED = "queued behind "
 SKIPPED = "skipped: still running: "
+
+
+def tick_run_id(trigger: str, at: float) -> str:
+    """The id of the run of ``trigger``'s tick ``at``: the same in every scheduler.
+
+    12 hex digits, as generated run ids are (`arvel_flow.queue.envelope.new_id`).
+    """
+    return hashlib.sha256(f"{trigger}@{at!r}".encode()).hexdigest()[:12]
+
+
+def lost_run(tick: TickRecord | None, now: float) -> str | None:
+    """The run ``tick`` claimed to start, if it may be lost: claimed `RECOVER_GRACE` ago.
+
+    Only a tick claimed to start at once (no note: not skipped, not queued) counts;
+    whether its run is in the store is for the caller to ask.
+    """
+    if tick is None or tick.run_id is None or tick.note is not None:
+        return None
+    return tick.run_id if now - tick.claimed_at >= RECOVER_GRACE else None
 
 
 def decide(overlap: Overlap, running: str | None) -> Action:

@@ -6,6 +6,10 @@ least once a second (so a tick starts within a second of its time, a changed fil
 reloaded within a second, and a tick another scheduler dropped is taken up). Where a
 trigger stands comes from the store (its last claimed tick), never from memory: a
 scheduler restarted, or a second one, goes on from there, per the ``missed`` policy.
+
+A tick's run has the tick's id (`tick_run_id`), and a run is created only once: every
+scheduler notes each last claimed tick it sees, and starts its run if it is still not
+in the store `RECOVER_GRACE` after the claim (its claimer died between claim and start).
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Protocol
 
-from arvel_flow.errors import BackendError, FlowError
+from arvel_flow.errors import BackendError, FlowError, RunExistsError, RunOwnedError
 from arvel_flow.queue.clock import Clock, SystemClock
-from arvel_flow.queue.envelope import new_id
 from arvel_flow.queue.result import BatchResult
-from arvel_flow.scheduler.claim import Claimed, claim, is_running
+from arvel_flow.scheduler.claim import Claimed, claim, is_running, lost_run, tick_run_id
 from arvel_flow.scheduler.triggers import Trigger, compute_due, compute_grace, compute_next
-from arvel_flow.store.contracts import StoreContract
+from arvel_flow.store.contracts import StoreContract, TickRecord
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unstarted: set[str] = set()
         """Runs this scheduler claimed a tick for and has not started yet."""
+        self._seen: dict[str, str] = {}
+        """Per trigger key, the run of the last claimed tick noted (see `_note`)."""
+        self._watched: dict[str, tuple[Trigger, TickRecord]] = {}
+        """Claimed ticks of others, by run id, to start if their run never appears."""
         self.started: list[tuple[str, float, str]] = []
         """(trigger key, tick, run id) of every run this scheduler started, in order."""
 
@@ -93,11 +100,42 @@ class Scheduler:
         claimed: list[Claimed] = []
         for trigger in self.triggers:
             claimed += await self._tick_trigger(trigger, now)
+        await self._recover(now)
         return claimed
+
+    def _note(self, trigger: Trigger, last: TickRecord | None) -> None:
+        """Watch the trigger's last claimed tick, if it is another's and its run may be lost."""
+        if last is None or last.run_id is None or last.note is not None:
+            return
+        if self._seen.get(trigger.key) == last.run_id:
+            return
+        self._seen[trigger.key] = last.run_id
+        if last.run_id not in self._unstarted:
+            self._watched[last.run_id] = (trigger, last)
+
+    async def _recover(self, now: float) -> None:
+        """Start the run of each watched tick claimed `RECOVER_GRACE` ago and not in the store."""
+        for run_id, (trigger, tick) in list(self._watched.items()):
+            if lost_run(tick, now) is None:
+                continue
+            # Asked before forgetting it: a store that fails keeps it watched.
+            started = run_id in self._unstarted or await self.store.get_run(run_id) is not None
+            del self._watched[run_id]
+            if started:
+                continue
+            logger.warning(
+                "%s: tick %s was claimed but its run %s never started: starting it",
+                trigger.key,
+                _iso(tick.at),
+                run_id,
+            )
+            self._unstarted.add(run_id)
+            self._spawn(self._run(trigger, tick.at, run_id, None), f"tick {trigger.key}")
 
     async def _tick_trigger(self, trigger: Trigger, now: float) -> list[Claimed]:
         grace = compute_grace(trigger)
         last = await self.store.last_tick(trigger.key)
+        self._note(trigger, last)
         # Never claimed: nothing from before this scheduler first saw it is missed.
         first_seen = self._first_seen.setdefault(trigger.key, now - grace)
         since = first_seen if last is None else last.at
@@ -108,10 +146,11 @@ class Scheduler:
             self._passed[trigger.key] = now - grace
         claimed: list[Claimed] = []
         for at in due:
-            run_id = new_id()[:12]
+            run_id = tick_run_id(trigger.key, at)
             outcome = await claim(self.store, trigger.key, trigger.overlap, at, run_id, now)
             if outcome is None:
                 continue  # another scheduler has this tick
+            self._seen[trigger.key] = run_id
             claimed.append(outcome)
             if outcome.action != "skip":
                 self._unstarted.add(run_id)
@@ -151,6 +190,10 @@ class Scheduler:
                 await self.clock.sleep(POLL_SECONDS)
         try:
             handle = await self._start(trigger, at, run_id)
+        except (RunExistsError, RunOwnedError):
+            # Started by another scheduler that took this tick for lost: one run.
+            logger.info("%s: tick %s: run %s started elsewhere", trigger.key, _iso(at), run_id)
+            return
         finally:
             self._unstarted.discard(run_id)
         self.started.append((trigger.key, at, run_id))

@@ -166,8 +166,12 @@ class StoreContract(Protocol):
         ...
 
     # Runs ---------------------------------------------------------------------------
-    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
-        """Store a new run with the JSON-ready plan it will follow."""
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> bool:
+        """Store a new run with the JSON-ready plan it will follow, if its id is new.
+
+        Atomic create-if-absent: False, and nothing written, when a run with this id
+        exists (two schedulers starting a tick's run, whose id is the tick's, make one).
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None:

@@ -48,11 +48,14 @@ class MemoryStore:
     async def close(self) -> None:
         """Nothing to release."""
 
-    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
-        """Keep the run and its plan (not copied: plans are never mutated)."""
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> bool:
+        """Keep the run and its plan (not copied: plans are never mutated), if new."""
+        if record.run_id in self._runs:
+            return False
         self._runs[record.run_id] = record
         self._plans[record.run_id] = plan
         self._steps[record.run_id] = {}
+        return True
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run, or None."""

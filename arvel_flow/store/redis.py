@@ -269,9 +269,8 @@ class RedisStore:
         return [_text(cast(bytes | str, member)) for member in members]
 
     # Runs ---------------------------------------------------------------------------
-    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
-        """Store the run and its plan; a run created again starts with no steps."""
-        run_key = self._key("run", record.run_id)
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> bool:
+        """Store the run and its plan, unless a run has its id (one script)."""
         values: list[str] = [
             "name",
             record.name,
@@ -288,13 +287,14 @@ class RedisStore:
             values += ["trigger", record.trigger]
         if record.scheduled_at is not None:
             values += ["scheduled_at", _time(record.scheduled_at)]
-        await self._multi(
-            ("DEL", [run_key]),
-            ("HSET", [run_key, *values]),
-            ("SET", [self._key("plan", record.run_id), json.dumps(dict(plan))]),
-            ("DEL", [self._key("steps", record.run_id)]),
-            ("ZADD", [self._key("runs"), _time(record.created_at), record.run_id]),
-        )
+        keys = [
+            self._key("run", record.run_id),
+            self._key("plan", record.run_id),
+            self._key("steps", record.run_id),
+            self._key("runs"),
+        ]
+        args = [record.run_id, _time(record.created_at), json.dumps(dict(plan)), *values]
+        return bool(await self._eval("create_run", keys, args))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run, or None."""

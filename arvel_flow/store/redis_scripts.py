@@ -235,6 +235,16 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'note', ARGV[4]) end
 return 1
 """
 
+CREATE_RUN = """
+-- KEYS: run, plan, steps, runs | ARGV: run_id, created_at, plan json, field, value, ...
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[3])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+return 1
+"""
+
 _ON_RUN = {
     "set_run_status": SET_RUN_STATUS,
     "claim_step": CLAIM_STEP,
@@ -253,6 +263,7 @@ _ON_BATCH_OR_KEY = {
     "release_run_owner": RELEASE_RUN_OWNER,
     "flush_failed": FLUSH_FAILED,
     "claim_tick": CLAIM_TICK,
+    "create_run": CREATE_RUN,
 }
 
 ALL: dict[str, str] = {

@@ -42,7 +42,10 @@ _COUNTER_COLUMNS = ("claimed", "done", "failed", "cancelled", "cancel_flag")
 _FAILED_COLUMNS = tuple(f.name for f in fields(FailedJob))
 _OWNER_COLUMNS = tuple(f.name for f in fields(RunOwner))
 
-_UPSERT_RUN = upsert("runs", (*_RUN_COLUMNS, "plan"), ("run_id",))
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join((*_RUN_COLUMNS, 'plan'))})"
+    f" VALUES ({', '.join('?' * (len(_RUN_COLUMNS) + 1))}) ON CONFLICT (run_id) DO NOTHING"
+)
 _UPSERT_STEP = upsert("steps", ("run_id", *_STEP_COLUMNS), ("run_id", "step"))
 _UPSERT_COUNTERS = upsert("batches", ("run_id", "batch", *_COUNTER_COLUMNS), ("run_id", "batch"))
 _UPSERT_FAILED = upsert("failed_jobs", _FAILED_COLUMNS, ("id",))
@@ -167,12 +170,11 @@ class SqliteStore:
         self._db.close()
 
     # Runs ---------------------------------------------------------------------------
-    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> None:
-        """Store the run and its plan; a run created again starts with no steps."""
+    async def create_run(self, record: RunRecord, plan: Mapping[str, Any]) -> bool:
+        """Store the run and its plan, unless a run has its id (one statement)."""
         row = (*astuple(record), _dumps(plan))
         with self._db.transaction() as conn:
-            conn.execute(_UPSERT_RUN, row)
-            conn.execute("DELETE FROM steps WHERE run_id = ?", (record.run_id,))
+            return conn.execute(_INSERT_RUN, row).rowcount == 1
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run, or None."""

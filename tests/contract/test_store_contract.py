@@ -102,6 +102,34 @@ async def test_created_run_is_returned_with_its_plan(store: StoreContract) -> No
     assert plan == {"root": {"chain": ["a", "b"]}, "n": 1.5}
 
 
+async def test_a_run_is_created_only_if_its_id_is_new(store: StoreContract) -> None:
+    # Given a run created, with a step recorded
+    first = RunRecord("tick-run", "nightly", created_at=T0, trigger="nightly")
+    assert await store.create_run(first, {"n": 1}) is True
+    await store.claim_step("tick-run", "a", at=T0)
+    # When a run with the same id is created again
+    again = RunRecord("tick-run", "other", created_at=T0 + 5)
+    created = await store.create_run(again, {"n": 2})
+    # Then nothing is written: the first run, its plan and its step stay
+    assert created is False
+    assert await store.get_run("tick-run") == first
+    assert await store.load_plan("tick-run") == {"n": 1}
+    assert list(await store.get_steps("tick-run")) == ["a"]
+
+
+async def test_racing_creates_of_one_run_id_make_one_run(store: StoreContract) -> None:
+    # Given ten schedulers starting the same tick's run at once
+    records = [RunRecord("tick-run", f"p{n}", created_at=T0 + n) for n in range(10)]
+    # When they all create it
+    created = await asyncio.gather(*(store.create_run(r, {"n": i}) for i, r in enumerate(records)))
+    # Then exactly one did, and the store holds its record and plan
+    assert created.count(True) == 1
+    winner = created.index(True)
+    assert await store.get_run("tick-run") == records[winner]
+    assert await store.load_plan("tick-run") == {"n": winner}
+    assert [r.run_id for r in await store.list_runs()] == ["tick-run"]
+
+
 async def test_unknown_run_is_none_and_has_no_plan(store: StoreContract) -> None:
     # Given an empty store / When an unknown run is read / Then None, and no plan
     assert await store.get_run("nope") is None

@@ -8,6 +8,7 @@ with SIGKILL and started again catches up per ``missed``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import time
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from arvel_flow.scheduler.claim import tick_run_id
+from arvel_flow.store import SqliteStore
+from arvel_flow.store.contracts import TickRecord
 from tests.e2e.harness import Cli, Running, read_lines, wait_for
 
 EVERY_SECOND = """\
@@ -309,3 +313,46 @@ pipeline:
     # Then the pipeline's trigger is listed and the other file is left alone
     assert result.code == 0, result
     assert [t["id"] for t in result.json()["triggers"]] == ["top"]
+
+
+DAILY = """\
+version: 1
+name: lost
+schedule:
+  - id: daily
+    every: 1d
+pipeline:
+  job: tests.e2e.jobs:Mark
+  with: {{log: "{log}", name: tick}}
+"""
+
+
+def test_a_tick_claimed_by_a_scheduler_killed_before_its_run_is_started_once(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    # Given what a scheduler kill -9ed between claiming today's tick and recording its
+    # run leaves in the store: the claim (a minute old), naming the tick's run, no run
+    log = tmp_path / "ticks.log"
+    path = pipeline("lost", DAILY.format(log=log))
+    now = time.time()
+    at = now // 86400 * 86400
+    run_id = tick_run_id("lost/daily", at)
+
+    async def claim_and_die() -> None:
+        backend = SqliteStore(store.removeprefix("sqlite:"))
+        assert await backend.claim_tick(TickRecord("lost/daily", at, now - 60, run_id))
+        await backend.close()
+
+    asyncio.run(claim_and_die())
+    # When schedule tick is called, twice
+    first = cli("schedule", "tick", str(path), "--store", store)
+    second = cli("schedule", "tick", str(path), "--store", store)
+    # Then the first started that tick's run under the claimed id, the second nothing
+    assert first.code == 0, first
+    assert "never started: starting it" in first.stderr, first
+    assert second.code == 0, second
+    assert read_lines(log) == ["start tick", "tick"]
+    [run] = scheduled_runs(cli, store)
+    assert run["run_id"] == run_id
+    assert float(run["scheduled_at"]) == at  # type: ignore[arg-type]
+    assert run["status"] == "succeeded"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from arvel_flow.errors import BackendError, RunOwnedError, RunTakenOverError
+from arvel_flow.errors import BackendError, RunExistsError, RunOwnedError, RunTakenOverError
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.clock import SystemClock
 from arvel_flow.queue.drivers import TaskiqQueue
@@ -266,3 +266,25 @@ def test_a_process_is_gone_only_when_its_pid_is_free_on_this_host() -> None:
         True,
         None,
     )
+
+
+async def test_starting_a_run_whose_id_is_taken_runs_nothing_and_keeps_no_lease(
+    store: SqliteStore, journal: Journal
+) -> None:
+    # Given a run started and finished under a given id (a tick's run)
+    queue = queue_on(store)
+    try:
+        plan = Chain(Step(name="a")).to_plan("tick")
+        await queue.wait(await queue.start(plan, run_id="tick-run"))
+        # When another start of the same id comes (a second scheduler's)
+        with pytest.raises(RunExistsError) as caught:
+            await queue.start(Chain(Step(name="b")).to_plan("tick"), run_id="tick-run")
+        # Then it is refused: no job ran, no lease is held, the first run stands
+        assert caught.value.run_id == "tick-run"
+        assert (journal.runs_of("a"), journal.runs_of("b")) == (1, 0)
+        assert await store.get_run_owner("tick-run", time.time()) is None
+        run = await store.get_run("tick-run")
+        assert run is not None
+        assert run.status == "succeeded"
+    finally:
+        await queue.close()

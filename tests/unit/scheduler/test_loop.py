@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from arvel_flow.errors import BackendError, RunExistsError
 from arvel_flow.pipeline.schedule import TriggerSpec
 from arvel_flow.scheduler import Scheduler, Trigger
-from arvel_flow.scheduler.claim import decide
+from arvel_flow.scheduler.claim import RECOVER_GRACE, claim, decide, tick_run_id
 from arvel_flow.store import MemoryStore
 from arvel_flow.store.contracts import RunRecord
 from tests.unit.queue.flow_harness import FakeClock
@@ -45,10 +46,12 @@ class Starter:
     clock: FakeClock
     runs: dict[str, FakeRun] = field(default_factory=dict)
     ticks: list[float] = field(default_factory=list)
+    plan: dict[str, object] = field(default_factory=lambda: REMOTE)
 
     async def __call__(self, t: Trigger, at: float, run_id: str) -> FakeRun:
         record = RunRecord(run_id, t.pipeline, created_at=self.clock.now(), trigger=t.key)
-        await self.store.create_run(record, REMOTE)
+        if not await self.store.create_run(record, self.plan):
+            raise RunExistsError(run_id)  # as the orchestrator does
         self.ticks.append(at)
         self.runs[run_id] = FakeRun(run_id)
         return self.runs[run_id]
@@ -178,13 +181,11 @@ async def test_a_run_whose_process_died_does_not_block_the_trigger(
 ) -> None:
     # Given the trigger's last run was executed in place by a process that died
     # (status still running, no live lease)
+    starter.plan = {"settings": {}}
     scheduler = make(trigger(every="10s", overlap="skip"), store, starter, clock)
     clock._now = T0 + 10.1
     await scheduler.tick()
     await settle()
-    await store.create_run(
-        RunRecord(next(iter(starter.runs)), "demo", created_at=T0), {"settings": {}}
-    )
     # When the next tick comes; Then it starts a run
     clock._now = T0 + 20.1
     await scheduler.tick()
@@ -269,3 +270,155 @@ async def test_queued_catch_up_ticks_start_one_after_another(
     await settle()
     assert starter.ticks == [T0 + 10, T0 + 20, T0 + 30, T0 + 40]
     await scheduler.close()
+
+
+async def claim_and_die(store: MemoryStore, t: Trigger, at: float, now: float) -> str:
+    """What a scheduler killed between claim and start leaves: the claim, no run."""
+    claimed = await claim(store, t.key, t.overlap, at, tick_run_id(t.key, at), now)
+    assert claimed is not None
+    return claimed.tick.run_id or ""
+
+
+def test_a_tick_run_id_is_the_same_everywhere_and_shaped_as_generated_ids() -> None:
+    # Given a tick / When its run id is made twice, and for the next tick
+    first, again = tick_run_id("demo:t", T0), tick_run_id("demo:t", T0)
+    # Then it is the same, 12 hex digits, and differs from the next tick's and trigger's
+    assert first == again
+    assert len(first) == 12
+    assert int(first, 16) >= 0
+    assert first != tick_run_id("demo:t", T0 + 1)
+    assert first != tick_run_id("demo:u", T0)
+
+
+async def test_a_claimed_tick_without_a_run_is_started_by_another_scheduler_once(
+    store: MemoryStore, starter: Starter, clock: FakeClock
+) -> None:
+    # Given a scheduler that claimed the tick at T0+10 and died before starting its run
+    t = trigger(every="1h")
+    clock._now = T0 + 10.1
+    run_id = await claim_and_die(store, t, T0 + 10, clock.now())
+    second = make(t, store, starter, clock)
+    # When a second scheduler passes within the grace: Then it waits (the claimer may be slow)
+    await second.tick()
+    await settle()
+    clock._now += RECOVER_GRACE - 1
+    await second.tick()
+    await settle()
+    assert starter.ticks == []
+    # When it passes after the grace, and again
+    clock._now += 1
+    await second.tick()
+    await settle()
+    clock._now += 5
+    await second.tick()
+    await settle()
+    # Then it started the tick's run, under the claimed id, exactly once
+    assert second.started == [(t.key, T0 + 10, run_id)]
+    assert starter.ticks == [T0 + 10]
+    assert second.errors == 0
+    await second.close()
+
+
+async def test_a_restarted_scheduler_starts_the_tick_it_died_after_claiming(
+    store: MemoryStore, starter: Starter, clock: FakeClock
+) -> None:
+    # Given a scheduler killed between claim and start, restarted a minute later
+    t = trigger(every="1h")
+    clock._now = T0 + 10.1
+    run_id = await claim_and_die(store, t, T0 + 10, clock.now())
+    clock._now += 60
+    restarted = make(t, store, starter, clock)
+    # When it passes once
+    await restarted.tick()
+    await settle()
+    # Then the lost tick's run is started at once
+    assert restarted.started == [(t.key, T0 + 10, run_id)]
+    await restarted.close()
+
+
+async def test_a_lost_tick_is_started_even_after_later_ticks_were_claimed(
+    store: MemoryStore, starter: Starter, clock: FakeClock
+) -> None:
+    # Given an every-second trigger whose tick at T0+1 was claimed by a scheduler that died
+    t = trigger(every="1s", overlap="allow")
+    clock._now = T0 + 1.1
+    lost = await claim_and_die(store, t, T0 + 1, clock.now())
+    second = make(t, store, starter, clock)
+    # When a second scheduler passes every second for fifteen seconds
+    for _ in range(15):
+        await second.tick()
+        await settle()
+        clock._now += 1
+    # Then every tick started exactly one run, the lost one too (once its grace passed)
+    assert sorted(starter.ticks) == [T0 + n for n in range(1, 16)]
+    assert [s for s in second.started if s[2] == lost] == [(t.key, T0 + 1, lost)]
+    await second.close()
+
+
+async def test_a_slow_claimer_and_a_recovering_scheduler_start_one_run(
+    store: MemoryStore, starter: Starter, clock: FakeClock
+) -> None:
+    # Given a scheduler whose start of its claimed tick is held up past the grace
+    t = trigger(every="1h")
+    held = asyncio.Event()
+
+    async def slow_start(trigger: Trigger, at: float, run_id: str) -> FakeRun:
+        await held.wait()
+        return await starter(trigger, at, run_id)
+
+    slow = Scheduler([t], store, start=slow_start, clock=clock)
+    clock._now = T0 + 10.1
+    await slow.tick()
+    await settle()
+    # When another scheduler starts the tick's run after the grace, and the slow one goes on
+    other = make(t, store, starter, clock)
+    await other.tick()
+    clock._now += RECOVER_GRACE + 1
+    await other.tick()
+    await settle()
+    held.set()
+    await settle()
+    # Then one run was made; the slow scheduler was told it started elsewhere, no error
+    assert len(starter.ticks) == 1
+    assert len(other.started) == 1
+    assert slow.started == []
+    assert slow.errors == 0
+    assert other.errors == 0
+    await slow.close()
+    await other.close()
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose ``get_run`` fails while ``down``."""
+
+    down = False
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        if self.down:
+            raise BackendError("memory", "down")
+        return await super().get_run(run_id)
+
+
+async def test_a_lost_tick_is_still_recovered_after_the_store_failed_once(
+    clock: FakeClock,
+) -> None:
+    # Given a claim without a run, watched by a second scheduler
+    store = FlakyStore()
+    starter = Starter(store, clock)
+    t = trigger(every="1h")
+    clock._now = T0 + 10.1
+    run_id = await claim_and_die(store, t, T0 + 10, clock.now())
+    second = make(t, store, starter, clock)
+    await second.tick()
+    # When the store fails at the pass after the grace, then is back
+    clock._now += RECOVER_GRACE
+    store.down = True
+    with pytest.raises(BackendError):
+        await second.tick()
+    store.down = False
+    clock._now += 1
+    await second.tick()
+    await settle()
+    # Then the tick's run is started all the same
+    assert [s[2] for s in second.started] == [run_id]
+    await second.close()
