@@ -17,8 +17,10 @@ from tests.integration.jobs import Limited, Record
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-# Job start times are taken a little after the limiter counted the run.
-SLACK = 0.05
+# Job start times are taken after the limiter counted the run, a delay that grows on a
+# loaded machine (0.053 s seen). A limit that did not hold across workers (each counting
+# its own 5) would put 6 starts within about half a second, far below 1 - SLACK.
+SLACK = 0.2
 
 
 @every_broker
