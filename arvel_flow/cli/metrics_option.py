@@ -14,6 +14,7 @@ import click
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import EventBus
+    from arvel_flow.settings import QueueSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +51,14 @@ def check_metrics_available(port: int | None) -> None:
         require_prometheus()
 
 
-def start_metrics(events: EventBus, host: str, port: int | None, *, collect: bool = False) -> None:
+def start_metrics(
+    events: EventBus,
+    settings: QueueSettings,
+    host: str,
+    port: int | None,
+    *,
+    collect: bool = False,
+) -> None:
     """With ``--metrics-port``: count ``events`` and serve them on ``host:port``.
 
     With ``collect`` (a child of ``worker --processes``): count them for the supervisor.
@@ -62,7 +70,7 @@ def start_metrics(events: EventBus, host: str, port: int | None, *, collect: boo
     elif port is not None:
         from arvel_flow.metrics.server import serve_metrics
 
-        serve_metrics(events, host, port)
+        serve_metrics(events, settings, host, port)
 
 
 def stop_collecting(collect: bool) -> None:

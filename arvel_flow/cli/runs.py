@@ -130,7 +130,7 @@ async def _run(
     if dry_run and plan is not None:
         _show_dry_run(plan, settings)
         return 0
-    start_metrics(events, options["metrics_host"], options["metrics_port"])
+    start_metrics(events, settings, options["metrics_host"], options["metrics_port"])
     queue = make_queue(settings, events=events)
     handle: Run | None = None
     resumed_how = "resumed"

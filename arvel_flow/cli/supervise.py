@@ -73,7 +73,7 @@ def supervise(
     from arvel_flow.metrics.server import MULTIPROC_VARIABLE, serve_collected
 
     with tempfile.TemporaryDirectory(prefix="arvel-flow-metrics-") as directory:
-        serve_collected(directory, host, port)
+        serve_collected(directory, settings, host, port)
         env = {**os.environ, MULTIPROC_VARIABLE: directory}
         return asyncio.run(_supervise(settings, processes, argv, env))
 

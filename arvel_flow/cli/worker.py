@@ -239,7 +239,7 @@ async def _serve(
             say(lines, format_event(event), event_level(event))
 
     events.subscribe(show)
-    start_metrics(events, *metrics, collect=collect)
+    start_metrics(events, settings, *metrics, collect=collect)
     served = make_worker(settings, events=events)
     say(lines, format_banner(served, settings))
     loop = asyncio.get_running_loop()

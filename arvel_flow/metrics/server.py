@@ -9,12 +9,15 @@ counting.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from arvel_flow.queue.events import EventBus
+    from arvel_flow.settings import QueueSettings
 
 INSTALL_HINT = "pip install 'arvel-flow[metrics]'"
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -25,8 +28,9 @@ class MetricsUnavailableError(ConfigError):
     """``--metrics-port`` was given but prometheus-client is not installed."""
 
 
-def serve_metrics(events: EventBus, host: str, port: int) -> None:
-    """Count ``events`` into a registry and serve it on ``http://host:port/metrics``.
+def serve_metrics(events: EventBus, settings: QueueSettings, host: str, port: int) -> None:
+    """Count ``events`` into a registry and serve it on ``http://host:port/metrics``,
+    with the queues of ``settings``' broker.
 
     The server runs on a daemon thread (prometheus-client's), so it never holds up the
     event loop nor the process's exit.
@@ -42,7 +46,7 @@ def serve_metrics(events: EventBus, host: str, port: int) -> None:
 
     registry = CollectorRegistry()
     events.subscribe(MetricsListener(registry))
-    _start(registry, host, port)
+    _start(registry, settings, host, port)
 
 
 def count_events(events: EventBus) -> None:
@@ -63,20 +67,26 @@ def mark_dead(pid: int) -> None:
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def serve_collected(directory: str, host: str, port: int) -> None:
-    """Serve on ``host:port`` the figures the processes wrote under ``directory``."""
+def serve_collected(directory: str, settings: QueueSettings, host: str, port: int) -> None:
+    """Serve on ``host:port`` the figures the processes wrote under ``directory``, with
+    the queues of ``settings``' broker."""
     require_prometheus()
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    _start(registry, host, port)
+    _start(registry, settings, host, port)
 
 
-def _start(registry: Any, host: str, port: int) -> None:
+def _start(registry: CollectorRegistry, settings: QueueSettings, host: str, port: int) -> None:
     from prometheus_client import start_http_server
 
+    from arvel_flow.metrics.queues import queue_collector
+
+    collector = queue_collector(settings)
+    if collector is not None:
+        registry.register(collector)
     try:
         start_http_server(port, addr=host, registry=registry)
     except OSError as error:

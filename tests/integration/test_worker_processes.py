@@ -178,6 +178,7 @@ async def test_metrics_are_summed_over_the_children(
     text = scrape(port)
     assert f"arvel_flow_job_duration_seconds_count{{{job}}} 10.0" in text
     assert 'arvel_flow_jobs_running{queue="default"} 0.0' in text
+    assert 'arvel_flow_queue_depth{queue="default"} 0.0' in text  # read from the broker
     # And its private directory of figures is gone once it stopped
     worker.terminate()
     assert worker.wait(15) == 0, worker.output()
