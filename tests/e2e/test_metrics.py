@@ -54,3 +54,31 @@ def test_metrics_port_without_prometheus_client_says_how_to_install(
     assert result.code == 2, result
     assert "pip install 'arvel-flow[metrics]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scheduler_serves_the_runs_it_started(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    pytest.importorskip("prometheus_client")
+    path = pipeline(
+        "ticking",
+        f"""
+version: 1
+name: ticking
+schedule:
+  - id: often
+    every: 1s
+pipeline:
+  job: tests.e2e.jobs:Touch
+  with: {{path: {json.dumps(str(tmp_path / "t"))}}}
+""",
+    )
+    port = free_port()
+    running = cli.start("scheduler", str(path), "--store", store, "--metrics-port", str(port))
+    wait_for(lambda: "scheduler: ready" in running.stderr, timeout=60, what="scheduler ready")
+    wait_for(
+        lambda: 'arvel_flow_runs_total{pipeline="ticking",status="succeeded"}' in scrape(port),
+        what="a scheduled run counted",
+    )
+    assert 'arvel_flow_jobs_total{job="tests.e2e.jobs:Touch"' in scrape(port)
+    running.stop()
