@@ -49,6 +49,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("testing", ("arvel_flow.testing",)),
     # scheduler: triggers, the tick claim and the loop that starts runs through launch.
     ("scheduler", ("arvel_flow.scheduler",)),
+    # metrics: Prometheus figures from the event bus, served by the commands.
+    ("metrics", ("arvel_flow.metrics",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports
     ("cli", ("arvel_flow.cli",)),  # nothing imports it
 )

@@ -33,6 +33,7 @@ from arvel_flow.cli.durations import to_seconds
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
 from arvel_flow.cli.log_option import LOG_LEVEL_OPTION, level_number
+from arvel_flow.cli.metrics_option import check_metrics_available, metrics_options, start_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write every event to this file, one JSON object per line.",
 )
+@metrics_options
 @LOG_LEVEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
@@ -95,6 +97,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         raise click.UsageError("--force takes a run over: it goes with --resume RUN_ID")
     use_env_file(options["env_file"])
     use_working_directory()
+    check_metrics_available(options["metrics_port"])
     flags = _setting_flags(options)
     plan: Plan | None = None
     file_queue: dict[str, Any] = {}
@@ -143,6 +146,7 @@ async def _run_with(
     if dry_run and plan is not None:
         _show_dry_run(plan, settings)
         return 0
+    start_metrics(events, settings, options["metrics_host"], options["metrics_port"])
     queue = make_queue(settings, events=events)
     handle: Run | None = None
     resumed_how = "resumed"

@@ -31,8 +31,10 @@ from arvel_flow.cli.common import (
     use_working_directory,
 )
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
+from arvel_flow.cli.metrics_option import check_metrics_available, metrics_options, start_metrics
 
 if TYPE_CHECKING:
+    from arvel_flow.queue.events import EventBus
     from arvel_flow.queue.result import BatchResult
     from arvel_flow.scheduler import Scheduler, Trigger
     from arvel_flow.settings import QueueSettings
@@ -92,6 +94,7 @@ def _make(
     flags: dict[str, Any],
     store: StoreContract,
     failed: list[str] | None = None,
+    events: EventBus | None = None,
 ) -> Scheduler:
     """A scheduler printing a line per run started and ended (``failed`` collects runs
     that did not succeed)."""
@@ -100,7 +103,7 @@ def _make(
     from arvel_flow.scheduler.start import start_tick
 
     async def start(trigger: Trigger, at: float, run_id: str) -> Any:
-        return await start_tick(trigger, at, run_id, flags)
+        return await start_tick(trigger, at, run_id, flags, events)
 
     def started(trigger: Trigger, at: float, run_id: str) -> None:
         click.echo(f"started run {run_id} for {trigger.key} (tick {format_utc(at)})", err=True)
@@ -120,6 +123,7 @@ def _make(
 @BROKER_OPTION
 @URL_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Also log each tick skipped or queued.")
+@metrics_options
 @ENV_FILE_OPTION
 @click.pass_context
 def scheduler(
@@ -130,6 +134,8 @@ def scheduler(
     broker: str | None,
     url: str | None,
     verbose: bool,
+    metrics_port: int | None,
+    metrics_host: str,
     env_file: Path | None,
 ) -> None:
     """Start the runs of the files' schedule: triggers when due, until SIGTERM."""
@@ -140,22 +146,30 @@ def scheduler(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    check_metrics_available(metrics_port)
     triggers = _load(paths)
     settings = _settings(store, broker, url)
-    ctx.exit(
-        asyncio.run(_serve(list(paths), triggers, settings, _run_flags(settings, broker, url)))
-    )
+    flags = _run_flags(settings, broker, url)
+    metrics = (metrics_host, metrics_port)
+    ctx.exit(asyncio.run(_serve(list(paths), triggers, settings, flags, metrics)))
 
 
 async def _serve(
-    paths: list[str], triggers: list[Trigger], settings: QueueSettings, flags: dict[str, Any]
+    paths: list[str],
+    triggers: list[Trigger],
+    settings: QueueSettings,
+    flags: dict[str, Any],
+    metrics: tuple[str, int | None] = ("127.0.0.1", None),
 ) -> int:
     from arvel_flow.errors import ConfigError
+    from arvel_flow.queue.events import EventBus
     from arvel_flow.scheduler.files import files_changed
     from arvel_flow.store.urls import mask_url
 
+    events = EventBus()
+    start_metrics(events, settings, *metrics)
     store = _open_store(settings)
-    served = _make(triggers, flags, store)
+    served = _make(triggers, flags, store, events=events)
     stamps: dict[Path, float] = {}
     files_changed(stamps, paths)
 

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 import click
@@ -22,12 +23,16 @@ if TYPE_CHECKING:
     from arvel_flow.settings import QueueSettings
 
 
+_OWN_OPTIONS = frozenset(("processes", "metrics_port", "metrics_host"))
+"""The supervisor's options: the children get ``--processes 1`` and ``--metrics-collect``."""
+
+
 def child_command(ctx: click.Context) -> list[str]:
     """One child's command: the flags given to this one, and ``--processes 1``."""
     argv = [sys.executable, "-m", "arvel_flow.cli.worker"]
     for param in ctx.command.params:
         name = param.name
-        if not isinstance(param, click.Option) or name is None or name == "processes":
+        if not isinstance(param, click.Option) or name is None or name in _OWN_OPTIONS:
             continue
         if ctx.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
             continue
@@ -39,11 +44,21 @@ def child_command(ctx: click.Context) -> list[str]:
             argv += [part for item in value for part in (flag, str(item))]
         else:
             argv += [flag, str(value)]
-    return [*argv, "--processes", "1"]
+    collect = ["--metrics-collect"] if ctx.params.get("metrics_port") is not None else []
+    return [*argv, "--processes", "1", *collect]
 
 
-def supervise(ctx: click.Context, settings: QueueSettings, processes: int) -> int:
+def supervise(
+    ctx: click.Context,
+    settings: QueueSettings,
+    processes: int,
+    *,
+    metrics: tuple[str, int | None] = ("127.0.0.1", None),
+) -> int:
     """Run ``processes`` workers of this command until SIGTERM or Ctrl-C; the exit code.
+
+    With a metrics port, the children count into a private temporary directory (made
+    here, removed at the end) and this process serves their sum.
 
     Raises:
         ConfigError: No worker can run with ``settings`` (checked once, here).
@@ -51,16 +66,27 @@ def supervise(ctx: click.Context, settings: QueueSettings, processes: int) -> in
     from arvel_flow.wiring import check_worker_settings
 
     check_worker_settings(settings)
-    return asyncio.run(_supervise(settings, processes, child_command(ctx)))
+    argv = child_command(ctx)
+    host, port = metrics
+    if port is None:
+        return asyncio.run(_supervise(settings, processes, argv))
+    from arvel_flow.metrics.server import MULTIPROC_VARIABLE, serve_collected
+
+    with tempfile.TemporaryDirectory(prefix="arvel-flow-metrics-") as directory:
+        serve_collected(directory, settings, host, port)
+        env = {**os.environ, MULTIPROC_VARIABLE: directory}
+        return asyncio.run(_supervise(settings, processes, argv, env))
 
 
-async def _supervise(settings: QueueSettings, processes: int, argv: list[str]) -> int:
+async def _supervise(
+    settings: QueueSettings, processes: int, argv: list[str], env: dict[str, str] | None = None
+) -> int:
     from arvel_flow.worker.supervisor import Supervisor, spawn_command
 
     def say(line: str) -> None:
         click.echo(line, err=True)
 
-    supervisor = Supervisor(processes, spawn_command(argv), say=say)
+    supervisor = Supervisor(processes, spawn_command(argv, env), say=say)
     name = f"{socket.gethostname()}:{os.getpid()}"
     say(f"worker supervisor {name}: {processes} processes, concurrency {settings.concurrency} each")
     loop = asyncio.get_running_loop()

@@ -31,6 +31,13 @@ from arvel_flow.cli.common import EXIT_INTERRUPTED, EXIT_OK, use_working_directo
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.group import FlowGroup
 from arvel_flow.cli.log_option import LOG_LEVEL_OPTION, level_number
+from arvel_flow.cli.metrics_option import (
+    METRICS_COLLECT_OPTION,
+    check_metrics_available,
+    metrics_options,
+    start_metrics,
+    stop_collecting,
+)
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import Event, EventBus
@@ -73,6 +80,8 @@ _EVENT_LEVELS = {"job.failed": logging.ERROR, "job.retrying": logging.WARNING}
 @click.option(
     "-v", "--verbose", is_flag=True, help="Also print every job that starts, and INFO records."
 )
+@metrics_options
+@METRICS_COLLECT_OPTION
 @LOG_LEVEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
@@ -83,6 +92,9 @@ def worker(
     verbose: bool,
     log_level: str,
     env_file: Path | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_collect: bool,
     **flags: Any,
 ) -> None:
     """Run jobs of distributed runs: a Taskiq worker on Redis, NATS or RabbitMQ."""
@@ -91,14 +103,21 @@ def worker(
     use_env_file(env_file)
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)
+    check_metrics_available(metrics_port)
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1:
         from arvel_flow.cli.supervise import supervise
 
-        ctx.exit(supervise(ctx, settings, processes))
+        ctx.exit(supervise(ctx, settings, processes, metrics=(metrics_host, metrics_port)))
     lines = make_line_handler(logging.INFO if verbose else logging.WARNING)
     with capture_job_logs(level_number(log_level), outside=lines):
-        code = asyncio.run(_serve(settings, lines, verbose=verbose))
+        metrics = (metrics_host, metrics_port)
+        try:
+            code = asyncio.run(
+                _serve(settings, lines, verbose=verbose, metrics=metrics, collect=metrics_collect)
+            )
+        finally:
+            stop_collecting(metrics_collect)
     ctx.exit(code)
 
 
@@ -196,7 +215,14 @@ def event_level(event: Event) -> int:
     return _EVENT_LEVELS.get(event.event, logging.INFO)
 
 
-async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bool) -> int:
+async def _serve(
+    settings: QueueSettings,
+    lines: logging.Handler,
+    *,
+    verbose: bool,
+    metrics: tuple[str, int | None] = ("127.0.0.1", None),
+    collect: bool = False,
+) -> int:
     from arvel_flow.queue.events import EventBus
     from arvel_flow.queue.observers import Observers
 
@@ -207,6 +233,7 @@ async def _serve(settings: QueueSettings, lines: logging.Handler, *, verbose: bo
             say(lines, format_event(event), event_level(event))
 
     events.subscribe(show)
+    start_metrics(events, settings, *metrics, collect=collect)
     observers = Observers.load(events, settings.observers, allowed=settings.allowed_modules)
     try:
         return await _serve_with(settings, lines, events)

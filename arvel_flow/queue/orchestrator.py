@@ -399,6 +399,7 @@ class Orchestrator:
             step=envelope.label,
             job=envelope.job.target,
             attempt=0,
+            queue=settings.queue_name,
         )
         return None
 
@@ -455,7 +456,7 @@ class Orchestrator:
         if await self.store.set_run_status(run_id, status, self.clock.now()) and self.events.active:
             records = await self.store.get_steps(run_id)
             counts = compute_result(run_id, status, plan, records).counts
-            self._emit("run.finished", run_id, status=status, counts=counts)
+            self._emit("run.finished", run_id, status=status, counts=counts, name=plan.name)
         waiting = self._done.get(run_id)
         if waiting is not None:
             waiting.set()

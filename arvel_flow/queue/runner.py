@@ -358,7 +358,7 @@ class JobRunner:
                     envelope.label,
                     envelope.job.target,
                     attempt,
-                    data,
+                    {"queue": envelope.job.settings.queue_name, **data},
                 )
             )
 

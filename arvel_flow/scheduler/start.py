@@ -20,8 +20,16 @@ from arvel_flow.wiring import make_queue
 logger = logging.getLogger(__name__)
 
 
-async def start_tick(trigger: Trigger, at: float, run_id: str, flags: Mapping[str, Any]) -> Run:
+async def start_tick(
+    trigger: Trigger,
+    at: float,
+    run_id: str,
+    flags: Mapping[str, Any],
+    events: EventBus | None = None,
+) -> Run:
     """Start ``run_id``, the run of ``trigger``'s tick ``at``; returns once dispatched.
+
+    ``events`` hears the run's events said in this process (a fresh bus by default).
 
     ``flags`` are the scheduler's settings (its store, a broker); the file's ``queue:``
     section stands under them, as for ``arvel-flow run``.
@@ -37,7 +45,7 @@ async def start_tick(trigger: Trigger, at: float, run_id: str, flags: Mapping[st
             [ConfigIssue("the null driver runs nothing: a trigger cannot start a run of it")]
         )
     plan = dataclasses.replace(pin(plan, settings), trigger=trigger.key, scheduled_at=at)
-    queue = make_queue(settings, events=EventBus())
+    queue = make_queue(settings, events=events or EventBus())
     try:
         return await Run.begin(
             queue, plan, run_id, outage=Outage(settings.outage_grace, logger.warning)

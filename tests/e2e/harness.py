@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +162,16 @@ def started_run_id(result: Result | str) -> str:
         if line.startswith("run ") and line.endswith(") started"):
             return line.split()[1]
     raise AssertionError(f"no 'run ID (NAME) started' line in:\n{stdout}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a command's --metrics-port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    """The text of ``http://127.0.0.1:PORT/metrics``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())

@@ -8,6 +8,7 @@ import signal
 import pytest
 
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
+from tests.e2e.harness import free_port, scrape
 from tests.integration.conftest import (
     START_TIMEOUT,
     WORKER_LINE_PREFIX,
@@ -151,3 +152,46 @@ async def test_a_worker_whose_broker_cannot_be_reached_exits_3_without_restartin
     assert worker.wait(30) == 3, worker.output()
     assert "it could not start; stopping" in worker.output()
     assert "starting another" not in worker.output()
+
+
+async def test_metrics_are_summed_over_the_children(
+    cluster: Cluster, dispatcher: TaskiqQueue
+) -> None:
+    pytest.importorskip("prometheus_client")
+    # Given a worker of two processes serving metrics
+    port = free_port()
+    worker = await start_supervised(cluster, "--metrics-port", str(port))
+    # When ten jobs that take a moment run, spread over both children
+    for n in range(10):
+        await dispatcher.dispatch(Record(journal=cluster.journal_key, tag=f"j{n}", hold=0.2))
+    await cluster.wait_for(lambda: len(cluster.tags()) == 10, 30, "all ran")
+    assert len({entry["pid"] for entry in cluster.journal()}) == 2
+    directory = multiproc_dir(child_pids(worker)[0])
+    assert present(directory)
+    # Then the supervisor's /metrics counts all ten, whichever child ran them
+    job = 'job="tests.integration.jobs:Record",queue="default"'
+    await cluster.wait_for(
+        lambda: f'arvel_flow_jobs_total{{{job},status="succeeded"}} 10.0' in scrape(port),
+        10,
+        "ten counted",
+    )
+    text = scrape(port)
+    assert f"arvel_flow_job_duration_seconds_count{{{job}}} 10.0" in text
+    assert 'arvel_flow_jobs_running{queue="default"} 0.0' in text
+    assert 'arvel_flow_queue_depth{queue="default"} 0.0' in text  # read from the broker
+    # And its private directory of figures is gone once it stopped
+    worker.terminate()
+    assert worker.wait(15) == 0, worker.output()
+    assert not present(directory)
+
+
+def multiproc_dir(pid: int) -> str:
+    """The directory a child writes its figures to (its PROMETHEUS_MULTIPROC_DIR)."""
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        variables = dict(v.split(b"=", 1) for v in environ.read().split(b"\0") if b"=" in v)
+    return variables[b"PROMETHEUS_MULTIPROC_DIR"].decode()
+
+
+def present(directory: str) -> bool:
+    """Whether ``directory`` exists (read outside the event loop's async code)."""
+    return os.path.isdir(directory)
