@@ -9,11 +9,13 @@ own: when it starts, a child it restarts, when it stops.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -58,7 +60,8 @@ def supervise(
     """Run ``processes`` workers of this command until SIGTERM or Ctrl-C; the exit code.
 
     With a metrics port, the children count into a private temporary directory (made
-    here, removed at the end) and this process serves their sum.
+    here, removed at the end) and this process serves their sum; a child that exits,
+    even killed with SIGKILL before it could say so, stops counting as running jobs.
 
     Raises:
         ConfigError: No worker can run with ``settings`` (checked once, here).
@@ -70,23 +73,28 @@ def supervise(
     host, port = metrics
     if port is None:
         return asyncio.run(_supervise(settings, processes, argv))
-    from arvel_flow.metrics.server import MULTIPROC_VARIABLE, serve_collected
+    from arvel_flow.metrics.server import MULTIPROC_VARIABLE, mark_dead, serve_collected
 
     with tempfile.TemporaryDirectory(prefix="arvel-flow-metrics-") as directory:
         serve_collected(directory, settings, host, port)
         env = {**os.environ, MULTIPROC_VARIABLE: directory}
-        return asyncio.run(_supervise(settings, processes, argv, env))
+        on_exit = functools.partial(mark_dead, directory=directory)
+        return asyncio.run(_supervise(settings, processes, argv, env, on_exit))
 
 
 async def _supervise(
-    settings: QueueSettings, processes: int, argv: list[str], env: dict[str, str] | None = None
+    settings: QueueSettings,
+    processes: int,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    on_exit: Callable[[int], None] | None = None,
 ) -> int:
     from arvel_flow.worker.supervisor import Supervisor, spawn_command
 
     def say(line: str) -> None:
         click.echo(line, err=True)
 
-    supervisor = Supervisor(processes, spawn_command(argv, env), say=say)
+    supervisor = Supervisor(processes, spawn_command(argv, env), say=say, on_exit=on_exit)
     name = f"{socket.gethostname()}:{os.getpid()}"
     say(f"worker supervisor {name}: {processes} processes, concurrency {settings.concurrency} each")
     loop = asyncio.get_running_loop()

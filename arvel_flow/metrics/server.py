@@ -3,8 +3,8 @@
 One process counts and serves (`serve_metrics`). With ``worker --processes N`` the
 children count into files under `MULTIPROC_VARIABLE`'s directory (`count_events`,
 prometheus-client's multiprocess mode) and the supervisor serves their sum
-(`serve_collected`); a child that ends says so (`mark_dead`) so its running jobs stop
-counting.
+(`serve_collected`); a child that ends says so (`mark_dead`), and so does the supervisor
+that reaps it, so its running jobs stop counting.
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ def count_events(events: EventBus) -> None:
     events.subscribe(MetricsListener(CollectorRegistry()))
 
 
-def mark_dead(pid: int) -> None:
-    """Drop the live gauges of process ``pid`` (it ended) from the summed figures."""
+def mark_dead(pid: int, directory: str | None = None) -> None:
+    """Drop the live gauges of process ``pid`` (it ended) from the summed figures under
+    ``directory`` (by default `MULTIPROC_VARIABLE`'s): the child itself as it ends, and
+    the supervisor as it reaps it, in case a ``kill -9`` gave it no chance."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
 def serve_collected(directory: str, settings: QueueSettings, host: str, port: int) -> None:

@@ -22,6 +22,8 @@ The supervisor:
   signal). So does a child that exits 3 (its broker or store cannot be reached) before
   any child was ever ready, as Dramatiq's does when a worker cannot connect at start: a
   worker that cannot start says so at once, however many processes it has.
+- **Tells who asks when a child ended** (``on_exit``, called with its pid whenever it
+  reaps one, however it ended): the command drops a killed child's live metrics then.
 - **Takes its children with it.** A child learns it is supervised from
   `SUPERVISOR_VARIABLE` and stops like on SIGTERM when its supervisor is gone, even
   after a ``kill -9`` (`arvel_flow.worker.parent`).
@@ -124,6 +126,8 @@ class Supervisor:
         say: Where the supervisor's lines go (the command prints them).
         policy: Restart delays and when to give up.
         clock: Time, for the delays (a fake one in tests).
+        on_exit: Called with a child's pid once it exited, whatever the reason, before
+            any restart (say, to drop the figures a ``kill -9`` left behind).
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class Supervisor:
         say: Callable[[str], None],
         policy: RestartPolicy | None = None,
         clock: Clock | None = None,
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
         if processes < 1:
             raise ValueError("a supervisor needs at least one process")
@@ -142,6 +147,7 @@ class Supervisor:
         self.clock: Clock = clock or SystemClock()
         self._spawn = spawn
         self._say = say
+        self._on_exit = on_exit
         self._children: dict[int, Child] = {}
         self._codes: list[int] = []
         self._stops = 0
@@ -215,6 +221,8 @@ class Supervisor:
                 child.send_signal(signal.SIGTERM)
             code = await child.wait()
             del self._children[slot]
+            if self._on_exit is not None:
+                self._on_exit(child.pid)
             ever_ready = self._ever_ready or any(c.ready for c in (child, *self.children))
             self._ever_ready = ever_ready
             if self._stopping.is_set():

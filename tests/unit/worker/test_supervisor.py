@@ -146,6 +146,29 @@ async def test_a_child_that_dies_is_restarted_after_a_delay_with_one_line() -> N
     assert await running == 0
 
 
+async def test_every_child_reaped_is_told_to_on_exit_before_its_replacement_starts() -> None:
+    # Given a supervisor told of each child that exits
+    children = Children()
+    reaped: list[tuple[int, int]] = []
+    supervisor = Supervisor(
+        2,
+        children,
+        say=lambda _: None,
+        clock=FakeClock(),
+        on_exit=lambda pid: reaped.append((pid, len(children.started))),
+    )
+    running = asyncio.create_task(supervisor.run())
+    await settle()
+    # When a child is killed with SIGKILL (it cannot say so itself), then all stop
+    children.started[0].exit(-signal.SIGKILL)
+    await settle()
+    supervisor.stop()
+    assert await running == 0
+    # Then the killed one was reported before another started, and each stopped one too
+    assert reaped[0] == (100, 2)
+    assert sorted(pid for pid, _ in reaped) == [100, 101, 102]
+
+
 async def test_a_child_crashing_in_a_loop_backs_off_then_the_supervisor_gives_up() -> None:
     # Given children that all crash at once (exit 1)
     children = Children(exit_at_once=1)
