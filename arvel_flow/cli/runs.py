@@ -115,30 +115,13 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
 async def _run(
     settings: QueueSettings, plan: Plan | None, resume_id: str | None, options: dict[str, Any]
 ) -> int:
-    from arvel_flow.queue.events import EventBus
-    from arvel_flow.queue.observers import Observers
-
-    events = EventBus()
-    observers = Observers.load(events, settings.observers, allowed=settings.allowed_modules or None)
-    try:
-        return await _run_with(events, settings, plan, resume_id, options)
-    finally:
-        await observers.aclose()
-
-
-async def _run_with(
-    events: EventBus,
-    settings: QueueSettings,
-    plan: Plan | None,
-    resume_id: str | None,
-    options: dict[str, Any],
-) -> int:
     from arvel_flow.cli.ids import UnknownRunError, resolve_run_id
     from arvel_flow.errors import RunNotFoundError
     from arvel_flow.launch import Run, describe_drift
     from arvel_flow.launch.pinned import describe_changes, pin, resume_settings
     from arvel_flow.outage import Outage
     from arvel_flow.queue.envelope import new_id
+    from arvel_flow.queue.events import EventBus
     from arvel_flow.wiring import make_queue
 
     # The null driver runs nothing: following such a "run" would wait for nothing.
@@ -146,6 +129,7 @@ async def _run_with(
     if dry_run and plan is not None:
         _show_dry_run(plan, settings)
         return 0
+    events = EventBus()
     start_metrics(events, settings, options["metrics_host"], options["metrics_port"])
     queue = make_queue(settings, events=events)
     handle: Run | None = None
@@ -198,6 +182,8 @@ async def _run_with(
                 announce=(lambda: reporting.say(resumed)) if resume_id else None,
                 say=_say_on_stderr,
                 heartbeat_timeout=settings.heartbeat_timeout,
+                observers=settings.observers,
+                allowed=settings.allowed_modules or None,
             )
             outcome = await handle.follow()
             if outcome.interrupted:

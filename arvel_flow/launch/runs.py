@@ -12,6 +12,10 @@ With a broker the jobs run in ``arvel-flow worker`` processes: `Run.wait` and
 `Run.events` follow the events the workers publish (with a Redis store: see
 `arvel_flow.launch.follow`), and closing the handle only stops following.
 
+The observers the settings name (the file's ``observers:``, ``ARVEL_FLOW_OBSERVERS``) get
+the run's events as with the command: `Run.begin` loads them, `Run.close` drains them
+(for at most `arvel_flow.queue.observers.DRAIN_TIMEOUT` seconds) and closes them.
+
 No signal handler is installed unless asked (``handle_signals=True``): an application
 that embeds a run owns its signals.
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +37,7 @@ from arvel_flow.outage import Outage
 from arvel_flow.queue.envelope import new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.front import Queue
+from arvel_flow.queue.observers import Observers
 from arvel_flow.queue.plan import Plan
 from arvel_flow.queue.result import BatchResult, compute_result
 from arvel_flow.settings import QueueSettings
@@ -50,11 +55,17 @@ class Run:
     """
 
     def __init__(
-        self, launcher: Launcher, plan: Plan, run_id: str, following: asyncio.Task[Outcome]
+        self,
+        launcher: Launcher,
+        plan: Plan,
+        run_id: str,
+        following: asyncio.Task[Outcome],
+        observers: Observers | None = None,
     ) -> None:
         self.id = run_id
         self.plan = plan
         self._launcher = launcher
+        self._observers = observers
         self._following = following
         self._followed = False
         self._closed = False
@@ -74,6 +85,8 @@ class Run:
         announce: Callable[[], None] | None = None,
         say: Callable[[str], None] | None = None,
         heartbeat_timeout: float = 10.0,
+        observers: Sequence[str] = (),
+        allowed: Sequence[str] | None = None,
     ) -> Run:
         """Start (or resume) ``run_id`` on ``queue``; returns once its jobs are dispatched.
 
@@ -91,19 +104,52 @@ class Run:
             say: Where a distributed run's notices go (no worker consumes its queue):
                 this module's log by default.
             heartbeat_timeout: Seconds without a heartbeat after which a worker is gone.
+            observers: Dotted paths of observers to give the run's events to (see
+                `arvel_flow.queue.observers`), loaded before anything is dispatched.
+            allowed: The module prefixes observers may come from (None: any).
 
         Raises:
+            ImportTargetError: An observer cannot be loaded (nothing was dispatched).
             RunNotFoundError: ``resume`` and the store holds no such run.
             RunOwnedError: ``resume`` and another live process executes the run.
             BackendError: The store or broker cannot be reached.
         """
-        launcher = Launcher(
-            queue,
-            outage=outage,
-            handle_signals=handle_signals,
-            say=say or logger.warning,
-            heartbeat_timeout=heartbeat_timeout,
-        )
+        watching = Observers.load(queue.events, observers, allowed=allowed)
+        try:
+            launcher = Launcher(
+                queue,
+                outage=outage,
+                handle_signals=handle_signals,
+                say=say or logger.warning,
+                heartbeat_timeout=heartbeat_timeout,
+            )
+            return await cls._begin(
+                launcher,
+                plan,
+                run_id,
+                watching,
+                resume=resume,
+                force=force,
+                follow=follow,
+                announce=announce,
+            )
+        except BaseException:
+            await watching.aclose()
+            raise
+
+    @classmethod
+    async def _begin(
+        cls,
+        launcher: Launcher,
+        plan: Plan,
+        run_id: str,
+        observers: Observers,
+        *,
+        resume: bool,
+        force: bool,
+        follow: bool,
+        announce: Callable[[], None] | None,
+    ) -> Run:
         begun = asyncio.Event()
 
         def dispatched() -> None:
@@ -127,7 +173,7 @@ class Run:
             waiting.cancel()
         if task.done():
             task.result()  # raises what stopped the run from beginning
-        return cls(launcher, plan, run_id, task)
+        return cls(launcher, plan, run_id, task, observers)
 
     @property
     def store(self) -> StoreContract:
@@ -195,7 +241,8 @@ class Run:
         self._launcher.interrupt()
 
     async def close(self) -> None:
-        """Interrupt the run if it is still followed, then close the queue and store.
+        """Interrupt the run if it is still followed, then close the queue and store, and
+        the observers once they took the events left (within their drain bound).
 
         Raises:
             Exception: What stopped following the run (the store failed, say), when
@@ -207,7 +254,11 @@ class Run:
         if not self._following.done():
             self.interrupt()
             await asyncio.wait((self._following,))
-        await self._launcher.queue.close()
+        try:
+            await self._launcher.queue.close()
+        finally:
+            if self._observers is not None:
+                await self._observers.aclose()
         error = None if self._following.cancelled() else self._following.exception()
         if error is not None and not self._followed:
             self._followed = True
@@ -255,6 +306,7 @@ async def start(
 
     Raises:
         ConfigError: The file or a setting is invalid, or the driver is ``null``.
+        ImportTargetError: One of its observers cannot be loaded.
         BackendError: The store or broker cannot be reached.
     """
     plan, queue_section = compile_file(os.fspath(pipeline), vars or {})
@@ -269,6 +321,8 @@ async def start(
             outage=_logged_outage(resolved),
             handle_signals=handle_signals,
             heartbeat_timeout=resolved.heartbeat_timeout,
+            observers=resolved.observers,
+            allowed=resolved.allowed_modules or None,
         )
     except BaseException:
         await queue.close()
@@ -333,6 +387,8 @@ async def resume(
             outage=_logged_outage(resolved),
             handle_signals=handle_signals,
             heartbeat_timeout=resolved.heartbeat_timeout,
+            observers=resolved.observers,
+            allowed=resolved.allowed_modules or None,
         )
     except BaseException:
         await queue.close()

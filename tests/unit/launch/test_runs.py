@@ -10,9 +10,10 @@ import pytest
 
 import arvel_flow
 from arvel_flow import ConfigError, QueueSettings
-from arvel_flow.errors import BackendError, RunNotFoundError
+from arvel_flow.errors import BackendError, ImportTargetError, RunNotFoundError
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.store import open_store
+from tests.unit.queue import observer_targets
 from tests.unit.queue.flow_jobs import JOURNAL
 
 pytestmark = pytest.mark.timeout(20)
@@ -276,3 +277,49 @@ async def test_a_failure_no_one_waited_for_is_raised_by_close(
         await run.close()
     # And only once: a second close has nothing more to say
     await run.close()
+
+
+OBSERVERS = "tests.unit.queue.observer_targets"
+
+
+@pytest.fixture
+def _no_events_seen() -> None:
+    observer_targets.SEEN.clear()
+
+
+@pytest.mark.usefixtures("_no_events_seen")
+@pytest.mark.parametrize("named_in", ["file", "environment"])
+async def test_an_observer_of_the_file_or_the_environment_gets_every_event_of_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named_in: str
+) -> None:
+    # Given an observer named by the file's observers: or by ARVEL_FLOW_OBSERVERS
+    pipeline = write_chain(tmp_path)
+    if named_in == "file":
+        text = pipeline.read_text(encoding="utf-8")
+        text = text.replace("pipeline:", f"observers:\n  - {OBSERVERS}:record\npipeline:")
+        pipeline.write_text(text, encoding="utf-8")
+    else:
+        monkeypatch.setenv("ARVEL_FLOW_OBSERVERS", f"{OBSERVERS}:record")
+    # When it is run through the Python API
+    result = await arvel_flow.run(pipeline)
+    # Then the observer got every event, the last included, by the time it returns
+    assert result.ok
+    seen = observer_targets.SEEN
+    assert seen[0] == "run.started"
+    assert seen[-1] == "run.finished"
+    assert seen.count("job.succeeded") == 3
+
+
+@pytest.mark.usefixtures("_no_events_seen")
+async def test_an_observer_that_cannot_be_loaded_stops_start_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an allowlist that leaves the observer out
+    pipeline = write_chain(tmp_path)
+    monkeypatch.setenv("ARVEL_FLOW_OBSERVERS", f"{OBSERVERS}:record")
+    settings = QueueSettings(allowed_modules=("tests.unit.queue.flow_jobs",))
+    # When the run is started, Then it is refused, and no job ran
+    with pytest.raises(ImportTargetError, match="not under the allowed modules"):
+        await arvel_flow.start(pipeline, settings=settings)
+    assert JOURNAL.entries == []
+    assert observer_targets.SEEN == []
