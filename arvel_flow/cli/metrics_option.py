@@ -44,10 +44,15 @@ def metrics_options(command: F) -> F:
 
 
 def check_metrics_available(port: int | None) -> None:
-    """Fail early (exit 2) when ``--metrics-port`` is given without prometheus-client."""
-    if port is not None:
-        from arvel_flow.metrics.server import require_prometheus
+    """Fail early (exit 2) when ``--metrics-port`` is given without prometheus-client.
 
+    This process serves its own figures then: it keeps them in memory, whatever
+    ``PROMETHEUS_MULTIPROC_DIR`` says (`keep_in_memory`, before the import).
+    """
+    if port is not None:
+        from arvel_flow.metrics.server import keep_in_memory, require_prometheus
+
+        keep_in_memory()
         require_prometheus()
 
 

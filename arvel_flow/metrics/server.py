@@ -9,6 +9,7 @@ that reaps it, so its running jobs stop counting.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
@@ -26,6 +27,19 @@ MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 class MetricsUnavailableError(ConfigError):
     """``--metrics-port`` was given but prometheus-client is not installed."""
+
+
+def keep_in_memory() -> None:
+    """Make this process keep its figures in memory, even with `MULTIPROC_VARIABLE` set.
+
+    prometheus-client reads the variable once, when it is first imported, and then
+    writes every figure to files in that directory (and fails when there is none). A
+    single process serving its own figures is no group of processes: the variable,
+    set for another program, say, is dropped from this process's environment. Call it
+    before prometheus-client is imported (`require_prometheus` imports it).
+    """
+    os.environ.pop(MULTIPROC_VARIABLE, None)
+    os.environ.pop(MULTIPROC_VARIABLE.lower(), None)  # the name it read before 0.10
 
 
 def serve_metrics(events: EventBus, settings: QueueSettings, host: str, port: int) -> None:
