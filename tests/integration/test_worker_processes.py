@@ -101,6 +101,30 @@ async def test_a_killed_child_is_restarted_and_its_job_runs_again(
     assert cluster.journal()[0]["pid"] != busy
 
 
+async def test_a_child_killed_during_a_job_no_longer_counts_it_as_running(
+    cluster: Cluster, dispatcher: TaskiqQueue
+) -> None:
+    pytest.importorskip("prometheus_client")
+    # Given a worker of two processes serving metrics, one child running a long job
+    port = free_port()
+    worker = await start_supervised(cluster, "--metrics-port", str(port))
+    await dispatcher.dispatch(Record(journal=cluster.journal_key, tag="long", hold=1.0))
+    started = f"{cluster.journal_key}:started:long"
+    await cluster.wait_for(lambda: bool(cluster.redis.exists(started)), 15, "started")
+    running = 'arvel_flow_jobs_running{queue="default"}'
+    await cluster.wait_for(lambda: f"{running} 1.0" in scrape(port), 10, "one running")
+    stream = f"{cluster.prefix}queue:default"
+    [pending] = cluster.redis.xpending_range(stream, "arvel-flow", "-", "+", 10)
+    busy = int(pending["consumer"].decode().split(":")[1])
+    # When that child is killed with SIGKILL (it cannot say it ended), and the job runs again
+    os.kill(busy, signal.SIGKILL)
+    await cluster.wait_for(lambda: cluster.tags() == ["long"], 30, "the job ran again")
+    # Then no job counts as running: the supervisor dropped the killed child's gauge
+    await cluster.wait_for(lambda: f"{running} 0.0" in scrape(port), 10, "none running")
+    worker.terminate()
+    assert worker.wait(15) == 0, worker.output()
+
+
 async def test_children_stop_when_their_supervisor_is_killed(cluster: Cluster) -> None:
     # Given a worker of two processes
     worker = await start_supervised(cluster)
