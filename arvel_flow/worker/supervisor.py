@@ -127,7 +127,8 @@ class Supervisor:
         policy: Restart delays and when to give up.
         clock: Time, for the delays (a fake one in tests).
         on_exit: Called with a child's pid once it exited, whatever the reason, before
-            any restart (say, to drop the figures a ``kill -9`` left behind).
+            any restart (say, to drop the figures a ``kill -9`` left behind). If it
+            raises, a warning line says so and the supervisor goes on.
     """
 
     def __init__(
@@ -221,8 +222,7 @@ class Supervisor:
                 child.send_signal(signal.SIGTERM)
             code = await child.wait()
             del self._children[slot]
-            if self._on_exit is not None:
-                self._on_exit(child.pid)
+            self._tell_exit(child.pid)
             ever_ready = self._ever_ready or any(c.ready for c in (child, *self.children))
             self._ever_ready = ever_ready
             if self._stopping.is_set():
@@ -244,6 +244,15 @@ class Supervisor:
             delay = compute_restart_delay(quick_crashes, self.policy)
             self._say(f"{ended}; starting another in {delay:g}s")
             await self._pause(delay)
+
+    def _tell_exit(self, pid: int) -> None:
+        """Call ``on_exit``; its failure is said, and the children go on regardless."""
+        if self._on_exit is None:
+            return
+        try:
+            self._on_exit(pid)
+        except Exception as error:
+            self._say(f"warning: after worker process {pid} exited: {error}")
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when stopping."""

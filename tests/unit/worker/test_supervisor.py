@@ -169,6 +169,27 @@ async def test_every_child_reaped_is_told_to_on_exit_before_its_replacement_star
     assert sorted(pid for pid, _ in reaped) == [100, 101, 102]
 
 
+async def test_an_on_exit_that_raises_is_said_and_the_supervisor_goes_on() -> None:
+    # Given a supervisor whose on_exit hook fails
+    children = Children()
+    lines: list[str] = []
+
+    def broken(pid: int) -> None:
+        raise OSError(f"cannot drop the figures of {pid}")
+
+    supervisor = Supervisor(2, children, say=lines.append, clock=FakeClock(), on_exit=broken)
+    running = asyncio.create_task(supervisor.run())
+    await settle()
+    # When a child dies
+    children.started[0].exit(-signal.SIGKILL)
+    await settle()
+    # Then the failure is said, and the child is replaced all the same
+    assert lines[0] == "warning: after worker process 100 exited: cannot drop the figures of 100"
+    assert len(children.running) == 2
+    supervisor.stop()
+    assert await running == 0
+
+
 async def test_a_child_crashing_in_a_loop_backs_off_then_the_supervisor_gives_up() -> None:
     # Given children that all crash at once (exit 1)
     children = Children(exit_at_once=1)
