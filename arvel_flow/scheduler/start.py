@@ -48,7 +48,12 @@ async def start_tick(
     queue = make_queue(settings, events=events or EventBus())
     try:
         return await Run.begin(
-            queue, plan, run_id, outage=Outage(settings.outage_grace, logger.warning)
+            queue,
+            plan,
+            run_id,
+            outage=Outage(settings.outage_grace, logger.warning),
+            observers=settings.observers,
+            allowed=settings.allowed_modules or None,
         )
     except BaseException:
         await queue.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -356,3 +357,20 @@ def test_a_tick_claimed_by_a_scheduler_killed_before_its_run_is_started_once(
     assert run["run_id"] == run_id
     assert float(run["scheduled_at"]) == at  # type: ignore[arg-type]
     assert run["status"] == "succeeded"
+
+
+def test_the_runs_of_a_trigger_give_their_events_to_the_files_observers(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    # Given a scheduled file naming an observer that writes every event it gets
+    observed = tmp_path / "observed.jsonl"
+    cli.env.update(OBSERVED=str(observed))
+    text = EVERY_SECOND.format(name="watched", missed="skip", log=tmp_path / "ticks.log")
+    text = text.replace("pipeline:", "observers: [tests.e2e.observers:EventFile]\npipeline:")
+    path = pipeline("watched", text)
+    # When its due tick is started
+    result = cli("schedule", "tick", str(path), "--store", store)
+    # Then the run's events reached the observer, from run.started to run.finished
+    assert result.code == 0, result
+    names = [json.loads(line)["event"] for line in observed.read_text().splitlines()]
+    assert (names[0], names[-1]) == ("run.started", "run.finished"), names
