@@ -19,8 +19,9 @@ from arvel_flow.queue.front import Queue
 from arvel_flow.queue.runner import JobRunner
 from arvel_flow.store import StoreContract
 from arvel_flow.store.contracts import FailedJob
+from arvel_flow.testing import FakeClock  # the one fake clock, also for users
 
-T0 = 1_700_000_000.0
+T0 = 1_700_000_000.0  # FakeClock()'s start
 """Where the fake clock starts: an epoch time, as the system clock would give."""
 
 StoreFactory = Callable[[], StoreContract]
@@ -29,28 +30,6 @@ StoreFactory = Callable[[], StoreContract]
 def gaps(times: Sequence[float]) -> list[float]:
     """The time between consecutive moments: the waits between attempts."""
     return [later - earlier for earlier, later in itertools.pairwise(times)]
-
-
-class FakeClock:
-    """Time that moves only when someone sleeps: backoffs and releases cost nothing.
-
-    Concurrent sleepers each wake at their own start + seconds; time never goes back.
-    ``sleeps`` lists every wait asked for, in order.
-    """
-
-    def __init__(self, start: float = T0) -> None:
-        self._now = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        seconds = max(seconds, 0.0)
-        self.sleeps.append(seconds)
-        wake_at = self._now + seconds
-        await asyncio.sleep(0)
-        self._now = max(self._now, wake_at)
 
 
 class Events(list[Event]):
