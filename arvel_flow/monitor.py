@@ -38,6 +38,10 @@ class WorkerView:
     queues: tuple[str, ...]
     heartbeat_age: float
     alive: bool
+    concurrency: int | None = None
+    """Jobs it runs at once; None when its beats do not say (an older worker)."""
+    running: int | None = None
+    """Jobs it ran at its last beat; None when its beats do not say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +136,26 @@ def _read_broker(
             seen_in.append(queue)
             beats[name] = (max(last, float(score) / 1000), seen_in)
     workers = tuple(
-        _worker(name, last, tuple(seen_in), now, timeout)
+        _worker(name, last, tuple(seen_in), now, timeout, _load(client, keys, name))
         for name, (last, seen_in) in sorted(beats.items())
     )
     return workers, queue_views
 
 
+def _load(client: Redis, keys: StreamKeys, name: str) -> tuple[int | None, int | None]:
+    """Worker ``name``'s concurrency and running jobs, from the hash its beats write."""
+    fields: Any = client.hmget(keys.worker(name), ["concurrency", "running"])
+    concurrency, running = (None if value is None else int(value) for value in fields)
+    return concurrency, running
+
+
 def _worker(
-    name: str, last: float, queues: tuple[str, ...], now: float, timeout: float
+    name: str,
+    last: float,
+    queues: tuple[str, ...],
+    now: float,
+    timeout: float,
+    load: tuple[int | None, int | None],
 ) -> WorkerView:
     host, _, rest = name.partition(":")
     pid_text = rest.partition(":")[0]
@@ -152,6 +168,8 @@ def _worker(
         heartbeat_age=age,
         # A score of 0 marks a worker that left or was found dead.
         alive=last > 0 and age <= timeout,
+        concurrency=load[0],
+        running=load[1],
     )
 
 

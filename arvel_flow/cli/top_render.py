@@ -19,7 +19,7 @@ def format_top(snapshot: Snapshot) -> RenderableType:
         f"  {format_when(snapshot.taken_at)}  ",
         f"{alive} worker(s) alive, {len(snapshot.runs)} run(s) in progress",
     )
-    workers = Table("worker", "host", "pid", "queues", "heartbeat", title="workers")
+    workers = Table("worker", "host", "pid", "queues", "load", "heartbeat", title="workers")
     for worker in snapshot.workers:
         age = f"{format_duration(worker.heartbeat_age)} ago"
         workers.add_row(
@@ -27,6 +27,7 @@ def format_top(snapshot: Snapshot) -> RenderableType:
             worker.host,
             "" if worker.pid is None else str(worker.pid),
             ",".join(worker.queues),
+            "" if worker.concurrency is None else f"{worker.running or 0}/{worker.concurrency}",
             age if worker.alive else Text(f"{age} (dead)", style="red"),
         )
     queues = Table("queue", "depth", "lag", title="queues")

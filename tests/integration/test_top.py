@@ -34,7 +34,7 @@ async def test_top_reports_two_live_workers_and_the_one_run_in_progress(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:
     # Given two workers, and a run whose first job waits on a marker
-    workers = [await cluster.start_worker() for _ in range(2)]
+    workers = [await cluster.start_worker("--concurrency", "4") for _ in range(2)]
     gate = Gated(journal=cluster.journal_key, tag="gate")
     run_id = await Batch([gate, Record(journal=cluster.journal_key, tag="after")]).dispatch(
         dispatcher, wait=False
@@ -42,6 +42,12 @@ async def test_top_reports_two_live_workers_and_the_one_run_in_progress(
     assert isinstance(run_id, str)
     started = f"{cluster.journal_key}:started:gate"
     await cluster.wait_for(lambda: bool(cluster.redis.exists(started)), 15, "the gate job ran")
+    loads = [f"{cluster.prefix}worker:{worker.name}" for worker in workers]
+    await cluster.wait_for(
+        lambda: sum(int(cluster.redis.hget(key, "running") or 0) for key in loads) == 1,
+        15,
+        "a beat said the gate job runs",
+    )
     try:
         # When top prints one snapshot as JSON
         result = top(cluster, "--once", "--format", "json")
@@ -55,6 +61,8 @@ async def test_top_reports_two_live_workers_and_the_one_run_in_progress(
     assert {worker["pid"] for worker in alive} == {w.pid for w in workers}
     assert {worker["host"] for worker in alive} == {socket.gethostname()}
     assert all(worker["queues"] == ["default"] for worker in alive)
+    assert {worker["concurrency"] for worker in alive} == {4}
+    assert sorted(worker["running"] for worker in alive) == [0, 1]
     [run] = snapshot["runs"]
     assert run["run_id"] == run_id
     assert run["total"] == 2

@@ -47,9 +47,11 @@ async def test_workers_are_read_from_every_queue_s_heartbeats_and_the_stale_are_
     beat = int((NOW - 1) * 1000)
     client.zadd(keys.consumers("default"), {"a:10:x": beat, "b:20:y": (NOW - 60) * 1000})
     client.zadd(keys.consumers("mail"), {"a:10:x": beat - 500, "c:30:z": 0})
+    # Only "a" says its load (the others are older workers)
+    client.hset(keys.worker("a:10:x"), mapping={"concurrency": 8, "running": 3})
     taken = await snapshot(store, client, keys)
     assert taken.workers == (
-        WorkerView("a:10:x", "a", 10, ("default", "mail"), 1.0, True),
+        WorkerView("a:10:x", "a", 10, ("default", "mail"), 1.0, True, 8, 3),
         WorkerView("b:20:y", "b", 20, ("default",), 60.0, False),
         WorkerView("c:30:z", "c", 30, ("mail",), NOW, False),
     )

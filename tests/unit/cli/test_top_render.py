@@ -33,7 +33,7 @@ def render(snapshot: Snapshot, width: int = 100) -> str:
 SNAPSHOT = Snapshot(
     taken_at=NOW,
     workers=(
-        WorkerView("web-1:4242:a1b2c3", "web-1", 4242, ("default", "mail"), 0.4, True),
+        WorkerView("web-1:4242:a1b2c3", "web-1", 4242, ("default", "mail"), 0.4, True, 8, 3),
         WorkerView("web-2:77:d4e5f6", "web-2", 77, ("default",), 93.0, False),
     ),
     queues=(QueueView("default", 12, 4.5), QueueView("mail", 0, 0.0)),
@@ -48,13 +48,13 @@ SNAPSHOT = Snapshot(
 
 EXPECTED = """\
 arvel-flow top  2026-12-03 16:00:00  1 worker(s) alive, 1 run(s) in progress
-                                workers
-┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
-┃ worker            ┃ host  ┃ pid  ┃ queues       ┃ heartbeat         ┃
-┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
-│ web-1:4242:a1b2c3 │ web-1 │ 4242 │ default,mail │ 0.4s ago          │
-│ web-2:77:d4e5f6   │ web-2 │ 77   │ default      │ 1m 33s ago (dead) │
-└───────────────────┴───────┴──────┴──────────────┴───────────────────┘
+                                   workers
+┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
+┃ worker            ┃ host  ┃ pid  ┃ queues       ┃ load ┃ heartbeat         ┃
+┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
+│ web-1:4242:a1b2c3 │ web-1 │ 4242 │ default,mail │ 3/8  │ 0.4s ago          │
+│ web-2:77:d4e5f6   │ web-2 │ 77   │ default      │      │ 1m 33s ago (dead) │
+└───────────────────┴───────┴──────┴──────────────┴──────┴───────────────────┘
           queues
 ┏━━━━━━━━━┳━━━━━━━┳━━━━━━┓
 ┃ queue   ┃ depth ┃ lag  ┃
