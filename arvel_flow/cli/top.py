@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,10 @@ import click
 from arvel_flow.cli.common import FORMAT_OPTION, STORE_OPTION, print_renderable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis import Redis
+    from rich.console import RenderableType
 
     from arvel_flow.monitor import Snapshot
     from arvel_flow.settings import QueueSettings
@@ -58,6 +62,8 @@ def top(
             f"top reads workers and queues from the redis broker only, not {settings.broker}: "
             "use --broker redis (or no broker, to see runs and failures alone)"
         )
+    if output_format == "json" and not once:
+        raise click.UsageError("--format json prints one snapshot: give --once too")
     from arvel_flow.cli.top_render import format_top
 
     only = tuple(name.strip() for name in (queues or "").split(",") if name.strip())
@@ -78,22 +84,24 @@ def _document(snapshot: Snapshot) -> object:
 
 
 def _watch(settings: QueueSettings, only: tuple[str, ...], interval: float) -> None:
+    """Redraw in place on a terminal; piped, print each snapshot after the last."""
     from rich.live import Live
     from rich.text import Text
 
     from arvel_flow.cli.top_render import format_top
 
-    async def refresh(live: Live) -> None:
+    async def refresh(show: Callable[[RenderableType], None]) -> None:
         while True:
-            live.update(format_top(await _snapshot(settings, only)), refresh=True)
+            show(format_top(await _snapshot(settings, only)))
             await asyncio.sleep(interval)
 
     # Ctrl-C leaves the view (exit 0).
-    with (
-        Live(Text("reading..."), auto_refresh=False) as live,
-        contextlib.suppress(KeyboardInterrupt),
-    ):
-        asyncio.run(refresh(live))
+    with contextlib.suppress(KeyboardInterrupt):
+        if not sys.stdout.isatty():
+            asyncio.run(refresh(print_renderable))
+            return
+        with Live(Text("reading..."), auto_refresh=False) as live:
+            asyncio.run(refresh(lambda view: live.update(view, refresh=True)))
 
 
 async def _snapshot(settings: QueueSettings, only: tuple[str, ...]) -> Snapshot:

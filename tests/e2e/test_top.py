@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cli
+from tests.e2e.harness import Cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,4 +57,22 @@ def test_top_refuses_a_broker_it_cannot_read_and_names_the_one_it_can(
     result = cli("top", "--once", "--store", store, "--broker", broker)
     assert result.code == 2, result
     assert f"top reads workers and queues from the redis broker only, not {broker}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_json_needs_once(cli: Cli, store: str) -> None:
+    result = cli("top", "--store", store, "--format", "json")
+    assert result.code == 2, result
+    assert "--format json prints one snapshot: give --once too" in result.stderr
+
+
+def test_the_live_view_refreshes_until_ctrl_c_then_exits_0(cli: Cli, store: str) -> None:
+    # Given top watching a store
+    running = cli.start("top", "--store", store, "--interval", "0.1")
+    wait_for(lambda: "recent failures" in running.stdout, what="the first view")
+    # When Ctrl-C comes
+    running.signal(signal.SIGINT)
+    result = running.wait()
+    # Then it leaves quietly
+    assert result.code == 0, result
     assert "Traceback" not in result.stderr
