@@ -252,9 +252,10 @@ def _register_commands() -> None:
     from arvel_flow.cli.failed import failed
     from arvel_flow.cli.runs import run, runs, status
     from arvel_flow.cli.schedule import schedule, scheduler
+    from arvel_flow.cli.top import top
     from arvel_flow.cli.worker import worker
 
-    for command in (run, status, runs, failed, worker, scheduler, schedule):
+    for command in (run, status, runs, failed, worker, scheduler, schedule, top):
         cli.add_command(command)
 
 

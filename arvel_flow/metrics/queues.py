@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
+from arvel_flow.brokers.redis.depth import read_queues
+from arvel_flow.brokers.redis.keys import StreamKeys
 
 if TYPE_CHECKING:
     from arvel_flow.settings import QueueSettings
@@ -64,42 +65,10 @@ class RedisQueueCollector(Collector):
             labels=["queue"],
         )
         try:
-            for queue, waiting, age in self._read():
+            for queue, waiting, age in read_queues(self._client, self._keys, self._clock):
                 depth.add_metric([queue], waiting)
                 oldest.add_metric([queue], age)
         except (RedisError, OSError) as error:
             logger.warning("queue metrics: the broker did not answer: %s", error)
         yield depth
         yield oldest
-
-    def _read(self) -> Iterator[tuple[str, float, float]]:
-        names = sorted(_text(name) for name in self._client.smembers(self._keys.queues))
-        for queue in names:
-            stream = self._keys.stream(queue)
-            waiting, after = self._group(stream)
-            entries: Any = self._client.xrange(stream, min=f"({after}", count=1)
-            age = 0.0
-            if entries:
-                millis = int(_text(entries[0][0]).split("-")[0])
-                age = max(0.0, self._clock() - millis / 1000)
-            yield queue, float(waiting), age
-
-    def _group(self, stream: str) -> tuple[int, str]:
-        """How many entries the group has yet to deliver, and the last it delivered."""
-        try:
-            groups: Any = self._client.xinfo_groups(stream)
-        except ResponseError:  # no stream yet
-            return 0, "0-0"
-        for group in groups:
-            if _text(group["name"]) == GROUP:
-                last = _text(group["last-delivered-id"])
-                lag = group.get("lag")
-                if lag is None:  # Redis < 7 (or a lag it cannot tell): acked entries are
-                    # deleted, so the rest of the stream less the taken ones are waiting.
-                    lag = max(0, int(self._client.xlen(stream)) - int(group["pending"]))
-                return int(lag), last
-        return int(self._client.xlen(stream)), "0-0"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

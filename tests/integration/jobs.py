@@ -55,6 +55,27 @@ class Record(Job):
         await write(self.journal, tag=self.tag, start=start, end=time.time())
 
 
+class Gated(Job):
+    """Sets ``{journal}:started:{tag}``, then runs until ``{journal}:release:{tag}`` is set.
+
+    Gives up after ``within`` seconds (so a failing test cannot hang a worker), failing.
+    """
+
+    journal: str
+    tag: str
+    within: float = 30.0
+
+    async def handle(self) -> None:
+        client = _client()
+        await client.set(f"{self.journal}:started:{self.tag}", time.time())
+        deadline = time.monotonic() + self.within
+        while not await client.exists(f"{self.journal}:release:{self.tag}"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.tag} was not released within {self.within}s")
+            await asyncio.sleep(0.05)
+        await write(self.journal, tag=self.tag, start=time.time())
+
+
 class Flaky(Job):
     """Fails its first ``failures`` attempts (counted in Redis), then journals."""
 

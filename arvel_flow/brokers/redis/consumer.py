@@ -69,6 +69,7 @@ class RedisConsumer:
             host.name,
             options.heartbeat_seconds,
             host.outage,
+            load=(self.transport.keys.worker(host.name), lambda: _load(host)),
         )
 
     @property
@@ -202,3 +203,9 @@ class RedisConsumer:
             running={d.message_id for d in host.held},
         ):
             host.start(delivery)
+
+
+def _load(host: Host) -> tuple[int, int]:
+    """``host``'s concurrency and the jobs it runs (those waiting for a slot not counted)."""
+    concurrency = host.options.concurrency
+    return concurrency, min(concurrency, max(0, concurrency - host.free_slots))

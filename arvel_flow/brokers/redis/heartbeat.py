@@ -8,6 +8,10 @@ Beats that fail (Redis away, or out of memory) are said once per outage, and onc
 when they resume. A thread that dies of anything else is a bug the worker must not
 run on with: `Heartbeat.check` raises it in the worker's loop (others would otherwise
 take this worker's jobs while they run).
+
+Given a ``load`` key, each beat also writes the worker's concurrency and running jobs
+there (a hash that expires unless beaten again), for ``arvel-flow top``. The sorted
+sets are as before: a worker that writes no load is still seen, with its load unknown.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -26,6 +30,9 @@ from arvel_flow.redis_support import redis_errors
 from arvel_flow.store.urls import mask_url
 
 logger = logging.getLogger(__name__)
+
+LOAD_TTL = 30.0
+"""Seconds at least a worker's load hash outlives its last beat (ten beats if longer)."""
 
 
 class Heartbeat:
@@ -38,6 +45,8 @@ class Heartbeat:
         interval: Seconds between beats.
         outage: Where failing beats are reported (the worker's, so that one outage is
             said once); one of its own by default.
+        load: The key of the worker's load hash, and what tells its concurrency and
+            running jobs (read from the beating thread: it must be safe there).
     """
 
     def __init__(
@@ -47,6 +56,7 @@ class Heartbeat:
         name: str,
         interval: float,
         outage: Outage | None = None,
+        load: tuple[str, Callable[[], tuple[int, int]]] | None = None,
     ) -> None:
         self.name = name
         self.interval = interval
@@ -56,6 +66,8 @@ class Heartbeat:
             url, socket_connect_timeout=5, socket_timeout=max(5.0, 2 * interval)
         )
         self._script = self._client.register_script(HEARTBEAT)
+        self._load = load
+        self._load_ttl_ms = int(max(LOAD_TTL, 10 * interval) * 1000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {name}", daemon=True)
         self._beats = Beats(outage or Outage(math.inf, self._say))
@@ -69,8 +81,20 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self, score: str = "") -> None:
-        """One beat (``score`` in server milliseconds; empty for now)."""
-        self._script(keys=self._keys, args=[self.name, score])
+        """One beat (``score`` in server milliseconds; empty for now), with the load if any."""
+        if self._load is None:
+            self._script(keys=self._keys, args=[self.name, score])
+            return
+        key, read = self._load
+        concurrency, running = read()
+        with self._client.pipeline(transaction=False) as pipe:
+            self._script(keys=self._keys, args=[self.name, score], client=pipe)
+            if score == "0":  # marked dead: no load to show
+                pipe.delete(key)
+            else:
+                pipe.hset(key, mapping={"concurrency": concurrency, "running": running})
+                pipe.pexpire(key, self._load_ttl_ms)
+            pipe.execute()
 
     def stop(self) -> None:
         """Stop beating (the last beat stays until the worker leaves or is found dead)."""

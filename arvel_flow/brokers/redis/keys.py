@@ -11,6 +11,7 @@ Keys, under the prefix (``arvel-flow:`` by default, the store's)::
     queue:{name}       stream  messages ready to run; consumer group ``arvel-flow``
     delayed:{name}     zset    messages by the time they become ready (backoffs, releases)
     consumers:{name}   zset    worker (consumer) names by their last heartbeat, in ms
+    worker:{name}      hash    a worker's concurrency and running jobs, as of its last beat
     queues             set     every queue name a message was sent to
 """
 
@@ -41,6 +42,10 @@ class StreamKeys:
     def consumers(self, queue: str) -> str:
         """The sorted set of the heartbeats of the workers reading ``queue``."""
         return f"{self.prefix}consumers:{queue}"
+
+    def worker(self, name: str) -> str:
+        """The hash of worker ``name``'s load (``concurrency``, ``running``), set by its beats."""
+        return f"{self.prefix}worker:{name}"
 
     @property
     def queues(self) -> str:
