@@ -282,6 +282,10 @@ async def _serve_with(settings: QueueSettings, lines: logging.Handler, events: E
     finally:
         for task in tasks:
             task.cancel()
+        # Awaited: what the ready line or the parent watch raised is said, not lost.
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                say(lines, f"error: {outcome!r}", logging.ERROR)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     say(lines, f"worker {served.name} stopped")
