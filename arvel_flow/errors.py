@@ -19,7 +19,9 @@ FlowError
 ├── ClaimLostError       .key              a claim expired and was taken by another
 ├── UnreadableMessageError .reason   a worker got a message that is not an envelope
 ├── DeliveryLimitError   .deliveries a message whose workers kept dying
-└── SecretError          .name       a secret reference that cannot be resolved here
+├── SecretError          .name       a secret reference that cannot be resolved here
+└── FaultSpecError       .spec, .reason   a simulation's --fail spec is malformed or names
+                                          no job step (exit 2)
 ```
 
 The CLI maps each to its exit code and prints the message only; anything that is not a
@@ -257,3 +259,12 @@ class SecretError(FlowError):
     def __init__(self, name: str, message: str) -> None:
         self.name = name
         super().__init__(message)
+
+
+class FaultSpecError(FlowError):
+    """A fault spec (``--fail STEP[@ATTEMPTS][:KIND]``) is malformed or names no job step."""
+
+    def __init__(self, spec: str, reason: str) -> None:
+        self.spec = spec
+        self.reason = reason
+        super().__init__(f"--fail {spec!r}: {reason}")

@@ -28,6 +28,7 @@ from arvel_flow.cli.common import (
 from arvel_flow.errors import (
     BackendError,
     ConfigError,
+    FaultSpecError,
     FlowError,
     ImportTargetError,
     RunNotFoundError,
@@ -38,7 +39,10 @@ from arvel_flow.errors import (
 
 def exit_code_for(error: FlowError) -> int:
     """The exit code SPEC §5 gives an error."""
-    if isinstance(error, ConfigError | ImportTargetError | RunNotFoundError | RunOwnedError):
+    if isinstance(
+        error,
+        ConfigError | FaultSpecError | ImportTargetError | RunNotFoundError | RunOwnedError,
+    ):
         return EXIT_INVALID
     if isinstance(error, BackendError):
         return EXIT_BACKEND

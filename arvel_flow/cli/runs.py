@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from arvel_flow.queue.plan import Plan
     from arvel_flow.settings import QueueSettings
     from arvel_flow.store.contracts import StepRecord
+    from arvel_flow.testing.faults import Fault
 
 
 @click.command()
@@ -62,6 +63,15 @@ if TYPE_CHECKING:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once.")
 @SET_OPTION
 @click.option("--dry-run", is_flag=True, help="Show what would run; run nothing.")
+@click.option(
+    "--fail",
+    "fail_specs",
+    multiple=True,
+    metavar="STEP[@ATTEMPTS][:timeout|:release]",
+    help="With --dry-run: simulate the run on a virtual clock, failing these attempts "
+    "(repeatable; STEP may be a fan-out member such as digests[3] or a glob such as "
+    "digests[*]; ATTEMPTS is all (the default) or a list such as 1,2).",
+)
 @click.option("--detach", is_flag=True, help="Return once dispatched (distributed brokers).")
 @click.option(
     "--force",
@@ -95,6 +105,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         raise click.UsageError("give a pipeline FILE or --resume RUN_ID (one of them)")
     if options["force"] and resume_id is None:
         raise click.UsageError("--force takes a run over: it goes with --resume RUN_ID")
+    faults = _parse_faults(options["fail_specs"], options["dry_run"], file)
     use_env_file(options["env_file"])
     use_working_directory()
     check_metrics_available(options["metrics_port"])
@@ -104,6 +115,10 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     if file is not None:
         plan, queue_section = compile_file(str(file), parse_assignments(options["assignments"]))
         file_queue = dict(queue_section)
+    if faults is not None and plan is not None:
+        from arvel_flow.cli.simulate import show_simulation
+
+        ctx.exit(asyncio.run(show_simulation(plan, faults, options["output"])))
     settings = QueueSettings.resolve(file_queue, flags)
     if file is not None:  # a resume knows its broker once it has read the run's settings
         _refuse_detach_without_broker(settings, options)
@@ -193,6 +208,19 @@ async def _run(
         return exit_code_of(outcome)
     finally:
         await (queue.close() if handle is None else handle.close())
+
+
+def _parse_faults(specs: tuple[str, ...], dry_run: bool, file: Path | None) -> list[Fault] | None:
+    """The ``--fail`` specs, parsed; None without any (no simulation)."""
+    if not specs:
+        return None
+    if not dry_run or file is None:
+        raise click.UsageError(
+            "--fail simulates a run of a pipeline FILE: it goes with --dry-run (and no --resume)"
+        )
+    from arvel_flow.testing.faults import parse_fault
+
+    return [parse_fault(spec) for spec in specs]
 
 
 def _setting_flags(options: dict[str, Any]) -> dict[str, Any]:
