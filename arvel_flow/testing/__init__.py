@@ -5,6 +5,9 @@
   instead: ``assert_dispatched``, ``assert_chained``, ``assert_batched``, ...
 - `run_pipeline`: run a pipeline file (or a loaded spec) in this process and get its
   `BatchResult`.
+- `simulate` (and ``run_pipeline(fail=...)``): a run's real orchestration with
+  failures injected by fault specs (``"import@1,2"``, ``"digests[*]:timeout"``), on
+  a virtual clock, with no job code run; the `Simulation` holds its timeline.
 - `FakeClock`: time that moves only when someone sleeps, so backoffs cost nothing.
 - The pytest plugin (`arvel_flow.testing.plugin`, loaded by pytest on its own once
   arvel-flow is installed) gives the fixtures ``fake_queue`` and ``sync_queue``.
@@ -21,16 +24,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from arvel_flow.testing.clock import FakeClock as FakeClock
     from arvel_flow.testing.fake import FakeQueue as FakeQueue
+    from arvel_flow.testing.faults import Fault as Fault
+    from arvel_flow.testing.faults import parse_fault as parse_fault
     from arvel_flow.testing.pipelines import run_pipeline as run_pipeline
     from arvel_flow.testing.records import Dispatched as Dispatched
     from arvel_flow.testing.records import FlowRecord as FlowRecord
+    from arvel_flow.testing.simulation import SimulatedFailure as SimulatedFailure
+    from arvel_flow.testing.simulation import Simulation as Simulation
+    from arvel_flow.testing.simulation import simulate as simulate
 
 _EXPORTS: dict[str, str] = {
     "Dispatched": "arvel_flow.testing.records",
     "FakeClock": "arvel_flow.testing.clock",
     "FakeQueue": "arvel_flow.testing.fake",
+    "Fault": "arvel_flow.testing.faults",
     "FlowRecord": "arvel_flow.testing.records",
+    "SimulatedFailure": "arvel_flow.testing.simulation",
+    "Simulation": "arvel_flow.testing.simulation",
+    "parse_fault": "arvel_flow.testing.faults",
     "run_pipeline": "arvel_flow.testing.pipelines",
+    "simulate": "arvel_flow.testing.simulation",
 }
 
 __all__ = sorted(_EXPORTS)
