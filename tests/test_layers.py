@@ -45,7 +45,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("compiler", ("arvel_flow.compiler",)),  # strict checks that import job classes
     # launch: the front door (start / run / resume a pipeline file); the CLI's run is a shell.
     ("launch", ("arvel_flow.launch",)),
-    # testing: FakeQueue, run_pipeline (through the front door) and the pytest plugin.
+    # testing: FakeQueue, run_pipeline (through the front door), the pytest plugin, and the
+    # failure simulation (faults, simulation: the real orchestration on a virtual clock).
     ("testing", ("arvel_flow.testing",)),
     # scheduler: triggers, the tick claim and the loop that starts runs through launch.
     ("scheduler", ("arvel_flow.scheduler",)),
