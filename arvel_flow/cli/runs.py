@@ -108,6 +108,13 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     faults = _parse_faults(options["fail_specs"], options["dry_run"], file)
     use_env_file(options["env_file"])
     use_working_directory()
+    if faults is not None:
+        from arvel_flow.cli.simulate import simulate_file
+
+        assert file is not None
+        assignments = parse_assignments(options["assignments"])
+        output, events_file = options["output"], options["events_file"]
+        ctx.exit(simulate_file(file, assignments, faults, output, events_file))
     check_metrics_available(options["metrics_port"])
     flags = _setting_flags(options)
     plan: Plan | None = None
@@ -115,10 +122,6 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
     if file is not None:
         plan, queue_section = compile_file(str(file), parse_assignments(options["assignments"]))
         file_queue = dict(queue_section)
-    if faults is not None and plan is not None:
-        from arvel_flow.cli.simulate import show_simulation
-
-        ctx.exit(asyncio.run(show_simulation(plan, faults, options["output"])))
     settings = QueueSettings.resolve(file_queue, flags)
     if file is not None:  # a resume knows its broker once it has read the run's settings
         _refuse_detach_without_broker(settings, options)

@@ -2,14 +2,18 @@
 
 `format_timeline` is pure: one line per attempt outcome, release and batch end at its
 virtual time (``+2m 5s`` from the start), then each step's final state and the last
-line a real run prints. `show_simulation` runs the simulation and prints it.
+line a real run prints. `simulate_file` loads the file as ``plan`` does (an unset
+environment variable is a warning: a simulation needs no production environment),
+runs the simulation and prints it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
@@ -24,21 +28,50 @@ if TYPE_CHECKING:
 _TIMEOUT = "arvel_flow.errors.JobTimeoutError: "
 
 
-async def show_simulation(plan: Plan, faults: Sequence[Fault], output: str) -> int:
-    """Simulate ``plan`` under ``faults`` and print it; the exit code a real run would have."""
+def simulate_file(
+    file: Path,
+    set_vars: Mapping[str, Any],
+    faults: Sequence[Fault],
+    output: str,
+    events_file: Path | None,
+) -> int:
+    """Simulate a pipeline file under ``faults`` and print the timeline (or the events,
+    as JSON lines, with ``output`` json; also to ``events_file``); the exit code a real
+    run would have."""
+    from arvel_flow.compiler import compile_plan, load_pipeline
+    from arvel_flow.errors import ConfigIssue
     from arvel_flow.testing.simulation import simulate
 
-    simulation = await simulate(plan, faults)
+    warnings: list[ConfigIssue] = []
+    spec = load_pipeline(str(file), set_vars=set_vars, file=str(file), warnings=warnings)
+    for warning in warnings:
+        click.echo(warning.format(), err=True)
+    plan = compile_plan(spec)
+    simulation = asyncio.run(simulate(plan, faults))
+    if events_file is not None:
+        _write_events(simulation.events, events_file)
     if output == "json":
-        from arvel_flow.cli.progress import JsonReporter
-
-        reporter = JsonReporter(sys.stdout)
-        for event in simulation.events:
-            reporter(event)
+        _write_events(simulation.events, None)
     else:
         for line in format_timeline(simulation, plan, faults):
             click.echo(line)
     return simulation.exit_code
+
+
+def _write_events(events: Sequence[Event], path: Path | None) -> None:
+    """The events as JSON lines, on stdout or appended to ``path`` (secrets scrubbed)."""
+    from arvel_flow.cli.progress import JsonReporter
+    from arvel_flow.secrets import ScrubbingStream
+
+    if path is None:
+        reporter = JsonReporter(sys.stdout)
+        for event in events:
+            reporter(event)
+        return
+    with path.open("a", encoding="utf-8") as stream:
+        reporter = JsonReporter(cast(IO[str], ScrubbingStream(stream)))
+        for event in events:
+            reporter(event)
 
 
 def format_timeline(simulation: Simulation, plan: Plan, faults: Sequence[Fault]) -> list[str]:

@@ -45,7 +45,7 @@ def test_a_step_failing_every_attempt_shows_each_attempt_and_wait_and_exits_1(
     # Then the timeline shows each attempt at its virtual time, the final states, and
     # the last line a real run prints; the exit code is the failed run's
     assert result.exit_code == 1, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     error = "SimulatedFailure: simulated failure of import"
     assert lines[:5] == [
         "simulation of quickstart (--fail import): no job ran; times are virtual, from the start",
@@ -96,7 +96,7 @@ def test_callbacks_are_named_by_their_role_and_fan_out_members_by_glob() -> None
 def test_json_output_is_the_events_at_their_virtual_times(tmp_path: Path) -> None:
     result = invoke(_quickstart(tmp_path), "--dry-run", "--fail", "import", "--output", "json")
     assert result.exit_code == 1, result.output
-    events = [json.loads(line) for line in result.output.splitlines()]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
     retries = [e for e in events if e["event"] == "job.retrying"]
     assert [e["attempt"] for e in retries] == [1, 2, 3]
     assert events[-1]["event"] == "run.finished"
@@ -140,3 +140,34 @@ def test_a_dry_run_without_fail_still_lists_what_would_run(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "dry run of quickstart: nothing was executed; it would run 2 job(s):" in result.output
     assert "simulation" not in result.output
+
+
+def test_a_simulation_needs_no_production_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a pipeline reading a variable that is not set here (a real run refuses it)
+    monkeypatch.delenv("IMPORT_SOURCE_URL", raising=False)
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nname: env\npipeline:\n  id: import\n"
+        "  job: examples.jobs:ImportRows\n  with: {path: '${IMPORT_SOURCE_URL}'}\n"
+    )
+    assert invoke(str(path), "--dry-run").exit_code == 2
+    # When it is simulated
+    result = invoke(str(path), "--dry-run", "--fail", "import@1")
+    # Then the unset variable is a warning, as for plan, and the simulation runs
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output
+    assert "IMPORT_SOURCE_URL" in result.output
+    assert "import  attempt 2 succeeded" in result.output
+
+
+def test_events_also_go_to_the_events_file(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    result = invoke(_quickstart(tmp_path), "--dry-run", "--fail", "import", "--events", str(events))
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["event"] for e in lines].count("job.retrying") == 3
+    assert result.stdout.startswith("simulation of quickstart")
+    # the file's traps (default retries) are warnings on stderr, as plan says them
+    assert "no retry settings: a failing job retries 3 times 1m apart" in result.stderr
