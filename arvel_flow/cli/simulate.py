@@ -123,21 +123,21 @@ def _describe(
     error = _error(str(data.get("error", "")))
     started = starts.get((event.step, event.attempt), event.time)
     if started != event.time:
-        error += f" (started +{format_duration(started - origin)})"
+        error += f", started +{format_duration(started - origin)}"
     if event.event == "job.retrying":
         limit = data.get("max_attempts")
         wait = format_duration(float(data.get("delay", 0.0)))
-        return f"{attempt} of {limit} failed: {error}; waits {wait}"
+        return f"{attempt} of {limit} failed ({error}); waits {wait}"
     role = _role(plan, event.step)
-    return f"{attempt} failed for good ({data.get('reason')}): {error}{role}"
+    return f"{attempt} failed for good ({error}): {data.get('reason')}{role}"
 
 
 def _error(error: str) -> str:
-    """``Class: message``, the class without its module; a timeout said plainly."""
+    """The error's class without its module (the message is the simulation's own), or
+    how long the attempt ran before it timed out."""
     if error.startswith(_TIMEOUT):
         return "timed out after " + error.rpartition(" timed out after ")[2]
-    path, colon, message = error.partition(": ")
-    return path.rpartition(".")[2] + colon + message
+    return error.partition(": ")[0].rpartition(".")[2]
 
 
 def _role(plan: Plan, key: str | None) -> str:
