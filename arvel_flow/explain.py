@@ -108,6 +108,11 @@ def compute_waits(
 def compute_worst_case(settings: JobSettings) -> float | None:
     """Longest time from dispatch until the job gives up: every attempt times out.
 
+    A simulation of that (``arvel-flow run FILE --dry-run --fail STEP:timeout``, see
+    `arvel_flow.testing.simulation`) takes exactly this long: both take their waits
+    from `compute_backoff`, the simulation's jitter waiting longest, and a test keeps
+    the two equal.
+
     Returns None when attempts have no timeout, as nothing then bounds them.
     """
     timeout = settings.timeout_seconds
