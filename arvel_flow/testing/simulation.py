@@ -233,6 +233,9 @@ class SimulatedQueue(Queue):
         rng = LongestWaits()
         clock = clock if clock is not None else FakeClock()
         super().__init__(VirtualTimeTransport(state, starts), events=events, clock=clock, rng=rng)
+        # The runner the queue built is replaced by one on the same store, lock, events
+        # and clock; the orchestrator keeps the first one's unique guard, which holds
+        # nothing but that same lock.
         self.runner = SimulatedRunner(
             state,
             starts,

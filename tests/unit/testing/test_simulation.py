@@ -10,10 +10,11 @@ import pytest
 from arvel_flow.errors import FaultSpecError
 from arvel_flow.explain import compute_total_wait, compute_worst_case
 from arvel_flow.launch import compile_file
+from arvel_flow.queue.job import JobSettings, MiddlewareRef
 from arvel_flow.queue.plan import JobNode, Plan
 from arvel_flow.testing import FakeClock, run_pipeline
 from arvel_flow.testing.faults import Fault, parse_faults
-from arvel_flow.testing.simulation import simulate
+from arvel_flow.testing.simulation import DEFAULT_RELEASE, compute_release_delay, simulate
 from tests.unit.testing.jobs import ImportRows
 
 JOBS = "tests.unit.testing.jobs"
@@ -208,3 +209,18 @@ async def test_run_pipeline_refuses_a_queue_with_faults(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="not both"):
         await run_pipeline(tmp_path / "p.yaml", queue=FakeQueue(), fail=["x"])
+
+
+@pytest.mark.parametrize(
+    ("middleware", "delay"),
+    [
+        ([MiddlewareRef("without_overlapping", {"key": "k", "release_after": 3.0})], 3.0),
+        ([MiddlewareRef("rate_limited", {"key": "k", "max_attempts": 1, "decay_seconds": 60})], 60),
+        ([MiddlewareRef("without_overlapping", {"key": "k"})], DEFAULT_RELEASE),
+        ([], DEFAULT_RELEASE),
+    ],
+)
+def test_a_simulated_release_waits_what_the_steps_middleware_would(
+    middleware: list[MiddlewareRef], delay: float
+) -> None:
+    assert compute_release_delay(JobSettings(middleware=tuple(middleware))) == delay
