@@ -38,10 +38,6 @@ _MAX_ATTEMPT = 10_001
 _SHOWN_KEYS = 12
 """Known steps an error names before it says how many more there are."""
 
-FaultsArg = Iterable["str | Fault"] | Mapping[str, "Iterable[int] | str"]
-"""What the Python API takes: specs (text or parsed), or a mapping from a step to
-its failing attempts (``"all"`` or attempt numbers), each failing with an error."""
-
 
 @dataclass(frozen=True, slots=True)
 class Fault:
@@ -76,6 +72,11 @@ class Fault:
         attempts = "" if self.attempts is None else "@" + ",".join(map(str, sorted(self.attempts)))
         kind = "" if self.kind == "error" else f":{self.kind}"
         return f"{self.step}{attempts}{kind}"
+
+
+FaultsArg = Iterable[str | Fault] | Mapping[str, Iterable[int] | str]
+"""What the Python API takes: specs (text or parsed), or a mapping from a step to
+its failing attempts (``"all"`` or attempt numbers), each failing with an error."""
 
 
 def parse_fault(text: str) -> Fault:
