@@ -2,16 +2,18 @@
 
 The real run executes the examples' job classes through the real runner on a
 `SyncQueue` (middleware, retries, callbacks), with each job's ``handle()`` replaced by
-one that raises `ConnectionError` on the attempts a table says, as a flaky upstream
-would. The simulation runs no job code at all. Both must end every step in the same
-state after the same number of attempts, fire the same callbacks, and end the run
-the same way.
+one that raises `ConnectionError`, runs past its timeout or is released, on the
+attempts a table says. The simulation runs no job code at all. Both must end every
+step in the same state after the same number of attempts, fire the same callbacks,
+and end the run the same way.
 
-Timeouts and releases are left to `test_simulation`: a real timeout costs real time.
+Timeouts are compared on a pipeline of the test's own, whose timeouts are 20 ms: a
+real timeout costs real time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from arvel_flow.launch import compile_file
 from arvel_flow.queue.context import current_context
 from arvel_flow.queue.drivers import SyncQueue
 from arvel_flow.queue.job import is_job_class
+from arvel_flow.queue.middleware import Release
 from arvel_flow.queue.targets import FunctionCall
 from arvel_flow.testing import FakeClock, run_pipeline
 from arvel_flow.testing.faults import parse_faults
@@ -43,7 +46,37 @@ CASES = {
     ],
     "import_fanout.yaml": [["chunks.0[3]"], ["chunks.0[0]", "chunks.0[1]"], ["chunks.0[*]@1-4"]],
     "scheduled.yaml": [["compact@1"], ["import"]],
+    # Written by the test: the examples' timeouts (30 s) would cost real time.
+    "timeouts.yaml": [
+        ["import@1:timeout"],
+        ["import:timeout"],
+        ["mail[1]@1,2:timeout", "mail[2]:timeout"],
+        ["mail[*]@1:release", "mail[0]@1"],
+        ["import@2:release", "import@1-2:timeout", "report@1"],
+    ],
 }
+
+TIMEOUTS = """\
+version: 1
+name: timeouts
+pipeline:
+  chain:
+    - id: import
+      job: examples.jobs:ImportRows
+      with: {path: rows.csv}
+      retry: {max_retries: 2, backoff: 10, timeout_seconds: 20ms}
+    - id: digests
+      batch:
+        - id: mail
+          job: examples.jobs:SendWeeklyDigest
+          each: [{user_id: 1}, {user_id: 2}, {user_id: 3}]
+          retry: {max_retries: 2, backoff: [1, 5], timeout_seconds: 20ms}
+      allow_failures: 1
+      catch: {job: examples.jobs:Alert}
+    - id: report
+      job: examples.jobs:Report
+      retry: {max_retries: 1, backoff: 1}
+"""
 
 
 def _cases() -> Iterator[Any]:
@@ -52,32 +85,42 @@ def _cases() -> Iterator[Any]:
             yield pytest.param(name, specs, id=f"{name}:{' '.join(specs) or 'none'}")
 
 
-def _scripted_fails(specs: list[str], key: str, attempt: int) -> bool:
+def _named(spec: str, key: str, attempt: int) -> bool:
     """The table, read independently of the parser: STEP (a glob, or a fan-out for all
     its members) and @N, @N-M, @N,M."""
-    for spec in specs:
-        step, _, attempts = spec.partition("@")
-        pattern = re.escape(step).replace(r"\*", ".*")
-        if not re.fullmatch(pattern, key) and not re.fullmatch(pattern + r"\[\d+\]", key):
-            continue
-        if not attempts:
+    step, _, attempts = spec.partition(":")[0].partition("@")
+    pattern = re.escape(step).replace(r"\*", ".*")
+    if not re.fullmatch(pattern, key) and not re.fullmatch(pattern + r"\[\d+\]", key):
+        return False
+    if not attempts:
+        return True
+    for part in attempts.split(","):
+        low, _, high = part.partition("-")
+        if int(low) <= attempt <= int(high or low):
             return True
-        for part in attempts.split(","):
-            low, _, high = part.partition("-")
-            if int(low) <= attempt <= int(high or low):
-                return True
     return False
 
 
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every example job's ``handle()`` fails as the specs put in the list say."""
+    """Every example job's ``handle()`` fails as the specs put in the list say: it
+    raises `ConnectionError`, runs past its timeout (``:timeout``), or returns a
+    `Release` once per attempt named (``:release``), the release first."""
     table: list[str] = []
+    released: set[tuple[int, str, int]] = set()
 
-    async def handle(self: Any) -> str:
+    async def handle(self: Any) -> Any:
         envelope = current_context().envelope
-        if _scripted_fails(table, envelope.label, envelope.attempts + 1):
-            raise ConnectionError(f"{envelope.label}: upstream reset the connection")
+        key, attempt = envelope.label, envelope.attempts + 1
+        named = [(i, spec) for i, spec in enumerate(table) if _named(spec, key, attempt)]
+        for index, spec in named:
+            if spec.endswith(":release") and (index, key, attempt) not in released:
+                released.add((index, key, attempt))
+                return Release(1.0, "scripted")
+        if any(spec.endswith(":timeout") for _, spec in named):
+            await asyncio.sleep(3600)  # the runner's timeout cancels it
+        if any(not spec.endswith(":release") for _, spec in named):
+            raise ConnectionError(f"{key}: upstream reset the connection")
         return "done"
 
     for value in vars(examples.jobs).values():
@@ -96,12 +139,16 @@ async def test_the_simulation_ends_each_step_as_the_real_run_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    plan, _ = compile_file(str(EXAMPLES / name), {})
+    path = EXAMPLES / name
+    if name == "timeouts.yaml":
+        path = tmp_path / name
+        path.write_text(TIMEOUTS)
+    plan, _ = compile_file(str(path), {})
     # Given a real run whose jobs fail as the specs say
     scripted.extend(specs)
     queue = SyncQueue(clock=FakeClock())
     try:
-        real = await run_pipeline(EXAMPLES / name, queue=queue)
+        real = await run_pipeline(path, queue=queue)
         real_steps = await queue.store.get_steps(real.run_id)
     finally:
         await queue.close()
