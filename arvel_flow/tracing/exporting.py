@@ -29,17 +29,17 @@ class GuardedExporter(SpanExporter):
         """Export through the wrapped exporter; a failure or an error is a failure."""
         try:
             result = self.inner.export(spans)
-            why = "it failed"
+            why = ""
         except Exception as error:
             result = SpanExportResult.FAILURE
-            why = f"{type(error).__name__}"
+            why = f" ({type(error).__name__})"
         if result is not SpanExportResult.SUCCESS:
             with self._lock:
                 self.lost += len(spans)
                 first, self._said = not self._said, True
             if first:
                 self._say(
-                    f"warning: traces: cannot export spans to {self.describe()} ({why}); "
+                    f"warning: traces: cannot export spans to {self.describe()}{why}; "
                     "jobs go on, later failures are counted, not said"
                 )
         return result

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'arvel-flow[otel]'"
 SHUTDOWN_SECONDS = 5.0
 """The longest a process waits, as it exits, for its last spans to be exported."""
+EXPORT_SECONDS = 3.0
+"""How long the OTLP exporter tries one batch (retries included), unless
+``OTEL_EXPORTER_OTLP_TIMEOUT`` says: under `SHUTDOWN_SECONDS`, so that at exit a
+collector that is down is found out and said, not only waited for."""
+_TIMEOUT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
 
 Say = Callable[[str], None]
 
@@ -99,7 +104,8 @@ def exporters_from_environment(environ: Mapping[str, str]) -> list[object]:
                 raise ConfigError([ConfigIssue(message, "OTEL_EXPORTER_OTLP_PROTOCOL")])
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            exporters.append(OTLPSpanExporter())
+            timed = any(environ.get(n) for n in _TIMEOUT_VARIABLES)
+            exporters.append(OTLPSpanExporter(timeout=None if timed else EXPORT_SECONDS))
         else:
             message = f"unknown exporter {name!r} (otlp, console or none)"
             raise ConfigError([ConfigIssue(message, "OTEL_TRACES_EXPORTER")])
