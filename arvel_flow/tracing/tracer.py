@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
@@ -117,8 +118,7 @@ class OtelTracer:
     def traceparent(self, run_id: str, plan: Plan | None, step: str) -> str:
         """The span of the step's chain or batch (of the run, without the plan)."""
         parent = None if plan is None else plan.parent(step)
-        group = RUN_SPAN if parent is None else parent[0].key
-        return format_traceparent(trace_id_of(run_id), span_id_of(run_id, group))
+        return _traceparent_of(run_id, RUN_SPAN if parent is None else parent[0].key)
 
     def group_finished(
         self,
@@ -176,14 +176,24 @@ def _parent_of(envelope: Envelope) -> Context | None:
     a process that did not trace), the run's span; outside a run, the current context.
     """
     if envelope.trace is not None:
-        parsed = parse_traceparent(envelope.trace)
-        if parsed is not None:
-            trace_id, span_id, flags = parsed
-            return _remote(trace_id, span_id, flags)
+        context = _context_of(envelope.trace)
+        if context is not None:
+            return context
     if envelope.run_id is not None:
-        run_id = envelope.run_id
-        return _remote(trace_id_of(run_id), span_id_of(run_id, RUN_SPAN))
+        return _context_of(_traceparent_of(envelope.run_id, RUN_SPAN))
     return None
+
+
+# The members of a batch share their parent: its id and context are made once.
+@functools.lru_cache(maxsize=1024)
+def _traceparent_of(run_id: str, group: str) -> str:
+    return format_traceparent(trace_id_of(run_id), span_id_of(run_id, group))
+
+
+@functools.lru_cache(maxsize=1024)
+def _context_of(traceparent: str) -> Context | None:
+    parsed = parse_traceparent(traceparent)
+    return None if parsed is None else _remote(*parsed)
 
 
 def _remote(trace_id: int, span_id: int, flags: int = SAMPLED) -> Context:
