@@ -6,7 +6,7 @@ One batch of no-op jobs (a fan-out, so the orchestration runs too) through
 
 - ``off``: nothing attached (the default: tracing off costs one attribute read per
   attempt and per finished step);
-- ``traces``: tracing on (`arvel_flow.tracing.setup.Tracer`, the batch processor)
+- ``traces``: tracing on (`arvel_flow.tracing.setup.ProcessTracer`, the batch processor)
   with an exporter that drops what it gets, so the figure is the spans' making, not a
   collector's network;
 - ``traces+export``: the same, exporting to memory through the OTLP encoder, as the
@@ -44,7 +44,7 @@ from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.flow import FanOut
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.observers import Observers
-from arvel_flow.tracing.setup import Tracer
+from arvel_flow.tracing.setup import ProcessTracer
 
 
 class NoOp(Job):
@@ -88,7 +88,7 @@ async def off(jobs: int) -> float:
 
 def _traced(exporter: SpanExporter) -> Callable[[int], Awaitable[float]]:
     async def traced(jobs: int) -> float:
-        tracer = Tracer([exporter], print)
+        tracer = ProcessTracer([exporter], print)
         spans.install(tracer.hooks)
         try:
             elapsed = await _batch(jobs, EventBus())

@@ -56,8 +56,8 @@ def require_opentelemetry(option: str = "--otel") -> None:
         raise TracingUnavailableError([issue]) from None
 
 
-def start_tracing(wanted: Tracing, say: Say | None = None) -> Tracer | None:
-    """Trace this process as ``wanted`` says; the `Tracer`, or None when not tracing.
+def start_tracing(wanted: Tracing, say: Say | None = None) -> ProcessTracer | None:
+    """Trace this process as ``wanted`` says; the `ProcessTracer`, or None when not tracing.
 
     Without the extra, an implied request (only the standard variables) is said and
     dropped; an explicit one raises.
@@ -76,9 +76,24 @@ def start_tracing(wanted: Tracing, say: Say | None = None) -> Tracer | None:
             raise
         say(f"warning: OTEL_* variables are set, but traces need OpenTelemetry: {INSTALL_HINT}")
         return None
-    tracer = Tracer(exporters_from_environment(os.environ), say)
+    tracer = ProcessTracer(exporters_from_environment(os.environ), say)
     tracer.install()
     atexit.register(tracer.shutdown)
+    return tracer
+
+
+def enable_tracing(say: Say | None = None) -> ProcessTracer:
+    """Trace this process, configured by the ``OTEL_*`` variables (for the Python API).
+
+    What ``--otel`` does for a command: arvel-flow's spans and the jobs' own go to the
+    exporters the variables name, flushed at exit. Call it once, before runs start.
+
+    Raises:
+        TracingUnavailableError: The ``otel`` extra is not installed.
+        ConfigError: An ``OTEL_*`` variable asks for what arvel-flow cannot export with.
+    """
+    tracer = start_tracing(Tracing.REQUESTED, say)
+    assert tracer is not None
     return tracer
 
 
@@ -112,7 +127,7 @@ def exporters_from_environment(environ: Mapping[str, str]) -> list[object]:
     return exporters
 
 
-class Tracer:
+class ProcessTracer:
     """This process's tracer provider, its exporters and their shutdown.
 
     ``exporters`` are OpenTelemetry span exporters; ``batch=False`` sends each span as

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from arvel_flow.queue import spans
-from arvel_flow.tracing.setup import Tracer
+from arvel_flow.tracing.setup import ProcessTracer
 from tests.unit.tracing.jobs import CALLS
 
 
@@ -21,7 +21,7 @@ class Traced:
     def __init__(self) -> None:
         self.exporter = InMemorySpanExporter()
         self.said: list[str] = []
-        self.tracer = Tracer([self.exporter], self.said.append, batch=False)
+        self.tracer = ProcessTracer([self.exporter], self.said.append, batch=False)
 
     def spans(self) -> list[ReadableSpan]:
         """Every span ended so far."""
