@@ -470,16 +470,21 @@ class Orchestrator:
                 records = await self.store.get_steps(run_id)
                 counts = compute_result(run_id, status, plan, records).counts
                 self._emit("run.finished", run_id, status=status, counts=counts, name=plan.name)
-            tracer = spans.hooks
-            run = None if tracer is None else await self.store.get_run(run_id)
-            if tracer is not None and run is not None:
-                ended = self.clock.now()
-                tracer.run_finished(
-                    run_id, plan.name, status, started_at=run.created_at, ended_at=ended
-                )
+            if spans.hooks is not None:
+                await self._trace_run(run_id, plan, status)
         waiting = self._done.get(run_id)
         if waiting is not None:
             waiting.set()
+
+    async def _trace_run(self, run_id: str, plan: Plan, status: RunStatus) -> None:
+        """Tell the tracer that the run ended here."""
+        tracer = spans.hooks
+        run = await self.store.get_run(run_id)
+        if tracer is not None and run is not None:
+            ended = self.clock.now()
+            tracer.run_finished(
+                run_id, plan.name, status, started_at=run.created_at, ended_at=ended
+            )
 
     async def _trace_group(
         self, run_id: str, plan: Plan, key: str, state: StepState, parent: str | None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
@@ -41,6 +42,8 @@ from arvel_flow.tracing.ids import (
     span_id_of,
     trace_id_of,
 )
+
+logger = logging.getLogger(__name__)
 
 _PRESET: ContextVar[tuple[int, int] | None] = ContextVar("arvel_flow_preset_ids", default=None)
 
@@ -130,7 +133,27 @@ class OtelTracer:
         started_at: float | None,
         ended_at: float,
     ) -> None:
-        """Emit the chain's or batch's span, begun when the store says it was claimed."""
+        """Emit the chain's or batch's span, begun when the store says it was claimed.
+
+        A span that cannot be made is logged, never raised: the run goes on.
+        """
+        try:
+            self._emit_group(
+                run_id, group, state, parent=parent, started_at=started_at, ended_at=ended_at
+            )
+        except Exception:
+            logger.exception("traces: no span for %s of run %s", group.key, run_id)
+
+    def _emit_group(
+        self,
+        run_id: str,
+        group: ChainNode | BatchNode,
+        state: StepState,
+        *,
+        parent: str | None,
+        started_at: float | None,
+        ended_at: float,
+    ) -> None:
         kind = "chain" if isinstance(group, ChainNode) else "batch"
         label = group.name if isinstance(group, BatchNode) and group.name else group.key
         attributes: dict[str, Any] = {
@@ -154,7 +177,18 @@ class OtelTracer:
     def run_finished(
         self, run_id: str, name: str, status: RunStatus, *, started_at: float, ended_at: float
     ) -> None:
-        """Emit the run's span, the root of its trace, begun when the run was created."""
+        """Emit the run's span, the root of its trace, begun when the run was created.
+
+        A span that cannot be made is logged, never raised: the run has ended anyway.
+        """
+        try:
+            self._emit_run(run_id, name, status, started_at=started_at, ended_at=ended_at)
+        except Exception:
+            logger.exception("traces: no span for run %s", run_id)
+
+    def _emit_run(
+        self, run_id: str, name: str, status: RunStatus, *, started_at: float, ended_at: float
+    ) -> None:
         attributes = {
             "arvel_flow.run_id": run_id,
             "arvel_flow.pipeline": name,
