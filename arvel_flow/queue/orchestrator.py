@@ -114,6 +114,8 @@ class Orchestrator:
         if not await self.store.create_run(record, plan_to_dict(plan)):
             raise RunExistsError(run_id)
         self._remember(run_id, plan)
+        if spans.hooks is not None:
+            spans.hooks.run_started(run_id, plan.name)
         if plan.trigger is None:
             self._emit("run.started", run_id, name=plan.name)
         else:

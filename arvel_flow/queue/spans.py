@@ -33,6 +33,10 @@ class SpanHooks(Protocol):
         """The ``traceparent`` a job of step ``step`` is dispatched with."""
         ...
 
+    def run_started(self, run_id: str, name: str) -> None:
+        """A run was started here (the caller's own span, if any, is current)."""
+        ...
+
     def group_finished(
         self,
         run_id: str,

@@ -28,7 +28,15 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.plan import BatchNode, ChainNode, Plan
@@ -122,6 +130,23 @@ class OtelTracer:
         """The span of the step's chain or batch (of the run, without the plan)."""
         parent = None if plan is None else plan.parent(step)
         return _traceparent_of(run_id, RUN_SPAN if parent is None else parent[0].key)
+
+    def run_started(self, run_id: str, name: str) -> None:
+        """Inside a span of the caller's (a request's, say): a span there, linked to the run.
+
+        The run is the root of a trace of its own (its ids depend on the run id only),
+        so a caller's trace shows where it started the run and leads to it.
+        """
+        if not trace.get_current_span().get_span_context().is_valid:
+            return
+        run = SpanContext(
+            trace_id_of(run_id),
+            span_id_of(run_id, RUN_SPAN),
+            is_remote=True,
+            trace_flags=TraceFlags(SAMPLED),
+        )
+        attributes = {"arvel_flow.run_id": run_id, "arvel_flow.pipeline": name}
+        self._tracer.start_span(f"start run {name}", attributes=attributes, links=[Link(run)]).end()
 
     def group_finished(
         self,

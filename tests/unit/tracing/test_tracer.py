@@ -108,3 +108,25 @@ async def test_a_failed_run_marks_its_spans_failed_with_the_scrubbed_error(
     chain_and_run = [s for s in traced.spans() if s.name.split()[0] in ("chain", "run")]
     assert {s.attributes["arvel_flow.outcome"] for s in chain_and_run} == {"failed"}
     assert {s.status.status_code for s in chain_and_run} == {StatusCode.ERROR}
+
+
+async def test_a_run_started_inside_a_callers_span_is_linked_from_it(traced: Traced) -> None:
+    # Given a caller's own span (a web request, say)
+    caller = traced.tracer.provider.get_tracer("app")
+    with caller.start_as_current_span("POST /imports"):
+        # When it starts a run there
+        result = await Chain(Work(name="solo")).dispatch(SyncQueue())
+    assert isinstance(result, BatchResult)
+    # Then a span under the caller's links to the run's span, the root of its own trace
+    (start,) = [span for span in traced.spans() if span.name.startswith("start run ")]
+    assert traced.parent_name(start) == "POST /imports"
+    (link,) = start.links
+    (run,) = [span for span in traced.spans() if span.name.startswith("run ")]
+    assert link.context.span_id == run.context.span_id
+    assert link.context.trace_id == run.context.trace_id
+    assert run.parent is None
+
+
+async def test_a_run_started_outside_any_span_has_no_start_span(traced: Traced) -> None:
+    await Chain(Work(name="solo")).dispatch(SyncQueue())
+    assert not [span for span in traced.spans() if span.name.startswith("start run ")]
