@@ -16,16 +16,20 @@ One batch of no-op jobs (a fan-out, so the orchestration runs too) through
   runner capture each job's log records (someone listens).
 
 Prints each set-up's median time per job over the repeats and its ratio to ``off``
-measured in the same run. Needs the ``otel`` and ``metrics`` extras.
+measured in the same run; with ``--calls``, also the Python function calls per job
+each set-up adds to ``off`` (cProfile: a count that does not depend on the machine's
+load). Needs the ``otel`` and ``metrics`` extras.
 
-Run: ``.venv/bin/python benchmarks/bench_observability.py [--jobs N] [--repeats N]``
+Run: ``.venv/bin/python benchmarks/bench_observability.py [--jobs N] [--repeats N] [--calls]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
+import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -130,7 +134,21 @@ SETUPS: dict[str, Callable[[int], Awaitable[float]]] = {
 }
 
 
-async def main(jobs: int, repeats: int) -> None:
+async def count_calls(jobs: int) -> None:
+    """Function calls per job each set-up adds to ``off`` (one profiled run each)."""
+    calls = {}
+    for name, setup in SETUPS.items():
+        profile = cProfile.Profile()
+        profile.enable()
+        await setup(jobs)
+        profile.disable()
+        calls[name] = pstats.Stats(profile).total_calls
+    print(f"{'set-up':<15} {'calls/job':>10} {'extra calls/job':>16}")
+    for name, total in calls.items():
+        print(f"{name:<15} {total / jobs:>10.0f} {(total - calls['off']) / jobs:>+16.0f}")
+
+
+async def main(jobs: int, repeats: int, calls: bool) -> None:
     print(f"{jobs:,} no-op jobs as one batch, TaskiqQueue in-process, memory store")
     await off(min(jobs, 500))  # warm up imports and caches
     times: dict[str, list[float]] = {name: [] for name in SETUPS}
@@ -144,15 +162,18 @@ async def main(jobs: int, repeats: int) -> None:
         extra = (per_job - baseline) * 1e6
         line = f"{name:<15} {per_job * 1e6:>16.1f} {per_job / baseline:>7.2f}x {extra:>+13.1f}"
         print(line)
+    if calls:
+        await count_calls(jobs)
 
 
 def _arguments() -> Any:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--calls", action="store_true", help="Also count calls per job.")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = _arguments()
-    asyncio.run(main(arguments.jobs, arguments.repeats))
+    asyncio.run(main(arguments.jobs, arguments.repeats, arguments.calls))
