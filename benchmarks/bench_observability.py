@@ -142,7 +142,7 @@ async def count_calls(jobs: int) -> None:
         profile.enable()
         await setup(jobs)
         profile.disable()
-        calls[name] = pstats.Stats(profile).total_calls
+        calls[name] = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
     print(f"{'set-up':<15} {'calls/job':>10} {'extra calls/job':>16}")
     for name, total in calls.items():
         print(f"{name:<15} {total / jobs:>10.0f} {(total - calls['off']) / jobs:>+16.0f}")
