@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Cli, free_port
+from tests.e2e.harness import Cli, free_port, read_lines, wait_for
 from tests.fixtures.spans import parent_names, read_spans
 
 pytestmark = pytest.mark.slow
@@ -129,3 +130,51 @@ def test_with_tracing_off_opentelemetry_is_never_imported(
     result = without_opentelemetry("run", str(pipeline("plain", PLAIN)), "--store", store)
     assert result.code == 0, result
     assert "OpenTelemetry" not in result.stderr
+
+
+EVERY_SECOND = """\
+version: 1
+name: often
+schedule:
+  - id: often
+    every: 1s
+    overlap: allow
+    missed: skip
+pipeline:
+  job: tests.e2e.jobs:Mark
+  with: {{log: "{log}", name: tick}}
+"""
+
+
+def test_schedule_tick_traces_the_run_it_starts(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    cli.env["OTEL_TRACES_EXPORTER"] = "console"
+    path = pipeline("often", EVERY_SECOND.format(log=tmp_path / "ticks.log"))
+    result = cli("schedule", "tick", str(path), "--store", store, "--otel")
+    assert result.code == 0, result
+    assert parent_names(read_spans(result.stdout)) == {
+        "run often": {None},
+        "chain root": {"run often"},
+        "job tests.e2e.jobs:Mark": {"chain root"},
+    }
+
+
+def test_a_scheduler_stopped_by_sigterm_flushes_the_spans_of_its_runs(
+    cli: Cli, pipeline: Callable[[str, str], Path], tmp_path: Path, store: str
+) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    # Given a traced scheduler that has run a tick (its spans still in the batch processor)
+    cli.env["OTEL_TRACES_EXPORTER"] = "console"
+    log = tmp_path / "ticks.log"
+    path = pipeline("often", EVERY_SECOND.format(log=log))
+    scheduler = cli.start("scheduler", str(path), "--store", store, "--otel")
+    wait_for(lambda: "tick" in read_lines(log), timeout=60, what="a tick")
+    # When it is stopped with SIGTERM
+    scheduler.signal(signal.SIGTERM)
+    result = scheduler.wait()
+    # Then it exited 0, and the spans of the runs it finished were printed on the way out
+    assert result.code == 0, result
+    names = {span.name for span in read_spans(result.stdout)}
+    assert {"run often", "job tests.e2e.jobs:Mark"} <= names
