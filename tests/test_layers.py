@@ -52,6 +52,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scheduler", ("arvel_flow.scheduler",)),
     # metrics: Prometheus figures from the event bus, served by the commands.
     ("metrics", ("arvel_flow.metrics",)),
+    # tracing: OpenTelemetry spans, installed at the queue's seam (queue/spans.py).
+    ("tracing", ("arvel_flow.tracing",)),
     # monitor: one snapshot of a deployment (workers, queues, runs, failures) for ``top``.
     ("monitor", ("arvel_flow.monitor",)),
     ("api", ("arvel_flow",)),  # the package's lazy re-exports

@@ -20,6 +20,7 @@ from arvel_flow.cli.common import (
 from arvel_flow.cli.durations import to_seconds
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION, UnknownFailedJobError
+from arvel_flow.cli.otel_option import OTEL_OPTION, start_tracing
 
 if TYPE_CHECKING:
     from arvel_flow.queue.front import Queue
@@ -89,6 +90,7 @@ def show_failed(failed_id: str, store: str | None, output_format: str) -> None:
 @click.argument("failed_ids", nargs=-1)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
 @STORE_OPTION
+@OTEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
 def retry_failed(
@@ -96,6 +98,7 @@ def retry_failed(
     failed_ids: tuple[str, ...],
     retry_all: bool,
     store: str | None,
+    otel: bool,
     env_file: Path | None,
 ) -> None:
     """Run failed jobs again through the configured driver and report how each ended.
@@ -112,6 +115,7 @@ def retry_failed(
         raise click.UsageError("give failed job IDs or --all (one of them)")
     use_env_file(env_file)
     use_working_directory()
+    start_tracing(otel)
     ctx.exit(asyncio.run(_retry(failed_ids, retry_all, store)))
 
 

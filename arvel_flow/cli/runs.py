@@ -34,6 +34,7 @@ from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.ids import NO_TRUNC_OPTION
 from arvel_flow.cli.log_option import LOG_LEVEL_OPTION, level_number
 from arvel_flow.cli.metrics_option import check_metrics_available, metrics_options, start_metrics
+from arvel_flow.cli.otel_option import OTEL_OPTION, start_tracing
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -92,6 +93,7 @@ if TYPE_CHECKING:
     help="Also write every event to this file, one JSON object per line.",
 )
 @metrics_options
+@OTEL_OPTION
 @LOG_LEVEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
@@ -116,6 +118,7 @@ def run(ctx: click.Context, /, file: Path | None, resume_id: str | None, **optio
         output, events_file = options["output"], options["events_file"]
         ctx.exit(simulate_file(file, assignments, faults, output, events_file))
     check_metrics_available(options["metrics_port"])
+    start_tracing(options["otel"], _say_on_stderr)
     flags = _setting_flags(options)
     plan: Plan | None = None
     file_queue: dict[str, Any] = {}

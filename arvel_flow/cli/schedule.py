@@ -32,6 +32,7 @@ from arvel_flow.cli.common import (
 )
 from arvel_flow.cli.env_option import ENV_FILE_OPTION, use_env_file
 from arvel_flow.cli.metrics_option import check_metrics_available, metrics_options, start_metrics
+from arvel_flow.cli.otel_option import OTEL_OPTION, start_tracing
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import EventBus
@@ -124,6 +125,7 @@ def _make(
 @URL_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Also log each tick skipped or queued.")
 @metrics_options
+@OTEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
 def scheduler(
@@ -136,6 +138,7 @@ def scheduler(
     verbose: bool,
     metrics_port: int | None,
     metrics_host: str,
+    otel: bool,
     env_file: Path | None,
 ) -> None:
     """Start the runs of the files' schedule: triggers when due, until SIGTERM."""
@@ -147,6 +150,7 @@ def scheduler(
         stream=sys.stderr,
     )
     check_metrics_available(metrics_port)
+    start_tracing(otel)
     triggers = _load(paths)
     settings = _settings(store, broker, url)
     flags = _run_flags(settings, broker, url)
@@ -256,6 +260,7 @@ async def _views(triggers: list[Trigger], count: int, store_url: str | None) -> 
 @STORE_OPTION
 @BROKER_OPTION
 @URL_OPTION
+@OTEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
 def tick(
@@ -265,12 +270,14 @@ def tick(
     store: str | None,
     broker: str | None,
     url: str | None,
+    otel: bool,
     env_file: Path | None,
 ) -> None:
     """Start what is due now, follow those runs to their end, and exit (1 if one failed)."""
 
     use_env_file(env_file)
     use_working_directory()
+    start_tracing(otel)
     triggers = _load(paths)
     settings = _settings(store, broker, url)
     ctx.exit(asyncio.run(_tick(triggers, settings, _run_flags(settings, broker, url))))

@@ -38,6 +38,7 @@ from arvel_flow.cli.metrics_option import (
     start_metrics,
     stop_collecting,
 )
+from arvel_flow.cli.otel_option import OTEL_OPTION, check_tracing_available, start_tracing
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import Event, EventBus
@@ -82,6 +83,7 @@ _EVENT_LEVELS = {"job.failed": logging.ERROR, "job.retrying": logging.WARNING}
 )
 @metrics_options
 @METRICS_COLLECT_OPTION
+@OTEL_OPTION
 @LOG_LEVEL_OPTION
 @ENV_FILE_OPTION
 @click.pass_context
@@ -95,6 +97,7 @@ def worker(
     metrics_port: int | None,
     metrics_host: str,
     metrics_collect: bool,
+    otel: bool,
     **flags: Any,
 ) -> None:
     """Run jobs of distributed runs: a Taskiq worker on Redis, NATS or RabbitMQ."""
@@ -104,12 +107,14 @@ def worker(
     use_working_directory()
     settings = resolve_worker_settings(flags, allow)
     check_metrics_available(metrics_port)
+    check_tracing_available(otel)
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1:
         from arvel_flow.cli.supervise import supervise
 
         ctx.exit(supervise(ctx, settings, processes, metrics=(metrics_host, metrics_port)))
     lines = make_line_handler(logging.INFO if verbose else logging.WARNING)
+    start_tracing(otel, lambda text: say(lines, text.removeprefix("warning: "), logging.WARNING))
     with capture_job_logs(level_number(log_level), outside=lines):
         metrics = (metrics_host, metrics_port)
         try:

@@ -26,7 +26,10 @@ class Envelope:
 
     ``attempts`` counts attempts already made (releases are not attempts);
     ``exceptions`` counts those that raised. ``available_at`` is when the job may run
-    (a delay, a backoff, a release); 0 means now.
+    (a delay, a backoff, a release); 0 means now. ``trace`` is the W3C ``traceparent``
+    of the span the job's attempts are children of (its chain or batch), when the
+    process that dispatched it traces (`arvel_flow.queue.spans`); a message without
+    one runs the same.
     """
 
     job: JobRef
@@ -38,6 +41,7 @@ class Envelope:
     first_attempt_at: float | None = None
     available_at: float = 0.0
     unique_owner: str | None = None
+    trace: str | None = None
 
     @property
     def label(self) -> str:
@@ -62,6 +66,7 @@ class Envelope:
                 "first_attempt_at": self.first_attempt_at,
                 "available_at": self.available_at,
                 "unique_owner": self.unique_owner,
+                **({"trace": self.trace} if self.trace is not None else {}),
             },
             separators=(",", ":"),
         )
@@ -83,6 +88,7 @@ class Envelope:
                 first_attempt_at=data.get("first_attempt_at"),
                 available_at=float(data.get("available_at") or 0.0),
                 unique_owner=data.get("unique_owner"),
+                trace=data.get("trace"),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed envelope: {error!r}") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arvel_flow.errors import RunExistsError, RunNotFoundError, SecretError
+from arvel_flow.queue import spans
 from arvel_flow.queue.clock import Clock
 from arvel_flow.queue.continuation import (
     OK_STATES,
@@ -113,6 +114,8 @@ class Orchestrator:
         if not await self.store.create_run(record, plan_to_dict(plan)):
             raise RunExistsError(run_id)
         self._remember(run_id, plan)
+        if spans.hooks is not None:
+            spans.hooks.run_started(run_id, plan.name)
         if plan.trigger is None:
             self._emit("run.started", run_id, name=plan.name)
         else:
@@ -365,6 +368,12 @@ class Orchestrator:
         # A step's unique lock belongs to the step, not to one delivery of it, so that a
         # resumed run (new envelopes) still releases it.
         owner = f"{run_id}:{node.key}" if settings.unique_for else None
+        tracer = spans.hooks
+        trace = (
+            None
+            if tracer is None
+            else tracer.traceparent(run_id, self._plans.get(run_id), node.key)
+        )
         return Envelope(
             node.job,
             new_id(),
@@ -373,6 +382,7 @@ class Orchestrator:
             attempts=attempts,
             available_at=available_at,
             unique_owner=owner,
+            trace=trace,
         )
 
     async def claim_unique(self, envelope: Envelope) -> Envelope | None:
@@ -424,6 +434,10 @@ class Orchestrator:
         )
         if counters is False:
             return
+        if spans.hooks is not None:
+            await self._trace_group(
+                run_id, plan, key, state, None if parent is None else parent[0].key
+            )
         if parent is None:
             await self._finish_run(run_id, plan, state)
             return
@@ -453,13 +467,44 @@ class Orchestrator:
 
     async def _finish_run(self, run_id: str, plan: Plan, state: StepState) -> None:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"
-        if await self.store.set_run_status(run_id, status, self.clock.now()) and self.events.active:
-            records = await self.store.get_steps(run_id)
-            counts = compute_result(run_id, status, plan, records).counts
-            self._emit("run.finished", run_id, status=status, counts=counts, name=plan.name)
+        if await self.store.set_run_status(run_id, status, self.clock.now()):
+            if self.events.active:
+                records = await self.store.get_steps(run_id)
+                counts = compute_result(run_id, status, plan, records).counts
+                self._emit("run.finished", run_id, status=status, counts=counts, name=plan.name)
+            if spans.hooks is not None:
+                await self._trace_run(run_id, plan, status)
         waiting = self._done.get(run_id)
         if waiting is not None:
             waiting.set()
+
+    async def _trace_run(self, run_id: str, plan: Plan, status: RunStatus) -> None:
+        """Tell the tracer that the run ended here."""
+        tracer = spans.hooks
+        run = await self.store.get_run(run_id)
+        if tracer is not None and run is not None:
+            ended = self.clock.now()
+            tracer.run_finished(
+                run_id, plan.name, status, started_at=run.created_at, ended_at=ended
+            )
+
+    async def _trace_group(
+        self, run_id: str, plan: Plan, key: str, state: StepState, parent: str | None
+    ) -> None:
+        """Tell the tracer that chain or batch ``key`` ended here (jobs trace their attempts)."""
+        node = plan.nodes.get(key)  # a fan-out's member is not there: it is a job
+        tracer = spans.hooks
+        if tracer is None or not isinstance(node, ChainNode | BatchNode):
+            return
+        record = (await self.store.get_steps(run_id, [key])).get(key)
+        tracer.group_finished(
+            run_id,
+            node,
+            state,
+            parent=parent,
+            started_at=None if record is None else record.started_at,
+            ended_at=self.clock.now(),
+        )
 
     # Advancing --------------------------------------------------------------------------
 

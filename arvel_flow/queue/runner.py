@@ -28,6 +28,7 @@ from arvel_flow.errors import (
     SecretError,
 )
 from arvel_flow.lock.contracts import LockContract
+from arvel_flow.queue import spans
 from arvel_flow.queue.backoff import GiveUp, exception_classes, next_step
 from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
@@ -150,7 +151,13 @@ class JobRunner:
             await self.clock.sleep(envelope.available_at - self.clock.now())
 
     async def attempt(self, envelope: Envelope) -> Outcome:
-        """Run one attempt of ``envelope`` and decide what follows."""
+        """Run one attempt of ``envelope`` and decide what follows (in its span, if traced)."""
+        tracer = spans.hooks
+        if tracer is None:
+            return await self._attempt(envelope)
+        return await tracer.attempt(envelope, self._attempt)
+
+    async def _attempt(self, envelope: Envelope) -> Outcome:
         ref = envelope.job
         try:
             job = ref.build(allowed=self.allowed_modules)

@@ -83,6 +83,7 @@ def _check_types(envelope: Envelope) -> None:
         (isinstance(ref.params, dict), "job.params"),
         (envelope.run_id is None or isinstance(envelope.run_id, str), "run_id"),
         (envelope.step is None or isinstance(envelope.step, str), "step"),
+        (envelope.trace is None or isinstance(envelope.trace, str), "trace"),
         (isinstance(ref.settings.max_retries, int), "settings.max_retries"),
         (isinstance(ref.settings.queue_name, str), "settings.queue_name"),
         (all(isinstance(n, str) for n in ref.settings.retry_on), "settings.retry_on"),

@@ -35,6 +35,27 @@ def test_an_encoded_envelope_is_a_taskiq_message_that_decodes_to_the_same_envelo
     assert received == sent
 
 
+def test_the_trace_context_travels_and_an_envelope_without_it_still_reads() -> None:
+    # Given an envelope with a traceparent, and the same as an older sender wrote it
+    traced = envelope().next(trace="00-" + "ab" * 16 + "-" + "cd" * 8 + "-01")
+    old = json.loads(envelope().to_json())
+    # When both are encoded and read back
+    received = decode_message(encode_message(traced, "default"))
+    payload = json.dumps({"task_name": TASK_NAME, "args": [json.dumps(old)], "kwargs": {}})
+    # Then the trace context is kept, and the old one reads with none
+    assert received.trace == traced.trace
+    assert "trace" not in old
+    assert decode_message(payload).trace is None
+
+
+def test_a_trace_context_of_the_wrong_type_is_refused() -> None:
+    data = json.loads(envelope().to_json())
+    data["trace"] = 42
+    message = json.dumps({"task_name": TASK_NAME, "args": [json.dumps(data)], "kwargs": {}})
+    with pytest.raises(UnreadableMessageError, match="trace has the wrong type"):
+        decode_message(message)
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
