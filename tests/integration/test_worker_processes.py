@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -78,6 +79,12 @@ async def test_sigterm_stops_every_child_after_its_running_job(
     assert sorted(cluster.tags()) == ["a", "b"]
     assert not any(alive(pid) for pid in child_pids(worker))
     assert worker.output().count("stopping: finishing running jobs") == 2
+    # And every line, the supervisor's own too, is in the children's (Celery's) form
+    lines = worker.output().splitlines()
+    assert [line for line in lines if not WORKER_LINE_PREFIX.match(line)] == []
+    said = [WORKER_LINE_PREFIX.sub("", line) for line in lines]
+    assert said[0].startswith("worker supervisor ")
+    assert re.fullmatch(r"worker supervisor \S+ stopped", said[-1])
 
 
 async def test_a_killed_child_is_restarted_and_its_job_runs_again(
