@@ -314,7 +314,7 @@ async def start(
     _refuse_null_driver(resolved)
     queue = make_queue(resolved, events=events or EventBus())
     try:
-        return await _begin(
+        return await begin_run(
             queue,
             pin(plan, resolved),
             run_id or new_id()[:12],
@@ -375,7 +375,7 @@ async def resume(
         changed = describe_changes(changes)
         if changed:
             logger.info("%s", changed)
-        return await _begin(
+        return await begin_run(
             queue, plan, run_id, resolved, handle_signals=handle_signals, resume=True, force=force
         )
     except BaseException:
@@ -425,17 +425,21 @@ def _logged_outage(settings: QueueSettings) -> Outage:
     return Outage(settings.outage_grace, logger.warning)
 
 
-async def _begin(
+async def begin_run(
     queue: Queue,
     plan: Plan,
     run_id: str,
     settings: QueueSettings,
     *,
-    handle_signals: bool,
+    handle_signals: bool = False,
     resume: bool = False,
     force: bool = False,
 ) -> Run:
-    """`Run.begin` for `start` and `resume`: outages, heartbeats, observers from ``settings``."""
+    """`Run.begin` with what ``settings`` decide: outage grace, heartbeat timeout, observers.
+
+    The one way `start`, `resume` and the scheduler begin a run, so that a setting
+    reaches every run alike. ``queue`` is left to the caller if beginning fails.
+    """
     return await Run.begin(
         queue,
         plan,
