@@ -27,7 +27,6 @@ from tests.conftest import CI
 from tests.integration.conftest import (
     HEARTBEAT_TIMEOUT,
     STOP_TIMEOUT,
-    WORKER_LINE_PREFIX,
     Cluster,
     other_brokers,
     publish_raw,
@@ -70,8 +69,7 @@ async def test_an_idle_worker_exits_0_on_sigterm(cluster: Cluster) -> None:
     # Then it says it stops, then that it stopped, and exits 0 (a NATS fetch returns
     # within a second by itself; a RabbitMQ read is woken, see test_rabbitmq_broker)
     assert worker.wait(STOP_TIMEOUT) == 0, worker.output()
-    said = [WORKER_LINE_PREFIX.sub("", line) for line in worker.output().splitlines()]
-    assert said[-2:] == [
+    assert worker.said()[-2:] == [
         "stopping: finishing running jobs (again to cancel them)",
         f"worker {worker.name} stopped",
     ]

@@ -17,7 +17,6 @@ from tests.integration.conftest import (
     JOBS,
     START_TIMEOUT,
     STOP_TIMEOUT,
-    WORKER_LINE_PREFIX,
     Cluster,
 )
 from tests.integration.jobs import Gated, Record
@@ -39,8 +38,7 @@ async def test_an_idle_worker_exits_0_on_sigterm_and_leaves_the_group(
     worker.terminate()
     # Then it says it stops, then that it stopped, and exits 0
     assert worker.wait(STOP_TIMEOUT) == 0, worker.output()
-    said = [WORKER_LINE_PREFIX.sub("", line) for line in worker.output().splitlines()]
-    assert said[-2:] == [
+    assert worker.said()[-2:] == [
         "stopping: finishing running jobs (again to cancel them)",
         f"worker {worker.name} stopped",
     ]
