@@ -10,8 +10,9 @@ line's ``--help``) stays fast. `_EXPORTS` is the one table of public names.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from arvel_flow.lazy import lazy_exports
 
 if TYPE_CHECKING:
     # ``X as X`` marks a re-export for type checkers; at run time `__getattr__` imports.
@@ -99,15 +100,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arvel_flow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

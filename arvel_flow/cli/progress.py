@@ -476,7 +476,10 @@ def _state(node: Node | FanOutNode, view: RunView, *, root: bool = False) -> str
         if any(s != "pending" for s in states):
             return "running"
     elif isinstance(node, BatchNode):
-        started = node.key in view.batches or any(
+        # Every batch has counters from the start (`compute_view`): a batch with none
+        # finished has started only if a member has.
+        counted = view.batches.get(node.key)
+        started = (counted is not None and counted.finished > 0) or any(
             _state(member, view) != "pending" for member in node.members[:_MEMBERS_SHOWN]
         )
         if started:

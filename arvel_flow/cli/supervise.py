@@ -3,13 +3,15 @@
 The children are ``python -m arvel_flow.cli.worker --processes 1`` with the flags this
 command was given (the environment, ``.env`` included, they inherit). Each prints its
 own lines (``worker HOST:PID:SUFFIX: ready``, its events); the supervisor prints its
-own: when it starts, a child it restarts, when it stops.
+own, in the same form (`arvel_flow.cli.worker_lines`): when it starts, a child it
+restarts, when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import signal
 import socket
@@ -20,6 +22,9 @@ from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
+
+from arvel_flow.cli.worker_lines import make_line_handler
+from arvel_flow.cli.worker_lines import say as say_line
 
 if TYPE_CHECKING:
     from arvel_flow.settings import QueueSettings
@@ -91,8 +96,10 @@ async def _supervise(
 ) -> int:
     from arvel_flow.worker.supervisor import Supervisor, spawn_command
 
-    def say(line: str) -> None:
-        click.echo(line, err=True)
+    lines = make_line_handler(logging.INFO)
+
+    def say(line: str, level: int = logging.INFO) -> None:
+        say_line(lines, line, level)
 
     supervisor = Supervisor(processes, spawn_command(argv, env), say=say, on_exit=on_exit)
     name = f"{socket.gethostname()}:{os.getpid()}"

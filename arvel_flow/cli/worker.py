@@ -6,7 +6,7 @@ messages go to the other workers at once (exit 130). It prints ``worker NAME: re
 once it is connected and reading. Also runnable as
 ``python -m arvel_flow.cli.worker``.
 
-Every line it prints has Celery's worker form, `LINE_FORMAT`:
+Every line it prints has Celery's worker form (`arvel_flow.cli.worker_lines`):
 ``[2026-12-03 15:30:00,123: INFO/MainProcess] worker w1: ready``. A job's log records
 (``--log-level`` and up) are lines too, naming the run, step and attempt:
 ``[...: WARNING/MainProcess] job.log run 3f2a step fetch (attempt 1) myapp.jobs: ...``.
@@ -39,6 +39,7 @@ from arvel_flow.cli.metrics_option import (
     stop_collecting,
 )
 from arvel_flow.cli.otel_option import OTEL_OPTION, check_tracing_available, start_tracing
+from arvel_flow.cli.worker_lines import make_line_handler, say
 
 if TYPE_CHECKING:
     from arvel_flow.queue.events import Event, EventBus
@@ -47,9 +48,6 @@ if TYPE_CHECKING:
 
 
 _QUIET_EVENTS = frozenset({"job.dispatched", "job.started", "batch.progress", "chain.step"})
-
-LINE_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
-"""Celery's worker format: time to the millisecond, level and process, then the text."""
 
 _EVENT_LEVELS = {"job.failed": logging.ERROR, "job.retrying": logging.WARNING}
 
@@ -124,43 +122,6 @@ def worker(
         finally:
             stop_collecting(metrics_collect)
     ctx.exit(code)
-
-
-def make_line_handler(level: int) -> logging.Handler:
-    """The handler of every line the worker prints: `LINE_FORMAT`, on stderr.
-
-    Log records outside jobs at ``level`` and up go through it; the worker's own lines
-    and job logs are handed to it directly, whatever their level.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(level)
-    handler.setFormatter(logging.Formatter(LINE_FORMAT))
-    handler.addFilter(drop_broker_client_tracebacks)
-    return handler
-
-
-def say(lines: logging.Handler, text: str, level: int = logging.INFO) -> None:
-    """Print one of the worker's own lines through ``lines`` (time, level, process first)."""
-    record = logging.makeLogRecord(
-        {"name": "arvel_flow.worker", "msg": text, "levelno": level},
-    )
-    record.levelname = logging.getLevelName(level)
-    lines.handle(record)
-
-
-_BROKER_CLIENTS = ("aiormq", "aio_pika", "nats")
-
-
-def drop_broker_client_tracebacks(record: logging.LogRecord) -> bool:
-    """Keep the line, not the traceback, that a broker client logs when it loses its server.
-
-    The worker says itself what the outage means (`arvel_flow.outage`); the client's own
-    traceback of a closed connection tells a reader nothing more.
-    """
-    if record.name.split(".")[0] in _BROKER_CLIENTS:
-        record.exc_info = None
-        record.exc_text = None
-    return True
 
 
 def resolve_worker_settings(flags: dict[str, Any], allow: tuple[str, ...]) -> QueueSettings:

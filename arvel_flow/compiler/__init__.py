@@ -14,19 +14,20 @@ with ``--no-strict``, the strict checks.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from arvel_flow.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from arvel_flow.compiler.graph import (
-        Step,
-        class_settings,
-        compile_pipeline,
-        compile_plan,
-        compute_job_ref,
-        middleware_ref,
-    )
-    from arvel_flow.compiler.load import load_pipeline, parse_pipeline
+    # ``X as X`` marks a re-export for type checkers; at run time `__getattr__` imports.
+    from arvel_flow.compiler.graph import Step as Step
+    from arvel_flow.compiler.graph import class_settings as class_settings
+    from arvel_flow.compiler.graph import compile_pipeline as compile_pipeline
+    from arvel_flow.compiler.graph import compile_plan as compile_plan
+    from arvel_flow.compiler.graph import compute_job_ref as compute_job_ref
+    from arvel_flow.compiler.graph import middleware_ref as middleware_ref
+    from arvel_flow.compiler.load import load_pipeline as load_pipeline
+    from arvel_flow.compiler.load import parse_pipeline as parse_pipeline
 
 _EXPORTS: dict[str, str] = {
     "Step": "arvel_flow.compiler.graph",
@@ -39,26 +40,6 @@ _EXPORTS: dict[str, str] = {
     "parse_pipeline": "arvel_flow.compiler.load",
 }
 
-__all__ = [
-    "Step",
-    "class_settings",
-    "compile_pipeline",
-    "compile_plan",
-    "compute_job_ref",
-    "load_pipeline",
-    "middleware_ref",
-    "parse_pipeline",
-]
+__all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -39,9 +39,9 @@ from arvel_flow.pipeline.references import is_well_formed, placeholder_names
 from arvel_flow.pipeline.walk import (
     BUILTIN_FORMS,
     StepAt,
+    iter_exception_names,
     iter_inline_middleware,
     iter_job_steps,
-    iter_retry_policies,
     mapping,
     middleware_form,
 )
@@ -286,13 +286,10 @@ def _check_middleware(
 
 def _check_exceptions(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
     problems: list[Problem] = []
-    for path, policy in iter_retry_policies(data):
-        for field in ("retry_on", "dont_retry_on"):
-            names = policy.get(field)
-            for index, name in enumerate(names if isinstance(names, list) else []):
-                if isinstance(name, str) and is_well_formed(name):
-                    problem = _exception_problem(name, (*path, field, index), allowed)
-                    problems += [problem] if problem else []
+    for path, name in iter_exception_names(data):
+        if is_well_formed(name):
+            problem = _exception_problem(name, path, allowed)
+            problems += [problem] if problem else []
     return problems
 
 

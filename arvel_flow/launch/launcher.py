@@ -108,16 +108,9 @@ class Launcher:
 
         ``announce`` is called once the run is recorded and its first jobs dispatched.
         """
-
-        async def begin() -> None:
-            await self._start(plan, run_id)
-            if announce is not None:
-                announce()
-
-        if not follow:
-            await begin()
-            return Outcome(run_id, None, remote=True)
-        return await self._follow(run_id, begin)
+        return await self._launch(
+            run_id, lambda: self._start(plan, run_id), follow=follow, announce=announce
+        )
 
     async def _start(self, plan: Plan, run_id: str) -> str:
         """Start the run; a retry after an outage resumes it if it was recorded.
@@ -159,9 +152,25 @@ class Launcher:
         """
         if await self.queue.store.get_run(run_id) is None:
             raise RunNotFoundError(run_id)
+        return await self._launch(
+            run_id,
+            lambda: self._ride(lambda: self.queue.resume(run_id, force=force)),
+            follow=follow,
+            announce=announce,
+        )
+
+    async def _launch(
+        self,
+        run_id: str,
+        dispatch: Callable[[], Awaitable[object]],
+        *,
+        follow: bool,
+        announce: Callable[[], None] | None,
+    ) -> Outcome:
+        """``dispatch`` the run, then ``announce`` it; follow it to its end if ``follow``."""
 
         async def begin() -> None:
-            await self._ride(lambda: self.queue.resume(run_id, force=force))
+            await dispatch()
             if announce is not None:
                 announce()
 

@@ -314,15 +314,12 @@ async def start(
     _refuse_null_driver(resolved)
     queue = make_queue(resolved, events=events or EventBus())
     try:
-        return await Run.begin(
+        return await begin_run(
             queue,
             pin(plan, resolved),
             run_id or new_id()[:12],
-            outage=_logged_outage(resolved),
+            resolved,
             handle_signals=handle_signals,
-            heartbeat_timeout=resolved.heartbeat_timeout,
-            observers=resolved.observers,
-            allowed=resolved.allowed_modules or None,
         )
     except BaseException:
         await queue.close()
@@ -378,17 +375,8 @@ async def resume(
         changed = describe_changes(changes)
         if changed:
             logger.info("%s", changed)
-        return await Run.begin(
-            queue,
-            plan,
-            run_id,
-            resume=True,
-            force=force,
-            outage=_logged_outage(resolved),
-            handle_signals=handle_signals,
-            heartbeat_timeout=resolved.heartbeat_timeout,
-            observers=resolved.observers,
-            allowed=resolved.allowed_modules or None,
+        return await begin_run(
+            queue, plan, run_id, resolved, handle_signals=handle_signals, resume=True, force=force
         )
     except BaseException:
         await queue.close()
@@ -435,3 +423,32 @@ def _refuse_null_driver(settings: QueueSettings) -> None:
 def _logged_outage(settings: QueueSettings) -> Outage:
     """Rides a distributed run through outages, saying so in this module's log."""
     return Outage(settings.outage_grace, logger.warning)
+
+
+async def begin_run(
+    queue: Queue,
+    plan: Plan,
+    run_id: str,
+    settings: QueueSettings,
+    *,
+    handle_signals: bool = False,
+    resume: bool = False,
+    force: bool = False,
+) -> Run:
+    """`Run.begin` with what ``settings`` decide: outage grace, heartbeat timeout, observers.
+
+    The one way `start`, `resume` and the scheduler begin a run, so that a setting
+    reaches every run alike. ``queue`` is left to the caller if beginning fails.
+    """
+    return await Run.begin(
+        queue,
+        plan,
+        run_id,
+        resume=resume,
+        force=force,
+        outage=_logged_outage(settings),
+        handle_signals=handle_signals,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        observers=settings.observers,
+        allowed=settings.allowed_modules or None,
+    )

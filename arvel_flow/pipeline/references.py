@@ -13,8 +13,8 @@ from typing import Any
 from arvel_flow.pipeline.names import key_fields
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, format_path, is_dotted_path
 from arvel_flow.pipeline.walk import (
+    iter_exception_names,
     iter_inline_middleware,
-    iter_retry_policies,
     iter_settings,
     iter_steps,
     mapping,
@@ -156,20 +156,14 @@ def _check_middleware(data: dict[str, Any]) -> list[Problem]:
 
 
 def _check_exception_names(data: dict[str, Any]) -> list[Problem]:
-    problems: list[Problem] = []
-    for path, policy in iter_retry_policies(data):
-        for field in ("retry_on", "dont_retry_on"):
-            names = policy.get(field)
-            for index, name in enumerate(names if isinstance(names, list) else []):
-                if isinstance(name, str) and name and not _DOTTED.match(name):
-                    problems.append(
-                        Problem(
-                            (*path, field, index),
-                            f"{name!r} is not an exception name such as "
-                            "'ConnectionError' or 'pkg.module:MyError'",
-                        )
-                    )
-    return problems
+    return [
+        Problem(
+            path,
+            f"{name!r} is not an exception name such as 'ConnectionError' or 'pkg.module:MyError'",
+        )
+        for path, name in iter_exception_names(data)
+        if name and not _DOTTED.match(name)
+    ]
 
 
 def _key_template_problems(path: Path, template: str) -> list[Problem]:

@@ -105,6 +105,16 @@ def iter_retry_policies(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, 
             yield (*path, "retry"), policy
 
 
+def iter_exception_names(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
+    """Every exception name of every retry policy's ``retry_on`` and ``dont_retry_on``."""
+    for path, policy in iter_retry_policies(data):
+        for field in ("retry_on", "dont_retry_on"):
+            names = policy.get(field)
+            for index, name in enumerate(names if isinstance(names, list) else []):
+                if isinstance(name, str):
+                    yield (*path, field, index), name
+
+
 def middleware_form(entry: dict[str, Any]) -> tuple[str, dict[str, Any], Path] | None:
     """``(use, kwargs, path of kwargs)`` of an inline middleware, None if malformed."""
     if isinstance(entry.get("use"), str):

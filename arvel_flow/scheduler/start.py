@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from arvel_flow.errors import ConfigError, ConfigIssue
-from arvel_flow.launch import Run, compile_file
+from arvel_flow.launch import Run, begin_run, compile_file
 from arvel_flow.launch.pinned import pin
-from arvel_flow.outage import Outage
 from arvel_flow.queue.events import EventBus
 from arvel_flow.scheduler.triggers import Trigger
 from arvel_flow.settings import QueueSettings
 from arvel_flow.wiring import make_queue
-
-logger = logging.getLogger(__name__)
 
 
 async def start_tick(
@@ -47,14 +43,7 @@ async def start_tick(
     plan = dataclasses.replace(pin(plan, settings), trigger=trigger.key, scheduled_at=at)
     queue = make_queue(settings, events=events or EventBus())
     try:
-        return await Run.begin(
-            queue,
-            plan,
-            run_id,
-            outage=Outage(settings.outage_grace, logger.warning),
-            observers=settings.observers,
-            allowed=settings.allowed_modules or None,
-        )
+        return await begin_run(queue, plan, run_id, settings)
     except BaseException:
         await queue.close()
         raise

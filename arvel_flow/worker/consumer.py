@@ -14,7 +14,7 @@ stops) gets it as a `Host` in `Consumer.bind`, never by subclassing.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -134,3 +134,17 @@ class Consumer(Protocol):
     def maintenance(self) -> list[Coroutine[Any, Any, None]]:
         """Loops to run beside reading until the worker stops (promoting, reclaiming...)."""
         ...
+
+
+async def every_while_serving(
+    host: Host, seconds: float, operation: Callable[[], Awaitable[object]]
+) -> None:
+    """Call ``operation`` every ``seconds``, through the worker's outage, until it stops.
+
+    The loop of a consumer's periodic upkeep (one of its `Consumer.maintenance` loops):
+    the first call comes after one pause, and none once the worker is stopping.
+    """
+    while not host.stopping:
+        await host.pause(seconds)
+        if not host.stopping:
+            await host.outage.call(operation)

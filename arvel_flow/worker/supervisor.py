@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,6 +49,9 @@ READY_VARIABLE = "_ARVEL_FLOW_READY_FD"
 EXIT_INVALID = 2
 EXIT_BACKEND = 3
 EXIT_INTERRUPTED = 130
+
+Say = Callable[[str, int], None]
+"""Prints one of the supervisor's lines at a `logging` level."""
 
 
 class Child(Protocol):
@@ -123,7 +127,8 @@ class Supervisor:
     Args:
         processes: How many children run at once.
         spawn: Starts one child.
-        say: Where the supervisor's lines go (the command prints them).
+        say: Where the supervisor's lines go, each with its `logging` level (the
+            command prints them as the workers print theirs).
         policy: Restart delays and when to give up.
         clock: Time, for the delays (a fake one in tests).
         on_exit: Called with a child's pid once it exited, whatever the reason, before
@@ -136,7 +141,7 @@ class Supervisor:
         processes: int,
         spawn: Spawn,
         *,
-        say: Callable[[str], None],
+        say: Say,
         policy: RestartPolicy | None = None,
         clock: Clock | None = None,
         on_exit: Callable[[int], None] | None = None,
@@ -188,7 +193,7 @@ class Supervisor:
             first = failures[0]
             if not isinstance(first, CrashLoopError):
                 raise first
-            self._say(f"error: {first}")
+            self._say(f"error: {first}", logging.ERROR)
             return first.code
         # Killed by our SIGTERM before it could handle it (still starting): stopped too.
         stopped = (0, EXIT_INTERRUPTED, -signal.SIGTERM)
@@ -242,7 +247,7 @@ class Supervisor:
                     code if code > 0 else 1,
                 )
             delay = compute_restart_delay(quick_crashes, self.policy)
-            self._say(f"{ended}; starting another in {delay:g}s")
+            self._say(f"{ended}; starting another in {delay:g}s", logging.WARNING)
             await self._pause(delay)
 
     def _tell_exit(self, pid: int) -> None:
@@ -252,7 +257,7 @@ class Supervisor:
         try:
             self._on_exit(pid)
         except Exception as error:
-            self._say(f"warning: after worker process {pid} exited: {error}")
+            self._say(f"warning: after worker process {pid} exited: {error}", logging.WARNING)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when stopping."""

@@ -57,6 +57,10 @@ class WorkerProcess:
         """Everything the worker printed so far."""
         return self.log.read_text(errors="replace")
 
+    def said(self) -> list[str]:
+        """What the worker printed so far, line by line, without `WORKER_LINE_PREFIX`."""
+        return [WORKER_LINE_PREFIX.sub("", line) for line in self.output().splitlines()]
+
     def kill(self) -> None:
         """``kill -9``: no cleanup, no acknowledgements, no goodbye."""
         self.process.send_signal(signal.SIGKILL)
@@ -174,8 +178,7 @@ class Cluster(Journaled):
         while time.monotonic() < deadline:
             exited = worker.process.poll() is not None
             # Read first: a worker may be ready, take a job at once, and die of it.
-            for line in worker.output().splitlines():
-                said = WORKER_LINE_PREFIX.sub("", line)
+            for said in worker.said():
                 if said.startswith("worker ") and said.endswith(": ready"):
                     worker.name = said.split()[1].rstrip(":")
                     return

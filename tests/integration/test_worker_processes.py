@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -31,10 +32,9 @@ async def start_supervised(cluster: Cluster, *args: str) -> WorkerProcess:
 
 def child_pids(worker: WorkerProcess) -> list[int]:
     """The pids of the children that said they are ready, in order (``worker H:PID:S: ready``)."""
-    said = [WORKER_LINE_PREFIX.sub("", line) for line in worker.output().splitlines()]
     return [
         int(line.split()[1].split(":")[1])
-        for line in said
+        for line in worker.said()
         if line.startswith("worker ") and line.endswith(": ready")
     ]
 
@@ -78,6 +78,12 @@ async def test_sigterm_stops_every_child_after_its_running_job(
     assert sorted(cluster.tags()) == ["a", "b"]
     assert not any(alive(pid) for pid in child_pids(worker))
     assert worker.output().count("stopping: finishing running jobs") == 2
+    # And every line, the supervisor's own too, is in the children's (Celery's) form
+    lines = worker.output().splitlines()
+    assert [line for line in lines if not WORKER_LINE_PREFIX.match(line)] == []
+    said = worker.said()
+    assert said[0].startswith("worker supervisor ")
+    assert re.fullmatch(r"worker supervisor \S+ stopped", said[-1])
 
 
 async def test_a_killed_child_is_restarted_and_its_job_runs_again(

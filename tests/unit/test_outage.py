@@ -107,12 +107,16 @@ async def test_stopping_ends_retrying_with_the_last_failure() -> None:
     # Given an operation retrying through an outage
     stopping = asyncio.Event()
     outage = Outage(30.0, lambda _: None, until=stopping)
-    retrying = asyncio.create_task(outage.call(Flaky(10**6)))
+    operation = Flaky(10**6)
+    retrying = asyncio.create_task(outage.call(operation))
     await asyncio.sleep(0.05)
     # When the process stops
     stopping.set()
-    # Then the operation ends at once with the failure itself (not a give-up)
-    async with asyncio.timeout(1):
+    calls = operation.calls
+    # Then the operation ends with the failure itself (not a give-up), trying no more
+    # (the timeout only stops a hang: without the stop it would retry for 30 s)
+    async with asyncio.timeout(10):
         with pytest.raises(BackendError) as raised:
             await retrying
     assert raised.value is LOST
+    assert operation.calls == calls

@@ -48,7 +48,7 @@ from arvel_flow.errors import BackendError
 from arvel_flow.outage import Beats, Outage
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.wire import AVAILABLE_AT
-from arvel_flow.worker.consumer import Delivery, Host
+from arvel_flow.worker.consumer import Delivery, Host, every_while_serving
 
 logger = logging.getLogger(__name__)
 
@@ -230,11 +230,8 @@ class NatsConsumer:
         A pull subscription bound to a deleted consumer just finds nothing, for ever:
         it is bound to the consumer's name, so it reads again once that is recreated.
         """
-        host = self.host
-        while not host.stopping:
-            await host.pause(max(host.options.heartbeat_seconds, 1.0))
-            if not host.stopping:
-                await host.outage.call(self._restore_consumers)
+        seconds = max(self.host.options.heartbeat_seconds, 1.0)
+        await every_while_serving(self.host, seconds, self._restore_consumers)
 
     async def _restore_consumers(self) -> None:
         assert self._js is not None

@@ -59,7 +59,7 @@ from arvel_flow.brokers.rabbitmq.transport import (
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.wire import AVAILABLE_AT
-from arvel_flow.worker.consumer import Delivery, Host
+from arvel_flow.worker.consumer import Delivery, Host, every_while_serving
 
 logger = logging.getLogger(__name__)
 
@@ -238,11 +238,8 @@ class RabbitMQConsumer:
 
     async def _keep_consuming(self) -> None:
         """Declare again, and consume again from, a queue deleted under this worker."""
-        host = self.host
-        while not host.stopping:
-            await host.pause(max(host.options.heartbeat_seconds, 1.0))
-            if not host.stopping:
-                await host.outage.call(self._restore_consumers)
+        seconds = max(self.host.options.heartbeat_seconds, 1.0)
+        await every_while_serving(self.host, seconds, self._restore_consumers)
 
     async def _restore_consumers(self) -> None:
         # RabbitMQ cancels the consumers of a deleted queue (aiormq forgets their tags);

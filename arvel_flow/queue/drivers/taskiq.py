@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from arvel_flow.lazy import lazy_exports
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.transport import Transport
 from arvel_flow.queue.transports.local import LocalTransport
@@ -28,14 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["KickTransport", "TaskiqQueue", "Transport"]
 
 
-def __getattr__(name: str) -> Any:
-    # Taskiq is imported only for a Taskiq broker: importing it (and the aiohttp it
-    # pulls in) costs a command's start-up ~0.2 s that no arvel-flow broker needs.
-    if name == "KickTransport":
-        from arvel_flow.queue.transports.kick import KickTransport
-
-        return KickTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Taskiq is imported only for a Taskiq broker: importing it (and the aiohttp it
+# pulls in) costs a command's start-up ~0.2 s that no arvel-flow broker needs.
+__getattr__, __dir__ = lazy_exports(__name__, {"KickTransport": "arvel_flow.queue.transports.kick"})
 
 
 class TaskiqQueue(Queue):

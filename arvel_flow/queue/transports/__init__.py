@@ -3,8 +3,9 @@
 Broker transports live with their broker (`arvel_flow.brokers.<name>.transport`).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from arvel_flow.lazy import lazy_exports
 from arvel_flow.queue.transports.inline import InlineTransport
 from arvel_flow.queue.transports.local import LocalTransport
 from arvel_flow.queue.transports.null import NullTransport
@@ -15,10 +16,5 @@ if TYPE_CHECKING:
 __all__ = ["InlineTransport", "KickTransport", "LocalTransport", "NullTransport"]
 
 
-def __getattr__(name: str) -> Any:
-    # Imports Taskiq (and aiohttp): only for a Taskiq broker, not every start-up.
-    if name == "KickTransport":
-        from arvel_flow.queue.transports.kick import KickTransport
-
-        return KickTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Imports Taskiq (and aiohttp): only for a Taskiq broker, not every start-up.
+__getattr__, __dir__ = lazy_exports(__name__, {"KickTransport": "arvel_flow.queue.transports.kick"})

@@ -12,6 +12,7 @@ from arvel_flow.cli.progress import (
     PlainReporter,
     RichReporter,
     RunView,
+    compute_view,
     format_bar,
     format_event_line,
     format_log_message,
@@ -181,3 +182,85 @@ def test_a_bar_of_stored_counts_says_nothing_of_waiting() -> None:
     batch = BatchView(total=10, finished=5, started_at=None)
     # Then no word on waiting: the view does not know what runs
     assert format_bar(batch, 10, width=4, paused="waiting").plain == "[██░░] 5/10"
+
+
+def chain_plan() -> Plan:
+    """``first``; a batch ``group`` of a chain ``inner`` (``a``, ``b``) and ``c``; ``last``."""
+    inner = ChainNode(
+        "inner", (JobNode("a", JobRef("pkg.jobs:Step")), JobNode("b", JobRef("pkg.jobs:Step")))
+    )
+    group = make_batch("group", [inner, JobNode("c", JobRef("pkg.jobs:Step"))])
+    steps = (
+        JobNode("first", JobRef("pkg.jobs:Step")),
+        group,
+        JobNode("last", JobRef("pkg.jobs:Step")),
+    )
+    return Plan.of("chain", ChainNode("root", steps))
+
+
+def live_view(plan: Plan) -> RichReporter:
+    """The live view as `run` starts it: counters for every batch, read from an empty store."""
+    console = Console(width=100, height=40, color_system=None)
+    return RichReporter(console, plan, compute_view(plan, {}, "running"))
+
+
+def marks(reporter: RichReporter) -> dict[str, str]:
+    """Each step of the view by its state's icon: ``{"first": "▶", ...}``."""
+    shown = {}
+    for line in screen(reporter).splitlines()[1:]:  # (the first is the pipeline's name)
+        words = line.strip("│├└─ ").split()
+        if len(words) >= 2:
+            shown[words[1]] = words[0]
+    return shown
+
+
+def test_a_chain_step_shows_running_once_its_job_started() -> None:
+    # Given the live view of a chain whose first step was dispatched
+    reporter = live_view(chain_plan())
+    reporter(job_event("chain.step", "first"))
+    reporter(job_event("job.dispatched", "first"))
+    # When its job starts
+    reporter(job_event("job.started", "first"))
+    # Then the step shows running until it ends; the steps after it are pending
+    assert marks(reporter) == {
+        "root": "▶",
+        "first": "▶",
+        "group": "·",
+        "inner": "·",
+        "a": "·",
+        "b": "·",
+        "c": "·",
+        "last": "·",
+    }
+    reporter(job_event("job.succeeded", "first"))
+    assert marks(reporter)["first"] == "✔"
+
+
+def test_a_step_of_a_chain_in_a_batch_shows_running_once_its_job_started() -> None:
+    # Given the live view, the first step done and the batch begun
+    reporter = live_view(chain_plan())
+    reporter(job_event("job.succeeded", "first"))
+    reporter(job_event("chain.step", "group"))
+    for step in ("a", "c"):
+        reporter(job_event("job.dispatched", step))
+    # When the inner chain's first job starts
+    reporter(job_event("job.started", "a"))
+    # Then it, its chain and the batch show running; what has not started does not
+    shown = marks(reporter)
+    assert [shown[key] for key in ("group", "inner", "a", "b", "c", "last")] == [
+        "▶",
+        "▶",
+        "▶",
+        "·",
+        "·",
+        "·",
+    ]
+
+
+def test_a_batch_that_has_not_started_shows_pending_though_it_has_counters() -> None:
+    # Given the live view of a run that has only started its first step
+    reporter = live_view(chain_plan())
+    reporter(job_event("job.started", "first"))
+    # Then the batch after it is pending, with its members
+    shown = marks(reporter)
+    assert (shown["group"], shown["inner"], shown["c"]) == ("·", "·", "·")

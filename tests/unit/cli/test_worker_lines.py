@@ -6,7 +6,8 @@ import io
 import logging
 import re
 
-from arvel_flow.cli.worker import event_level, format_event, make_line_handler, say
+from arvel_flow.cli.worker import event_level, format_event
+from arvel_flow.cli.worker_lines import make_line_handler, say
 from arvel_flow.queue.events import Event
 
 LOG = Event(

@@ -7,6 +7,7 @@ command with real children on Redis.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 import pytest
@@ -18,6 +19,18 @@ from arvel_flow.worker.supervisor import (
     format_exit,
 )
 from tests.unit.queue.flow_harness import FakeClock
+
+
+class Lines(list[str]):
+    """What a supervisor said: the lines in order, and each one's level in ``levels``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.levels: list[int] = []
+
+    def __call__(self, line: str, level: int) -> None:
+        self.append(line)
+        self.levels.append(level)
 
 
 class FakeChild:
@@ -86,10 +99,10 @@ async def settle() -> None:
 
 def supervisor_of(
     children: Children, processes: int = 2, clock: FakeClock | None = None
-) -> tuple[Supervisor, list[str], FakeClock]:
-    lines: list[str] = []
+) -> tuple[Supervisor, Lines, FakeClock]:
+    lines = Lines()
     clock = clock or FakeClock()
-    return Supervisor(processes, children, say=lines.append, clock=clock), lines, clock
+    return Supervisor(processes, children, say=lines, clock=clock), lines, clock
 
 
 async def test_it_starts_n_children_and_a_stop_lets_them_finish_then_returns_0() -> None:
@@ -142,6 +155,7 @@ async def test_a_child_that_dies_is_restarted_after_a_delay_with_one_line() -> N
         "worker process 100 was killed by SIGKILL after 0.0s; starting another in 0.25s",
         "worker process 101 exited with code 1 after 120.0s; starting another in 0.25s",
     ]
+    assert lines.levels == [logging.WARNING, logging.WARNING]
     supervisor.stop()
     assert await running == 0
 
@@ -153,7 +167,7 @@ async def test_every_child_reaped_is_told_to_on_exit_before_its_replacement_star
     supervisor = Supervisor(
         2,
         children,
-        say=lambda _: None,
+        say=lambda *_: None,
         clock=FakeClock(),
         on_exit=lambda pid: reaped.append((pid, len(children.started))),
     )
@@ -172,12 +186,12 @@ async def test_every_child_reaped_is_told_to_on_exit_before_its_replacement_star
 async def test_an_on_exit_that_raises_is_said_and_the_supervisor_goes_on() -> None:
     # Given a supervisor whose on_exit hook fails
     children = Children()
-    lines: list[str] = []
+    lines = Lines()
 
     def broken(pid: int) -> None:
         raise OSError(f"cannot drop the figures of {pid}")
 
-    supervisor = Supervisor(2, children, say=lines.append, clock=FakeClock(), on_exit=broken)
+    supervisor = Supervisor(2, children, say=lines, clock=FakeClock(), on_exit=broken)
     running = asyncio.create_task(supervisor.run())
     await settle()
     # When a child dies
@@ -185,6 +199,7 @@ async def test_an_on_exit_that_raises_is_said_and_the_supervisor_goes_on() -> No
     await settle()
     # Then the failure is said, and the child is replaced all the same
     assert lines[0] == "warning: after worker process 100 exited: cannot drop the figures of 100"
+    assert lines.levels[0] == logging.WARNING
     assert len(children.running) == 2
     supervisor.stop()
     assert await running == 0
@@ -204,6 +219,7 @@ async def test_a_child_crashing_in_a_loop_backs_off_then_the_supervisor_gives_up
         "error: worker process 104 exited with code 1 after 0.0s: "
         "5 exits in a row within 60s of starting; giving up"
     )
+    assert lines.levels[-1] == logging.ERROR
 
 
 async def test_giving_up_on_one_slot_stops_the_other_children_gracefully() -> None:
@@ -264,8 +280,8 @@ async def test_a_child_that_cannot_be_started_stops_everything_with_one_line() -
     async def spawn() -> FakeChild:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    lines: list[str] = []
-    supervisor = Supervisor(2, spawn, say=lines.append, clock=FakeClock())
+    lines = Lines()
+    supervisor = Supervisor(2, spawn, say=lines, clock=FakeClock())
     # When the supervisor runs, then it exits 1, saying why once
     assert await supervisor.run() == 1
     assert lines == [
@@ -278,8 +294,8 @@ async def test_a_stop_during_a_restart_delay_starts_no_child() -> None:
     children = Children()
     policy = RestartPolicy(first_delay=30.0, max_delay=30.0)
     clock = StoppedClock()
-    lines: list[str] = []
-    supervisor = Supervisor(1, children, say=lines.append, clock=clock, policy=policy)
+    lines = Lines()
+    supervisor = Supervisor(1, children, say=lines, clock=clock, policy=policy)
     running = asyncio.create_task(supervisor.run())
     await settle()
     children.started[0].exit(1)
