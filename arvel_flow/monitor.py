@@ -1,21 +1,23 @@
 """What ``arvel-flow top`` shows: one `Snapshot` of a deployment, read from its store and broker.
 
 Collection only; the command renders it (`arvel_flow.cli.top_render`). Workers come from the
-Redis broker's heartbeat sets (a worker's name is ``host:pid:suffix``), queues from
-`read_queues` (the same reading as the queue metrics), runs in progress and recent
-failures from the store, their progress computed as ``status`` computes it.
+Redis heartbeat sets (a worker's name is ``host:pid:suffix``), queues from the broker's
+``read_depths`` (the same reading as the queue metrics), runs in progress and recent
+failures from the store, their progress computed as ``status`` computes it. A queue's
+rate is measured between two snapshots (`compute_rate`), from the acknowledgements
+its broker counts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis import Redis
 
-from arvel_flow.brokers.redis.depth import read_queues
+from arvel_flow.brokers.depth import QueueDepth
 from arvel_flow.brokers.redis.keys import StreamKeys
 from arvel_flow.queue.plan_json import plan_from_dict
 from arvel_flow.queue.result import compute_result
@@ -44,13 +46,29 @@ class WorkerView:
     """Jobs it ran at its last beat; None when its beats do not say."""
 
 
+DepthRead = Callable[[Sequence[str]], Awaitable[list[QueueDepth]]]
+"""Reads the depth of the queues named (every queue the broker knows for none)."""
+
+
 @dataclass(frozen=True, slots=True)
 class QueueView:
-    """A queue's ready messages (depth) and the age of the oldest of them (lag, seconds)."""
+    """A queue's ready messages (depth), the age of the oldest of them (lag, seconds)
+    and the messages completed per second since the previous snapshot (rate).
+
+    What the broker cannot tell is None (see `QueueDepth`); so is the rate of a first
+    snapshot, which has nothing to be measured against.
+    """
 
     name: str
     depth: int
-    lag: float
+    lag: float | None
+    rate: float | None = None
+    taken: int | None = None
+    """Messages taken by workers and not acknowledged yet."""
+    consumers: int | None = None
+    """Connections consuming the queue (RabbitMQ says; the others: see the workers)."""
+    acknowledged: int | None = None
+    """Messages acknowledged, as the broker counts them (what the rate is measured on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,30 +96,54 @@ class FailureView:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A deployment at ``taken_at``; ``workers`` and ``queues`` are empty without a broker."""
+    """A deployment at ``taken_at``; ``workers`` and ``queues`` are empty without a broker.
+
+    ``workers_seen`` says whether workers could be seen at all: False when they beat
+    into no Redis this snapshot reads (then an empty ``workers`` means "unknown", not
+    "none").
+    """
 
     taken_at: float
     workers: tuple[WorkerView, ...]
     queues: tuple[QueueView, ...]
     runs: tuple[RunView, ...]
     failures: tuple[FailureView, ...]
+    workers_seen: bool = True
 
 
 async def take_snapshot(
     store: StoreContract,
-    broker: Redis | None,
-    keys: StreamKeys,
     *,
     now: float,
     heartbeat_timeout: float,
+    depths: DepthRead | None = None,
+    heartbeats: Redis | None = None,
+    keys: StreamKeys | None = None,
     queues: Sequence[str] = (),
+    previous: Snapshot | None = None,
 ) -> Snapshot:
-    """Read one `Snapshot`; ``queues`` (when given) keeps only those queues and their workers."""
+    """Read one `Snapshot`.
+
+    Args:
+        store: Where runs and failed jobs are read.
+        now: The snapshot's time (heartbeat ages and lags are measured to it).
+        heartbeat_timeout: Seconds of silence after which a worker is dead.
+        depths: Reads the queues from the broker; None without a broker.
+        heartbeats: The Redis the workers beat into (under ``keys``); None when they
+            beat into none that can be read.
+        keys: The Redis keys under the deployment's prefix.
+        queues: Only these queues and the workers that read them (all when empty).
+        previous: The snapshot before this one, which queue rates are measured against.
+    """
+    only = tuple(queues)
+    depth_list = [] if depths is None else await depths(only)
+    rates = _rates(previous, now)
+    queue_views = tuple(_queue(depth, rates(depth)) for depth in depth_list)
     workers: tuple[WorkerView, ...] = ()
-    queue_views: tuple[QueueView, ...] = ()
-    if broker is not None:
-        workers, queue_views = await asyncio.to_thread(
-            _read_broker, broker, keys, now, heartbeat_timeout, tuple(queues)
+    if heartbeats is not None:
+        names = only or tuple(view.name for view in queue_views)
+        workers = await asyncio.to_thread(
+            _read_workers, heartbeats, keys or StreamKeys(), names, now, heartbeat_timeout
         )
     return Snapshot(
         taken_at=now,
@@ -109,6 +151,38 @@ async def take_snapshot(
         queues=queue_views,
         runs=await _running(store),
         failures=tuple(_failure(record) for record in await store.list_failed(RECENT_FAILURES)),
+        workers_seen=heartbeats is not None or depths is None,
+    )
+
+
+def compute_rate(before: int | None, after: int | None, elapsed: float) -> float | None:
+    """Messages completed per second from ``before`` to ``after`` acknowledgements over
+    ``elapsed`` seconds; None when either count is unknown, no time passed, or the
+    count went back (the stream or consumer was made again)."""
+    if before is None or after is None or elapsed <= 0 or after < before:
+        return None
+    return (after - before) / elapsed
+
+
+def _rates(previous: Snapshot | None, now: float) -> Callable[[QueueDepth], float | None]:
+    counted = {} if previous is None else {q.name: q.acknowledged for q in previous.queues}
+    elapsed = 0.0 if previous is None else now - previous.taken_at
+
+    def rate(depth: QueueDepth) -> float | None:
+        return compute_rate(counted.get(depth.name), depth.acknowledged, elapsed)
+
+    return rate
+
+
+def _queue(depth: QueueDepth, rate: float | None) -> QueueView:
+    return QueueView(
+        depth.name,
+        depth.depth,
+        depth.lag,
+        rate=rate,
+        taken=depth.taken,
+        consumers=depth.consumers,
+        acknowledged=depth.acknowledged,
     )
 
 
@@ -117,16 +191,10 @@ def snapshot_document(snapshot: Snapshot) -> dict[str, Any]:
     return asdict(snapshot)
 
 
-def _read_broker(
-    client: Redis, keys: StreamKeys, now: float, timeout: float, only: tuple[str, ...]
-) -> tuple[tuple[WorkerView, ...], tuple[QueueView, ...]]:
-    clock: Callable[[], float] = lambda: now  # noqa: E731 - the snapshot's one time
-    queue_views = tuple(
-        QueueView(name, int(depth), lag)
-        for name, depth, lag in read_queues(client, keys, clock)
-        if not only or name in only
-    )
-    names = only or tuple(view.name for view in queue_views)
+def _read_workers(
+    client: Redis, keys: StreamKeys, names: Sequence[str], now: float, timeout: float
+) -> tuple[WorkerView, ...]:
+    """Each worker that beat into the heartbeat set of one of the queues ``names``."""
     beats: dict[str, tuple[float, list[str]]] = {}
     for queue in names:
         rows: Any = client.zrange(keys.consumers(queue), 0, -1, withscores=True)
@@ -135,11 +203,10 @@ def _read_broker(
             last, seen_in = beats.get(name, (0.0, []))
             seen_in.append(queue)
             beats[name] = (max(last, float(score) / 1000), seen_in)
-    workers = tuple(
+    return tuple(
         _worker(name, last, tuple(seen_in), now, timeout, _load(client, keys, name))
         for name, (last, seen_in) in sorted(beats.items())
     )
-    return workers, queue_views
 
 
 def _load(client: Redis, keys: StreamKeys, name: str) -> tuple[int | None, int | None]:

@@ -84,8 +84,9 @@ def nats_errors(backend: str) -> Iterator[None]:
         raise BackendError(backend, reason) from None
 
 
-async def connect(url: str, *, name: str) -> Client:
-    """A client connected to ``url`` that reports problems as log lines, not tracebacks.
+async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> Client:
+    """A client connected to ``url`` that reports problems as log lines, not tracebacks;
+    ``connect_timeout`` is how long one attempt to connect may take.
 
     Raises:
         BackendError: No server answered.
@@ -102,7 +103,7 @@ async def connect(url: str, *, name: str) -> Client:
         client: Client = await nats.connect(
             url,
             name=name,
-            connect_timeout=5,
+            connect_timeout=connect_timeout,
             # nats-py tries a first connection as often as it would reconnect (for ever
             # with -1): try twice, a second apart, then reconnect for as long as it takes.
             max_reconnect_attempts=1,
