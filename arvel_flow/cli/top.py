@@ -2,9 +2,10 @@
 
 The data is one `arvel_flow.monitor.Snapshot` per refresh; this module only
 parses options and reads snapshots; `arvel_flow.cli.top_render.format_top` draws them.
-Queues are read from any broker (its ``read_depths``); workers from the heartbeats in
-the Redis broker. Each snapshot is measured against the one before it for the queue
-rates, so ``--once`` reads twice, ``--interval`` apart, when there is a broker.
+Queues are read from any broker (its ``read_depths``); workers from their heartbeats,
+in the Redis broker or, for the others, in a Redis store. Each snapshot is measured
+against the one before it for the queue rates, so ``--once`` reads twice,
+``--interval`` apart, when there is a broker.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from arvel_flow.cli.common import FORMAT_OPTION, STORE_OPTION, print_renderable
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from redis import Redis
     from rich.console import RenderableType
 
     from arvel_flow.brokers.depth import QueueDepth
@@ -130,16 +130,23 @@ async def _measured(settings: QueueSettings, only: tuple[str, ...], interval: fl
 async def _snapshot(
     settings: QueueSettings, only: tuple[str, ...], previous: Snapshot | None = None
 ) -> Snapshot:
+    from redis import Redis
+
     from arvel_flow.brokers.redis.keys import StreamKeys
     from arvel_flow.cli.common import open_store_for
     from arvel_flow.monitor import take_snapshot
     from arvel_flow.redis_support import redis_errors
     from arvel_flow.store.urls import mask_url
 
-    heartbeats = _heartbeat_client(settings)
+    url = _heartbeats_url(settings)
+    heartbeats = None
+    if url is not None:
+        heartbeats = Redis.from_url(
+            url, socket_timeout=READ_TIMEOUT, socket_connect_timeout=READ_TIMEOUT
+        )
     store = open_store_for(settings.store, read_only=True)
     try:
-        with redis_errors(mask_url(settings.url or settings.store)):
+        with redis_errors(mask_url(url or settings.store)):
             return await take_snapshot(
                 store,
                 now=time.time(),
@@ -174,14 +181,14 @@ def _depth_reader(
     return read
 
 
-def _heartbeat_client(settings: QueueSettings) -> Redis | None:
-    """The Redis the workers beat into: the Redis broker's; None for the others."""
-    if settings.broker != "redis":
-        return None
-    from redis import Redis
-
+def _heartbeats_url(settings: QueueSettings) -> str | None:
+    """The Redis the workers beat into: the Redis broker, or for the other brokers a
+    Redis store (`arvel_flow.brokers.redis.presence`); None when there is neither."""
+    from arvel_flow.store.urls import is_redis_url
     from arvel_flow.wiring import broker_url
 
-    return Redis.from_url(
-        broker_url(settings), socket_timeout=READ_TIMEOUT, socket_connect_timeout=READ_TIMEOUT
-    )
+    if settings.broker == "redis":
+        return broker_url(settings)
+    if settings.broker != "memory" and is_redis_url(settings.store):
+        return settings.store
+    return None

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 def make_transport(settings: QueueSettings, url: str) -> NatsTransport:
     """Sends to the JetStream stream of ``settings.prefix`` on ``url``."""
     from arvel_flow.brokers.nats.transport import NatsTransport
+    from arvel_flow.brokers.redis.presence import store_heartbeats
 
-    return NatsTransport(url, prefix=settings.prefix)
+    return NatsTransport(url, prefix=settings.prefix, presence=store_heartbeats(settings))
 
 
 def make_consumer(transport: Transport, url: str) -> NatsConsumer:

@@ -34,6 +34,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.outbox import send_or_collect
+from arvel_flow.queue.transport import Watched
 from arvel_flow.queue.wire import AVAILABLE_AT, encode_message
 from arvel_flow.store.urls import mask_url
 
@@ -136,6 +137,8 @@ class NatsTransport:
     Args:
         url: The NATS server(s), ``nats://host:4222`` (comma-separated for several).
         prefix: Names the stream (see `JetStreamNames`).
+        presence: Where the workers' heartbeats are read, if anywhere (the store's Redis:
+            `arvel_flow.brokers.redis.presence`).
     """
 
     remote = True
@@ -143,8 +146,19 @@ class NatsTransport:
     publishes_events = True
     """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
 
-    def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
+    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since the newest heartbeat of a worker of each queue, as ``presence``
+        reads them (`Watched`); nothing without it: no worker is known dead or alive."""
+        if self.presence is None:
+            return {}
+        return await self.presence.last_heartbeats(queues)
+
+    def __init__(
+        self, url: str, *, prefix: str = "arvel-flow:", presence: Watched | None = None
+    ) -> None:
         self.url = url
+        self.presence = presence
+        """Where the workers' heartbeats are read (the store's Redis), if anywhere."""
         self.names = JetStreamNames(prefix)
         self.backend = describe_url(url)
         self._client: Client | None = None

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 def make_transport(settings: QueueSettings, url: str) -> RabbitMQTransport:
     """Sends to the quorum queues of ``settings.prefix`` on ``url``."""
     from arvel_flow.brokers.rabbitmq.transport import RabbitMQTransport
+    from arvel_flow.brokers.redis.presence import store_heartbeats
 
-    return RabbitMQTransport(url, prefix=settings.prefix)
+    return RabbitMQTransport(url, prefix=settings.prefix, presence=store_heartbeats(settings))
 
 
 def make_consumer(transport: Transport, url: str) -> RabbitMQConsumer:

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from arvel_flow.brokers.redis.heartbeat import Heartbeat
+from arvel_flow.brokers.redis.presence import host_load
 from arvel_flow.brokers.redis.streams import StreamReader, is_missing_group
 from arvel_flow.brokers.redis.transport import Ack, RedisStreamTransport
 from arvel_flow.errors import BackendError
@@ -69,7 +70,7 @@ class RedisConsumer:
             host.name,
             options.heartbeat_seconds,
             host.outage,
-            load=(self.transport.keys.worker(host.name), lambda: _load(host)),
+            load=(self.transport.keys.worker(host.name), lambda: host_load(host)),
         )
 
     @property
@@ -203,9 +204,3 @@ class RedisConsumer:
             running={d.message_id for d in host.held},
         ):
             host.start(delivery)
-
-
-def _load(host: Host) -> tuple[int, int]:
-    """``host``'s concurrency and the jobs it runs (those waiting for a slot not counted)."""
-    concurrency = host.options.concurrency
-    return concurrency, min(concurrency, max(0, concurrency - host.free_slots))

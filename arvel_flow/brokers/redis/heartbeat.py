@@ -109,6 +109,19 @@ class Heartbeat:
         except redis.RedisError as error:
             logger.warning("could not mark worker %s dead: %s", self.name, error)
 
+    def remove(self) -> None:
+        """Take this worker out of the sets and drop its load: it left (a warning line if
+        Redis is away: its beats then age until it counts as dead)."""
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in self._keys:
+                    pipe.zrem(key, self.name)
+                if self._load is not None:
+                    pipe.delete(self._load[0])
+                pipe.execute()
+        except redis.RedisError as error:
+            logger.warning("could not remove worker %s from the heartbeats: %s", self.name, error)
+
     def close(self) -> None:
         """Close the Redis client."""
         self._client.close()
