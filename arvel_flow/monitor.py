@@ -4,8 +4,8 @@ Collection only; the command renders it (`arvel_flow.cli.top_render`). Workers c
 Redis heartbeat sets (a worker's name is ``host:pid:suffix``), queues from the broker's
 ``read_depths`` (the same reading as the queue metrics), runs in progress and recent
 failures from the store, their progress computed as ``status`` computes it. A queue's
-rate is measured between two snapshots (`compute_rate`), from the acknowledgements
-its broker counts.
+rate is measured between two snapshots (`compute_rates`), from the messages each
+worker says, in its beats, it settled.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from redis import Redis
 
 from arvel_flow.brokers.depth import QueueDepth
 from arvel_flow.brokers.redis.keys import StreamKeys
+from arvel_flow.brokers.redis.presence import SETTLED_FIELD
 from arvel_flow.queue.plan_json import plan_from_dict
 from arvel_flow.queue.result import compute_result
 from arvel_flow.store.contracts import FailedJob, StoreContract
@@ -44,6 +45,9 @@ class WorkerView:
     """Jobs it runs at once; None when its beats do not say (an older worker)."""
     running: int | None = None
     """Jobs it ran at its last beat; None when its beats do not say."""
+    settled: dict[str, int] | None = None
+    """Messages it settled per queue since it started, as of its last beat; None when
+    its beats do not say."""
 
 
 DepthRead = Callable[[Sequence[str]], Awaitable[list[QueueDepth]]]
@@ -67,8 +71,6 @@ class QueueView:
     """Messages taken by workers and not acknowledged yet."""
     consumers: int | None = None
     """Connections consuming the queue (RabbitMQ says; the others: see the workers)."""
-    acknowledged: int | None = None
-    """Messages acknowledged, as the broker counts them (what the rate is measured on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,44 +139,46 @@ async def take_snapshot(
     """
     only = tuple(queues)
     depth_list = [] if depths is None else await depths(only)
-    rates = _rates(previous, now)
-    queue_views = tuple(_queue(depth, rates(depth)) for depth in depth_list)
     workers: tuple[WorkerView, ...] = ()
     if heartbeats is not None:
-        names = only or tuple(view.name for view in queue_views)
+        names = only or tuple(depth.name for depth in depth_list)
         workers = await asyncio.to_thread(
             _read_workers, heartbeats, keys or StreamKeys(), names, now, heartbeat_timeout
         )
+    rates: dict[str, float] = {}
+    if previous is not None and now > previous.taken_at:
+        rates = compute_rates(previous.workers, workers, now - previous.taken_at)
     return Snapshot(
         taken_at=now,
         workers=workers,
-        queues=queue_views,
+        queues=tuple(_queue(depth, rates, previous) for depth in depth_list),
         runs=await _running(store),
         failures=tuple(_failure(record) for record in await store.list_failed(RECENT_FAILURES)),
         workers_seen=heartbeats is not None or depths is None,
     )
 
 
-def compute_rate(before: int | None, after: int | None, elapsed: float) -> float | None:
-    """Messages completed per second from ``before`` to ``after`` acknowledgements over
-    ``elapsed`` seconds; None when either count is unknown, no time passed, or the
-    count went back (the stream or consumer was made again)."""
-    if before is None or after is None or elapsed <= 0 or after < before:
-        return None
-    return (after - before) / elapsed
+def compute_rates(
+    before: Sequence[WorkerView], after: Sequence[WorkerView], elapsed: float
+) -> dict[str, float]:
+    """Messages settled per second in each queue over the ``elapsed`` seconds between
+    two readings of the workers: the sum of what each worker settled meanwhile.
+
+    A worker new in ``after`` started since ``before`` (it beats once as it starts), so
+    all it settled counts; one gone from ``after`` took its last counts with it.
+    """
+    earlier = {worker.name: worker.settled or {} for worker in before}
+    totals: dict[str, int] = {}
+    for worker in after:
+        for queue, count in (worker.settled or {}).items():
+            since = max(0, count - earlier.get(worker.name, {}).get(queue, 0))
+            totals[queue] = totals.get(queue, 0) + since
+    return {queue: total / elapsed for queue, total in totals.items()}
 
 
-def _rates(previous: Snapshot | None, now: float) -> Callable[[QueueDepth], float | None]:
-    counted = {} if previous is None else {q.name: q.acknowledged for q in previous.queues}
-    elapsed = 0.0 if previous is None else now - previous.taken_at
-
-    def rate(depth: QueueDepth) -> float | None:
-        return compute_rate(counted.get(depth.name), depth.acknowledged, elapsed)
-
-    return rate
-
-
-def _queue(depth: QueueDepth, rate: float | None) -> QueueView:
+def _queue(depth: QueueDepth, rates: dict[str, float], previous: Snapshot | None) -> QueueView:
+    # With a snapshot before, a queue no worker settled anything of ran at 0/s.
+    rate = None if previous is None else rates.get(depth.name, 0.0)
     return QueueView(
         depth.name,
         depth.depth,
@@ -182,7 +186,6 @@ def _queue(depth: QueueDepth, rate: float | None) -> QueueView:
         rate=rate,
         taken=depth.taken,
         consumers=depth.consumers,
-        acknowledged=depth.acknowledged,
     )
 
 
@@ -209,11 +212,28 @@ def _read_workers(
     )
 
 
-def _load(client: Redis, keys: StreamKeys, name: str) -> tuple[int | None, int | None]:
-    """Worker ``name``'s concurrency and running jobs, from the hash its beats write."""
-    fields: Any = client.hmget(keys.worker(name), ["concurrency", "running"])
-    concurrency, running = (None if value is None else int(value) for value in fields)
-    return concurrency, running
+def _load(client: Redis, keys: StreamKeys, name: str) -> _Load:
+    """Worker ``name``'s concurrency, running jobs and settled messages, from the hash
+    its beats write (each None when they do not say)."""
+    raw: Any = client.hgetall(keys.worker(name))
+    fields = {_text(key): int(value) for key, value in raw.items()}
+    settled = {
+        key.removeprefix(SETTLED_FIELD): count
+        for key, count in fields.items()
+        if key.startswith(SETTLED_FIELD)
+    }
+    return _Load(fields.get("concurrency"), fields.get("running"), settled if fields else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    concurrency: int | None
+    running: int | None
+    settled: dict[str, int] | None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _worker(
@@ -222,7 +242,7 @@ def _worker(
     queues: tuple[str, ...],
     now: float,
     timeout: float,
-    load: tuple[int | None, int | None],
+    load: _Load,
 ) -> WorkerView:
     host, _, rest = name.partition(":")
     pid_text = rest.partition(":")[0]
@@ -235,8 +255,9 @@ def _worker(
         heartbeat_age=age,
         # A score of 0 marks a worker that left or was found dead.
         alive=last > 0 and age <= timeout,
-        concurrency=load[0],
-        running=load[1],
+        concurrency=load.concurrency,
+        running=load.running,
+        settled=load.settled,
     )
 
 

@@ -23,9 +23,6 @@ class QueueDepth:
             the broker cannot tell (RabbitMQ: only a consumer sees a message's time).
         taken: Messages workers took and did not acknowledge yet (running, or on NATS
             waiting out a delay); None when the broker cannot tell.
-        acknowledged: Messages of the queue acknowledged since its stream or consumer
-            was created, for a rate between two readings; None when the broker does
-            not count them.
         consumers: Connections consuming the queue now (RabbitMQ); None when the
             broker does not say (Redis and NATS: see the workers' heartbeats).
     """
@@ -34,5 +31,4 @@ class QueueDepth:
     depth: int
     lag: float | None
     taken: int | None = None
-    acknowledged: int | None = None
     consumers: int | None = None

@@ -2,9 +2,8 @@
 
 A stream says how many messages no worker took yet (the consumer group's lag) and the
 id of the oldest of them holds its time. Messages waiting for a backoff or a release
-(the delayed set) are not counted: they are not ready to run. The group also counts
-the entries it delivered (``entries-read``, Redis 7); less those still pending, that is
-how many were acknowledged, the count a rate is measured on.
+(the delayed set) are not counted: they are not ready to run. Those taken and not
+acknowledged yet are the group's pending entries.
 """
 
 from __future__ import annotations
@@ -43,13 +42,7 @@ def read_queues(
         if entries:
             millis = int(_text(entries[0][0]).split("-")[0])
             age = max(0.0, clock() - millis / 1000)
-        yield QueueDepth(
-            queue,
-            group.waiting,
-            age,
-            taken=group.pending,
-            acknowledged=None if group.read is None else max(0, group.read - group.pending),
-        )
+        yield QueueDepth(queue, group.waiting, age, taken=group.pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +52,13 @@ class _Group:
     waiting: int
     last: str
     pending: int
-    read: int | None
 
 
 def _group(client: Redis, stream: str) -> _Group:
     try:
         groups: Any = client.xinfo_groups(stream)
     except ResponseError:  # no stream yet
-        return _Group(0, "0-0", 0, 0)
+        return _Group(0, "0-0", 0)
     for group in groups:
         if _text(group["name"]) == GROUP:
             pending = int(group["pending"])
@@ -74,17 +66,8 @@ def _group(client: Redis, stream: str) -> _Group:
             if lag is None:  # Redis < 7 (or a lag it cannot tell): acked entries are
                 # deleted, so the rest of the stream less the taken ones are waiting.
                 lag = max(0, int(client.xlen(stream)) - pending)
-            last = _text(group["last-delivered-id"])
-            read = group.get("entries-read")
-            if read is None and last == "0-0":  # a group nothing was read from yet
-                read = 0
-            return _Group(
-                int(lag),
-                last,
-                pending,
-                None if read is None else int(read),
-            )
-    return _Group(int(client.xlen(stream)), "0-0", 0, 0)
+            return _Group(int(lag), _text(group["last-delivered-id"]), pending)
+    return _Group(int(client.xlen(stream)), "0-0", 0)
 
 
 def _text(value: bytes | str) -> str:

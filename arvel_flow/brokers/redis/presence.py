@@ -51,10 +51,40 @@ async def read_last_heartbeats(
     }
 
 
-def host_load(host: Host) -> tuple[int, int]:
-    """``host``'s concurrency and the jobs it runs (those waiting for a slot not counted)."""
+SETTLED_FIELD = "settled:"
+"""Before a queue's name in a worker's load hash: the messages of it the worker settled."""
+
+
+class Settled:
+    """The messages a worker settled (acknowledged), per queue, since it started.
+
+    Its consumer counts each settle; its heartbeat thread reads the counts (`counts`
+    copies them in one step, safe from that thread). ``top`` measures queue rates on
+    the difference between two readings.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def add(self, queue: str) -> None:
+        """Count one message of ``queue`` settled."""
+        self._counts[queue] = self._counts.get(queue, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        """A copy of the counts, by queue."""
+        return self._counts.copy()
+
+
+def host_load(host: Host, settled: Settled) -> dict[str, int]:
+    """The fields of ``host``'s load hash: its concurrency, the jobs it runs (those
+    waiting for a slot not counted) and, per queue, the messages it settled."""
     concurrency = host.options.concurrency
-    return concurrency, min(concurrency, max(0, concurrency - host.free_slots))
+    fields = {
+        "concurrency": concurrency,
+        "running": min(concurrency, max(0, concurrency - host.free_slots)),
+    }
+    fields.update({SETTLED_FIELD + queue: n for queue, n in settled.counts().items()})
+    return fields
 
 
 class StoreHeartbeats:
@@ -109,6 +139,7 @@ class PresenceConsumer:
         self.keys = keys
         self._host: Host | None = None
         self._heartbeat: Heartbeat | None = None
+        self.settled = Settled()
 
     @property
     def where(self) -> str:
@@ -131,7 +162,7 @@ class PresenceConsumer:
             host.name,
             host.options.heartbeat_seconds,
             host.outage,
-            load=(self.keys.worker(host.name), lambda: host_load(host)),
+            load=(self.keys.worker(host.name), lambda: host_load(host, self.settled)),
         )
 
     async def open(self) -> None:
@@ -148,8 +179,9 @@ class PresenceConsumer:
         return await self.inner.read(count)
 
     async def settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
-        """``inner`` sends ``outbox`` and acknowledges ``delivery``."""
+        """``inner`` sends ``outbox`` and acknowledges ``delivery``; counted once done."""
         await self.inner.settle(delivery, outbox)
+        self.settled.add(delivery.queue)
 
     async def wake(self) -> None:
         """Wake ``inner``'s read."""
