@@ -57,7 +57,7 @@ DepthRead = Callable[[Sequence[str]], Awaitable[list[QueueDepth]]]
 @dataclass(frozen=True, slots=True)
 class QueueView:
     """A queue's ready messages (depth), the age of the oldest of them (lag, seconds)
-    and the messages completed per second since the previous snapshot (rate).
+    and the messages its workers settled per second since the previous snapshot (rate).
 
     What the broker cannot tell is None (see `QueueDepth`); so is the rate of a first
     snapshot, which has nothing to be measured against.
@@ -128,7 +128,8 @@ async def take_snapshot(
 
     Args:
         store: Where runs and failed jobs are read.
-        now: The snapshot's time (heartbeat ages and lags are measured to it).
+        now: The snapshot's time (heartbeat ages and rates are measured to it; lags
+            are the broker reader's own).
         heartbeat_timeout: Seconds of silence after which a worker is dead.
         depths: Reads the queues from the broker; None without a broker.
         heartbeats: The Redis the workers beat into (under ``keys``); None when they
