@@ -167,6 +167,10 @@ def make_worker(
         closers.append(publish_run_events(events, settings.store, settings.prefix))
     queue = make_broker_queue(settings, store=store, events=events)
     consumer = sides.make_consumer(queue.transport, broker_url(settings))
+    if settings.broker != "redis":  # seen where Redis workers are: in the store's Redis
+        from arvel_flow.brokers.redis.presence import with_presence
+
+        consumer = with_presence(consumer, settings)
     return Worker(queue, consumer, options=options, name=name, closers=closers)
 
 

@@ -1,7 +1,8 @@
 """Brokers: one package each, holding its transport (send) and consumer (read for a worker).
 
 `BROKERS` is the one table of them, by their ``queue.broker`` name. Each package's
-``__init__`` builds its two sides (``make_transport``, ``make_consumer``), importing the
+``__init__`` builds its two sides (``make_transport``, ``make_consumer``) and reads its
+queues' depth (``read_depths``, for the queue metrics and ``top``), importing the
 broker's client library only when called, so that naming a broker costs nothing until
 it is used. Adding a broker is a folder here and a line in `BROKERS`.
 """
@@ -16,6 +17,9 @@ from typing import TYPE_CHECKING, Protocol, cast
 from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from arvel_flow.brokers.depth import QueueDepth
     from arvel_flow.queue.transport import Transport
     from arvel_flow.settings import QueueSettings
     from arvel_flow.worker.consumer import Consumer
@@ -30,6 +34,19 @@ class BrokerSides(Protocol):
 
     def make_consumer(self, transport: Transport, url: str) -> Consumer:
         """The consumer a worker reads with, beside ``transport`` (made by `make_transport`)."""
+        ...
+
+    async def read_depths(
+        self, settings: QueueSettings, url: str, only: Sequence[str], answer_within: float
+    ) -> list[QueueDepth]:
+        """Each queue's depth on the broker at ``url`` (``only`` those when given; RabbitMQ,
+        which cannot list its queues, reads ``settings.queues`` otherwise), on a connection
+        of its own, given up when the broker takes longer than ``answer_within`` seconds
+        to connect or to answer.
+
+        Raises:
+            BackendError: The broker could not be reached or did not answer in time.
+        """
         ...
 
 

@@ -14,10 +14,11 @@ from arvel_flow.monitor import Snapshot
 def format_top(snapshot: Snapshot) -> RenderableType:
     """The text view of one snapshot: a header, then one table per section."""
     alive = sum(worker.alive for worker in snapshot.workers)
+    seen = f"{alive} worker(s) alive" if snapshot.workers_seen else "workers not seen"
     header = Text.assemble(
         ("arvel-flow top", "bold"),
         f"  {format_when(snapshot.taken_at)}  ",
-        f"{alive} worker(s) alive, {len(snapshot.runs)} run(s) in progress",
+        f"{seen}, {len(snapshot.runs)} run(s) in progress",
     )
     workers = Table("worker", "host", "pid", "queues", "load", "heartbeat", title="workers")
     for worker in snapshot.workers:
@@ -30,9 +31,14 @@ def format_top(snapshot: Snapshot) -> RenderableType:
             "" if worker.concurrency is None else f"{worker.running or 0}/{worker.concurrency}",
             age if worker.alive else Text(f"{age} (dead)", style="red"),
         )
-    queues = Table("queue", "depth", "lag", title="queues")
+    queues = Table("queue", "depth", "lag", "rate", title="queues")
     for queue in snapshot.queues:
-        queues.add_row(queue.name, str(queue.depth), format_duration(queue.lag))
+        queues.add_row(
+            queue.name,
+            str(queue.depth),
+            "" if queue.lag is None else format_duration(queue.lag),
+            "" if queue.rate is None else format_rate(queue.rate),
+        )
     runs = Table("run", "pipeline", "progress", "started", title="runs in progress")
     for run in snapshot.runs:
         runs.add_row(
@@ -48,3 +54,10 @@ def format_top(snapshot: Snapshot) -> RenderableType:
             format_when(failure.failed_at),
         )
     return Group(header, workers, queues, runs, failures)
+
+
+def format_rate(per_second: float) -> str:
+    """Jobs completed per second, to two significant places below 10 (``0.25/s``)."""
+    if per_second >= 10:
+        return f"{per_second:,.0f}/s"
+    return f"{per_second:.2g}/s"

@@ -1,57 +1,60 @@
 """``arvel_flow_queue_depth`` and ``arvel_flow_queue_oldest_seconds``, read from the broker.
 
-Read when Prometheus scrapes (a custom collector), with a short timeout: a broker that
-is away costs a scrape these two figures, never the others nor a hang. Redis only, so
-far: its streams say how many messages no worker took yet (the consumer group's lag)
-and the id of the oldest of them holds its time. Messages waiting for a backoff or a
-release (the delayed set) are not counted: they are not ready to run.
+Read when Prometheus scrapes (a custom collector), through the broker's ``read_depths``
+(`arvel_flow.brokers.BrokerSides`), with a short timeout: a broker that is away costs a
+scrape these two figures (and a warning line), never the others nor a hang. Messages
+waiting for a backoff or a release are not counted: they are not ready to run (on
+NATS, until a worker first received them: see `arvel_flow.brokers.nats.depth`). A lag
+the broker cannot tell (RabbitMQ) is left out, not shown as 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from redis import Redis
-from redis.exceptions import RedisError
 
-from arvel_flow.brokers.redis.depth import read_queues
-from arvel_flow.brokers.redis.keys import StreamKeys
+from arvel_flow.brokers import BROKERS
+from arvel_flow.errors import BackendError
 
 if TYPE_CHECKING:
+    from arvel_flow.brokers.depth import QueueDepth
     from arvel_flow.settings import QueueSettings
 
 logger = logging.getLogger(__name__)
 
 SCRAPE_TIMEOUT = 0.5
-"""Seconds the broker may take to answer, per command, during one scrape."""
+"""Seconds the broker may take to answer, per connection and per command, in one scrape."""
+
+DepthRead = Callable[[], Coroutine[Any, Any, list["QueueDepth"]]]
+"""One reading of every queue's depth, on a connection of its own."""
 
 
 def queue_collector(settings: QueueSettings) -> Collector | None:
-    """The collector of the queues of ``settings``' broker, or None when it cannot say."""
-    if settings.broker != "redis":
+    """The collector of the queues of ``settings``' broker; None without a broker."""
+    broker = BROKERS.get(settings.broker)
+    if broker is None:
         return None
     from arvel_flow.wiring import broker_url
 
-    client = Redis.from_url(
-        broker_url(settings), socket_timeout=SCRAPE_TIMEOUT, socket_connect_timeout=SCRAPE_TIMEOUT
-    )
-    return RedisQueueCollector(client, StreamKeys(settings.prefix))
+    sides, url = broker.sides(), broker_url(settings)
+    return QueueCollector(lambda: sides.read_depths(settings, url, (), SCRAPE_TIMEOUT))
 
 
-class RedisQueueCollector(Collector):
-    """Each queue's ready messages and the age of the oldest, from its Redis stream."""
+class QueueCollector(Collector):
+    """Each queue's ready messages and the age of the oldest, read from the broker.
 
-    def __init__(
-        self, client: Redis, keys: StreamKeys, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._client = client
-        self._keys = keys
-        self._clock = clock
+    Args:
+        read: One reading of the queues (each scrape runs it on an event loop of its
+            own: Prometheus scrapes from a thread of its HTTP server).
+    """
+
+    def __init__(self, read: DepthRead) -> None:
+        self._read = read
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -65,10 +68,13 @@ class RedisQueueCollector(Collector):
             labels=["queue"],
         )
         try:
-            for queue, waiting, age in read_queues(self._client, self._keys, self._clock):
-                depth.add_metric([queue], waiting)
-                oldest.add_metric([queue], age)
-        except (RedisError, OSError) as error:
+            queues = asyncio.run(self._read())
+        except BackendError as error:
             logger.warning("queue metrics: the broker did not answer: %s", error)
+            queues = []
+        for queue in queues:
+            depth.add_metric([queue.name], queue.depth)
+            if queue.lag is not None:
+                oldest.add_metric([queue.name], queue.lag)
         yield depth
         yield oldest

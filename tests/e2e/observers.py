@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 from tests.e2e.jobs import append_line
@@ -22,3 +23,12 @@ class EventFile:
 async def explode(event: Any) -> None:
     """Raises on every event: the run must not notice."""
     raise RuntimeError(f"observer broke on {event.event}")
+
+
+_NEVER = threading.Event()
+
+
+def stuck(event: Any) -> None:
+    """Writes the first event it gets to ``OBSERVED``, then blocks for ever (a hung hook)."""
+    append_line(os.environ["OBSERVED"], event.event)
+    _NEVER.wait()

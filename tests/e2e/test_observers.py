@@ -54,6 +54,27 @@ def test_an_observer_in_the_file_gets_every_event_and_a_raising_one_changes_noth
     assert "Traceback" in result.stderr
 
 
+def test_a_run_ends_as_it_would_while_its_observer_hangs_and_what_it_missed_is_said(
+    cli: Cli, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    observed = tmp_path / "observed.txt"
+    cli.env.update(API_TOKEN=TOKEN, OBSERVED=str(observed))
+    text = OBSERVED.replace(
+        "  - tests.e2e.observers:EventFile\n  - tests.e2e.observers:explode",
+        "  - tests.e2e.observers:stuck",
+    )
+    # When a run's observer blocks for ever on the first event it gets
+    result = cli("run", str(pipeline("observed", text)), "--store", "memory", "--output", "json")
+    # Then the run succeeds and ends, with every event of its output
+    assert result.code == 0, result
+    events = [event["event"] for event in result.events()]
+    assert events[-1] == "run.finished"
+    # And the observer held only the first; the others are counted as lost, in one line
+    assert observed.read_text(encoding="utf-8").splitlines() == [events[0]]
+    dropped = f"observer tests.e2e.observers:stuck: {len(events) - 1} event(s) dropped"
+    assert result.stderr.count(dropped) == 1, result.stderr
+
+
 def test_an_observer_outside_the_allowlist_is_refused_with_exit_2(
     cli: Cli, pipeline: Pipeline
 ) -> None:

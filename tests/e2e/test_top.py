@@ -1,4 +1,4 @@
-"""``arvel-flow top --once``: one snapshot of a store, and the brokers top cannot read."""
+"""``arvel-flow top --once``: one snapshot of a store, and a broker that cannot be reached."""
 
 from __future__ import annotations
 
@@ -50,14 +50,22 @@ pipeline:
     assert "RuntimeError: marker is not there yet" in text.stdout
 
 
-@pytest.mark.parametrize("broker", ["nats", "rabbitmq"])
-def test_top_refuses_a_broker_it_cannot_read_and_names_the_one_it_can(
-    cli: Cli, store: str, broker: str
+@pytest.mark.parametrize(
+    ("broker", "url", "named"),
+    [
+        ("redis", "redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
+        ("nats", "nats://127.0.0.1:1", "NATS nats://127.0.0.1:1"),
+        ("rabbitmq", "amqp://guest:secret@127.0.0.1:1/", "abbitMQ amqp://guest:***@127.0.0.1:1/"),
+    ],
+)
+def test_a_broker_that_cannot_be_reached_exits_3_naming_it_without_its_password(
+    cli: Cli, store: str, broker: str, url: str, named: str
 ) -> None:
-    result = cli("top", "--once", "--store", store, "--broker", broker)
-    assert result.code == 2, result
-    assert f"top reads workers and queues from the redis broker only, not {broker}" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = cli("top", "--once", "--store", store, "--broker", broker, "--url", url)
+    assert result.code == 3, result
+    assert named in result.stderr
+    assert "secret" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # said once, no traceback
 
 
 def test_json_needs_once(cli: Cli, store: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from arvel_flow.queue.job import Job
-from arvel_flow.queue.middleware import JobMiddleware, RateLimited
+from arvel_flow.queue.middleware import JobMiddleware, RateLimited, Release
 
 _clients: dict[str, Redis] = {}
 
@@ -88,6 +88,20 @@ class Flaky(Job):
         await write(self.journal, tag=self.tag, attempt=attempt, start=time.time())
         if attempt <= self.failures:
             raise RuntimeError(f"attempt {attempt} fails on purpose")
+
+
+class ReleasedOnce(Job):
+    """Puts itself back for ``delay`` seconds the first time it runs, then journals."""
+
+    journal: str
+    tag: str
+    delay: float = 0.1
+
+    async def handle(self) -> Release | None:
+        if await _client().incr(f"{self.journal}:runs:{self.tag}") == 1:
+            return Release(self.delay, "not yet")
+        await write(self.journal, tag=self.tag, start=time.time())
+        return None
 
 
 class Limited(Job):

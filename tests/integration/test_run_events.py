@@ -97,6 +97,7 @@ async def test_run_shows_the_workers_events_while_the_run_goes_on(
     assert {e["event"] for e in events} == {e["event"] for e in _events(embedded_log)}
 
 
+@every_broker
 async def test_run_says_no_worker_consumes_the_queue_and_goes_on_waiting(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.drivers.taskiq import TaskiqQueue
-from tests.integration.conftest import ROOT, Cluster
+from tests.integration.conftest import ROOT, Cluster, every_broker
 from tests.integration.jobs import Gated, Record
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.brokers, pytest.mark.slow]
 
 
 def top(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -30,6 +30,7 @@ def top(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@every_broker
 async def test_top_reports_two_live_workers_and_the_one_run_in_progress(
     cluster: Cluster, dispatcher: TaskiqQueue
 ) -> None:

@@ -34,6 +34,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.outbox import send_or_collect
+from arvel_flow.queue.transport import Watched
 from arvel_flow.queue.wire import AVAILABLE_AT, encode_message
 from arvel_flow.store.urls import mask_url
 
@@ -84,8 +85,9 @@ def nats_errors(backend: str) -> Iterator[None]:
         raise BackendError(backend, reason) from None
 
 
-async def connect(url: str, *, name: str) -> Client:
-    """A client connected to ``url`` that reports problems as log lines, not tracebacks.
+async def connect(url: str, *, name: str, connect_timeout: float = 5.0) -> Client:
+    """A client connected to ``url`` that reports problems as log lines, not tracebacks;
+    ``connect_timeout`` is how long one attempt to connect may take.
 
     Raises:
         BackendError: No server answered.
@@ -102,7 +104,7 @@ async def connect(url: str, *, name: str) -> Client:
         client: Client = await nats.connect(
             url,
             name=name,
-            connect_timeout=5,
+            connect_timeout=connect_timeout,
             # nats-py tries a first connection as often as it would reconnect (for ever
             # with -1): try twice, a second apart, then reconnect for as long as it takes.
             max_reconnect_attempts=1,
@@ -135,6 +137,8 @@ class NatsTransport:
     Args:
         url: The NATS server(s), ``nats://host:4222`` (comma-separated for several).
         prefix: Names the stream (see `JetStreamNames`).
+        presence: Where the workers' heartbeats are read, if anywhere (the store's Redis:
+            `arvel_flow.brokers.redis.presence`).
     """
 
     remote = True
@@ -142,8 +146,19 @@ class NatsTransport:
     publishes_events = True
     """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
 
-    def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
+    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since the newest heartbeat of a worker of each queue, as ``presence``
+        reads them (`Watched`); nothing without it: no worker is known dead or alive."""
+        if self.presence is None:
+            return {}
+        return await self.presence.last_heartbeats(queues)
+
+    def __init__(
+        self, url: str, *, prefix: str = "arvel-flow:", presence: Watched | None = None
+    ) -> None:
         self.url = url
+        self.presence = presence
+        """Where the workers' heartbeats are read (the store's Redis), if anywhere."""
         self.names = JetStreamNames(prefix)
         self.backend = describe_url(url)
         self._client: Client | None = None

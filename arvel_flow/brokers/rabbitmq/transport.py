@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.outbox import send_or_collect
+from arvel_flow.queue.transport import Watched
 from arvel_flow.queue.wire import AVAILABLE_AT, TASK_NAME, encode_message
 from arvel_flow.store.urls import mask_url
 
@@ -93,6 +94,8 @@ class RabbitMQTransport:
     Args:
         url: The server, ``amqp://user:password@host:5672/vhost``.
         prefix: Put before every queue name.
+        presence: Where the workers' heartbeats are read, if anywhere (the store's Redis:
+            `arvel_flow.brokers.redis.presence`).
     """
 
     remote = True
@@ -100,8 +103,19 @@ class RabbitMQTransport:
     publishes_events = True
     """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
 
-    def __init__(self, url: str, *, prefix: str = "arvel-flow:") -> None:
+    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
+        """Seconds since the newest heartbeat of a worker of each queue, as ``presence``
+        reads them (`Watched`); nothing without it: no worker is known dead or alive."""
+        if self.presence is None:
+            return {}
+        return await self.presence.last_heartbeats(queues)
+
+    def __init__(
+        self, url: str, *, prefix: str = "arvel-flow:", presence: Watched | None = None
+    ) -> None:
         self.url = url
+        self.presence = presence
+        """Where the workers' heartbeats are read (the store's Redis), if anywhere."""
         self.prefix = prefix
         self.backend = describe_url(url)
         self._connection: AbstractRobustConnection | None = None

@@ -1,6 +1,6 @@
 """Redis: streams per queue, delays in sorted sets, heartbeats, reclaiming.
 
-`make_transport` and `make_consumer` are this broker's entry in
+`make_transport`, `make_consumer` and `read_depths` are this broker's entry in
 `arvel_flow.brokers.BROKERS`; redis-py is imported when they are called.
 """
 
@@ -12,6 +12,9 @@ from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.store.urls import mask_url
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from arvel_flow.brokers.depth import QueueDepth
     from arvel_flow.brokers.redis.consumer import RedisConsumer
     from arvel_flow.brokers.redis.transport import RedisStreamTransport
     from arvel_flow.queue.transport import Transport
@@ -49,3 +52,32 @@ def make_consumer(transport: Transport, url: str) -> RedisConsumer:
 
     assert isinstance(transport, RedisStreamTransport)
     return RedisConsumer(transport, url=url)
+
+
+async def read_depths(
+    settings: QueueSettings, url: str, only: Sequence[str], answer_within: float
+) -> list[QueueDepth]:
+    """Each queue messages were sent to under ``settings.prefix`` (or ``only`` those).
+
+    Raises:
+        BackendError: Redis could not be reached or did not answer within ``answer_within``.
+    """
+    import asyncio
+
+    from redis import Redis
+
+    from arvel_flow.brokers.redis.depth import read_queues
+    from arvel_flow.brokers.redis.keys import StreamKeys
+    from arvel_flow.redis_support import redis_errors
+
+    def read() -> list[QueueDepth]:
+        client = Redis.from_url(
+            url, socket_timeout=answer_within, socket_connect_timeout=answer_within
+        )
+        try:
+            with redis_errors(mask_url(url)):
+                return list(read_queues(client, StreamKeys(settings.prefix), only=only))
+        finally:
+            client.close()
+
+    return await asyncio.to_thread(read)

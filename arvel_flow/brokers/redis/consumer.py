@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from arvel_flow.brokers.redis.heartbeat import Heartbeat
+from arvel_flow.brokers.redis.presence import Settled, host_load
 from arvel_flow.brokers.redis.streams import StreamReader, is_missing_group
 from arvel_flow.brokers.redis.transport import Ack, RedisStreamTransport
 from arvel_flow.errors import BackendError
@@ -46,6 +47,7 @@ class RedisConsumer:
         self._streams: StreamReader | None = None
         self._heartbeat: Heartbeat | None = None
         self._reader_lost = False
+        self.settled = Settled()
 
     @property
     def where(self) -> str:
@@ -69,7 +71,7 @@ class RedisConsumer:
             host.name,
             options.heartbeat_seconds,
             host.outage,
-            load=(self.transport.keys.worker(host.name), lambda: _load(host)),
+            load=(self.transport.keys.worker(host.name), lambda: host_load(host, self.settled)),
         )
 
     @property
@@ -156,8 +158,10 @@ class RedisConsumer:
             # the fetch found no group: Redis lost its data while the job ran.
             if not is_missing_group(error):
                 raise
+            self.settled.add(delivery.queue)
             await self.streams.recreate()
             return
+        self.settled.add(delivery.queue)
         for reply in replies:
             for taken in self.streams.parse_read(reply):
                 host.start(taken)
@@ -203,9 +207,3 @@ class RedisConsumer:
             running={d.message_id for d in host.held},
         ):
             host.start(delivery)
-
-
-def _load(host: Host) -> tuple[int, int]:
-    """``host``'s concurrency and the jobs it runs (those waiting for a slot not counted)."""
-    concurrency = host.options.concurrency
-    return concurrency, min(concurrency, max(0, concurrency - host.free_slots))

@@ -9,8 +9,9 @@ when they resume. A thread that dies of anything else is a bug the worker must n
 run on with: `Heartbeat.check` raises it in the worker's loop (others would otherwise
 take this worker's jobs while they run).
 
-Given a ``load`` key, each beat also writes the worker's concurrency and running jobs
-there (a hash that expires unless beaten again), for ``arvel-flow top``. The sorted
+Given a ``load`` key, each beat also writes the worker's concurrency, running jobs and
+the messages it settled per queue there (a hash that expires unless beaten again), for
+``arvel-flow top``. The sorted
 sets are as before: a worker that writes no load is still seen, with its load unknown.
 """
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import redis
 
@@ -45,8 +47,8 @@ class Heartbeat:
         interval: Seconds between beats.
         outage: Where failing beats are reported (the worker's, so that one outage is
             said once); one of its own by default.
-        load: The key of the worker's load hash, and what tells its concurrency and
-            running jobs (read from the beating thread: it must be safe there).
+        load: The key of the worker's load hash, and what tells its fields (read from
+            the beating thread: it must be safe there; see `host_load`).
     """
 
     def __init__(
@@ -56,7 +58,7 @@ class Heartbeat:
         name: str,
         interval: float,
         outage: Outage | None = None,
-        load: tuple[str, Callable[[], tuple[int, int]]] | None = None,
+        load: tuple[str, Callable[[], Mapping[str, int]]] | None = None,
     ) -> None:
         self.name = name
         self.interval = interval
@@ -86,13 +88,14 @@ class Heartbeat:
             self._script(keys=self._keys, args=[self.name, score])
             return
         key, read = self._load
-        concurrency, running = read()
+        fields = read()
         with self._client.pipeline(transaction=False) as pipe:
             self._script(keys=self._keys, args=[self.name, score], client=pipe)
             if score == "0":  # marked dead: no load to show
                 pipe.delete(key)
             else:
-                pipe.hset(key, mapping={"concurrency": concurrency, "running": running})
+                mapping: dict[Any, Any] = dict(fields)  # redis-py's keys: a union
+                pipe.hset(key, mapping=mapping)
                 pipe.pexpire(key, self._load_ttl_ms)
             pipe.execute()
 
@@ -108,6 +111,19 @@ class Heartbeat:
             self.beat("0")
         except redis.RedisError as error:
             logger.warning("could not mark worker %s dead: %s", self.name, error)
+
+    def remove(self) -> None:
+        """Take this worker out of the sets and drop its load: it left (a warning line if
+        Redis is away: its beats then age until it counts as dead)."""
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in self._keys:
+                    pipe.zrem(key, self.name)
+                if self._load is not None:
+                    pipe.delete(self._load[0])
+                pipe.execute()
+        except redis.RedisError as error:
+            logger.warning("could not remove worker %s from the heartbeats: %s", self.name, error)
 
     def close(self) -> None:
         """Close the Redis client."""

@@ -20,6 +20,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
+from arvel_flow.brokers.redis.presence import read_last_heartbeats
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.outbox import current_outbox
 from arvel_flow.queue.wire import encode_message
@@ -175,17 +176,7 @@ class RedisStreamTransport:
 
         Workers that leave take their beat with them (`arvel_flow.brokers.redis.heartbeat`).
         """
-        with redis_errors(self.backend):
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.time()
-                for queue in queues:
-                    pipe.zrevrange(self.keys.consumers(queue), 0, 0, withscores=True)
-                now, *newest = await pipe.execute()
-        now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
-        return {
-            queue: (now_ms - float(beats[0][1])) / 1000 if beats else None
-            for queue, beats in zip(queues, newest, strict=True)
-        }
+        return await read_last_heartbeats(self.client, self.keys, queues, self.backend)
 
     async def close(self) -> None:
         """Close the client if this transport made it."""

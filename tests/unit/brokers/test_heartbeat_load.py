@@ -1,4 +1,4 @@
-"""A heartbeat's load record: a worker's concurrency and running jobs, next to its beat."""
+"""A heartbeat's load record: a worker's concurrency, running jobs and settled messages."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_each_beat_writes_the_load_which_expires_and_goes_when_marked_dead(
     client: Redis, redis_url: str, redis_prefix: str
 ) -> None:
     keys = StreamKeys(redis_prefix)
-    load = [(8, 3)]
+    load = [{"concurrency": 8, "running": 3, "settled:default": 5}]
     beats = Heartbeat(
         redis_url,
         [keys.consumers("default")],
@@ -35,11 +35,19 @@ def test_each_beat_writes_the_load_which_expires_and_goes_when_marked_dead(
     try:
         beats.beat()
         assert client.zscore(keys.consumers("default"), "w1")
-        assert client.hgetall(keys.worker("w1")) == {b"concurrency": b"8", b"running": b"3"}
+        assert client.hgetall(keys.worker("w1")) == {
+            b"concurrency": b"8",
+            b"running": b"3",
+            b"settled:default": b"5",
+        }
         assert 0 < client.pttl(keys.worker("w1")) <= 30_000
-        load.append((8, 0))
+        load.append({"concurrency": 8, "running": 0, "settled:default": 6})
         beats.beat()
-        assert client.hget(keys.worker("w1"), "running") == b"0"
+        assert client.hmget(keys.worker("w1"), ["running", "settled:default"]) == [b"0", b"6"]
+        beats.remove()  # it left: out of the sets, its load gone
+        assert client.zscore(keys.consumers("default"), "w1") is None
+        assert not client.exists(keys.worker("w1"))
+        beats.beat()
         beats.mark_dead()
         assert client.zscore(keys.consumers("default"), "w1") == 0
         assert not client.exists(keys.worker("w1"))

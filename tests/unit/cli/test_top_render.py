@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from rich.console import Console
 
-from arvel_flow.cli.top_render import format_top
+from arvel_flow.cli.top_render import format_rate, format_top
 from arvel_flow.monitor import FailureView, QueueView, RunView, Snapshot, WorkerView
 
 NOW = 1_796_313_600.0
@@ -36,7 +36,7 @@ SNAPSHOT = Snapshot(
         WorkerView("web-1:4242:a1b2c3", "web-1", 4242, ("default", "mail"), 0.4, True, 8, 3),
         WorkerView("web-2:77:d4e5f6", "web-2", 77, ("default",), 93.0, False),
     ),
-    queues=(QueueView("default", 12, 4.5), QueueView("mail", 0, 0.0)),
+    queues=(QueueView("default", 12, 4.5, rate=3.25), QueueView("mail", 0, 0.0, rate=0.0)),
     runs=(RunView("0193a1b2c3d4", "nightly-import", NOW - 300, 41, 120),),
     failures=(
         FailureView(
@@ -55,13 +55,13 @@ arvel-flow top  2026-12-03 16:00:00  1 worker(s) alive, 1 run(s) in progress
 │ web-1:4242:a1b2c3 │ web-1 │ 4242 │ default,mail │ 3/8  │ 0.4s ago          │
 │ web-2:77:d4e5f6   │ web-2 │ 77   │ default      │      │ 1m 33s ago (dead) │
 └───────────────────┴───────┴──────┴──────────────┴──────┴───────────────────┘
-          queues
-┏━━━━━━━━━┳━━━━━━━┳━━━━━━┓
-┃ queue   ┃ depth ┃ lag  ┃
-┡━━━━━━━━━╇━━━━━━━╇━━━━━━┩
-│ default │ 12    │ 4.5s │
-│ mail    │ 0     │ 0s   │
-└─────────┴───────┴──────┘
+              queues
+┏━━━━━━━━━┳━━━━━━━┳━━━━━━┳━━━━━━━┓
+┃ queue   ┃ depth ┃ lag  ┃ rate  ┃
+┡━━━━━━━━━╇━━━━━━━╇━━━━━━╇━━━━━━━┩
+│ default │ 12    │ 4.5s │ 3.2/s │
+│ mail    │ 0     │ 0s   │ 0/s   │
+└─────────┴───────┴──────┴───────┘
                          runs in progress
 ┏━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━┓
 ┃ run          ┃ pipeline       ┃ progress ┃ started             ┃
@@ -90,3 +90,28 @@ def test_an_empty_deployment_says_so_in_its_header() -> None:
     assert render(empty).splitlines()[0] == (
         "arvel-flow top  2026-12-03 16:00:00  0 worker(s) alive, 0 run(s) in progress"
     )
+
+
+def test_what_a_broker_cannot_tell_is_left_blank_and_unseen_workers_are_said_so() -> None:
+    # A RabbitMQ queue: no lag; a first snapshot: no rate; workers beating nowhere top reads
+    snapshot = Snapshot(
+        taken_at=NOW,
+        workers=(),
+        queues=(QueueView("default", 7, None, consumers=2),),
+        runs=(),
+        failures=(),
+        workers_seen=False,
+    )
+    lines = [line.rstrip() for line in render(snapshot).splitlines()]
+    assert lines[0] == (
+        "arvel-flow top  2026-12-03 16:00:00  workers not seen, 0 run(s) in progress"
+    )
+    assert "│ default │ 7     │     │      │" in lines
+
+
+@pytest.mark.parametrize(
+    ("per_second", "shown"),
+    [(0.0, "0/s"), (0.25, "0.25/s"), (3.0, "3/s"), (12.4, "12/s"), (1234.5, "1,234/s")],
+)
+def test_rates_are_written_short(per_second: float, shown: str) -> None:
+    assert format_rate(per_second) == shown

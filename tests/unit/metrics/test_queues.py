@@ -1,4 +1,4 @@
-"""`RedisQueueCollector`: each queue's ready messages and their lag, read at scrape time."""
+"""`QueueCollector`: each queue's ready messages and their lag, read at scrape time."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ pytest.importorskip("prometheus_client")
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from arvel_flow.brokers.depth import QueueDepth
+from arvel_flow.brokers.redis.depth import read_queues
 from arvel_flow.brokers.redis.keys import GROUP, StreamKeys
-from arvel_flow.metrics.queues import RedisQueueCollector
+from arvel_flow.metrics.queues import QueueCollector, queue_collector
+from arvel_flow.settings import QueueSettings
 
 pytestmark = pytest.mark.redis
 
@@ -28,8 +31,11 @@ def client(redis_url: str) -> Iterator[Redis]:
 
 
 def scrape(client: Redis, keys: StreamKeys) -> CollectorRegistry:
+    async def read() -> list[QueueDepth]:
+        return list(read_queues(client, keys, lambda: NOW))
+
     registry = CollectorRegistry()
-    registry.register(RedisQueueCollector(client, keys, clock=lambda: NOW))
+    registry.register(QueueCollector(read))
     return registry
 
 
@@ -51,7 +57,33 @@ def test_ready_messages_are_counted_and_the_oldest_untaken_gives_the_lag(
     assert registry.get_sample_value("arvel_flow_queue_oldest_seconds", {"queue": "empty"}) == 0
 
 
-def test_a_broker_that_is_away_costs_the_queue_figures_not_the_scrape() -> None:
-    away = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    registry = scrape(away, StreamKeys("x:"))
+@pytest.mark.parametrize(
+    ("broker", "url"),
+    [
+        ("redis", "redis://127.0.0.1:1/0"),
+        ("nats", "nats://127.0.0.1:1"),
+        ("rabbitmq", "amqp://guest:guest@127.0.0.1:1/"),
+    ],
+)
+def test_a_broker_that_is_away_costs_the_queue_figures_not_the_scrape(
+    broker: str, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = QueueSettings.resolve(flags={"broker": broker, "url": url, "store": "memory"})
+    collector = queue_collector(settings)
+    assert collector is not None
+    registry = CollectorRegistry()
+    registry.register(collector)
     assert registry.get_sample_value("arvel_flow_queue_depth", {"queue": "default"}) is None
+    assert "queue metrics: the broker did not answer" in caplog.text
+
+
+def test_a_lag_the_broker_cannot_tell_is_left_out_not_shown_as_0() -> None:
+    async def read() -> list[QueueDepth]:
+        return [QueueDepth("default", 3, None, consumers=1)]
+
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(read))
+    assert registry.get_sample_value("arvel_flow_queue_depth", {"queue": "default"}) == 3
+    assert (
+        registry.get_sample_value("arvel_flow_queue_oldest_seconds", {"queue": "default"}) is None
+    )

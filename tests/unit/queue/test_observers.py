@@ -170,5 +170,33 @@ async def test_a_run_finishes_while_a_blocked_sync_observer_still_holds_its_firs
     unblock.set()
 
 
+async def test_a_run_finishes_while_an_async_observer_awaits_for_ever_and_what_it_misses_is_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    never = asyncio.Event()
+    held: list[str] = []
+
+    async def stuck(e: Event) -> None:
+        held.append(e.event)
+        await never.wait()
+
+    bus = EventBus()
+    seen: list[str] = []
+    bus.subscribe(lambda e: seen.append(e.event))
+    observers = Observers(bus, [("stuck", stuck)], queue_size=2, sleep=_no_wait)
+    # When a five-step chain runs while the observer awaits for ever on the loop
+    steps = [Step(name=f"s{n}") for n in range(5)]
+    result = await Chain(*steps).dispatch(SyncQueue(store=MemoryStore(), events=bus))
+    # Then the run succeeded and ended
+    assert isinstance(result, BatchResult)
+    assert result.ok
+    assert seen[-1] == "run.finished"
+    # And every event is accounted for: one held, at most two queued, the rest dropped
+    assert held == [seen[0]]
+    assert len(seen) - 1 - 2 <= observers.dropped["stuck"] <= len(seen) - 1
+    await observers.aclose()
+    assert f"observer stuck: {len(seen) - 1} event(s) dropped (it did not keep up)" in caplog.text
+
+
 async def _no_wait(delay: Any) -> None:
     return None
