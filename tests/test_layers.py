@@ -24,9 +24,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Lowest first. A module may import its own layer and the layers below it. The
     # longest matching prefix decides a module's layer.
     # outage: the one retry policy for a broker or store that is away (errors only).
+    # batching: what tasks submit in one loop turn, handled together (round trips).
     (
         "foundation",
-        ("arvel_flow.errors", "arvel_flow.scalars", "arvel_flow.outage", "arvel_flow.durations"),
+        (
+            "arvel_flow.errors",
+            "arvel_flow.scalars",
+            "arvel_flow.outage",
+            "arvel_flow.durations",
+            "arvel_flow.batching",
+        ),
     ),
     ("secrets", ("arvel_flow.secrets", "arvel_flow.envfile")),  # envfile: .env into os.environ
     ("pipeline", ("arvel_flow.pipeline", "arvel_flow.job_settings")),  # the file format: no runtime
