@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 Settle = tuple[Delivery, list[Envelope]]
 """A message to acknowledge, and what its job sent."""
 _ACK_COMMANDS = 2
-"""``XACK`` and ``XDEL``."""
+"""At most an ``XACK`` and an ``XDEL`` (those of one stream are merged)."""
 _MARGIN = 16
 """Room in a ``MULTI`` for the fetch and the ``SADD`` of queues seen the first time."""
 

@@ -118,9 +118,12 @@ class RedisStreamTransport:
         messages there); their replies are returned.
         """
         commands = self._commands(envelopes, now)
+        ids: dict[str, list[str]] = {}
         for ack in acks:
-            commands.append(("XACK", (ack.stream, GROUP, ack.message_id)))
-            commands.append(("XDEL", (ack.stream, ack.message_id)))
+            ids.setdefault(ack.stream, []).append(ack.message_id)
+        for stream, taken in ids.items():  # one XACK and one XDEL per stream
+            commands.append(("XACK", (stream, GROUP, *taken)))
+            commands.append(("XDEL", (stream, *taken)))
         commands.extend(extra)
         replies: list[Any] = []
         for start in range(0, len(commands), CHUNK):
