@@ -161,25 +161,37 @@ class RedisConsumer:
         """
         await self._settling.submit((delivery, outbox))
 
-    async def _settle_together(self, settles: list[Settle]) -> list[None]:
+    async def _settle_together(self, settles: list[Settle]) -> list[Exception | None]:
+        """Settle ``settles`` in as few ``MULTI`` as fit; a failing one fails its jobs only."""
         host = self.host
-        groups = _one_multi_each(settles)
-        for group in groups[:-1]:
-            await self._flush(group, ())
+        *firsts, last = _one_multi_each(settles)
+        answers: list[Exception | None] = []
+        for group in firsts:
+            try:
+                await self._flush(group, ())
+            except Exception as error:  # raised by each of these jobs' settle
+                answers += [error] * len(group)
+            else:
+                answers += [None] * len(group)
         fetch = () if host.stopping else (self.streams.read_command(len(settles)),)
         try:
-            replies = await self._flush(groups[-1], fetch)
+            replies = await self._flush(last, fetch)
         except ResponseError as error:
             # The acks and the sends ran (errors in a MULTI do not undo the rest); only
             # the fetch found no group: Redis lost its data while the jobs ran.
             if not is_missing_group(error):
-                raise
-            await self.streams.recreate()
-            return [None] * len(settles)
+                return [*answers, *[error] * len(last)]
+            try:
+                await self.streams.recreate()
+            except Exception as failure:
+                return [*answers, *[failure] * len(last)]
+            return [*answers, *[None] * len(last)]
+        except Exception as error:
+            return [*answers, *[error] * len(last)]
         for reply in replies:
             for taken in self.streams.parse_read(reply):
                 host.start(taken)
-        return [None] * len(settles)
+        return [*answers, *[None] * len(last)]
 
     async def _flush(self, settles: list[Settle], fetch: Sequence[Command]) -> list[Any]:
         stream = self.transport.keys.stream
