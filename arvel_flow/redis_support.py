@@ -1,6 +1,6 @@
 """What the Redis lock, store and broker share: the server named for people (never its
-password), "Redis cannot be reached" as `BackendError`, and times to live in Redis's
-milliseconds.
+password), "Redis cannot be reached" as `BackendError`, times to live in Redis's
+milliseconds, and `Coalescer`, which sends the commands of many jobs in one round trip.
 
 redis is imported only when an exception is matched or a client named: importing it
 costs ~100 ms, and a caller that has a client has imported it already.
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from arvel_flow.batching import TurnBatcher
 from arvel_flow.errors import BackendError, BackendFullError
 
 if TYPE_CHECKING:
@@ -67,3 +68,30 @@ def redis_errors(backend: str) -> Iterator[None]:
         raise BackendError(backend=backend, reason=str(exc) or type(exc).__name__) from exc
     except _out_of_memory():
         raise BackendFullError(backend, OUT_OF_MEMORY) from None
+
+
+class Coalescer:
+    """Sends the commands issued in one turn of the event loop as one pipeline.
+
+    The store's scripts and locks go through one, so the jobs a worker runs at once
+    share round trips (see `arvel_flow.batching`). No ``MULTI``: each command is as
+    atomic as it was alone, and they run in the order issued.
+
+    Args:
+        client: The client whose pool the pipelines use; the coalescer does not close it.
+    """
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._batcher: TurnBatcher[tuple[Any, ...], Any] = TurnBatcher(self._execute)
+
+    async def call(self, *command: Any) -> Any:
+        """``command``'s reply (its error raised), sent with the others of this turn."""
+        return await self._batcher.submit(command)
+
+    async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies

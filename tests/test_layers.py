@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # longest matching prefix decides a module's layer.
     # outage: the one retry policy for a broker or store that is away (errors only).
     # lazy: the packages' lazy re-exports (`lazy_exports`).
+    # batching: what tasks submit in one loop turn, handled together (round trips).
     (
         "foundation",
         (
@@ -33,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "arvel_flow.outage",
             "arvel_flow.durations",
             "arvel_flow.lazy",
+            "arvel_flow.batching",
         ),
     ),
     ("secrets", ("arvel_flow.secrets", "arvel_flow.envfile")),  # envfile: .env into os.environ

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from arvel_flow.redis_support import describe_client, redis_errors, ttl_to_ms
+from arvel_flow.redis_support import Coalescer, describe_client, redis_errors, ttl_to_ms
 
 if TYPE_CHECKING:
     # Only for annotations: importing redis costs ~100 ms, and a caller that builds
@@ -45,10 +45,15 @@ class RedisLock:
     Args:
         client: An asyncio Redis client; the lock does not close it.
         prefix: Put before every lock key, so locks do not collide with other data.
+        commands: Where taking and reading a lock go, to share round trips with other
+            commands on ``client`` (the store's); one of its own by default.
     """
 
-    def __init__(self, client: Redis, prefix: str = "arvel-flow:lock:") -> None:
+    def __init__(
+        self, client: Redis, prefix: str = "arvel-flow:lock:", commands: Coalescer | None = None
+    ) -> None:
         self._client = client
+        self._commands = commands or Coalescer(client)
         self._prefix = prefix
         self._backend = describe_client(client)
         self._release = client.register_script(_RELEASE)
@@ -60,7 +65,9 @@ class RedisLock:
     async def acquire(self, key: str, owner: str, ttl: float) -> bool:
         """Take ``key`` for ``owner`` if nobody holds it (``SET NX PX``)."""
         with redis_errors(self._backend):
-            taken = await self._client.set(self._key(key), owner, nx=True, px=ttl_to_ms(ttl))
+            taken = await self._commands.call(
+                "SET", self._key(key), owner, "NX", "PX", ttl_to_ms(ttl)
+            )
         return bool(taken)
 
     async def release(self, key: str, owner: str) -> bool:
@@ -78,5 +85,5 @@ class RedisLock:
     async def owner(self, key: str) -> str | None:
         """Who holds ``key`` now, or None."""
         with redis_errors(self._backend):
-            value = await self._client.get(self._key(key))
+            value = await self._commands.call("GET", self._key(key))
         return _text(value)

@@ -32,11 +32,12 @@ from dataclasses import astuple, fields
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from arvel_flow.errors import ConfigError, ConfigIssue, RunNotFoundError
 from arvel_flow.lock.contracts import LockContract
 from arvel_flow.lock.redis import RedisLock
-from arvel_flow.redis_support import describe_client, redis_errors, ttl_to_ms
+from arvel_flow.redis_support import Coalescer, describe_client, redis_errors, ttl_to_ms
 from arvel_flow.store import redis_scripts as scripts
 from arvel_flow.store.contracts import (
     BatchCounters,
@@ -210,7 +211,9 @@ class RedisStore:
         self._prefix = prefix
         self._backend = backend
         self._owns_client = owns_client
-        self._lock = RedisLock(client, prefix=f"{prefix}lock:")
+        # Scripts and locks of jobs running at once share round trips (`Coalescer`).
+        self._commands = Coalescer(client)
+        self._lock = RedisLock(client, prefix=f"{prefix}lock:", commands=self._commands)
         self._scripts = {name: client.register_script(text) for name, text in scripts.ALL.items()}
 
     def run_events(self) -> RunEventReader:
@@ -231,8 +234,14 @@ class RedisStore:
         return self._prefix + ":".join(parts)
 
     async def _eval(self, script: str, keys: Sequence[str], args: Iterable[Any]) -> Any:
+        code = self._scripts[script]
+        command = [len(keys), *keys, *args]
         with redis_errors(self._backend):
-            return await self._scripts[script](keys=list(keys), args=list(args))
+            try:
+                return await self._commands.call("EVALSHA", code.sha, *command)
+            except NoScriptError:  # Redis restarted, or its scripts were flushed
+                code.sha = await self._client.script_load(code.script)
+                return await self._commands.call("EVALSHA", code.sha, *command)
 
     async def _eval_on_run(
         self, script: str, run_id: str, keys: Sequence[str], args: Iterable[Any]

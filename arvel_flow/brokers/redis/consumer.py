@@ -2,7 +2,8 @@
 
 - A message is acknowledged in the same ``MULTI`` that sends what its job dispatched:
   the next step of a chain is sent if and only if the step that led to it is
-  acknowledged.
+  acknowledged. Jobs that settle at once share one such ``MULTI``, and fetch their
+  next messages in it.
 - Heartbeats come from a thread (`Heartbeat`). A worker whose heartbeats stopped is
   dead, and the others take over its pending messages (`RECLAIM`), whether or not new
   work arrives. A live worker's jobs are never taken from it, however long they run.
@@ -19,16 +20,24 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from arvel_flow.batching import TurnBatcher
 from arvel_flow.brokers.redis.heartbeat import Heartbeat
 from arvel_flow.brokers.redis.presence import Settled, host_load
 from arvel_flow.brokers.redis.streams import StreamReader, is_missing_group
-from arvel_flow.brokers.redis.transport import Ack, RedisStreamTransport
+from arvel_flow.brokers.redis.transport import CHUNK, Ack, Command, RedisStreamTransport
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.store.urls import mask_url
 from arvel_flow.worker.consumer import Delivery, Host
 
 logger = logging.getLogger(__name__)
+
+Settle = tuple[Delivery, list[Envelope]]
+"""A message to acknowledge, and what its job sent."""
+_ACK_COMMANDS = 2
+"""At most an ``XACK`` and an ``XDEL`` (those of one stream are merged)."""
+_MARGIN = 16
+"""Room in a ``MULTI`` for the fetch and the ``SADD`` of queues seen the first time."""
 
 
 class RedisConsumer:
@@ -48,6 +57,7 @@ class RedisConsumer:
         self._heartbeat: Heartbeat | None = None
         self._reader_lost = False
         self.settled = Settled()
+        self._settling: TurnBatcher[Settle, None] = TurnBatcher(self._settle_together)
 
     @property
     def where(self) -> str:
@@ -145,26 +155,58 @@ class RedisConsumer:
     async def settle(self, delivery: Delivery, outbox: list[Envelope]) -> None:
         """Send, acknowledge, and take the next message, in one round trip.
 
-        Taking the next message with the acknowledgement saves a chain step the trip
-        through the blocked reader: the step just sent is usually the one taken.
+        Jobs that settle in the same turn of the event loop share that round trip
+        (`TurnBatcher`): one ``MULTI`` acknowledges them all after what they sent, and
+        takes as many next messages as they free slots. Taking the next message with
+        the acknowledgement saves a chain step the trip through the blocked reader:
+        the step just sent is usually the one taken.
         """
+        await self._settling.submit((delivery, outbox))
+
+    async def _settle_together(self, settles: list[Settle]) -> list[Exception | None]:
+        """Settle ``settles`` in as few ``MULTI`` as fit; a failing one fails its jobs only."""
         host = self.host
-        ack = Ack(self.transport.keys.stream(delivery.queue), delivery.message_id)
-        fetch = () if host.stopping else (self.streams.read_command(1),)
+        *firsts, last = _one_multi_each(settles)
+        answers: list[Exception | None] = []
+        for group in firsts:
+            try:
+                await self._flush(group, ())
+            except Exception as error:  # raised by each of these jobs' settle
+                answers += [error] * len(group)
+            else:
+                self._count_settled(group)
+                answers += [None] * len(group)
+        fetch = () if host.stopping else (self.streams.read_command(len(settles)),)
         try:
-            replies = await self.transport.flush(outbox, host.clock.now(), ack, fetch)
+            replies = await self._flush(last, fetch)
         except ResponseError as error:
-            # The ack and the sends ran (errors in a MULTI do not undo the rest); only
-            # the fetch found no group: Redis lost its data while the job ran.
+            # The acks and the sends ran (errors in a MULTI do not undo the rest); only
+            # the fetch found no group: Redis lost its data while the jobs ran.
             if not is_missing_group(error):
-                raise
-            self.settled.add(delivery.queue)
-            await self.streams.recreate()
-            return
-        self.settled.add(delivery.queue)
+                return [*answers, *[error] * len(last)]
+            self._count_settled(last)
+            try:
+                await self.streams.recreate()
+            except Exception as failure:
+                return [*answers, *[failure] * len(last)]
+            return [*answers, *[None] * len(last)]
+        except Exception as error:
+            return [*answers, *[error] * len(last)]
+        self._count_settled(last)
         for reply in replies:
             for taken in self.streams.parse_read(reply):
                 host.start(taken)
+        return [*answers, *[None] * len(last)]
+
+    def _count_settled(self, settles: list[Settle]) -> None:
+        for delivery, _ in settles:
+            self.settled.add(delivery.queue)
+
+    async def _flush(self, settles: list[Settle], fetch: Sequence[Command]) -> list[Any]:
+        stream = self.transport.keys.stream
+        acks = [Ack(stream(delivery.queue), delivery.message_id) for delivery, _ in settles]
+        envelopes = [envelope for _, outbox in settles for envelope in outbox]
+        return await self.transport.flush(envelopes, self.host.clock.now(), acks, fetch)
 
     # Loops ------------------------------------------------------------------------------
 
@@ -207,3 +249,21 @@ class RedisConsumer:
             running={d.message_id for d in host.held},
         ):
             host.start(delivery)
+
+
+def _one_multi_each(settles: list[Settle]) -> list[list[Settle]]:
+    """``settles`` in groups whose commands fit one ``MULTI`` (a job's own never split).
+
+    What one job sends is acknowledged in the same ``MULTI`` as today, however many
+    jobs settle with it.
+    """
+    groups: list[list[Settle]] = [[]]
+    size = 0
+    for settle in settles:
+        cost = len(settle[1]) + _ACK_COMMANDS
+        if groups[-1] and size + cost > CHUNK - _MARGIN:
+            groups.append([])
+            size = 0
+        groups[-1].append(settle)
+        size += cost
+    return groups

@@ -30,7 +30,7 @@ from arvel_flow.store.urls import mask_url
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
 
-_CHUNK = 1000
+CHUNK = 1000
 """Commands per pipeline round trip."""
 
 Command = tuple[str, tuple[Any, ...]]
@@ -104,30 +104,33 @@ class RedisStreamTransport:
         if outbox is not None:
             outbox.extend(envelopes)
         elif envelopes:
-            await self.flush(envelopes, now, ack=None)
+            await self.flush(envelopes, now)
 
     async def flush(
         self,
         envelopes: Sequence[Envelope],
         now: float,
-        ack: Ack | None,
+        acks: Sequence[Ack] = (),
         extra: Sequence[Command] = (),
     ) -> list[Any]:
-        """Write ``envelopes`` and acknowledge ``ack``; the ack and the last chunk are one MULTI.
+        """Write ``envelopes`` and acknowledge ``acks``; the acks and the last chunk are one MULTI.
 
         ``extra`` commands run last, in the same round trip (a worker fetches its next
-        message there); their replies are returned.
+        messages there); their replies are returned.
         """
         commands = self._commands(envelopes, now)
-        if ack is not None:
-            commands.append(("XACK", (ack.stream, GROUP, ack.message_id)))
-            commands.append(("XDEL", (ack.stream, ack.message_id)))
+        ids: dict[str, list[str]] = {}
+        for ack in acks:
+            ids.setdefault(ack.stream, []).append(ack.message_id)
+        for stream, taken in ids.items():  # one XACK and one XDEL per stream
+            commands.append(("XACK", (stream, GROUP, *taken)))
+            commands.append(("XDEL", (stream, *taken)))
         commands.extend(extra)
         replies: list[Any] = []
-        for start in range(0, len(commands), _CHUNK):
-            last = start + _CHUNK >= len(commands)
-            chunk = commands[start : start + _CHUNK]
-            replies = await self._execute(chunk, atomic=last and ack is not None)
+        for start in range(0, len(commands), CHUNK):
+            last = start + CHUNK >= len(commands)
+            chunk = commands[start : start + CHUNK]
+            replies = await self._execute(chunk, atomic=last and bool(acks))
         return replies[len(replies) - len(extra) :] if extra else []
 
     def _commands(self, envelopes: Sequence[Envelope], now: float) -> list[Command]:
