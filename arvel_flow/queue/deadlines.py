@@ -50,7 +50,7 @@ class TimeLimit:
             raise RuntimeError("a time limit must be entered inside a task")
         self._task = task
         self._cancelling = task.cancelling()
-        self._deadlines._add(self, task.get_loop(), self._seconds)
+        self._deadlines._add(self, task.get_loop())
         return self
 
     def __exit__(
@@ -103,10 +103,10 @@ class Deadlines:
         """Entries held: the live limits, and ended ones not yet dropped."""
         return len(self._heap)
 
-    def _add(self, limit: TimeLimit, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    def _add(self, limit: TimeLimit, loop: asyncio.AbstractEventLoop) -> None:
         if loop is not self._loop:
             self._rebind(loop)
-        at = loop.time() + seconds
+        at = loop.time() + limit._seconds
         heapq.heappush(self._heap, (at, next(self._order), limit))
         if at < self._timer_at:
             self._arm(loop, at)
