@@ -140,6 +140,7 @@ class SqliteDatabase:
         self._group: asyncio.TimerHandle | None = None
         self._failure: StoreFileError | None = None
         self._deferred: Callable[[sqlite3.Connection], None] | None = None
+        self._groups_opened = 0
         with self._errors("opened"):
             target: str | Path = self.path
             if create:
@@ -243,9 +244,12 @@ class SqliteDatabase:
         return _Transaction(self, savepoint)
 
     @property
-    def in_group(self) -> bool:
-        """Whether a group transaction is open (this process holds the write lock)."""
-        return self._group is not None
+    def current_group(self) -> int | None:
+        """The open group transaction's number (each group has its own), or None.
+
+        While a group is open, this process holds the file's write lock.
+        """
+        return None if self._group is None else self._groups_opened
 
     def defer(self, write: Callable[[sqlite3.Connection], None]) -> None:
         """Have ``write`` run in the open group before anything else uses the connection.
@@ -254,7 +258,7 @@ class SqliteDatabase:
         batch's counters): ``write`` runs before the next read, the next write that is
         not ``savepoint=False``, and the group's commit, so that no statement and no
         other process ever sees the file without it. A group that fails loses it with
-        the rest.
+        the rest; what the caller kept belongs to that group (`current_group`).
         """
         self._deferred = write
 
@@ -278,6 +282,8 @@ class SqliteDatabase:
             return False
         conn.execute("BEGIN IMMEDIATE")
         self._group = loop.call_later(self.commit_interval, self._commit_group)
+        self._groups_opened += 1
+        self._deferred = None  # nothing of an earlier group may be written into this one
         return True
 
     def flush(self) -> None:
@@ -295,6 +301,8 @@ class SqliteDatabase:
             if conn.in_transaction:
                 self._write_deferred(conn)
                 conn.execute("COMMIT")
+            else:
+                self._deferred = None  # rolled back behind our back: lost with the group
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._write_failed(exc) from exc
         self._group = None

@@ -154,7 +154,8 @@ class SqliteStore:
         self._known_runs: set[str] = set()
         self._lock: LockContract | None = None
         self._counted: dict[tuple[str, str], BatchCounters] = {}
-        """Batch counters counted in the open group and not yet written (`_count_member`)."""
+        """Batch counters counted in group `_counted_in` and not yet written (`_count_member`)."""
+        self._counted_in: int | None = None
 
     @property
     def path(self) -> Path:
@@ -395,9 +396,13 @@ class SqliteStore:
         file and before the commit (`SqliteDatabase.defer`). One statement per job
         fewer, the same file at every commit.
         """
-        if not self._db.in_group:
+        group = self._db.current_group
+        if group is None:
             row = conn.execute(_COUNT_MEMBER, (run_id, batch, int(failed))).fetchone()
             return _counters(row)
+        if group != self._counted_in:  # what was counted belongs to a group that is gone
+            self._counted = {}
+            self._counted_in = group
         key = (run_id, batch)
         counters = self._counted.get(key)
         if counters is None:

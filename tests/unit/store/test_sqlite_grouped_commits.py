@@ -152,3 +152,23 @@ async def test_a_write_failing_halfway_without_a_savepoint_rolls_the_group_back(
     with pytest.raises(StoreFileError):
         await store.close()
     assert _steps_seen_by_another_process(path) == set()
+
+
+async def test_counters_of_a_group_that_was_lost_are_not_carried_into_the_next(
+    tmp_path: Path,
+) -> None:
+    # Given a member counted in a group that sqlite then rolls back on its own
+    path = tmp_path / "state.db"
+    store = await _store_with_run(path)
+    store._db.flush()
+    await store.finish_step("r", "m0", "succeeded", at=2.0, batch="b")
+    store._db.conn.execute("ROLLBACK")
+    store._db.flush()
+    # When another member finishes in the next group
+    counters = await store.finish_step("r", "m1", "succeeded", at=3.0, batch="b")
+    await store.close()
+    # Then it counts from the file, where the lost finish never was
+    assert not isinstance(counters, bool)
+    assert counters.done == 1
+    assert _counters_seen_by_another_process(path) == (1, 0)
+    assert _steps_seen_by_another_process(path) == {"m1"}
