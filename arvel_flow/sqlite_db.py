@@ -16,10 +16,13 @@ that stays open for that long, and every write inside it is a savepoint of its o
 (an error undoes that write only), except on the hot path of every job: there a write
 whose block raises nothing between its statements skips the savepoint (half the
 statements per job), and an error in it rolls the whole group back as a failed file
-would. One commit then carries hundreds of writes. Each
-group is atomic, so a crash (even ``kill -9``) loses at most the last interval's
-writes, whole: the jobs they recorded run again on resume (at least once), and no
-half-recorded step or counter is ever seen.
+would. One commit then carries hundreds of writes. What the hot path can count in
+memory while the group holds the write lock (a batch's counters) is written once,
+before anything else reads the file and before the commit (`SqliteDatabase.defer`):
+a job's finish is then one statement. Each group is atomic, so a crash (even
+``kill -9``) loses at most the last interval's writes, whole: the jobs they recorded
+run again on resume (at least once), and no half-recorded step or counter is ever
+seen.
 
 A write that fails (a full disk, an I/O error, a read-only file, a lock held past
 ``busy_timeout``) raises `StoreFileError`. Inside a group it also loses the writes
@@ -39,7 +42,7 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,8 @@ class SqliteDatabase:
         self._conn: sqlite3.Connection | None = None
         self._group: asyncio.TimerHandle | None = None
         self._failure: StoreFileError | None = None
+        self._deferred: Callable[[sqlite3.Connection], None] | None = None
+        self._groups_opened = 0
         with self._errors("opened"):
             target: str | Path = self.path
             if create:
@@ -238,6 +243,31 @@ class SqliteDatabase:
         """
         return _Transaction(self, savepoint)
 
+    @property
+    def current_group(self) -> int | None:
+        """The open group transaction's number (each group has its own), or None.
+
+        While a group is open, this process holds the file's write lock.
+        """
+        return None if self._group is None else self._groups_opened
+
+    def defer(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Have ``write`` run in the open group before anything else uses the connection.
+
+        For what the hot path keeps in memory while the group holds the write lock (a
+        batch's counters): ``write`` runs before the next read, the next write that is
+        not ``savepoint=False``, and the group's commit, so that no statement and no
+        other process ever sees the file without it. A group that fails loses it with
+        the rest; what the caller kept belongs to that group (`current_group`).
+        """
+        self._deferred = write
+
+    def _write_deferred(self, conn: sqlite3.Connection) -> None:
+        write = self._deferred
+        if write is not None:
+            self._deferred = None
+            write(conn)
+
     def _start_group(self, conn: sqlite3.Connection) -> bool:
         """Make sure a group transaction is open; False when there is no event loop."""
         if self._group is not None:
@@ -252,6 +282,8 @@ class SqliteDatabase:
             return False
         conn.execute("BEGIN IMMEDIATE")
         self._group = loop.call_later(self.commit_interval, self._commit_group)
+        self._groups_opened += 1
+        self._deferred = None  # nothing of an earlier group may be written into this one
         return True
 
     def flush(self) -> None:
@@ -267,7 +299,10 @@ class SqliteDatabase:
         conn = self.conn
         try:
             if conn.in_transaction:
+                self._write_deferred(conn)
                 conn.execute("COMMIT")
+            else:
+                self._deferred = None  # rolled back behind our back: lost with the group
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._write_failed(exc) from exc
         self._group = None
@@ -292,6 +327,7 @@ class SqliteDatabase:
         stays usable.
         """
         error = self._file_error(exc, "written")
+        self._deferred = None  # lost with the group it belonged to
         conn = self._conn
         if conn is not None and conn.in_transaction:
             with suppress(sqlite3.Error):
@@ -307,7 +343,13 @@ class SqliteDatabase:
     def read(self) -> Iterator[sqlite3.Connection]:
         """The connection for reads outside a transaction (each statement sees a snapshot)."""
         with self._errors("read"):
-            yield self.conn
+            conn = self.conn
+            if self._deferred is not None:
+                try:
+                    self._write_deferred(conn)
+                except (sqlite3.DatabaseError, OSError) as exc:
+                    raise self._write_failed(exc) from exc
+            yield conn
 
     def close(self) -> None:
         """Commit pending writes and close the connection; closing twice is harmless.
@@ -371,6 +413,7 @@ class _Transaction:
             if not self._grouped:
                 conn.execute("BEGIN IMMEDIATE")
             elif self._savepoint:
+                db._write_deferred(conn)
                 conn.execute("SAVEPOINT write")
         except (sqlite3.DatabaseError, OSError) as exc:
             raise db._write_failed(exc) from exc

@@ -8,7 +8,6 @@ attempts, for callers that want a job done here and now.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import random
@@ -32,6 +31,7 @@ from arvel_flow.queue import spans
 from arvel_flow.queue.backoff import GiveUp, exception_classes, next_step
 from arvel_flow.queue.clock import Clock, SystemClock
 from arvel_flow.queue.context import JobContext, reset_context, set_context
+from arvel_flow.queue.deadlines import Deadlines
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.events import Event, EventBus
 from arvel_flow.queue.joblogs import AttemptLog, enter_attempt, leave_attempt
@@ -129,6 +129,7 @@ class JobRunner:
         self.allowed_modules = allowed_modules
         self.guard = UniqueJobGuard(self.lock)
         self._rng = rng
+        self._deadlines = Deadlines()  # one timer for every attempt's time limit
 
     async def execute(self, job: Any) -> Any:
         """Run ``job`` to the end in place, waiting between attempts; return its result.
@@ -255,13 +256,14 @@ class JobRunner:
                 stack = await collect_middleware(job, settings, allowed=self.allowed_modules)
             except _BAD_JOB as error:
                 raise _UnbuildableMiddleware(error) from error
-            timeout = settings.timeout_seconds if settings.timeout_seconds > 0 else None
-            scope = asyncio.timeout(timeout)
+            if settings.timeout_seconds <= 0:
+                return await run_through(stack, job, job.handle)
+            limit = self._deadlines.limit(settings.timeout_seconds)
             try:
-                async with scope:
+                with limit:
                     return await run_through(stack, job, job.handle)
             except TimeoutError:
-                if scope.expired():
+                if limit.expired():
                     raise JobTimeoutError(
                         job=envelope.job.target, timeout_seconds=settings.timeout_seconds
                     ) from None

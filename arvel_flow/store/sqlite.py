@@ -153,6 +153,9 @@ class SqliteStore:
         self._db = SqliteDatabase(path, commit_interval=commit_interval, create=create)
         self._known_runs: set[str] = set()
         self._lock: LockContract | None = None
+        self._counted: dict[tuple[str, str], BatchCounters] = {}
+        """Batch counters counted in group `_counted_in` and not yet written (`_count_member`)."""
+        self._counted_in: int | None = None
 
     @property
     def path(self) -> Path:
@@ -380,8 +383,46 @@ class SqliteStore:
             return False
         if batch is None:
             return True
-        row = conn.execute(_COUNT_MEMBER, (run_id, batch, int(state == "failed"))).fetchone()
-        return _counters(row)
+        return self._count_member(conn, run_id, batch, state == "failed")
+
+    def _count_member(
+        self, conn: sqlite3.Connection, run_id: str, batch: str, failed: bool
+    ) -> BatchCounters:
+        """Count a finished member into its batch's counters; the counters after.
+
+        Inside a group, this process holds the file's write lock until the group
+        commits, so no one else can change the counters meanwhile: they are read once
+        per group, counted in memory, and written once, before anything else reads the
+        file and before the commit (`SqliteDatabase.defer`). One statement per job
+        fewer, the same file at every commit.
+        """
+        group = self._db.current_group
+        if group is None:
+            row = conn.execute(_COUNT_MEMBER, (run_id, batch, int(failed))).fetchone()
+            return _counters(row)
+        if group != self._counted_in:  # what was counted belongs to a group that is gone
+            self._counted = {}
+            self._counted_in = group
+        key = (run_id, batch)
+        counters = self._counted.get(key)
+        if counters is None:
+            counters = self._counters(conn, run_id, batch)
+            self._db.defer(self._write_counted)
+        counted = BatchCounters(
+            counters.claimed,
+            counters.done + 1,
+            counters.failed + int(failed),
+            counters.cancelled,
+            counters.cancel_flag,
+        )
+        self._counted[key] = counted
+        return counted
+
+    def _write_counted(self, conn: sqlite3.Connection) -> None:
+        """Write the counters `_count_member` kept, and read them from the file again."""
+        counted, self._counted = self._counted, {}
+        for (run_id, batch), counters in counted.items():
+            self._put_counters(conn, run_id, batch, counters)
 
     async def mark_steps(
         self, run_id: str, steps: Sequence[str], state: StepState, at: float

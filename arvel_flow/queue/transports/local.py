@@ -26,6 +26,13 @@ from arvel_flow.queue.transport import Attachment, Executor
 
 logger = logging.getLogger(__name__)
 
+JOBS_PER_TURN = 8
+"""Jobs a slot runs before it yields to the event loop (those that await yield anyway).
+
+A turn of the loop per job was about a tenth of a no-op job's time; one per 8 jobs keeps
+timers, commits and Ctrl-C within a fraction of a millisecond of no-op work.
+"""
+
 
 class LocalTransport:
     """Runs envelopes in this process, at most ``concurrency`` at once.
@@ -115,13 +122,19 @@ class LocalTransport:
 
         A task carries on with the next ready envelope rather than ending and another
         starting: one task per slot, not per job, on the hot path of every job. It
-        yields to the loop between jobs (timers, grouped commits and signals run), and
-        takes the next envelope only then, so a cancelled task leaves it ready.
+        yields to the loop after every `JOBS_PER_TURN` jobs (timers, grouped commits and
+        signals run then), and takes the next envelope only after that, so a task
+        cancelled there leaves it ready. Between those turns nothing can interrupt
+        it: a job that awaits something yields by itself, and one that does not gives
+        the loop nothing to do meanwhile.
         """
+        ran = 0
         try:
             while True:
                 await self._attachment.queue.process(envelope)
-                await asyncio.sleep(0)
+                ran += 1
+                if ran % JOBS_PER_TURN == 0:
+                    await asyncio.sleep(0)
                 if not self._ready or self._paused or len(self._working) > self.concurrency:
                     break
                 envelope = self._ready.popleft()

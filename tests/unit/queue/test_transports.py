@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.front import Queue
 from arvel_flow.queue.job import Job
 from arvel_flow.queue.transports import InlineTransport, KickTransport, LocalTransport
+from arvel_flow.queue.transports.local import JOBS_PER_TURN
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import MemoryStore
 from arvel_flow.wiring import make_queue
@@ -142,6 +144,41 @@ async def test_the_local_pool_runs_jobs_in_one_task_per_slot_not_per_job() -> No
     # Then all ran, in at most three tasks (a task per job costs a task per job)
     assert len(TaskOf.seen) == 40
     assert len(set(map(id, TaskOf.seen))) <= 3
+
+
+class Counted(Job):
+    """Counts the jobs run, without ever awaiting anything."""
+
+    ran: ClassVar[list[int]] = [0]
+
+    async def handle(self) -> None:
+        Counted.ran[0] += 1
+
+
+async def test_a_slot_of_jobs_that_never_await_still_yields_to_the_loop() -> None:
+    # Given a one-slot pool and forty jobs that never await, with callbacks waiting
+    # on the loop meanwhile (as timers, grouped commits and Ctrl-C do)
+    Counted.ran[0] = 0
+    queue = Queue(LocalTransport(concurrency=1))
+    seen_at: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def note() -> None:
+        seen_at.append(Counted.ran[0])
+        if len(seen_at) < 4:
+            loop.call_soon(note)
+
+    try:
+        # When they run
+        await queue.bulk([Counted() for _ in range(40)])
+        loop.call_soon(note)
+        await queue.join()
+    finally:
+        await queue.close()
+    # Then the loop got its turns between jobs, at most JOBS_PER_TURN jobs apart
+    assert Counted.ran[0] == 40
+    assert seen_at[0] <= JOBS_PER_TURN
+    assert all(0 < b - a <= JOBS_PER_TURN for a, b in pairwise(seen_at))
 
 
 async def test_cancelling_the_pool_cancels_jobs_given_a_slot_and_starts_no_more(
