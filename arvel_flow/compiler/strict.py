@@ -31,7 +31,6 @@ from typing import Any
 from arvel_flow.compiler.params import Params, check_params
 from arvel_flow.compiler.signatures import check_call
 from arvel_flow.errors import ImportTargetError
-from arvel_flow.explain import describe_default_retries
 from arvel_flow.job_settings import declares_retries, setting_problems
 from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
@@ -47,7 +46,6 @@ from arvel_flow.pipeline.walk import (
 )
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
-from arvel_flow.queue.observers import import_observer
 from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
 from arvel_flow.secrets import is_secret_field_name
@@ -80,8 +78,13 @@ def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) 
 
 def _check_observers(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
     observers = data.get("observers")
+    if not isinstance(observers, list) or not observers:
+        return []
+    # Imported only for a file with observers: it loads asyncio, logging and threading.
+    from arvel_flow.queue.observers import import_observer
+
     problems: list[Problem] = []
-    for index, path in enumerate(observers if isinstance(observers, list) else []):
+    for index, path in enumerate(observers):
         if not (isinstance(path, str) and is_dotted_path(path) and is_well_formed(path)):
             continue
         try:
@@ -139,6 +142,9 @@ class _Targets:
     def default_retries(self, target: JobTarget) -> str | None:
         """`describe_default_retries` of a class that chooses no retries, once per path."""
         if target.path not in self._default_retries:
+            # Imported on first use: a file that chooses its retries never needs it.
+            from arvel_flow.explain import describe_default_retries
+
             chooses = target.kind == "function" or declares_retries(target.obj)
             message = None if chooses else describe_default_retries(JobSettings.of(target.obj))
             self._default_retries[target.path] = message
@@ -167,12 +173,16 @@ def _check_job_step(
     params = _params(at, template_name, template)
     problems = [Problem(where, f"{target.path}: {p}") for p in targets.setting_problems(target)]
     problems += check_params(target, params, at.step, env=env)
-    problems += _default_retries(data, at, template, targets.default_retries(target))
+    problems += _default_retries(data, at, template, target, targets)
     return problems + list(_check_keys(data, at, template_name, target))
 
 
 def _default_retries(
-    data: dict[str, Any], at: StepAt, template: dict[str, Any], message: str | None
+    data: dict[str, Any],
+    at: StepAt,
+    template: dict[str, Any],
+    target: JobTarget,
+    targets: _Targets,
 ) -> list[Problem]:
     """A warning for a step whose retries nobody chose, if they wait long (see
     `describe_default_retries`): no ``retry:`` on the step, its template or the
@@ -180,7 +190,10 @@ def _default_retries(
     chosen_in_file = any(
         "retry" in where for where in (at.step, template, mapping(data.get("defaults")))
     )
-    if message is None or chosen_in_file:
+    if chosen_in_file:
+        return []
+    message = targets.default_retries(target)
+    if message is None:
         return []
     step = at.step.get("id")
     named = f"step {step!r}: " if isinstance(step, str) else ""

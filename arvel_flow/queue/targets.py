@@ -13,7 +13,6 @@ runs the job.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import functools
 import inspect
@@ -161,6 +160,9 @@ class FunctionCall:
         """Call the function with the step's ``with:`` parameters."""
         if inspect.iscoroutinefunction(self.function):
             return await self.function(**self.kwargs)
+        # Imported here, not at the top: `validate` resolves targets without an event loop.
+        import asyncio
+
         return await asyncio.to_thread(self.function, **self.kwargs)
 
     def model_dump(self, **_: Any) -> dict[str, Any]:
