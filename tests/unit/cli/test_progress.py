@@ -7,13 +7,12 @@ import time
 
 from rich.console import Console
 
+from arvel_flow.cli.event_lines import PlainReporter, format_event_line
 from arvel_flow.cli.progress import (
     BatchView,
-    PlainReporter,
     RichReporter,
     RunView,
     format_bar,
-    format_event_line,
     format_log_message,
     format_tree,
 )
