@@ -37,12 +37,11 @@ from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_
 from arvel_flow.pipeline.references import is_well_formed, placeholder_names
 from arvel_flow.pipeline.walk import (
     BUILTIN_FORMS,
+    PipelineWalk,
     StepAt,
-    iter_inline_middleware,
-    iter_job_steps,
-    iter_retry_policies,
     mapping,
     middleware_form,
+    walk_pipeline,
 )
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
@@ -51,12 +50,19 @@ from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
 from arvel_flow.secrets import is_secret_field_name
 
 
-def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) -> list[Problem]:
+def check_strict(
+    data: dict[str, Any],
+    walk: PipelineWalk | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> list[Problem]:
     """Every problem found by importing what the file names; see the module docstring.
 
-    ``env`` (default: ``os.environ``) resolves secret references in memory, to check
-    the types of their values.
+    ``walk`` is `walk_pipeline` of ``data``, when the caller has it already. ``env``
+    (default: ``os.environ``) resolves secret references in memory, to check the types
+    of their values.
     """
+    walk = walk or walk_pipeline(data)
     allowed = _allowed_modules(data)
     targets = _Targets(allowed)
     problems: list[Problem] = []
@@ -68,10 +74,10 @@ def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) 
             and is_well_formed(target_path)
         ):
             problems += targets.problems(target_path, ("jobs", name, "class"))
-    for at in iter_job_steps(data):
+    for at in walk.job_steps:
         problems += _check_job_step(data, at, targets, env)
-    problems += _check_middleware(data, allowed, env)
-    problems += _check_exceptions(data, allowed)
+    problems += _check_middleware(walk, allowed, env)
+    problems += _check_exceptions(walk, allowed)
     problems += _check_observers(data, allowed)
     return _unique(problems)
 
@@ -116,6 +122,8 @@ class _Targets:
         self.found: dict[str, JobTarget | str] = {}
         self._setting_problems: dict[str, list[str]] = {}
         self._default_retries: dict[str, str | None] = {}
+        self.key_problems: dict[tuple[str, Path, str], list[Problem]] = {}
+        """`_key_problems` by job path, key path and key template."""
 
     def get(self, path: str, where: Path) -> JobTarget | Problem:
         """The target, or a problem at ``where`` if it cannot be used."""
@@ -174,7 +182,7 @@ def _check_job_step(
     problems = [Problem(where, f"{target.path}: {p}") for p in targets.setting_problems(target)]
     problems += check_params(target, params, at.step, env=env)
     problems += _default_retries(data, at, template, target, targets)
-    return problems + list(_check_keys(data, at, template_name, target))
+    return problems + list(_check_keys(data, at, template_name, target, targets))
 
 
 def _default_retries(
@@ -212,31 +220,49 @@ def _params(at: StepAt, template_name: str | None, template: dict[str, Any]) -> 
 
 
 def _check_keys(
-    data: dict[str, Any], at: StepAt, template_name: str | None, target: JobTarget
+    data: dict[str, Any],
+    at: StepAt,
+    template_name: str | None,
+    target: JobTarget,
+    targets: _Targets,
 ) -> Iterator[Problem]:
     """Placeholders in the keys this step's middleware and uniqueness use."""
-    fields = target.parameter_names() | (
-        set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
-    )
-    secret = declared_secret_fields(target.params_model)
     for path, template in _keys_used(data, at, template_name):
-        try:
-            names = placeholder_names(template)
-        except ValueError:
-            continue  # malformed: reported by the reference checks
-        for name in names:
-            if name in secret or is_secret_field_name(name):
-                yield Problem(
-                    path,
-                    f"key {template!r} reads '{{{name}}}', a secret: keys are stored (locks, "
-                    "rate limits) and shown, so they may not hold secrets",
-                )
-            elif name not in fields:
-                hint = did_you_mean(name, fields)
-                yield Problem(
-                    path,
-                    f"key {template!r} reads '{{{name}}}', which {target.path} does not have{hint}",
-                )
+        # The keys of the defaults and of stacks are the same for thousands of steps.
+        found = targets.key_problems.get((target.path, path, template))
+        if found is None:
+            found = list(_key_problems(path, template, target))
+            targets.key_problems[(target.path, path, template)] = found
+        yield from found
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_fields(target: JobTarget) -> tuple[frozenset[str], frozenset[str]]:
+    """The fields a key may read, and the secret ones among them, of a job."""
+    settings = frozenset(JOB_SETTING_FIELDS) if target.kind != "function" else frozenset()
+    fields = frozenset(target.parameter_names()) | settings
+    return fields, declared_secret_fields(target.params_model)
+
+
+def _key_problems(path: Path, template: str, target: JobTarget) -> Iterator[Problem]:
+    fields, secret = _key_fields(target)
+    try:
+        names = placeholder_names(template)
+    except ValueError:
+        return  # malformed: reported by the reference checks
+    for name in names:
+        if name in secret or is_secret_field_name(name):
+            yield Problem(
+                path,
+                f"key {template!r} reads '{{{name}}}', a secret: keys are stored (locks, "
+                "rate limits) and shown, so they may not hold secrets",
+            )
+        elif name not in fields:
+            hint = did_you_mean(name, fields)
+            yield Problem(
+                path,
+                f"key {template!r} reads '{{{name}}}', which {target.path} does not have{hint}",
+            )
 
 
 def _keys_used(
@@ -273,10 +299,10 @@ def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
 
 
 def _check_middleware(
-    data: dict[str, Any], allowed: tuple[str, ...] | None, env: Mapping[str, str] | None
+    walk: PipelineWalk, allowed: tuple[str, ...] | None, env: Mapping[str, str] | None
 ) -> list[Problem]:
     problems: list[Problem] = []
-    for path, entry in iter_inline_middleware(data):
+    for path, entry in walk.inline_middleware:
         form = middleware_form(entry)
         if form is None or "use" not in entry:
             continue  # builtin forms are typed by the schema
@@ -297,9 +323,9 @@ def _check_middleware(
     return problems
 
 
-def _check_exceptions(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
+def _check_exceptions(walk: PipelineWalk, allowed: tuple[str, ...] | None) -> list[Problem]:
     problems: list[Problem] = []
-    for path, policy in iter_retry_policies(data):
+    for path, policy in walk.retry_policies:
         for field in ("retry_on", "dont_retry_on"):
             names = policy.get(field)
             for index, name in enumerate(names if isinstance(names, list) else []):

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from arvel_flow.pipeline.problems import Path, Problem
-from arvel_flow.pipeline.walk import BUILTIN_FORMS, iter_inline_middleware, iter_job_steps, mapping
+from arvel_flow.pipeline.walk import BUILTIN_FORMS, PipelineWalk, mapping, walk_pipeline
 from arvel_flow.secrets import (
     SECRET_KEY,
     is_secret_field_name,
@@ -42,9 +42,12 @@ HOW_TO_REFER = (
 )
 
 
-def check_secrets(data: dict[str, Any]) -> list[Problem]:
-    """Every reference out of place and every secret written in clear."""
-    allowed = list(dict.fromkeys(_parameter_paths(data)))
+def check_secrets(data: dict[str, Any], walk: PipelineWalk | None = None) -> list[Problem]:
+    """Every reference out of place and every secret written in clear.
+
+    ``walk``: `walk_pipeline` of ``data``, when the caller has it already.
+    """
+    allowed = list(dict.fromkeys(_parameter_paths(data, walk or walk_pipeline(data))))
     problems = [
         Problem(path, _misplaced(value))
         for path, value in _markers(data, ())
@@ -55,15 +58,15 @@ def check_secrets(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _parameter_paths(data: dict[str, Any]) -> Iterator[Path]:
+def _parameter_paths(data: dict[str, Any], walk: PipelineWalk) -> Iterator[Path]:
     for name, template in mapping(data.get("jobs")).items():
         if "with" in mapping(template):
             yield ("jobs", name, "with")
-    for at in iter_job_steps(data):
+    for at in walk.job_steps:
         for key in PARAMETER_KEYS:
             if key in at.step:
                 yield (*at.path, key)
-    for path, entry in iter_inline_middleware(data):
+    for path, entry in walk.inline_middleware:
         # The builtins' arguments are keys and limits: stored and shown, never secret.
         if "with" in entry and entry.get("use") not in (None, *BUILTIN_FORMS):
             yield (*path, "with")
