@@ -15,7 +15,7 @@ value from a reference, and no parameter may hold a URL with a password in clear
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from arvel_flow.pipeline.problems import Path, Problem
@@ -48,10 +48,13 @@ def check_secrets(data: dict[str, Any], walk: PipelineWalk | None = None) -> lis
     ``walk``: `walk_pipeline` of ``data``, when the caller has it already.
     """
     allowed = list(dict.fromkeys(_parameter_paths(data, walk or walk_pipeline(data))))
+    under_allowed = set(allowed)
     problems = [
         Problem(path, _misplaced(value))
         for path, value in _markers(data, ())
-        if path[:1] != ("vars",) and not any(path[: len(p)] == p for p in allowed)
+        if path[:1] != ("vars",)
+        # Prefixes looked up, not each allowed path compared: both number in thousands.
+        and not any(path[:length] in under_allowed for length in range(len(path) + 1))
     ]
     for path in allowed:
         problems += _clear_secrets(_get(data, path), path, secret=False)
@@ -72,15 +75,29 @@ def _parameter_paths(data: dict[str, Any], walk: PipelineWalk) -> Iterator[Path]
             yield (*path, "with")
 
 
-def _markers(value: Any, path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    if is_secret_marker(value):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _markers(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _markers(item, (*path, index))
+def _markers(value: Any, path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every secret reference in ``value``, in document order.
+
+    A loop over a stack rather than nested generators: it visits every value of the
+    document, and a file may hold hundreds of thousands. Only containers are stacked
+    (a reference is a mapping).
+    """
+    found: list[tuple[Path, dict[str, Any]]] = []
+    stack: list[tuple[Any, Path]] = [(value, path)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            if SECRET_KEY in value and is_secret_marker(value):
+                found.append((path, value))
+                continue
+            items: Iterable[tuple[Any, Any]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        children = [(item, (*path, key)) for key, item in items if isinstance(item, dict | list)]
+        stack += reversed(children)
+    return found
 
 
 def _misplaced(marker: dict[str, Any]) -> str:
