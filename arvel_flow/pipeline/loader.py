@@ -41,7 +41,13 @@ from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, Problem, format_pat
 from arvel_flow.pipeline.references import check_references
 from arvel_flow.pipeline.schedule import check_schedule, schedule_warnings
 from arvel_flow.pipeline.secret_checks import check_secrets
-from arvel_flow.pipeline.source import SourceMap, check_size, decode_source, parse_document
+from arvel_flow.pipeline.source import (
+    SourceMap,
+    check_size,
+    cyclic_gc_paused,
+    decode_source,
+    parse_document,
+)
 from arvel_flow.pipeline.walk import PipelineWalk, walk_pipeline
 
 Source = str | bytes | os.PathLike[str]
@@ -96,6 +102,18 @@ def parse_spec(
     warnings: list[ConfigIssue] | None = None,
 ) -> PipelineSpec:
     """Like `load_spec`, for text already read."""
+    with cyclic_gc_paused():
+        return _parse_spec(text, file, set_vars, env, checks, warnings)
+
+
+def _parse_spec(
+    text: str,
+    file: str | None,
+    set_vars: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    checks: Sequence[SpecCheck],
+    warnings: list[ConfigIssue] | None,
+) -> PipelineSpec:
     document = parse_document(text, file=file)
     unset: list[Problem] | None = None if warnings is None else []
     try:
