@@ -176,6 +176,8 @@ def _resolved(
     unresolved: set[str] = set()
 
     def resolve(name: Any, value: Any) -> Any:
+        if not isinstance(value, dict | list):
+            return value  # a scalar holds no reference: most values of a 100,000-item fan-out
         found, ok = resolve_for_check(value, env)
         if not ok:
             unresolved.add(str(name))
