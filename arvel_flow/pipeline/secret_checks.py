@@ -143,7 +143,7 @@ def _clear_secrets(value: Any, path: Path, *, secret: bool) -> list[Problem]:
                 f"written in the file, where it would be stored with the run: {HOW_TO_REFER}",
             )
         ]
-    if isinstance(value, str) and url_passwords(value):
+    if isinstance(value, str) and "://" in value and url_passwords(value):
         return [
             Problem(
                 path,
