@@ -124,6 +124,8 @@ class _Targets:
         self._default_retries: dict[str, str | None] = {}
         self.key_problems: dict[tuple[str, Path, str], list[Problem]] = {}
         """`_key_problems` by job path, key path and key template."""
+        self.shared_keys: dict[str | None, tuple[list[_Key], _Key | None]] = {}
+        """`_level_keys` of the defaults and a template, by template name."""
 
     def get(self, path: str, where: Path) -> JobTarget | Problem:
         """The target, or a problem at ``where`` if it cannot be used."""
@@ -227,7 +229,7 @@ def _check_keys(
     targets: _Targets,
 ) -> Iterator[Problem]:
     """Placeholders in the keys this step's middleware and uniqueness use."""
-    for path, template in _keys_used(data, at, template_name):
+    for path, template in _keys_used(data, at, template_name, targets):
         # The keys of the defaults and of stacks are the same for thousands of steps.
         found = targets.key_problems.get((target.path, path, template))
         if found is None:
@@ -265,17 +267,38 @@ def _key_problems(path: Path, template: str, target: JobTarget) -> Iterator[Prob
             )
 
 
+_Key = tuple[Path, str]
+"""A key template (a lock's, a rate limit's, a unique id) and where it is written."""
+
+
 def _keys_used(
-    data: dict[str, Any], at: StepAt, template_name: str | None
-) -> Iterator[tuple[Path, str]]:
-    levels: list[tuple[Path, dict[str, Any]]] = [(("defaults",), mapping(data.get("defaults")))]
-    if template_name:
-        levels.append(
-            (("jobs", template_name), mapping(mapping(data.get("jobs")).get(template_name)))
-        )
-    levels.append((at.path, at.step))
+    data: dict[str, Any], at: StepAt, template_name: str | None, targets: _Targets
+) -> Iterator[_Key]:
+    """The keys a step uses: those of the defaults and its template (the same for every
+    step of that template, so found once), then its own; the unique id that applies last."""
+    shared = targets.shared_keys.get(template_name)
+    if shared is None:
+        levels: list[tuple[Path, dict[str, Any]]] = [(("defaults",), mapping(data.get("defaults")))]
+        if template_name:
+            template = mapping(mapping(data.get("jobs")).get(template_name))
+            levels.append((("jobs", template_name), template))
+        shared = targets.shared_keys[template_name] = _level_keys(data, levels)
+    keys, unique = shared
+    yield from keys
+    own, own_unique = _level_keys(data, [(at.path, at.step)])
+    yield from own
+    unique = own_unique or unique
+    if unique is not None:
+        yield unique
+
+
+def _level_keys(
+    data: dict[str, Any], levels: list[tuple[Path, dict[str, Any]]]
+) -> tuple[list[_Key], _Key | None]:
+    """The middleware keys of these levels of settings, and the unique id the last sets."""
     stacks = mapping(data.get("middleware_stacks"))
-    unique: tuple[Path, str] | None = None
+    keys: list[_Key] = []
+    unique: _Key | None = None
     for path, settings in levels:
         if isinstance(settings.get("unique_id"), str):
             unique = ((*path, "unique_id"), settings["unique_id"])
@@ -284,11 +307,10 @@ def _keys_used(
             if isinstance(entry, str):
                 stack = stacks.get(entry)
                 for position, item in enumerate(stack if isinstance(stack, list) else []):
-                    yield from _builtin_key(("middleware_stacks", entry, position), item)
+                    keys += _builtin_key(("middleware_stacks", entry, position), item)
             else:
-                yield from _builtin_key((*path, "middleware", index), entry)
-    if unique is not None:
-        yield unique
+                keys += _builtin_key((*path, "middleware", index), entry)
+    return keys, unique
 
 
 def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
