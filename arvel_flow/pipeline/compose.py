@@ -270,13 +270,24 @@ class Composer:
         return value
 
     def _start(self, event: Any, is_map: bool) -> None:
-        if len(self._stack) >= MAX_DEPTH:
+        stack = self._stack
+        if len(stack) >= MAX_DEPTH:
             self._fatal(f"nesting deeper than {MAX_DEPTH} levels", event)
         mark = event.start_mark
-        parent = self._stack[-1] if self._stack else None
-        is_key = self._key_slot() is not None
+        # `_key_slot` and `_child_path` inline: a large file opens a container per step.
+        path: Path = ()
+        is_key = False
+        if stack:
+            parent = stack[-1]
+            is_key = parent.is_map and parent.key is _EXPECT_KEY
+            if not parent.is_map:
+                path = (*parent.path, len(parent.value))
+            elif isinstance(parent.key, str):
+                path = (*parent.path, parent.key)
+            else:
+                path = parent.path
         node = PositionNode(mark.line + 1, mark.column + 1, {} if is_map else [])
-        frame = _Frame(is_map, node, event.anchor, self._child_path(parent), is_key)
+        frame = _Frame(is_map, node, event.anchor, path, is_key)
         if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
             self._issue(
                 f"tag {show_tag(event.tag)} is not supported; only the YAML core schema "
@@ -310,7 +321,22 @@ class Composer:
                 frame.node.column,
             )
             return
-        self._place(value, frame.node, frame.size, height)
+        if not self._stack:
+            self.root = (value, frame.node)
+            return
+        # `_place` inline: a container is placed in its parent when it ends.
+        parent = self._stack[-1]
+        parent.size += frame.size
+        if height > parent.height:
+            parent.height = height
+        if not parent.is_map:
+            parent.value.append(value)
+            parent.node.children.append(frame.node)
+            return
+        key, parent.key = parent.key, _EXPECT_KEY
+        if key is not _BAD_KEY:
+            parent.value[key] = value
+            parent.node.children[key] = (*parent.key_at, frame.node)
 
     def _alias(self, event: Any) -> None:
         mark = event.start_mark
