@@ -22,9 +22,6 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from dotenv.main import DotEnv
-from dotenv.parser import parse_stream
-
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.secrets import register_environment
 
@@ -70,6 +67,10 @@ def read_env_file(path: Path) -> dict[str, str]:
         ConfigError: The file is missing, unreadable or not UTF-8, or a line of it is
             not ``NAME=value``.
     """
+    # Imported here: most commands find no .env, and python-dotenv takes a while to load.
+    from dotenv.main import DotEnv
+    from dotenv.parser import parse_stream
+
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8-sig")

@@ -33,11 +33,29 @@ from arvel_flow.cli.group import FlowGroup
 from arvel_flow.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:
-    from arvel_flow.cli.render import FileResult
+    from arvel_flow.cli.validation_render import FileResult
     from arvel_flow.pipeline.models import PipelineSpec
 
 
-@click.group(cls=FlowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# The run-time commands live in their own modules, imported only when one of them is
+# run (or listed by --help): validate does not load what run, worker or top need.
+RUNTIME_COMMANDS = {
+    "run": "arvel_flow.cli.runs:run",
+    "status": "arvel_flow.cli.runs:status",
+    "runs": "arvel_flow.cli.runs:runs",
+    "failed": "arvel_flow.cli.failed:failed",
+    "worker": "arvel_flow.cli.worker:worker",
+    "scheduler": "arvel_flow.cli.schedule:scheduler",
+    "schedule": "arvel_flow.cli.schedule:schedule",
+    "top": "arvel_flow.cli.top:top",
+}
+
+
+@click.group(
+    cls=FlowGroup,
+    lazy_commands=RUNTIME_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="arvel-flow", prog_name="arvel-flow")
 def cli() -> None:
     """Declarative async job orchestration: YAML pipelines of jobs, chains and batches."""
@@ -89,7 +107,7 @@ def validate(
     A directory stands for the pipelines directly in it: its *.yaml and *.yml files
     with a top-level 'pipeline:' key (others are listed as skipped).
     """
-    from arvel_flow.cli.render import FileResult, format_validation
+    from arvel_flow.cli.validation_render import FileResult, format_validation
     from arvel_flow.compiler import load_pipeline
 
     set_vars = parse_assignments(assignments)
@@ -119,7 +137,7 @@ def expand_directories(
 ) -> tuple[list[Path | FileResult], list[tuple[str, str]]]:
     """The files to validate in the order given (a directory's pipelines in its place, or
     a failed result when it holds none), and the YAML files of directories skipped."""
-    from arvel_flow.cli.render import FileResult
+    from arvel_flow.cli.validation_render import FileResult
     from arvel_flow.pipeline.discover import find_pipeline_files
 
     files: list[Path | FileResult] = []
@@ -244,19 +262,3 @@ def redelivery_timeout(spec: PipelineSpec) -> float:
     from arvel_flow.settings import QueueSettings
 
     return QueueSettings.resolve(spec.queue.model_dump(exclude_none=True)).redelivery_timeout
-
-
-def _register_commands() -> None:
-    # The run-time commands live in their own modules; they import nothing heavy at
-    # module level, so registering them keeps --help fast.
-    from arvel_flow.cli.failed import failed
-    from arvel_flow.cli.runs import run, runs, status
-    from arvel_flow.cli.schedule import schedule, scheduler
-    from arvel_flow.cli.top import top
-    from arvel_flow.cli.worker import worker
-
-    for command in (run, status, runs, failed, worker, scheduler, schedule, top):
-        cli.add_command(command)
-
-
-_register_commands()

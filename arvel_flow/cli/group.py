@@ -13,7 +13,9 @@ own usage errors (``Error: No such option '--x'.``) are reworded to it
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Mapping
 from typing import IO, Any
 
 import click
@@ -93,7 +95,32 @@ class RewordedError(click.ClickException):
 
 
 class FlowGroup(click.Group):
-    """A click group that turns `FlowError` and Ctrl-C into messages and exit codes."""
+    """A click group that turns `FlowError` and Ctrl-C into messages and exit codes.
+
+    ``lazy_commands`` names commands by ``"module:attribute"``: a module is imported when
+    its command is run or listed (``--help``), so that ``arvel-flow validate`` does not
+    load what ``run`` or ``worker`` need.
+    """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The names of every command, loaded or not, sorted."""
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command of that name, importing its module if it is a lazy one."""
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in self.lazy_commands:
+            return found
+        module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        self.add_command(command, cmd_name)
+        return command
 
     def make_context(
         self,

@@ -39,6 +39,9 @@ from arvel_flow.cli.otel_option import OTEL_OPTION, start_tracing
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from rich.console import Console
+
+    from arvel_flow.cli.progress import RichReporter
     from arvel_flow.launch import Outcome
     from arvel_flow.queue.events import Event, EventBus
     from arvel_flow.queue.front import Queue
@@ -314,16 +317,15 @@ class _Reporting:
         run_id: str,
         done: Mapping[str, StepRecord],
     ) -> None:
-        from rich.console import Console
-
-        from arvel_flow.cli.progress import JsonReporter, PlainReporter, RichReporter, compute_view
+        from arvel_flow.cli.event_lines import JsonReporter, PlainReporter
 
         self.mode = options["output"]
         if self.mode == "auto":
             self.mode = "rich" if sys.stdout.isatty() else "plain"
-        self.console = Console(force_terminal=self.mode == "rich" or None)
         self._files: list[IO[str]] = []
         self._rich: RichReporter | None = None
+        self.console: Console | None = None
+        """The terminal of the live view (``rich`` mode only)."""
         started = f"run {run_id} ({plan.name}) started"
 
         def announce(event: Event) -> None:
@@ -334,6 +336,12 @@ class _Reporting:
 
         events.subscribe(announce)
         if self.mode == "rich":
+            # rich only for the live view: plain and JSON lines (tools, CI) never load it.
+            from rich.console import Console
+
+            from arvel_flow.cli.progress import RichReporter, compute_view
+
+            self.console = Console(force_terminal=True)
             self._rich = RichReporter(self.console, plan, compute_view(plan, done, "running"))
             events.subscribe(self._rich)
         elif self.mode == "plain":
@@ -377,14 +385,6 @@ async def _report_end(
     reporting: _Reporting,
     settings: QueueSettings,
 ) -> None:
-    from arvel_flow.cli.summary import (
-        compute_rows,
-        format_counts,
-        format_failure_lines,
-        format_failures,
-        format_summary_lines,
-        format_summary_table,
-    )
     from arvel_flow.settings import QueueSettings
     from arvel_flow.store.urls import mask_url
 
@@ -406,11 +406,20 @@ async def _report_end(
         return
     if reporting.mode == "json":
         return
+    from arvel_flow.cli.summary import (
+        compute_rows,
+        format_counts,
+        format_failure_lines,
+        format_failures,
+        format_summary_lines,
+        format_summary_table,
+    )
+
     records = await queue.store.get_steps(outcome.run_id)
     rows = compute_rows(plan, records)
     failures = [f for f in await queue.store.list_failed() if f.run_id == outcome.run_id]
     assert outcome.result is not None
-    if reporting.mode == "rich":
+    if reporting.console is not None:
         reporting.console.print(format_summary_table(rows))
         if failures:
             reporting.console.print(format_failures(failures))

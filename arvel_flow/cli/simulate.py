@@ -60,7 +60,7 @@ def simulate_file(
 
 def _write_events(events: Sequence[Event], path: Path | None) -> None:
     """The events as JSON lines, on stdout or appended to ``path`` (secrets scrubbed)."""
-    from arvel_flow.cli.progress import JsonReporter
+    from arvel_flow.cli.event_lines import JsonReporter
     from arvel_flow.secrets import ScrubbingStream
 
     if path is None:

@@ -6,17 +6,17 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich import box
-from rich.console import Group, RenderableType
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from arvel_flow.cli.durations import format_duration
 from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
 from arvel_flow.queue.result import BatchResult
 from arvel_flow.store.contracts import FailedJob, StepRecord
+
+if TYPE_CHECKING:
+    # rich is imported by the two renderers for a terminal: plain output never loads it.
+    from rich.console import RenderableType
+    from rich.table import Table
 
 MAX_FAILURES_SHOWN = 20
 _PACKAGE_FRAME = f'  File "{Path(__file__).resolve().parents[1]}/'
@@ -113,6 +113,10 @@ def format_counts(result: BatchResult) -> str:
 
 def format_summary_table(rows: Sequence[SummaryRow]) -> Table:
     """The rows as a rich table; jobs by class name (the tree above has their paths)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="Summary", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("step", "job", "state", "attempts", "duration"):
         table.add_column(column, justify="right" if column in ("attempts", "duration") else "left")
@@ -147,6 +151,10 @@ def format_summary_lines(rows: Sequence[SummaryRow]) -> list[str]:
 
 def format_failures(failures: Sequence[FailedJob]) -> RenderableType:
     """Each permanent failure with its traceback; identical ones once, with a count."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
     groups = compute_failure_groups(failures)
     panels: list[RenderableType] = []
     for group in groups[:MAX_FAILURES_SHOWN]:

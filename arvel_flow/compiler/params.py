@@ -77,14 +77,11 @@ def check_params(
     A secret reference is checked with its value from ``env`` (default: ``os.environ``),
     resolved in memory for this check only; an unset one is not checked.
     """
-    # A Job's settings are fields of its model, but set through 'with' they would bypass
-    # the merge of defaults, templates and steps; they are reported, not accepted.
-    known = target.parameter_names() - (
-        set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
-    )
-    clear = _clear_secrets(target, params, step.get("each"), step.get("matrix"))
+    shape = _shape_of(target)
+    known = set(shape.known)
+    clear = _clear_secrets(target, shape, params, step.get("each"), step.get("matrix"))
     params, each, matrix, unresolved = _resolved(params, step.get("each"), step.get("matrix"), env)
-    if _takes_any_keyword(target):  # a function or plain class with **kwargs accepts any name
+    if shape.any_keyword:  # a function or plain class with **kwargs accepts any name
         known |= set(params.values) | set(matrix if isinstance(matrix, dict) else ())
         known |= {
             key
@@ -108,17 +105,47 @@ def check_params(
     return problems + _validate(target, params, [probe], ignore=unresolved)
 
 
-def _clear_secrets(target: JobTarget, params: Params, each: Any, matrix: Any) -> list[Problem]:
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the checks need to know of a job's parameters: read once per target.
+
+    A file of thousands of steps names a few dozen classes; reading each class's fields
+    once per step was most of what strict validation cost.
+    """
+
+    known: frozenset[str]
+    """The names it accepts as parameters: a Job's settings are fields of its model,
+    but set through 'with' they would bypass the merge of defaults, templates and
+    steps; they are reported, not accepted."""
+    typed_secrets: frozenset[str]
+    """Its `SecretStr` fields not named like secrets (only the class says they are)."""
+    any_keyword: bool
+    """A function or plain class with ``**kwargs``: any name is accepted."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape_of(target: JobTarget) -> _Shape:
+    settings = frozenset(JOB_SETTING_FIELDS) if target.kind != "function" else frozenset()
+    typed_secrets = frozenset(
+        name
+        for name in declared_secret_fields(target.params_model)
+        if not is_secret_field_name(name)
+    )
+    known = frozenset(target.parameter_names()) - settings
+    return _Shape(known, typed_secrets, _takes_any_keyword(target))
+
+
+def _clear_secrets(
+    target: JobTarget, shape: _Shape, params: Params, each: Any, matrix: Any
+) -> list[Problem]:
     """Values written in the file for the job's `SecretStr` fields (stored with the run).
 
     Fields named like secrets are reported by the checks every validation runs; these
     are the ones only the job's class says are secret.
     """
-    names = {
-        name
-        for name in declared_secret_fields(target.params_model)
-        if not is_secret_field_name(name)
-    }
+    names = shape.typed_secrets
+    if not names:
+        return []
     found = [(params.origins[n], params.values[n]) for n in names if n in params.values]
     for index, item in enumerate(each if isinstance(each, list) else []):
         if isinstance(item, dict):
@@ -149,6 +176,8 @@ def _resolved(
     unresolved: set[str] = set()
 
     def resolve(name: Any, value: Any) -> Any:
+        if not isinstance(value, dict | list):
+            return value  # a scalar holds no reference: most values of a 100,000-item fan-out
         found, ok = resolve_for_check(value, env)
         if not ok:
             unresolved.add(str(name))

@@ -31,34 +31,39 @@ from typing import Any
 from arvel_flow.compiler.params import Params, check_params
 from arvel_flow.compiler.signatures import check_call
 from arvel_flow.errors import ImportTargetError
-from arvel_flow.explain import describe_default_retries
 from arvel_flow.job_settings import declares_retries, setting_problems
 from arvel_flow.pipeline.names import parse_prefixes
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, is_dotted_path
 from arvel_flow.pipeline.references import is_well_formed, placeholder_names
 from arvel_flow.pipeline.walk import (
     BUILTIN_FORMS,
+    PipelineWalk,
     StepAt,
     iter_exception_names,
-    iter_inline_middleware,
-    iter_job_steps,
     mapping,
     middleware_form,
+    walk_pipeline,
 )
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings
 from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
-from arvel_flow.queue.observers import import_observer
 from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
 from arvel_flow.secrets import is_secret_field_name
 
 
-def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) -> list[Problem]:
+def check_strict(
+    data: dict[str, Any],
+    walk: PipelineWalk | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> list[Problem]:
     """Every problem found by importing what the file names; see the module docstring.
 
-    ``env`` (default: ``os.environ``) resolves secret references in memory, to check
-    the types of their values.
+    ``walk`` is `walk_pipeline` of ``data``, when the caller has it already. ``env``
+    (default: ``os.environ``) resolves secret references in memory, to check the types
+    of their values.
     """
+    walk = walk or walk_pipeline(data)
     allowed = _allowed_modules(data)
     targets = _Targets(allowed)
     problems: list[Problem] = []
@@ -70,18 +75,23 @@ def check_strict(data: dict[str, Any], *, env: Mapping[str, str] | None = None) 
             and is_well_formed(target_path)
         ):
             problems += targets.problems(target_path, ("jobs", name, "class"))
-    for at in iter_job_steps(data):
+    for at in walk.job_steps:
         problems += _check_job_step(data, at, targets, env)
-    problems += _check_middleware(data, allowed, env)
-    problems += _check_exceptions(data, allowed)
+    problems += _check_middleware(walk, allowed, env)
+    problems += _check_exceptions(walk, allowed)
     problems += _check_observers(data, allowed)
     return _unique(problems)
 
 
 def _check_observers(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
     observers = data.get("observers")
+    if not isinstance(observers, list) or not observers:
+        return []
+    # Imported only for a file with observers: it loads asyncio, logging and threading.
+    from arvel_flow.queue.observers import import_observer
+
     problems: list[Problem] = []
-    for index, path in enumerate(observers if isinstance(observers, list) else []):
+    for index, path in enumerate(observers):
         if not (isinstance(path, str) and is_dotted_path(path) and is_well_formed(path)):
             continue
         try:
@@ -113,6 +123,10 @@ class _Targets:
         self.found: dict[str, JobTarget | str] = {}
         self._setting_problems: dict[str, list[str]] = {}
         self._default_retries: dict[str, str | None] = {}
+        self.key_problems: dict[tuple[str, Path, str], list[Problem]] = {}
+        """`_key_problems` by job path, key path and key template."""
+        self.shared_keys: dict[str | None, tuple[list[_Key], _Key | None]] = {}
+        """`_level_keys` of the defaults and a template, by template name."""
 
     def get(self, path: str, where: Path) -> JobTarget | Problem:
         """The target, or a problem at ``where`` if it cannot be used."""
@@ -139,6 +153,9 @@ class _Targets:
     def default_retries(self, target: JobTarget) -> str | None:
         """`describe_default_retries` of a class that chooses no retries, once per path."""
         if target.path not in self._default_retries:
+            # Imported on first use: a file that chooses its retries never needs it.
+            from arvel_flow.explain import describe_default_retries
+
             chooses = target.kind == "function" or declares_retries(target.obj)
             message = None if chooses else describe_default_retries(JobSettings.of(target.obj))
             self._default_retries[target.path] = message
@@ -167,12 +184,16 @@ def _check_job_step(
     params = _params(at, template_name, template)
     problems = [Problem(where, f"{target.path}: {p}") for p in targets.setting_problems(target)]
     problems += check_params(target, params, at.step, env=env)
-    problems += _default_retries(data, at, template, targets.default_retries(target))
-    return problems + list(_check_keys(data, at, template_name, target))
+    problems += _default_retries(data, at, template, target, targets)
+    return problems + list(_check_keys(data, at, template_name, target, targets))
 
 
 def _default_retries(
-    data: dict[str, Any], at: StepAt, template: dict[str, Any], message: str | None
+    data: dict[str, Any],
+    at: StepAt,
+    template: dict[str, Any],
+    target: JobTarget,
+    targets: _Targets,
 ) -> list[Problem]:
     """A warning for a step whose retries nobody chose, if they wait long (see
     `describe_default_retries`): no ``retry:`` on the step, its template or the
@@ -180,7 +201,10 @@ def _default_retries(
     chosen_in_file = any(
         "retry" in where for where in (at.step, template, mapping(data.get("defaults")))
     )
-    if message is None or chosen_in_file:
+    if chosen_in_file:
+        return []
+    message = targets.default_retries(target)
+    if message is None:
         return []
     step = at.step.get("id")
     named = f"step {step!r}: " if isinstance(step, str) else ""
@@ -199,44 +223,83 @@ def _params(at: StepAt, template_name: str | None, template: dict[str, Any]) -> 
 
 
 def _check_keys(
-    data: dict[str, Any], at: StepAt, template_name: str | None, target: JobTarget
+    data: dict[str, Any],
+    at: StepAt,
+    template_name: str | None,
+    target: JobTarget,
+    targets: _Targets,
 ) -> Iterator[Problem]:
     """Placeholders in the keys this step's middleware and uniqueness use."""
-    fields = target.parameter_names() | (
-        set(JOB_SETTING_FIELDS) if target.kind != "function" else set()
-    )
-    secret = declared_secret_fields(target.params_model)
-    for path, template in _keys_used(data, at, template_name):
-        try:
-            names = placeholder_names(template)
-        except ValueError:
-            continue  # malformed: reported by the reference checks
-        for name in names:
-            if name in secret or is_secret_field_name(name):
-                yield Problem(
-                    path,
-                    f"key {template!r} reads '{{{name}}}', a secret: keys are stored (locks, "
-                    "rate limits) and shown, so they may not hold secrets",
-                )
-            elif name not in fields:
-                hint = did_you_mean(name, fields)
-                yield Problem(
-                    path,
-                    f"key {template!r} reads '{{{name}}}', which {target.path} does not have{hint}",
-                )
+    for path, template in _keys_used(data, at, template_name, targets):
+        # The keys of the defaults and of stacks are the same for thousands of steps.
+        found = targets.key_problems.get((target.path, path, template))
+        if found is None:
+            found = list(_key_problems(path, template, target))
+            targets.key_problems[(target.path, path, template)] = found
+        yield from found
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_fields(target: JobTarget) -> tuple[frozenset[str], frozenset[str]]:
+    """The fields a key may read, and the secret ones among them, of a job."""
+    settings = frozenset(JOB_SETTING_FIELDS) if target.kind != "function" else frozenset()
+    fields = frozenset(target.parameter_names()) | settings
+    return fields, declared_secret_fields(target.params_model)
+
+
+def _key_problems(path: Path, template: str, target: JobTarget) -> Iterator[Problem]:
+    fields, secret = _key_fields(target)
+    try:
+        names = placeholder_names(template)
+    except ValueError:
+        return  # malformed: reported by the reference checks
+    for name in names:
+        if name in secret or is_secret_field_name(name):
+            yield Problem(
+                path,
+                f"key {template!r} reads '{{{name}}}', a secret: keys are stored (locks, "
+                "rate limits) and shown, so they may not hold secrets",
+            )
+        elif name not in fields:
+            hint = did_you_mean(name, fields)
+            yield Problem(
+                path,
+                f"key {template!r} reads '{{{name}}}', which {target.path} does not have{hint}",
+            )
+
+
+_Key = tuple[Path, str]
+"""A key template (a lock's, a rate limit's, a unique id) and where it is written."""
 
 
 def _keys_used(
-    data: dict[str, Any], at: StepAt, template_name: str | None
-) -> Iterator[tuple[Path, str]]:
-    levels: list[tuple[Path, dict[str, Any]]] = [(("defaults",), mapping(data.get("defaults")))]
-    if template_name:
-        levels.append(
-            (("jobs", template_name), mapping(mapping(data.get("jobs")).get(template_name)))
-        )
-    levels.append((at.path, at.step))
+    data: dict[str, Any], at: StepAt, template_name: str | None, targets: _Targets
+) -> Iterator[_Key]:
+    """The keys a step uses: those of the defaults and its template (the same for every
+    step of that template, so found once), then its own; the unique id that applies last."""
+    shared = targets.shared_keys.get(template_name)
+    if shared is None:
+        levels: list[tuple[Path, dict[str, Any]]] = [(("defaults",), mapping(data.get("defaults")))]
+        if template_name:
+            template = mapping(mapping(data.get("jobs")).get(template_name))
+            levels.append((("jobs", template_name), template))
+        shared = targets.shared_keys[template_name] = _level_keys(data, levels)
+    keys, unique = shared
+    yield from keys
+    own, own_unique = _level_keys(data, [(at.path, at.step)])
+    yield from own
+    unique = own_unique or unique
+    if unique is not None:
+        yield unique
+
+
+def _level_keys(
+    data: dict[str, Any], levels: list[tuple[Path, dict[str, Any]]]
+) -> tuple[list[_Key], _Key | None]:
+    """The middleware keys of these levels of settings, and the unique id the last sets."""
     stacks = mapping(data.get("middleware_stacks"))
-    unique: tuple[Path, str] | None = None
+    keys: list[_Key] = []
+    unique: _Key | None = None
     for path, settings in levels:
         if isinstance(settings.get("unique_id"), str):
             unique = ((*path, "unique_id"), settings["unique_id"])
@@ -245,11 +308,10 @@ def _keys_used(
             if isinstance(entry, str):
                 stack = stacks.get(entry)
                 for position, item in enumerate(stack if isinstance(stack, list) else []):
-                    yield from _builtin_key(("middleware_stacks", entry, position), item)
+                    keys += _builtin_key(("middleware_stacks", entry, position), item)
             else:
-                yield from _builtin_key((*path, "middleware", index), entry)
-    if unique is not None:
-        yield unique
+                keys += _builtin_key((*path, "middleware", index), entry)
+    return keys, unique
 
 
 def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
@@ -260,10 +322,10 @@ def _builtin_key(path: Path, entry: Any) -> Iterator[tuple[Path, str]]:
 
 
 def _check_middleware(
-    data: dict[str, Any], allowed: tuple[str, ...] | None, env: Mapping[str, str] | None
+    walk: PipelineWalk, allowed: tuple[str, ...] | None, env: Mapping[str, str] | None
 ) -> list[Problem]:
     problems: list[Problem] = []
-    for path, entry in iter_inline_middleware(data):
+    for path, entry in walk.inline_middleware:
         form = middleware_form(entry)
         if form is None or "use" not in entry:
             continue  # builtin forms are typed by the schema
@@ -284,9 +346,9 @@ def _check_middleware(
     return problems
 
 
-def _check_exceptions(data: dict[str, Any], allowed: tuple[str, ...] | None) -> list[Problem]:
+def _check_exceptions(walk: PipelineWalk, allowed: tuple[str, ...] | None) -> list[Problem]:
     problems: list[Problem] = []
-    for path, name in iter_exception_names(data):
+    for path, name in iter_exception_names(walk.retry_policies):
         if is_well_formed(name):
             problem = _exception_problem(name, path, allowed)
             problems += [problem] if problem else []

@@ -123,8 +123,9 @@ class Composer:
 
     def run(self, loader: Any) -> None:
         """Read every event; raises `ConfigError` on a fatal problem."""
-        while loader.check_event():
-            event = loader.get_event()
+        check_event, get_event = loader.check_event, loader.get_event
+        while check_event():
+            event = get_event()
             kind = type(event)
             if kind is ScalarEvent:
                 self._scalar(event)
@@ -182,18 +183,41 @@ class Composer:
             frame.node.children[key] = (*frame.key_at, node)
 
     def _scalar(self, event: Any) -> None:
+        # The hot path of a large file (every key and most values are scalars): the
+        # common cases of `_key_slot`, `_key`, `_scalar_value` and `_place` inline.
         mark = event.start_mark
         line, column = mark.line + 1, mark.column + 1
-        slot = self._key_slot()
-        if slot is not None:
-            slot.size += 1
-            self._key(slot, event, line, column)
+        frame = self._stack[-1] if self._stack else None
+        if frame is not None and frame.is_map and frame.key is _EXPECT_KEY:
+            frame.size += 1
+            text = event.value
+            plain_key = event.tag is None and text != "<<" and not event.anchor
+            if plain_key and text not in frame.node.children:
+                frame.key, frame.key_at = text, (line, column)
+                return
+            self._key(frame, event, line, column)
             return
         node = PositionNode(line, column, None)
-        value = self._scalar_value(event, line, column)
+        tag = event.tag
+        if (tag is None or tag == "!") and not event.implicit[0]:
+            value = event.value  # quoted: a string as written
+        else:
+            value = self._scalar_value(event, line, column)
         if event.anchor:
             self._anchors[event.anchor] = (value, node, 1, 1)
-        self._place(value, node, 1, 1)
+        if frame is None:
+            self.root = (value, node)
+            return
+        frame.size += 1
+        frame.height = frame.height or 1
+        if not frame.is_map:
+            frame.value.append(value)
+            frame.node.children.append(node)
+            return
+        key, frame.key = frame.key, _EXPECT_KEY
+        if key is not _BAD_KEY:
+            frame.value[key] = value
+            frame.node.children[key] = (*frame.key_at, node)
 
     def _key(self, frame: _Frame, event: Any, line: int, column: int) -> None:
         text: str = event.value
@@ -246,13 +270,24 @@ class Composer:
         return value
 
     def _start(self, event: Any, is_map: bool) -> None:
-        if len(self._stack) >= MAX_DEPTH:
+        stack = self._stack
+        if len(stack) >= MAX_DEPTH:
             self._fatal(f"nesting deeper than {MAX_DEPTH} levels", event)
         mark = event.start_mark
-        parent = self._stack[-1] if self._stack else None
-        is_key = self._key_slot() is not None
+        # `_key_slot` and `_child_path` inline: a large file opens a container per step.
+        path: Path = ()
+        is_key = False
+        if stack:
+            parent = stack[-1]
+            is_key = parent.is_map and parent.key is _EXPECT_KEY
+            if not parent.is_map:
+                path = (*parent.path, len(parent.value))
+            elif isinstance(parent.key, str):
+                path = (*parent.path, parent.key)
+            else:
+                path = parent.path
         node = PositionNode(mark.line + 1, mark.column + 1, {} if is_map else [])
-        frame = _Frame(is_map, node, event.anchor, self._child_path(parent), is_key)
+        frame = _Frame(is_map, node, event.anchor, path, is_key)
         if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
             self._issue(
                 f"tag {show_tag(event.tag)} is not supported; only the YAML core schema "
@@ -286,7 +321,22 @@ class Composer:
                 frame.node.column,
             )
             return
-        self._place(value, frame.node, frame.size, height)
+        if not self._stack:
+            self.root = (value, frame.node)
+            return
+        # `_place` inline: a container is placed in its parent when it ends.
+        parent = self._stack[-1]
+        parent.size += frame.size
+        if height > parent.height:
+            parent.height = height
+        if not parent.is_map:
+            parent.value.append(value)
+            parent.node.children.append(frame.node)
+            return
+        key, parent.key = parent.key, _EXPECT_KEY
+        if key is not _BAD_KEY:
+            parent.value[key] = value
+            parent.node.children[key] = (*parent.key_at, frame.node)
 
     def _alias(self, event: Any) -> None:
         mark = event.start_mark

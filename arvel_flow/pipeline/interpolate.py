@@ -100,15 +100,24 @@ class Interpolator:
         if isinstance(value, str):
             return self._string(value, path) if "${" in value else value
         if isinstance(value, dict):
-            changed = {key: self.apply(item, (*path, key)) for key, item in value.items()}
+            changed = {key: self._child(item, path, key) for key, item in value.items()}
             same = all(changed[key] is item for key, item in value.items())
             return value if same else changed
         if isinstance(value, list):
-            items = [self.apply(item, (*path, index)) for index, item in enumerate(value)]
+            items = [self._child(item, path, index) for index, item in enumerate(value)]
             return (
                 value if all(new is old for new, old in zip(items, value, strict=True)) else items
             )
         return value
+
+    def _child(self, item: Any, path: Path, key: str | int) -> Any:
+        """`apply` to ``path[key]``, building its path only when needed (not for the
+        plain scalars that most values of a large file are)."""
+        if isinstance(item, str):
+            return self._string(item, (*path, key)) if "${" in item else item
+        if isinstance(item, dict | list):
+            return self.apply(item, (*path, key))
+        return item
 
     def _string(self, text: str, path: Path) -> Any:
         self._resolve_secrets = path in _PROCESS_SETTINGS

@@ -41,12 +41,20 @@ from arvel_flow.pipeline.problems import MAX_PROBLEMS, Path, Problem, format_pat
 from arvel_flow.pipeline.references import check_references
 from arvel_flow.pipeline.schedule import check_schedule, schedule_warnings
 from arvel_flow.pipeline.secret_checks import check_secrets
-from arvel_flow.pipeline.source import SourceMap, check_size, decode_source, parse_document
+from arvel_flow.pipeline.source import (
+    SourceMap,
+    check_size,
+    cyclic_gc_paused,
+    decode_source,
+    parse_document,
+)
+from arvel_flow.pipeline.walk import PipelineWalk, walk_pipeline
 
 Source = str | bytes | os.PathLike[str]
 
-SpecCheck = Callable[[dict[str, Any]], list[Problem]]
-"""A further pass over the interpolated data, reported with validation's problems."""
+SpecCheck = Callable[[dict[str, Any], PipelineWalk], list[Problem]]
+"""A further pass over the interpolated data (and its `PipelineWalk`), reported with
+validation's problems."""
 
 
 def load_spec(
@@ -94,6 +102,18 @@ def parse_spec(
     warnings: list[ConfigIssue] | None = None,
 ) -> PipelineSpec:
     """Like `load_spec`, for text already read."""
+    with cyclic_gc_paused():
+        return _parse_spec(text, file, set_vars, env, checks, warnings)
+
+
+def _parse_spec(
+    text: str,
+    file: str | None,
+    set_vars: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    checks: Sequence[SpecCheck],
+    warnings: list[ConfigIssue] | None,
+) -> PipelineSpec:
     document = parse_document(text, file=file)
     unset: list[Problem] | None = None if warnings is None else []
     try:
@@ -109,7 +129,8 @@ def parse_spec(
             [*document.issues, *to_issues([problem], document.source_map, file)],
             omitted=document.omitted,
         ) from None
-    misplaced = check_secrets(data)
+    walk = walk_pipeline(data)  # once, for all the checks below
+    misplaced = check_secrets(data, walk)
     problems += misplaced
     dropped = document.dropped | failed | {problem.path for problem in misplaced}
     spec: PipelineSpec | None = None
@@ -124,10 +145,10 @@ def parse_spec(
         if unset:
             in_the_way = {p for p in failed if any(i.path[: len(p)] == p for i in invalid)}
             spec = _validate_without(data, in_the_way)
-    found += check_references(data)
+    found += check_references(data, walk)
     found += check_schedule(data)
     for check in checks:
-        found += check(data)
+        found += check(data, walk)
     # A value dropped for a reason already reported (a tag, an unset variable) would
     # only add a confusing second error at the same place.
     kept = [problem for problem in found if not _under(problem.path, dropped)]

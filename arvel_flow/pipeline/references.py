@@ -13,12 +13,11 @@ from typing import Any
 from arvel_flow.pipeline.names import key_fields
 from arvel_flow.pipeline.problems import Path, Problem, did_you_mean, format_path, is_dotted_path
 from arvel_flow.pipeline.walk import (
+    PipelineWalk,
     iter_exception_names,
-    iter_inline_middleware,
-    iter_settings,
-    iter_steps,
     mapping,
     middleware_form,
+    walk_pipeline,
 )
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -28,14 +27,18 @@ ROOT_KEY = "root"
 """The plan key of a root step without an id; no other step may take it as its id."""
 
 
-def check_references(data: dict[str, Any]) -> list[Problem]:
-    """Every undefined name, malformed path, duplicate id or malformed key template."""
+def check_references(data: dict[str, Any], walk: PipelineWalk | None = None) -> list[Problem]:
+    """Every undefined name, malformed path, duplicate id or malformed key template.
+
+    ``walk``: `walk_pipeline` of ``data``, when the caller has it already.
+    """
+    walk = walk or walk_pipeline(data)
     problems: list[Problem] = []
-    problems += _check_job_refs(data)
-    problems += _check_setting_refs(data)
-    problems += _check_ids(data)
-    problems += _check_middleware(data)
-    problems += _check_exception_names(data)
+    problems += _check_job_refs(data, walk)
+    problems += _check_setting_refs(data, walk)
+    problems += _check_ids(walk)
+    problems += _check_middleware(walk)
+    problems += _check_exception_names(walk)
     return problems
 
 
@@ -62,7 +65,7 @@ def _dotted_problem(path: Path, reference: str, what: str) -> Problem | None:
     return Problem(path, f"{reference!r} is not a dotted path such as 'pkg.module:{what}'")
 
 
-def _check_job_refs(data: dict[str, Any]) -> list[Problem]:
+def _check_job_refs(data: dict[str, Any], walk: PipelineWalk) -> list[Problem]:
     problems: list[Problem] = []
     templates = mapping(data.get("jobs"))
     for name, template in templates.items():
@@ -70,7 +73,7 @@ def _check_job_refs(data: dict[str, Any]) -> list[Problem]:
         if isinstance(target, str):
             problem = _dotted_problem(("jobs", name, "class"), target, "ClassName")
             problems += [problem] if problem else []
-    for at in iter_steps(data):
+    for at in walk.steps:
         reference = at.step.get("job")
         if not isinstance(reference, str) or not reference:
             continue
@@ -87,11 +90,11 @@ def _check_job_refs(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_setting_refs(data: dict[str, Any]) -> list[Problem]:
+def _check_setting_refs(data: dict[str, Any], walk: PipelineWalk) -> list[Problem]:
     problems: list[Problem] = []
     policies = mapping(data.get("retry_policies"))
     stacks = mapping(data.get("middleware_stacks"))
-    for path, settings in iter_settings(data):
+    for path, settings in walk.settings:
         retry = settings.get("retry")
         if isinstance(retry, str) and retry not in policies:
             hint = did_you_mean(retry, policies) or "; define it under 'retry_policies'"
@@ -111,10 +114,10 @@ def _check_setting_refs(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_ids(data: dict[str, Any]) -> list[Problem]:
+def _check_ids(walk: PipelineWalk) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, Path] = {}
-    for at in iter_steps(data):
+    for at in walk.steps:
         step_id = at.step.get("id")
         if not isinstance(step_id, str):
             continue
@@ -133,9 +136,9 @@ def _check_ids(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_middleware(data: dict[str, Any]) -> list[Problem]:
+def _check_middleware(walk: PipelineWalk) -> list[Problem]:
     problems: list[Problem] = []
-    for path, entry in iter_inline_middleware(data):
+    for path, entry in walk.inline_middleware:
         form = middleware_form(entry)
         if form is None:
             continue
@@ -155,13 +158,13 @@ def _check_middleware(data: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_exception_names(data: dict[str, Any]) -> list[Problem]:
+def _check_exception_names(walk: PipelineWalk) -> list[Problem]:
     return [
         Problem(
             path,
             f"{name!r} is not an exception name such as 'ConnectionError' or 'pkg.module:MyError'",
         )
-        for path, name in iter_exception_names(data)
+        for path, name in iter_exception_names(walk.retry_policies)
         if name and not _DOTTED.match(name)
     ]
 

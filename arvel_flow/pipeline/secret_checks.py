@@ -15,11 +15,11 @@ value from a reference, and no parameter may hold a URL with a password in clear
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from arvel_flow.pipeline.problems import Path, Problem
-from arvel_flow.pipeline.walk import BUILTIN_FORMS, iter_inline_middleware, iter_job_steps, mapping
+from arvel_flow.pipeline.walk import BUILTIN_FORMS, PipelineWalk, mapping, walk_pipeline
 from arvel_flow.secrets import (
     SECRET_KEY,
     is_secret_field_name,
@@ -42,42 +42,62 @@ HOW_TO_REFER = (
 )
 
 
-def check_secrets(data: dict[str, Any]) -> list[Problem]:
-    """Every reference out of place and every secret written in clear."""
-    allowed = list(dict.fromkeys(_parameter_paths(data)))
+def check_secrets(data: dict[str, Any], walk: PipelineWalk | None = None) -> list[Problem]:
+    """Every reference out of place and every secret written in clear.
+
+    ``walk``: `walk_pipeline` of ``data``, when the caller has it already.
+    """
+    allowed = list(dict.fromkeys(_parameter_paths(data, walk or walk_pipeline(data))))
+    under_allowed = set(allowed)
     problems = [
         Problem(path, _misplaced(value))
         for path, value in _markers(data, ())
-        if path[:1] != ("vars",) and not any(path[: len(p)] == p for p in allowed)
+        if path[:1] != ("vars",)
+        # Prefixes looked up, not each allowed path compared: both number in thousands.
+        and not any(path[:length] in under_allowed for length in range(len(path) + 1))
     ]
     for path in allowed:
         problems += _clear_secrets(_get(data, path), path, secret=False)
     return problems
 
 
-def _parameter_paths(data: dict[str, Any]) -> Iterator[Path]:
+def _parameter_paths(data: dict[str, Any], walk: PipelineWalk) -> Iterator[Path]:
     for name, template in mapping(data.get("jobs")).items():
         if "with" in mapping(template):
             yield ("jobs", name, "with")
-    for at in iter_job_steps(data):
+    for at in walk.job_steps:
         for key in PARAMETER_KEYS:
             if key in at.step:
                 yield (*at.path, key)
-    for path, entry in iter_inline_middleware(data):
+    for path, entry in walk.inline_middleware:
         # The builtins' arguments are keys and limits: stored and shown, never secret.
         if "with" in entry and entry.get("use") not in (None, *BUILTIN_FORMS):
             yield (*path, "with")
 
 
-def _markers(value: Any, path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    if is_secret_marker(value):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _markers(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _markers(item, (*path, index))
+def _markers(value: Any, path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every secret reference in ``value``, in document order.
+
+    A loop over a stack rather than nested generators: it visits every value of the
+    document, and a file may hold hundreds of thousands. Only containers are stacked
+    (a reference is a mapping).
+    """
+    found: list[tuple[Path, dict[str, Any]]] = []
+    stack: list[tuple[Any, Path]] = [(value, path)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            if SECRET_KEY in value and is_secret_marker(value):
+                found.append((path, value))
+                continue
+            items: Iterable[tuple[Any, Any]] = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        children = [(item, (*path, key)) for key, item in items if isinstance(item, dict | list)]
+        stack += reversed(children)
+    return found
 
 
 def _misplaced(marker: dict[str, Any]) -> str:
@@ -123,7 +143,7 @@ def _clear_secrets(value: Any, path: Path, *, secret: bool) -> list[Problem]:
                 f"written in the file, where it would be stored with the run: {HOW_TO_REFER}",
             )
         ]
-    if isinstance(value, str) and url_passwords(value):
+    if isinstance(value, str) and "://" in value and url_passwords(value):
         return [
             Problem(
                 path,

@@ -22,8 +22,10 @@ Refused, with the position of the offending text:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,17 +163,31 @@ def parse_document(text: str, *, file: str | None = None) -> Document:
     )
 
 
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while the block runs.
+
+    Reading a large pipeline allocates hundreds of thousands of small acyclic objects
+    (values, positions, paths), which reference counting frees; the cyclic collector
+    would rescan the growing heap again and again for nothing (a 100,000-item file
+    parses 25% faster without it; a 5,000-step file validates 20% faster).
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _compose(text: str, file: str | None) -> Composer:
     """Run the composer over the event stream, turning YAML errors into issues."""
     composer = Composer(file)
     loader = _LOADER(text)
-    collecting = gc.isenabled()
-    # A large fan-out allocates a million small acyclic objects; the cyclic collector
-    # would rescan the growing heap again and again (a 100,000-item file parses 25%
-    # faster without it).
-    gc.disable()
     try:
-        composer.run(loader)
+        with cyclic_gc_paused():
+            composer.run(loader)
     except yaml.MarkedYAMLError as error:
         raise ConfigError(
             [*composer.issues, _syntax_issue(error, text, file)], omitted=composer.omitted
@@ -183,8 +199,6 @@ def _compose(text: str, file: str | None) -> Composer:
         ) from None
     finally:
         loader.dispose()
-        if collecting:
-            gc.enable()
     return composer
 
 

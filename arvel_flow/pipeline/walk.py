@@ -8,7 +8,7 @@ schema validation reports it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,47 +67,103 @@ def iter_job_steps(data: dict[str, Any]) -> Iterator[StepAt]:
     return (at for at in iter_steps(data) if "job" in at.step)
 
 
-def iter_settings(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every mapping that may hold job settings: defaults, templates, job steps."""
+def iter_settings(
+    data: dict[str, Any], job_steps: Iterable[StepAt] | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every mapping that may hold job settings: defaults, templates, job steps.
+
+    ``job_steps``: those of ``data``, when already found (`walk_pipeline`).
+    """
     defaults = data.get("defaults")
     if isinstance(defaults, dict):
         yield ("defaults",), defaults
     for name, template in mapping(data.get("jobs")).items():
         if isinstance(template, dict):
             yield ("jobs", name), template
-    for at in iter_job_steps(data):
+    for at in iter_job_steps(data) if job_steps is None else job_steps:
         yield at.path, at.step
 
 
-def iter_inline_middleware(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every middleware defined in place: in stacks and in ``middleware`` lists."""
+Found = tuple[tuple[Path, dict[str, Any]], ...]
+"""Mappings found in the document, each with its path."""
+
+
+def iter_inline_middleware(
+    data: dict[str, Any], settings: Found | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every middleware defined in place: in stacks and in ``middleware`` lists.
+
+    ``settings``: the `iter_settings` of ``data``, when already found.
+    """
     for name, stack in mapping(data.get("middleware_stacks")).items():
         if isinstance(stack, list):
             for index, entry in enumerate(stack):
                 if isinstance(entry, dict):
                     yield ("middleware_stacks", name, index), entry
-    for path, settings in iter_settings(data):
-        entries = settings.get("middleware")
+    for path, found in iter_settings(data) if settings is None else settings:
+        entries = found.get("middleware")
         if isinstance(entries, list):
             for index, entry in enumerate(entries):
                 if isinstance(entry, dict):
                     yield (*path, "middleware", index), entry
 
 
-def iter_retry_policies(data: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every retry policy: named ones and those defined in place under ``retry``."""
+def iter_retry_policies(
+    data: dict[str, Any], settings: Found | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every retry policy: named ones and those defined in place under ``retry``.
+
+    ``settings``: the `iter_settings` of ``data``, when already found.
+    """
     for name, policy in mapping(data.get("retry_policies")).items():
         if isinstance(policy, dict):
             yield ("retry_policies", name), policy
-    for path, settings in iter_settings(data):
-        policy = settings.get("retry")
+    for path, found in iter_settings(data) if settings is None else settings:
+        policy = found.get("retry")
         if isinstance(policy, dict):
             yield (*path, "retry"), policy
 
 
-def iter_exception_names(data: dict[str, Any]) -> Iterator[tuple[Path, str]]:
-    """Every exception name of every retry policy's ``retry_on`` and ``dont_retry_on``."""
-    for path, policy in iter_retry_policies(data):
+@dataclass(frozen=True, slots=True)
+class PipelineWalk:
+    """What the checks after validation read, found in one walk of the document.
+
+    Every check (secrets, references, strict) reads the steps; a file of thousands of
+    steps was walked eight times before, once here.
+    """
+
+    data: dict[str, Any]
+    steps: tuple[StepAt, ...]
+    """`iter_steps`."""
+    job_steps: tuple[StepAt, ...]
+    """`iter_job_steps`."""
+    settings: Found
+    """`iter_settings`."""
+    inline_middleware: Found
+    """`iter_inline_middleware`."""
+    retry_policies: Found
+    """`iter_retry_policies`."""
+
+
+def walk_pipeline(data: dict[str, Any]) -> PipelineWalk:
+    """Walk the document once for every check that follows (see `PipelineWalk`)."""
+    steps = tuple(iter_steps(data))
+    job_steps = tuple(at for at in steps if "job" in at.step)
+    settings = tuple(iter_settings(data, job_steps))
+    return PipelineWalk(
+        data,
+        steps,
+        job_steps,
+        settings,
+        tuple(iter_inline_middleware(data, settings)),
+        tuple(iter_retry_policies(data, settings)),
+    )
+
+
+def iter_exception_names(retry_policies: Found) -> Iterator[tuple[Path, str]]:
+    """Every exception name of the ``retry_on`` and ``dont_retry_on`` of ``retry_policies``
+    (`PipelineWalk.retry_policies`)."""
+    for path, policy in retry_policies:
         for field in ("retry_on", "dont_retry_on"):
             names = policy.get(field)
             for index, name in enumerate(names if isinstance(names, list) else []):

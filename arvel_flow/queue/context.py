@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from arvel_flow.lock.contracts import LockContract
-from arvel_flow.queue.clock import Clock
-from arvel_flow.queue.envelope import Envelope
-from arvel_flow.store.contracts import StoreContract
+if TYPE_CHECKING:
+    # Annotations only: middleware imports this module, and the strict checks of
+    # ``validate`` import middleware, which should not load the stores for it.
+    from arvel_flow.lock.contracts import LockContract
+    from arvel_flow.queue.clock import Clock
+    from arvel_flow.queue.envelope import Envelope
+    from arvel_flow.store.contracts import StoreContract
 
 
 @dataclass(frozen=True, slots=True)

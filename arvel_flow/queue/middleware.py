@@ -11,14 +11,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arvel_flow.errors import ImportTargetError, LockError
-from arvel_flow.lock.contracts import LockContract
 from arvel_flow.queue.context import current_context
 from arvel_flow.queue.job import JobSettings, MiddlewareRef, format_key
 from arvel_flow.queue.targets import import_object
 from arvel_flow.secrets import resolve_secrets, scrub_text
+
+if TYPE_CHECKING:
+    # An annotation only: importing the lock package loads every lock driver (sqlite3).
+    from arvel_flow.lock.contracts import LockContract
 
 NextCall = Callable[[], Awaitable[Any]]
 

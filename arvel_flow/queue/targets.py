@@ -13,7 +13,6 @@ runs the job.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import functools
 import inspect
@@ -98,12 +97,7 @@ class JobTarget:
 
     def parameter_names(self) -> set[str]:
         """Names the job accepts as parameters (field names and aliases)."""
-        names: set[str] = set()
-        for name, info in self.params_model.model_fields.items():
-            names.add(name)
-            if info.alias:
-                names.add(info.alias)
-        return names
+        return set(_parameter_names(self.params_model))
 
     def build(self, params: Mapping[str, Any], settings: JobSettings | None = None) -> Any:
         """A fresh instance with ``handle()``, from JSON-ready parameters."""
@@ -161,6 +155,9 @@ class FunctionCall:
         """Call the function with the step's ``with:`` parameters."""
         if inspect.iscoroutinefunction(self.function):
             return await self.function(**self.kwargs)
+        # Imported here, not at the top: `validate` resolves targets without an event loop.
+        import asyncio
+
         return await asyncio.to_thread(self.function, **self.kwargs)
 
     def model_dump(self, **_: Any) -> dict[str, Any]:
@@ -172,6 +169,17 @@ class FunctionCall:
             return self.__dict__["kwargs"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameter_names(model: type[BaseModel]) -> frozenset[str]:
+    """Field names and aliases of a model: read once per class, not once per step."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        if info.alias:
+            names.add(info.alias)
+    return frozenset(names)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -53,3 +53,25 @@ def test_usage_errors_of_every_command_have_the_error_prefix(args: list[str]) ->
     assert result.stderr.splitlines()[-1].startswith("error: "), result.stderr
     assert "Error:" not in result.stderr
     assert result.stderr.startswith("Usage: arvel-flow")
+
+
+def test_commands_loaded_on_demand_are_listed_and_run() -> None:
+    # Given the command group, whose run-time commands are imported when used
+    runner = CliRunner()
+    # When the help lists the commands, and one of them is asked for its help
+    listed = runner.invoke(cli, ["--help"])
+    worker_help = runner.invoke(cli, ["worker", "--help"])
+    # Then every command is listed, and the lazy one runs like any other
+    for name in ("failed", "run", "runs", "schedule", "scheduler", "status", "top", "worker"):
+        assert f"  {name} " in listed.output
+    assert worker_help.exit_code == 0
+    assert "Usage: cli worker" in worker_help.output
+
+
+def test_a_misspelt_lazy_command_gets_a_suggestion() -> None:
+    # Given a misspelt run-time command
+    # When it is run
+    result = CliRunner().invoke(cli, ["wroker"])
+    # Then click's suggestion names it, in the one error form
+    assert result.exit_code == 2
+    assert "error: no such command 'wroker'; did you mean 'worker'?" in result.output

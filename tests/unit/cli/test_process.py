@@ -38,6 +38,45 @@ def test_the_command_line_module_defers_heavy_imports() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def _modules_loaded_by(*args: str) -> set[str]:
+    """The modules ``arvel-flow ARGS`` has loaded when it exits (successfully)."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('MODULES', *sorted(sys.modules), file=sys.stderr))\n"
+        "from arvel_flow.cli.app import main\n"
+        f"sys.argv = ['arvel-flow', *{list(args)!r}]\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def test_validate_loads_only_what_checking_a_file_needs() -> None:
+    # Given a valid example, When it is validated (strict, plain text output)
+    loaded = _modules_loaded_by("validate", "examples/quickstart.yaml")
+    # Then neither rich, nor the run-time commands, stores or locks were imported
+    unwanted = {"rich", "arvel_flow.cli.runs", "arvel_flow.cli.worker", "arvel_flow.store"}
+    assert loaded & (unwanted | {"arvel_flow.lock", "sqlite3", "dotenv"}) == set()
+
+
+@pytest.mark.parametrize("output", ["json", "plain"])
+def test_run_printing_lines_does_not_load_rich(tmp_path: Path, output: str) -> None:
+    # Given a one-step pipeline with a memory store
+    pipeline = tmp_path / "one.yaml"
+    pipeline.write_text(
+        "version: 1\nname: one\nqueue: {store: memory}\n"
+        "pipeline: {job: examples.jobs:Report, id: only}\n"
+    )
+    # When it runs with JSON events, or plain lines, on stdout
+    loaded = _modules_loaded_by("run", str(pipeline), "--output", output)
+    # Then rich, which only draws the live tree for people, was never imported
+    assert "rich" not in loaded
+
+
 def test_examples_validate_from_the_repository_root() -> None:
     # The console script does not have the working directory on sys.path: the command
     # adds it, so 'examples.jobs:...' imports as it does under 'python -m'.

@@ -7,14 +7,13 @@ import time
 
 from rich.console import Console
 
+from arvel_flow.cli.event_lines import PlainReporter, format_event_line
 from arvel_flow.cli.progress import (
     BatchView,
-    PlainReporter,
     RichReporter,
     RunView,
     compute_view,
     format_bar,
-    format_event_line,
     format_log_message,
     format_tree,
 )

@@ -1,7 +1,7 @@
 """``run``, ``status``, ``runs``: usage errors, settings precedence, and the pure formatters.
 
 Commands go through `CliRunner`; what they show is checked on the pure ``format_*`` and
-``compute_*`` functions of `arvel_flow.cli.progress`, `.summary` and `.records`.
+``compute_*`` functions of `arvel_flow.cli.progress`, `.event_lines`, `.summary` and `.records`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from rich.console import Console
 
 from arvel_flow.cli.app import cli
 from arvel_flow.cli.durations import format_duration
+from arvel_flow.cli.event_lines import (
+    format_event_json,
+    format_event_line,
+    format_releases,
+    format_stopping,
+)
 from arvel_flow.cli.progress import (
     BatchView,
     RunView,
     compute_view,
     format_bar,
-    format_event_json,
-    format_event_line,
-    format_releases,
-    format_stopping,
     format_tree,
 )
 from arvel_flow.cli.records import failed_document, format_runs, run_document, status_document
