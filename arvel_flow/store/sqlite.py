@@ -375,8 +375,9 @@ class SqliteStore:
         at: float,
         batch: str | None,
     ) -> BatchCounters | bool:
-        # One statement each for the step and the counters: this is the hot path, once
-        # per job. The upsert changes nothing (rowcount 0) when the step is final.
+        # The hot path, once per job: one statement for the step (inside a group the
+        # batch's counters are counted in memory, `_count_member`). The upsert changes
+        # nothing (rowcount 0) when the step is final.
         self._require_run(conn, run_id)
         finished = conn.execute(_FINISH_STEP, (run_id, step, state, attempts, error, at, at))
         if finished.rowcount == 0:
