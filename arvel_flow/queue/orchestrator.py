@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,8 +154,10 @@ class Orchestrator:
         records = await self.store.get_steps(run_id)
         outbox = _Outbox()
         for key, record in records.items():
+            if record.final:
+                continue
             node = plan.node(key)
-            if isinstance(node, JobNode) and not record.final:
+            if isinstance(node, JobNode):
                 outbox.envelopes.append(self._envelope(run_id, node, attempts=record.attempts))
         for group in plan.groups_deepest_first():
             group_record = records.get(group.key)
@@ -237,7 +239,7 @@ class Orchestrator:
         run_id: str,
         plan: Plan,
         batch: BatchNode,
-        records: dict[str, StepRecord],
+        records: Mapping[str, StepRecord],
         outbox: _Outbox,
     ) -> None:
         """Resend the batch's started job members that left no record before the crash.
@@ -557,7 +559,7 @@ class Orchestrator:
         plan: Plan,
         group: ChainNode | BatchNode,
         outcome: StepState,
-        records: dict[str, StepRecord],
+        records: Mapping[str, StepRecord],
         outbox: _Outbox,
     ) -> None:
         """Run the callbacks due for ``outcome`` one after another, then finish the group."""
