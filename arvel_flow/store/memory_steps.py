@@ -34,7 +34,7 @@ def _optional_time(value: float) -> float | None:
 class FinishedMembers:
     """The final members of one fan-out, by index: state, attempts, start and finish."""
 
-    __slots__ = ("attempts", "count", "errors", "finished", "started", "states")
+    __slots__ = ("attempts", "count", "errors", "finished", "shared", "started", "states")
 
     def __init__(self) -> None:
         self.states = bytearray()
@@ -43,6 +43,8 @@ class FinishedMembers:
         self.finished = array("d")
         self.errors: dict[int, str] = {}
         self.count = 0
+        self.shared = False
+        """Also held by a snapshot: copied before it is changed (see `StepTable.snapshot`)."""
 
     def put(self, index: int, record: StepRecord) -> None:
         """Keep ``record`` (final) as member ``index``'s."""
@@ -160,10 +162,15 @@ class StepTable(Mapping[str, StepRecord]):
             self._records[key] = record
             return
         self._records.pop(key, None)
-        members = self._members.get(member[0])
-        if members is None:
-            members = self._members[member[0]] = FinishedMembers()
-        members.put(member[1], record)
+        self._writable(member[0]).put(member[1], record)
+
+    def _writable(self, fan_out: str) -> FinishedMembers:
+        """The fan-out's members, made this table's own first if a snapshot shares them."""
+        members = self._members.get(fan_out)
+        if members is None or members.shared:
+            members = FinishedMembers() if members is None else members.copy()
+            self._members[fan_out] = members
+        return members
 
     def remove(self, key: str) -> None:
         """Forget the record of ``key``, if there is one."""
@@ -173,12 +180,18 @@ class StepTable(Mapping[str, StepRecord]):
     def _remove_member(self, key: str) -> None:
         member = split_member_key(key)
         members = None if member is None else self._members.get(member[0])
-        if members is not None and member is not None:
-            members.remove(member[1])
+        if members is not None and member is not None and members.has(member[1]):
+            self._writable(member[0]).remove(member[1])
 
     def snapshot(self) -> StepTable:
-        """An independent copy: what the table holds now, unchanged by later writes."""
+        """What the table holds now, unchanged by later writes to this table.
+
+        The members' arrays are shared, not copied (a run's end reads a million members
+        twice): a later write to this table copies the arrays it changes first.
+        """
         copied = StepTable()
         copied._records = dict(self._records)
-        copied._members = {key: members.copy() for key, members in self._members.items()}
+        copied._members = dict(self._members)
+        for members in self._members.values():
+            members.shared = True
         return copied

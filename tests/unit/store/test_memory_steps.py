@@ -49,6 +49,8 @@ async def test_a_snapshot_does_not_change_with_later_writes() -> None:
     # When the member settles and another finishes
     await store.settle_retried_step("r", "f[0]", attempts=2, at=2.0)
     await store.finish_step("r", "f[1]", "succeeded", at=3.0)
-    # Then what was read is what the store held then
+    # Then what was read is what the store held then, and the store holds the writes
+    now = await store.get_steps("r")
+    assert (now["f[0]"].state, now["f[1]"].state) == ("succeeded", "succeeded")
     assert list(steps) == ["f[0]"]
     assert steps["f[0]"].state == "failed"
