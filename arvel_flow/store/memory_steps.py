@@ -1,11 +1,12 @@
-"""`StepTable`: the step records of one run in the memory store, finished members compact.
+"""`StepTable`: the step records of one run, finished fan-out members kept compact.
 
 A record object and its key string cost about 160 bytes per step; a run with a
 1,000,000-item fan-out would hold 160 MB of them. Steps are kept as records while
 they can change, but once a fan-out member is final (and so never changes again,
 but for a retried failure settling) it moves into its fan-out's arrays: a state
 byte, the attempts, the start and finish times, about 21 bytes. Records are made
-again, one at a time, when someone reads them.
+again, one at a time, when someone reads them. The memory store keeps one table per
+run; the sqlite store reads a whole run into one.
 """
 
 from __future__ import annotations
