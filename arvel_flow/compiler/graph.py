@@ -8,8 +8,9 @@ pipeline's ``defaults``, the job template, the step. At each level a named or in
 concatenated, outermost first: defaults, template, step (the class's own
 ``middleware()`` runs innermost, at run time).
 
-Fan-outs stay lazy: ``each`` is passed on as the parsed list, ``matrix`` as a
-`Matrix` that computes combinations on demand. Compiling imports each job class
+Fan-outs stay lazy: ``each`` is passed on as columns of values (`ItemColumns`, when
+its items share their keys), ``matrix`` as a `Matrix` that computes combinations on
+demand. Compiling imports each job class
 once, to read its defaults, and does no other I/O.
 """
 
@@ -36,7 +37,7 @@ from arvel_flow.queue.batch import Batch
 from arvel_flow.queue.chain import Chain
 from arvel_flow.queue.flow import FanOut, JobStep
 from arvel_flow.queue.job import JobSettings, MiddlewareRef
-from arvel_flow.queue.plan import Matrix, Plan
+from arvel_flow.queue.plan import ItemColumns, Matrix, Plan
 from arvel_flow.queue.targets import JobRef, JobTarget, resolve_target
 
 Step = Chain | Batch | JobStep | FanOut
@@ -118,7 +119,8 @@ class _Compiler:
         """One job, or a lazy fan-out of it."""
         ref = self.job_ref(step)
         if step.each is not None:
-            return FanOut(ref, step.each, id=step.id)
+            # Columns, not the validated dicts: the spec (and they) can go once compiled.
+            return FanOut(ref, ItemColumns.of(step.each), id=step.id)
         if step.matrix is not None:
             return FanOut(ref, Matrix(step.matrix), id=step.id)
         return JobStep(ref, id=step.id)

@@ -183,15 +183,30 @@ def _resolved(
             unresolved.add(str(name))
         return found
 
+    def resolve_item(item: Any) -> Any:
+        # A copy only for an item holding a reference: 100,000 items are not duplicated.
+        if not isinstance(item, dict):
+            return item
+        resolved = {k: resolve(k, v) for k, v in item.items()}
+        return item if all(resolved[k] is v for k, v in item.items()) else resolved
+
+    def resolve_axis(name: str, axis: list[Any]) -> list[Any]:
+        # A copy only from the first value that changes: a long axis is not duplicated.
+        copied: list[Any] | None = None
+        for index, value in enumerate(axis):
+            found = resolve(name, value)
+            if copied is None and found is not value:
+                copied = axis[:index]
+            if copied is not None:
+                copied.append(found)
+        return axis if copied is None else copied
+
     values = {name: resolve(name, value) for name, value in params.values.items()}
     if isinstance(each, list):
-        each = [
-            {k: resolve(k, v) for k, v in item.items()} if isinstance(item, dict) else item
-            for item in each
-        ]
+        each = [resolve_item(item) for item in each]
     if isinstance(matrix, dict):
         matrix = {
-            name: [resolve(name, v) for v in axis] if isinstance(axis, list) else axis
+            name: resolve_axis(name, axis) if isinstance(axis, list) else axis
             for name, axis in matrix.items()
         }
     return Params(values, params.origins, params.step), each, matrix, unresolved

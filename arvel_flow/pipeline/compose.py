@@ -6,6 +6,7 @@ is refused and why the event stream is read directly.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from yaml.events import (
@@ -49,8 +50,41 @@ class PlainText(str):
     __slots__ = ()
 
 
+class ItemPositions:
+    """Where each item of a sequence starts: scalars as two numbers, others as nodes.
+
+    A node object per item would cost about 90 bytes; a 1,000,000-item ``matrix`` axis
+    holds its positions in 8 bytes each.
+    """
+
+    __slots__ = ("columns", "lines", "nodes")
+
+    def __init__(self) -> None:
+        self.lines = array("I")
+        self.columns = array("I")
+        self.nodes: dict[int, PositionNode] = {}
+        """Items with children of their own (or shared through an alias), by index."""
+
+    def append(self, node: PositionNode) -> None:
+        """Add the next item's position."""
+        if node.children is not None:
+            self.nodes[len(self.lines)] = node
+        self.lines.append(node.line)
+        self.columns.append(node.column)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, index: int) -> PositionNode:
+        node = self.nodes.get(index)
+        if node is None:
+            return PositionNode(self.lines[index], self.columns[index], None)
+        return node
+
+
 class PositionNode:
-    """Where a value starts, and its children: ``{key: (line, column, node)}`` or a list."""
+    """Where a value starts, and its children: ``{key: (line, column, node)}`` or
+    `ItemPositions`."""
 
     __slots__ = ("children", "column", "line")
 
@@ -67,7 +101,11 @@ class PositionNode:
         if isinstance(children, dict) and isinstance(part, str):
             found: tuple[int, int, PositionNode] | None = children.get(part)
             return found
-        if isinstance(children, list) and isinstance(part, int) and 0 <= part < len(children):
+        if (
+            isinstance(children, ItemPositions)
+            and isinstance(part, int)
+            and 0 <= part < len(children)
+        ):
             node: PositionNode = children[part]
             return node.line, node.column, node
         return None
@@ -286,7 +324,7 @@ class Composer:
                 path = (*parent.path, parent.key)
             else:
                 path = parent.path
-        node = PositionNode(mark.line + 1, mark.column + 1, {} if is_map else [])
+        node = PositionNode(mark.line + 1, mark.column + 1, {} if is_map else ItemPositions())
         frame = _Frame(is_map, node, event.anchor, path, is_key)
         if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
             self._issue(

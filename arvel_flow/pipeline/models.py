@@ -20,6 +20,8 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -113,6 +115,27 @@ class JobTemplateSpec(JobSettingsSpec):
 Id = Annotated[str, StringConstraints(pattern=STEP_ID_PATTERN)]
 
 
+def _item_as_parsed(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # Validating would copy every item of a 100,000-item ``each`` (~200 bytes each) while
+    # the parsed one is still held: an item that is a dict with text keys is kept as is.
+    if type(value) is dict and all(type(key) is str for key in value):
+        return value
+    return handler(value)
+
+
+EachItem = Annotated[dict[str, Any], WrapValidator(_item_as_parsed)]
+"""One ``each`` item: a mapping of parameter names to values, not copied."""
+
+
+def _axis_as_parsed(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # Likewise a 1,000,000-value ``matrix`` axis: a non-empty list is kept as parsed.
+    return value if type(value) is list and value else handler(value)
+
+
+MatrixAxis = Annotated[list[Any], Field(min_length=1), WrapValidator(_axis_as_parsed)]
+"""One ``matrix`` axis: its values, at least one, not copied."""
+
+
 class JobStepSpec(JobSettingsSpec):
     """Runs one job, or one per item with ``each`` / ``matrix``."""
 
@@ -125,10 +148,10 @@ class JobStepSpec(JobSettingsSpec):
     with_: dict[str, Any] = Field(
         default_factory=dict, alias="with", description="The job's parameters."
     )
-    each: list[dict[str, Any]] | None = Field(
+    each: list[EachItem] | None = Field(
         None, min_length=1, description="Run once per item; each item adds to the parameters."
     )
-    matrix: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = Field(
+    matrix: dict[str, MatrixAxis] | None = Field(
         None, min_length=1, description="Run once per combination of these parameter values."
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,9 @@ Far above any driver's concurrency, so it limits nothing in practice, while a
 PLAN_CACHE_SIZE = 256
 """Plans kept in memory per process; others are loaded from the store again."""
 
+RESULT_CACHE_SIZE = 16
+"""Results of runs that finished here kept for `Orchestrator.wait` (see `_finish_run`)."""
+
 
 class Orchestrator:
     """Starts, advances and resumes runs of plans on a store."""
@@ -90,6 +93,8 @@ class Orchestrator:
         self._send = send
         self._plans: dict[str, Plan] = {}
         self._done: dict[str, asyncio.Event] = {}
+        self._ended: dict[str, BatchResult] = {}
+        """Results computed as the latest runs finished, for `wait` (taken once)."""
         self.abandoned: BaseException | None = None
         """Why this process gave up advancing runs (see `abandon`), if it did."""
 
@@ -157,8 +162,10 @@ class Orchestrator:
         records = await self.store.get_steps(run_id)
         outbox = _Outbox()
         for key, record in records.items():
+            if record.final:
+                continue
             node = plan.node(key)
-            if isinstance(node, JobNode) and not record.final:
+            if isinstance(node, JobNode):
                 outbox.envelopes.append(self._envelope(run_id, node, attempts=record.attempts))
         for group in plan.groups_deepest_first():
             group_record = records.get(group.key)
@@ -185,6 +192,7 @@ class Orchestrator:
         async def counters_of(batch: str) -> BatchCounters:
             return await self.store.batch_counters(run_id, batch)
 
+        self._ended.pop(run_id, None)
         reopening = await plan_reopening(plan, records, counters_of)
         now = self.clock.now()
         if not await self.store.reopen_run(run_id, reopening.steps, reopening.counters, now):
@@ -240,7 +248,7 @@ class Orchestrator:
         run_id: str,
         plan: Plan,
         batch: BatchNode,
-        records: dict[str, StepRecord],
+        records: Mapping[str, StepRecord],
         outbox: _Outbox,
     ) -> None:
         """Resend the batch's started job members that left no record before the crash.
@@ -316,6 +324,9 @@ class Orchestrator:
                 if run is None:
                     raise RunNotFoundError(run_id)
                 if run.status in FINAL_RUN_STATUSES:
+                    ended = self._ended.pop(run_id, None)
+                    if ended is not None and ended.status == run.status:
+                        return ended
                     return await self.result(run_id)
                 try:
                     await asyncio.wait_for(done.wait(), poll_seconds)
@@ -467,14 +478,19 @@ class Orchestrator:
 
     async def _finish_run(self, run_id: str, plan: Plan, state: StepState) -> None:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"
-        if await self.store.set_run_status(run_id, status, self.clock.now()):
-            if self.events.active:
-                records = await self.store.get_steps(run_id)
-                counts = compute_result(run_id, status, plan, records).counts
-                self._emit("run.finished", run_id, status=status, counts=counts, name=plan.name)
-            if spans.hooks is not None:
-                await self._trace_run(run_id, plan, status)
+        ended = await self.store.set_run_status(run_id, status, self.clock.now())
         waiting = self._done.get(run_id)
+        if ended and (self.events.active or waiting is not None):
+            # Read once for the event's counts and the result `wait` returns: a million
+            # members are not read and sorted twice.
+            records = await self.store.get_steps(run_id)
+            result = compute_result(run_id, status, plan, records)
+            self._ended[run_id] = result
+            while len(self._ended) > RESULT_CACHE_SIZE:
+                del self._ended[next(iter(self._ended))]
+            self._emit("run.finished", run_id, status=status, counts=result.counts, name=plan.name)
+        if ended and spans.hooks is not None:
+            await self._trace_run(run_id, plan, status)
         if waiting is not None:
             waiting.set()
 
@@ -602,7 +618,7 @@ class Orchestrator:
         plan: Plan,
         group: ChainNode | BatchNode,
         outcome: StepState,
-        records: dict[str, StepRecord],
+        records: Mapping[str, StepRecord],
         outbox: _Outbox,
     ) -> None:
         """Run the callbacks due for ``outcome`` one after another, then finish the group."""

@@ -27,7 +27,11 @@ class Matrix(Sequence[dict[str, Any]]):
     """The cartesian product of named value lists, computed item by item."""
 
     def __init__(self, axes: Mapping[str, Sequence[Any]]) -> None:
-        self.axes = {name: list(values) for name, values in axes.items()}
+        # A list is kept, not copied (nothing changes it): an axis may be 1,000,000 long.
+        self.axes = {
+            name: values if isinstance(values, list) else list(values)
+            for name, values in axes.items()
+        }
         self._size = math.prod(len(values) for values in self.axes.values()) if self.axes else 0
 
     def __len__(self) -> int:
@@ -42,6 +46,43 @@ class Matrix(Sequence[dict[str, Any]]):
             index, position = divmod(index, len(values))
             item[name] = values[position]
         return dict(reversed(item.items()))
+
+
+class ItemColumns(Sequence[dict[str, Any]]):
+    """``each`` items that share their keys, kept as one column of values per key.
+
+    A parsed item is a dict of its own (about 200 bytes for one key); a column holds
+    one reference per value. Items are made again, one at a time, when read.
+    """
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        self.columns = {
+            name: values if isinstance(values, list) else list(values)
+            for name, values in columns.items()
+        }
+        sizes = {len(values) for values in self.columns.values()}
+        if len(sizes) > 1:
+            raise ValueError("item columns differ in length")
+        self._size = sizes.pop() if sizes else 0
+
+    @classmethod
+    def of(cls, items: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        """``items`` as columns when every item has the same keys in the same order;
+        otherwise (or when there are none) ``items`` themselves."""
+        if not items:
+            return items
+        names = tuple(items[0])
+        if not names or any(tuple(item) != names for item in items):
+            return items
+        return cls({name: [item[name] for item in items] for name in names})
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        return {name: values[index] for name, values in self.columns.items()}
 
 
 @dataclass(frozen=True, slots=True)

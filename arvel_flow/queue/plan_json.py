@@ -8,6 +8,7 @@ from typing import Any
 from arvel_flow.queue.plan import (
     ChainNode,
     FanOutNode,
+    ItemColumns,
     JobNode,
     Matrix,
     Node,
@@ -57,11 +58,13 @@ def _node_to_dict(node: Node | FanOutNode) -> dict[str, Any]:
     if isinstance(node, JobNode):
         return {"kind": "job", "key": node.key, "job": node.job.to_dict()}
     if isinstance(node, FanOutNode):
-        items: Any = (
-            {"matrix": stored_params(node.items.axes)}
-            if isinstance(node.items, Matrix)
-            else [stored_params(item) if may_hold_secret(item) else item for item in node.items]
-        )
+        items: Any
+        if isinstance(node.items, Matrix):
+            items = {"matrix": stored_params(node.items.axes)}
+        elif isinstance(node.items, ItemColumns):
+            items = {"columns": stored_params(node.items.columns)}
+        else:
+            items = [stored_params(item) if may_hold_secret(item) else item for item in node.items]
         return {"kind": "fanout", "key": node.key, "job": node.job.to_dict(), "items": items}
     if isinstance(node, ChainNode):
         return {
@@ -98,7 +101,9 @@ def _node_from_dict(data: Mapping[str, Any]) -> Node | FanOutNode:
         return JobNode(key, JobRef.from_dict(data["job"]))
     if kind == "fanout":
         raw = data["items"]
-        items = Matrix(raw["matrix"]) if isinstance(raw, dict) else raw
+        items: Any = raw
+        if isinstance(raw, dict):
+            items = Matrix(raw["matrix"]) if "matrix" in raw else ItemColumns(raw["columns"])
         return FanOutNode(key, JobRef.from_dict(data["job"]), items)
     if kind == "chain":
         steps = tuple(s for s in (_step(d) for d in data["steps"]) if s is not None)

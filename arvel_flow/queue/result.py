@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from arvel_flow.queue.plan import BatchNode, ChainNode, FanOutNode, JobNode, Node, Plan, callbacks
 from arvel_flow.store.contracts import FINAL_STATES, StepRecord
+from arvel_flow.store.step_keys import StepKeys, member_key
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """The outcome of a run (of a batch, or likewise of a chain).
 
-    Lists hold step keys of jobs; ``failed`` maps each failed job to its error, and
+    Lists hold step keys of jobs (`StepKeys`: a fan-out's members are kept as index
+    ranges, so a million-member run does not hold a million strings; they compare
+    equal to tuples); ``failed`` maps each failed job to its error, and
     ``allowed_failures`` names those of them a batch's ``allow_failures`` let pass.
     ``progress`` is (finished, total) over the jobs of the flow, callbacks aside: what
     the live bar counts down, known before any callback fires.
@@ -27,14 +30,14 @@ class BatchResult:
 
     run_id: str
     status: str
-    succeeded: tuple[str, ...] = ()
+    succeeded: Sequence[str] = ()
     failed: Mapping[str, str] = field(default_factory=dict)
-    cancelled: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()
-    duplicates: tuple[str, ...] = ()
-    pending: tuple[str, ...] = ()
+    cancelled: Sequence[str] = ()
+    skipped: Sequence[str] = ()
+    duplicates: Sequence[str] = ()
+    pending: Sequence[str] = ()
     progress: tuple[int, int] = (0, 0)
-    allowed_failures: tuple[str, ...] = ()
+    allowed_failures: Sequence[str] = ()
 
     @property
     def has_failures(self) -> bool:
@@ -91,11 +94,12 @@ def compute_result(
     step, cancelled inside a batch that finished without starting it. A failed job
     inside a batch that still succeeded was allowed to fail.
     """
-    buckets: dict[str, list[str]] = {
-        s: [] for s in ("succeeded", "failed", "cancelled", "skipped", "duplicate", "pending")
+    buckets: dict[str, StepKeys] = {
+        s: StepKeys()
+        for s in ("succeeded", "failed", "cancelled", "skipped", "duplicate", "pending")
     }
     counted = [0, 0]
-    allowed: list[str] = []
+    allowed = StepKeys()
 
     def place(key: str, state: str | None, is_callback: bool, tolerated: bool) -> None:
         final = state in FINAL_STATES
@@ -106,16 +110,27 @@ def compute_result(
             counted[0] += final
             counted[1] += 1
 
+    def place_member(
+        fan_out: str, index: int, state: str | None, is_callback: bool, tolerated: bool
+    ) -> None:
+        # `place` for a fan-out member, its key left unmade.
+        final = state in FINAL_STATES
+        buckets[state if final and state in buckets else "pending"].append_member(fan_out, index)
+        if state == "failed" and tolerated:
+            allowed.append_member(fan_out, index)
+        if not is_callback:
+            counted[0] += final
+            counted[1] += 1
+
     def visit(
         node: Node | FanOutNode, inherited: str | None, is_callback: bool, tolerated: bool = False
     ) -> None:
         if isinstance(node, FanOutNode):
             # Member keys only: building 100,000 member nodes just to read keys is waste.
             for i in range(len(node.items)):
-                key = f"{node.key}[{i}]"
-                record = records.get(key)
+                record = records.get(member_key(node.key, i))
                 state = record.state if record is not None else inherited
-                place(key, state, is_callback, tolerated)
+                place_member(node.key, i, state, is_callback, tolerated)
             return
         record = records.get(node.key)
         state = record.state if record is not None else inherited
@@ -137,12 +152,12 @@ def compute_result(
     return BatchResult(
         run_id=run_id,
         status=status,
-        succeeded=tuple(buckets["succeeded"]),
+        succeeded=buckets["succeeded"],
         failed={key: records[key].error or "failed" for key in buckets["failed"] if key in records},
-        cancelled=tuple(buckets["cancelled"]),
-        skipped=tuple(buckets["skipped"]),
-        duplicates=tuple(buckets["duplicate"]),
-        pending=tuple(buckets["pending"]),
+        cancelled=buckets["cancelled"],
+        skipped=buckets["skipped"],
+        duplicates=buckets["duplicate"],
+        pending=buckets["pending"],
         progress=(counted[0], counted[1]),
-        allowed_failures=tuple(allowed),
+        allowed_failures=allowed,
     )

@@ -275,8 +275,13 @@ class StoreContract(Protocol):
 
     async def get_steps(
         self, run_id: str, steps: Sequence[str] | None = None
-    ) -> dict[str, StepRecord]:
-        """Records of the listed steps (all when None); steps never touched are absent."""
+    ) -> Mapping[str, StepRecord]:
+        """Records of the listed steps (all when None); steps never touched are absent.
+
+        What the store holds when called (later writes do not show in it). A driver
+        may make the records as they are read (the memory store keeps finished
+        fan-out members compact): read a whole run's mapping by key or once through.
+        """
         ...
 
     async def settle_retried_step(

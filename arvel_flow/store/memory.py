@@ -23,6 +23,7 @@ from arvel_flow.store.contracts import (
     TickRecord,
     is_prunable,
 )
+from arvel_flow.store.memory_steps import StepTable
 
 _ZERO = BatchCounters()
 
@@ -34,7 +35,7 @@ class MemoryStore:
         self._lock = MemoryLock(clock)
         self._runs: dict[str, RunRecord] = {}
         self._plans: dict[str, Mapping[str, Any]] = {}
-        self._steps: dict[str, dict[str, StepRecord]] = {}
+        self._steps: dict[str, StepTable] = {}
         self._batches: dict[tuple[str, str], BatchCounters] = {}
         self._failed: dict[str, FailedJob] = {}
         self._windows: dict[str, deque[float]] = {}
@@ -54,7 +55,7 @@ class MemoryStore:
             return False
         self._runs[record.run_id] = record
         self._plans[record.run_id] = plan
-        self._steps[record.run_id] = {}
+        self._steps[record.run_id] = StepTable()
         return True
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -131,7 +132,7 @@ class MemoryStore:
         current = self._owners.get(run_id)
         return current if current is not None and current.expires_at > at else None
 
-    def _run_steps(self, run_id: str) -> dict[str, StepRecord]:
+    def _run_steps(self, run_id: str) -> StepTable:
         try:
             return self._steps[run_id]
         except KeyError:
@@ -142,7 +143,7 @@ class MemoryStore:
         steps = self._run_steps(run_id)
         if step in steps:
             return False
-        steps[step] = StepRecord(step, "queued", started_at=at)
+        steps.put(step, StepRecord(step, "queued", started_at=at))
         return True
 
     async def update_step(
@@ -160,12 +161,15 @@ class MemoryStore:
         current = steps.get(step) or StepRecord(step, "pending", started_at=at)
         if current.final:
             return
-        steps[step] = StepRecord(
+        steps.put(
             step,
-            state,
-            current.attempts if attempts is None else attempts,
-            error if error is not None else current.error,
-            current.started_at or at,
+            StepRecord(
+                step,
+                state,
+                current.attempts if attempts is None else attempts,
+                error if error is not None else current.error,
+                current.started_at or at,
+            ),
         )
 
     async def finish_step(
@@ -184,9 +188,8 @@ class MemoryStore:
         current = steps.get(step)
         if current is not None and current.final:
             return False
-        steps[step] = StepRecord(
-            step, state, attempts, error, current.started_at if current else at, at
-        )
+        started = current.started_at if current else at
+        steps.put(step, StepRecord(step, state, attempts, error, started, at))
         if batch is None:
             return True
         old = self._batches.get((run_id, batch), _ZERO)
@@ -208,23 +211,27 @@ class MemoryStore:
         for step in steps:
             current = records.get(step)
             if current is None or not current.final:
-                records[step] = StepRecord(
+                records.put(
                     step,
-                    state,
-                    current.attempts if current else 0,
-                    None,
-                    current.started_at if current else None,
-                    at,
+                    StepRecord(
+                        step,
+                        state,
+                        current.attempts if current else 0,
+                        None,
+                        current.started_at if current else None,
+                        at,
+                    ),
                 )
 
     async def get_steps(
         self, run_id: str, steps: Sequence[str] | None = None
-    ) -> dict[str, StepRecord]:
-        """Records of the listed steps, or all."""
+    ) -> Mapping[str, StepRecord]:
+        """Records of the listed steps, or all (a `StepTable` snapshot: compact, lazy)."""
         records = self._run_steps(run_id)
         if steps is None:
-            return dict(records)
-        return {s: records[s] for s in steps if s in records}
+            return records.snapshot()
+        found = {s: records.get(s) for s in steps}
+        return {s: record for s, record in found.items() if record is not None}
 
     async def settle_retried_step(
         self, run_id: str, step: str, *, attempts: int, at: float
@@ -234,8 +241,8 @@ class MemoryStore:
         current = records.get(step)
         if current is None or current.state != "failed":
             return False
-        records[step] = replace(
-            current, state="succeeded", attempts=attempts, error=None, finished_at=at
+        records.put(
+            step, replace(current, state="succeeded", attempts=attempts, error=None, finished_at=at)
         )
         return True
 
@@ -255,7 +262,7 @@ class MemoryStore:
         self._runs[run_id] = replace(record, status="running", finished_at=None)
         records = self._run_steps(run_id)
         for step in steps:
-            records.pop(step, None)
+            records.remove(step)
         for batch, batch_counters in counters.items():
             self._batches[(run_id, batch)] = batch_counters
         return True

@@ -34,6 +34,7 @@ from arvel_flow.store.contracts import (
     StepState,
     TickRecord,
 )
+from arvel_flow.store.memory_steps import StepTable
 
 _RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 _TICK_COLUMNS = tuple(f.name for f in fields(TickRecord))
@@ -441,13 +442,17 @@ class SqliteStore:
 
     async def get_steps(
         self, run_id: str, steps: Sequence[str] | None = None
-    ) -> dict[str, StepRecord]:
-        """Records of the listed steps, or all in the order they were first touched."""
+    ) -> Mapping[str, StepRecord]:
+        """Records of the listed steps, or all (a `StepTable`: finished fan-out members
+        compact, so a million-member run is not read into a million records)."""
         with self._db.read() as conn:
             self._require_run(conn, run_id)
             if steps is None:
                 query = f"{_SELECT_STEP} WHERE run_id = ? ORDER BY rowid"
-                return {row[0]: StepRecord(*row) for row in conn.execute(query, (run_id,))}
+                table = StepTable()
+                for row in conn.execute(query, (run_id,)):
+                    table.put(row[0], StepRecord(*row))
+                return table
             records: dict[str, StepRecord] = {}
             for start in range(0, len(steps), _CHUNK):
                 chunk = list(steps[start : start + _CHUNK])

@@ -29,7 +29,14 @@ from arvel_flow.store import (
     StoreContract,
     open_store,
 )
-from arvel_flow.store.contracts import BatchCounters, FailedJob, RunOwner, RunRecord, TickRecord
+from arvel_flow.store.contracts import (
+    BatchCounters,
+    FailedJob,
+    RunOwner,
+    RunRecord,
+    StepRecord,
+    TickRecord,
+)
 from arvel_flow.store.urls import mask_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -363,6 +370,30 @@ async def test_get_steps_lists_only_touched_steps(store: StoreContract, run: str
     steps = await store.get_steps(run, ["a", "never"])
     # Then only the touched one is there
     assert list(steps) == ["a"]
+
+
+async def test_fan_out_members_keep_every_field_through_their_life(
+    store: StoreContract, run: str
+) -> None:
+    # Given fan-out members: two finished (one failed), one retrying, one never touched
+    await store.finish_step(run, "f[0]", "succeeded", attempts=1, at=T0, batch="b")
+    await store.update_step(run, "f[1]", "retrying", attempts=1, error="slow", at=T0)
+    await store.finish_step(run, "f[2]", "failed", attempts=3, error="boom", at=T0 + 1, batch="b")
+    await store.finish_step(run, "f[10]", "succeeded", attempts=2, at=T0 + 2, batch="b")
+    # When they are read back, the failed one settled by a retry, another run reopened
+    steps = await store.get_steps(run)
+    assert await store.settle_retried_step(run, "f[2]", attempts=1, at=T0 + 5)
+    settled = (await store.get_steps(run, ["f[2]", "f[3]"]))["f[2]"]
+    # Then every field is as written, and untouched members are absent
+    assert sorted(steps) == ["f[0]", "f[10]", "f[1]", "f[2]"]
+    assert steps["f[0]"] == StepRecord("f[0]", "succeeded", 1, None, T0, T0)
+    assert steps["f[1]"] == StepRecord("f[1]", "retrying", 1, "slow", T0, None)
+    assert steps["f[2]"] == StepRecord("f[2]", "failed", 3, "boom", T0 + 1, T0 + 1)
+    assert steps["f[10]"].attempts == 2
+    assert "f[3]" not in steps
+    assert steps.get("f[5]") is None
+    assert settled == StepRecord("f[2]", "succeeded", 1, None, T0 + 1, T0 + 5)
+    assert await store.finish_step(run, "f[0]", "failed", at=T0 + 9, batch="b") is False
 
 
 async def test_step_calls_on_an_unknown_run_are_errors(store: StoreContract) -> None:
@@ -842,7 +873,9 @@ _STATES = ("queued", "running", "retrying", "succeeded", "failed", "skipped", "c
 
 def _random_call(rng: random.Random, now: float) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     """One store call with arguments drawn from small pools, so calls collide often."""
-    run, step, batch = rng.choice(["r1", "r2"]), rng.choice("abcd"), rng.choice("xy")
+    # Member keys ("f[0]") too: a driver may keep finished fan-out members apart.
+    steps = ["a", "b", "f[0]", "f[1]"]
+    run, step, batch = rng.choice(["r1", "r2"]), rng.choice(steps), rng.choice("xy")
     at = now + rng.choice([0.0, 0.25])
     calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
         ("create_run", (RunRecord(run, "p", created_at=now + rng.random()), {"p": run}), {}),
@@ -850,7 +883,7 @@ def _random_call(rng: random.Random, now: float) -> tuple[str, tuple[Any, ...], 
         ("claim_step", (run, step, at), {}),
         ("update_step", (run, step, rng.choice(_STATES)), {"attempts": 1, "error": "e", "at": at}),
         ("finish_step", (run, step, rng.choice(_STATES)), {"at": at, "batch": batch}),
-        ("mark_steps", (run, rng.choices("abcd", k=2), "skipped", at), {}),
+        ("mark_steps", (run, rng.choices(steps, k=2), "skipped", at), {}),
         ("settle_retried_step", (run, step), {"attempts": 1, "at": at}),
         ("get_steps", (run,), {}),
         ("claim_members", (run, batch, rng.randrange(1, 6), rng.choice([None, 1, 2])), {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,29 @@ async def test_a_run_announces_its_start_and_its_end_once(harness: Harness, even
     assert finished.data["status"] == "failed"
     assert events.index(started) == 0
     assert events.index(finished) == len(events) - 1
+
+
+async def test_a_finished_run_is_read_once_for_its_event_and_its_result(
+    memory_harness: Harness, events: Events
+) -> None:
+    # Given a store that counts how often a whole run's steps are read
+    class CountingStore(MemoryStore):
+        whole_reads = 0
+
+        async def get_steps(self, run_id: str, steps: Any = None) -> Any:
+            CountingStore.whole_reads += steps is None
+            return await super().get_steps(run_id, steps)
+
+    # When a batch of three runs to its end and is waited for, with a listener
+    result = await Batch([Step(name=n) for n in "abc"]).dispatch(
+        memory_harness.queue(store=CountingStore())
+    )
+    # Then the steps were read once: for run.finished's counts and the result alike
+    assert isinstance(result, BatchResult)
+    [finished] = events.named("run.finished")
+    assert finished.data["counts"] == result.counts
+    assert result.succeeded == ("root.0", "root.1", "root.2")
+    assert CountingStore.whole_reads == 1
 
 
 async def test_chain_step_events_follow_the_chain(memory_harness: Harness, events: Events) -> None:
