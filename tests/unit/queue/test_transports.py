@@ -30,6 +30,7 @@ from arvel_flow.queue.transports.local import JOBS_PER_TURN
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import MemoryStore
 from arvel_flow.wiring import make_queue
+from tests.fixtures.waiting import until
 from tests.unit.queue.flow_jobs import Journal, Step
 
 pytestmark = pytest.mark.timeout(10)
@@ -284,7 +285,7 @@ async def test_a_delayed_kick_that_fails_stops_the_queue_it_serves(
     try:
         # When a delayed job's time comes
         await queue.later(0.01, Step(name="a"))
-        await asyncio.sleep(0.1)
+        await until(lambda: queue.abandoned is not None, what="the queue to stop")
         # Then the queue stopped for that error, and it was logged once
         assert str(queue.abandoned) == "broker gone"
         assert caplog.text.count("a delayed job could not be sent") == 1
