@@ -8,10 +8,11 @@ later, without spending an attempt.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from arvel_flow.errors import ImportTargetError, LockError
 from arvel_flow.queue.context import current_context
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from arvel_flow.lock.contracts import LockContract
 
 NextCall = Callable[[], Awaitable[Any]]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +106,42 @@ class WithoutOverlapping(JobMiddleware):
         owner = f"{context.envelope.id}:{context.attempt}"
         timeout = context.envelope.job.settings.timeout_seconds
         ttl = self.expire_after or (timeout + 60 if timeout > 0 else 3600.0)
-        if not await context.lock.acquire(key, owner, ttl):
+        # The attempt's time limit covers the middleware too, so it may cancel the run
+        # while a lock command is in flight; the command may reach the server all the
+        # same. Each is seen through to its end, so the lock is never left held.
+        taken, interrupted = await _to_the_end(context.lock.acquire(key, owner, ttl))
+        if interrupted is not None:
+            if taken:
+                await _to_the_end(context.lock.release(key, owner))
+            raise interrupted
+        if not taken:
             return Release(self.release_after, f"overlapping {key}")
         try:
             return await next_call()
         finally:
-            await context.lock.release(key, owner)
+            _, interrupted = await _to_the_end(context.lock.release(key, owner))
+            if interrupted is not None:
+                raise interrupted
+
+
+async def _to_the_end(command: Awaitable[T]) -> tuple[T, asyncio.CancelledError | None]:
+    """``command``'s result, with the cancellation of the caller that came meanwhile.
+
+    A cancelled caller still waits for the command to end (it runs in a task of its
+    own), so that it learns what the command did and can undo it; it must then raise
+    the cancellation returned. The command's own error is raised, unless the caller
+    was cancelled too: the cancellation wins.
+    """
+    task = asyncio.ensure_future(command)
+    interrupted: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError as cancellation:
+            interrupted = cancellation
+    if interrupted is not None and (task.cancelled() or task.exception() is not None):
+        raise interrupted
+    return task.result(), interrupted
 
 
 BUILTIN_MIDDLEWARE: dict[str, type[JobMiddleware]] = {

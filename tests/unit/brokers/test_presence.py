@@ -7,8 +7,7 @@ real Redis: what ``top`` and ``run`` read for NATS and RabbitMQ workers.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -20,6 +19,7 @@ from arvel_flow.queue.drivers.taskiq import TaskiqQueue
 from arvel_flow.store.memory import MemoryStore
 from arvel_flow.worker import Worker, WorkerOptions
 from arvel_flow.worker.stub import StubBroker
+from tests.fixtures.waiting import until
 from tests.unit.worker.worker_jobs import JOBS, RAN, Step
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(10)]
@@ -31,14 +31,6 @@ def client(redis_url: str) -> Iterator[Redis]:
     yield client
     client.close()
     RAN.clear()
-
-
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("not within the time")
-        await asyncio.sleep(0.01)
 
 
 async def test_a_worker_is_seen_with_its_load_and_settled_counts_until_it_leaves(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from arvel_flow.lock.memory import MemoryLock
 from arvel_flow.queue.batch import Batch
+from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.job import Job, MiddlewareRef
 from arvel_flow.queue.result import BatchResult
+from arvel_flow.queue.runner import JobRunner
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.store import MemoryStore
 from tests.unit.queue.flow_harness import T0, Events, Executor, FakeClock, Harness
@@ -184,6 +189,40 @@ async def test_without_overlapping_frees_the_lock_when_the_run_ends(
     await harness.run(JobRef.of(job, middleware=(without_overlapping("k"),)), queue=queue)
     # Then nobody holds the lock any more
     assert await queue.store.lock().owner("overlap:k") is None
+
+
+class LockWithSlowReplies(MemoryLock):
+    """Takes a lock as soon as asked, but answers only once ``reply`` is set.
+
+    Like a Redis lock whose ``SET NX`` has reached the server while its reply is on the way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = asyncio.Event()
+        self.reply = asyncio.Event()
+
+    async def acquire(self, key: str, owner: str, ttl: float) -> bool:
+        taken = await super().acquire(key, owner, ttl)
+        self.sent.set()
+        await self.reply.wait()
+        return taken
+
+
+async def test_a_job_cancelled_while_taking_its_overlap_lock_does_not_leave_it_held() -> None:
+    # Given an attempt behind an overlap lock whose SET has reached the server, reply pending
+    lock = LockWithSlowReplies()
+    runner = JobRunner(lock=lock)
+    job = JobRef.of(Step(name="once"), middleware=(without_overlapping("k"),))
+    attempt = asyncio.create_task(runner.attempt(Envelope(job, "e1")))
+    await asyncio.wait_for(lock.sent.wait(), timeout=10)
+    # When it is cancelled then (as its time limit does), and the reply comes afterwards
+    attempt.cancel()
+    lock.reply.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(attempt, timeout=10)
+    # Then the lock was given back
+    assert await lock.owner("overlap:k") is None
 
 
 async def test_without_overlapping_lets_only_one_copy_run_at_a_time(

@@ -24,6 +24,7 @@ from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.targets import JobRef
 from arvel_flow.queue.transports import KickTransport
 from arvel_flow.store import MemoryStore, SqliteStore
+from tests.fixtures.waiting import until
 from tests.unit.queue.flow_jobs import Journal, Sleeper, Step
 from tests.unit.store.sqlite_faults import FULL, wrap
 
@@ -228,7 +229,7 @@ async def test_a_delayed_send_that_fails_is_reported_not_left_in_its_task(
     now = SystemClock().now()
     envelope = Envelope(JobRef.of(Step(name="a")), new_id(), available_at=now + 0.01)
     await transport.send([envelope], now)
-    await asyncio.sleep(0.1)
+    await until(lambda: bool(reported), what="the failure to be reported")
     # Then the failure went to the queue, not into an unread task
     assert [str(e) for e in reported] == ["broker gone"]
     await transport.close()

@@ -29,7 +29,9 @@ from arvel_flow.queue.transports import InlineTransport, KickTransport, LocalTra
 from arvel_flow.queue.transports.local import JOBS_PER_TURN
 from arvel_flow.settings import QueueSettings
 from arvel_flow.store import MemoryStore
+from arvel_flow.testing import FakeClock
 from arvel_flow.wiring import make_queue
+from tests.fixtures.waiting import until
 from tests.unit.queue.flow_jobs import Journal, Step
 
 pytestmark = pytest.mark.timeout(10)
@@ -280,11 +282,13 @@ async def test_a_delayed_kick_that_fails_stops_the_queue_it_serves(
         async def kiq(self, payload: str) -> None:
             raise ConnectionError("broker gone")
 
-    queue = Queue(KickTransport(InMemoryBroker(), Refusing()), store=MemoryStore())  # type: ignore[arg-type]
+    # (on a clock that stands still: the delay is not over before the job is sent, however slow)
+    transport = KickTransport(InMemoryBroker(), Refusing())  # type: ignore[arg-type]
+    queue = Queue(transport, store=MemoryStore(), clock=FakeClock())
     try:
         # When a delayed job's time comes
         await queue.later(0.01, Step(name="a"))
-        await asyncio.sleep(0.1)
+        await until(lambda: queue.abandoned is not None, what="the queue to stop")
         # Then the queue stopped for that error, and it was logged once
         assert str(queue.abandoned) == "broker gone"
         assert caplog.text.count("a delayed job could not be sent") == 1

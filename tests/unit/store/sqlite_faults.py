@@ -19,6 +19,8 @@ class FailingConnection:
         """A statement prefix ("COMMIT", "INSERT") that fails from now on."""
         self.roll_back = False
         """Whether sqlite rolls the whole transaction back before the error is raised."""
+        self.failures = 0
+        """How many statements it failed so far."""
 
     @property
     def in_transaction(self) -> bool:
@@ -28,6 +30,7 @@ class FailingConnection:
         if self.fail_on is not None and sql.lstrip().upper().startswith(self.fail_on):
             if self.roll_back and self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            self.failures += 1
             raise sqlite3.OperationalError(FULL)
         return self._conn.execute(sql, *args)
 

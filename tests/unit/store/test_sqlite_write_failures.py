@@ -8,7 +8,6 @@ with a filesystem that really fills is ``tests/e2e/test_disk_full.py``.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from arvel_flow.errors import BackendError, StoreFileError
 from arvel_flow.store.contracts import FailedJob, RunRecord
 from arvel_flow.store.sqlite import SqliteStore
+from tests.fixtures.waiting import until
 from tests.unit.store.sqlite_faults import FULL, wrap
 
 pytestmark = pytest.mark.timeout(10)
@@ -47,7 +47,7 @@ async def test_a_failed_group_commit_is_raised_by_the_next_call_not_into_the_loo
     await store.finish_step("r", "a", "succeeded", at=2.0)
     # When the disk is full at the commit
     conn.fail_on = "COMMIT"
-    await asyncio.sleep(0.2)
+    await until(lambda: conn.failures > 0, what="the group commit")
     # Then nothing reached the event loop's handler
     assert loop_errors == []
     # And the next call of any kind (a read too) raises the failure, with one message

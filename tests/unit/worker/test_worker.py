@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -28,21 +28,13 @@ from arvel_flow.store.memory import MemoryStore
 from arvel_flow.worker import Worker, WorkerOptions
 from arvel_flow.worker.refusals import UNREADABLE
 from arvel_flow.worker.stub import StubBroker, StubConsumer
+from tests.fixtures.waiting import until
 from tests.unit.worker.worker_jobs import JOBS, RAN, Step
 
 pytestmark = pytest.mark.timeout(5)
 
 FORBIDDEN = "tests.unit.worker.forbidden"
 """A job module outside the allowed prefix, which no test imports."""
-
-
-async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
-    """Wait until ``condition()`` holds; fail past ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("not within the time")
-        await asyncio.sleep(0.001)
 
 
 class Rig:
