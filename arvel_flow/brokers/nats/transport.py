@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from arvel_flow.brokers.watched import WatchedElsewhere
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope
 from arvel_flow.queue.outbox import send_or_collect
@@ -131,34 +132,21 @@ async def ensure_stream(js: JetStreamContext, names: JetStreamNames) -> None:
             raise
 
 
-class NatsTransport:
+class NatsTransport(WatchedElsewhere):
     """Publishes envelopes to JetStream, connecting on first use.
 
     Args:
         url: The NATS server(s), ``nats://host:4222`` (comma-separated for several).
         prefix: Names the stream (see `JetStreamNames`).
         presence: Where the workers' heartbeats are read, if anywhere (the store's Redis:
-            `arvel_flow.brokers.redis.presence`).
+            `arvel_flow.brokers.redis.presence`, read by `WatchedElsewhere`).
     """
-
-    remote = True
-    """Jobs sent through it run in `arvel-flow worker` processes, not here."""
-    publishes_events = True
-    """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
-
-    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
-        """Seconds since the newest heartbeat of a worker of each queue, as ``presence``
-        reads them (`Watched`); nothing without it: no worker is known dead or alive."""
-        if self.presence is None:
-            return {}
-        return await self.presence.last_heartbeats(queues)
 
     def __init__(
         self, url: str, *, prefix: str = "arvel-flow:", presence: Watched | None = None
     ) -> None:
         self.url = url
         self.presence = presence
-        """Where the workers' heartbeats are read (the store's Redis), if anywhere."""
         self.names = JetStreamNames(prefix)
         self.backend = describe_url(url)
         self._client: Client | None = None

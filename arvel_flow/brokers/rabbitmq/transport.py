@@ -25,6 +25,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from arvel_flow.brokers.watched import WatchedElsewhere
 from arvel_flow.errors import BackendError
 from arvel_flow.queue.envelope import Envelope, new_id
 from arvel_flow.queue.outbox import send_or_collect
@@ -88,34 +89,21 @@ class Outgoing:
     headers: Mapping[str, str]
 
 
-class RabbitMQTransport:
+class RabbitMQTransport(WatchedElsewhere):
     """Publishes envelopes to RabbitMQ with publisher confirms, connecting on first use.
 
     Args:
         url: The server, ``amqp://user:password@host:5672/vhost``.
         prefix: Put before every queue name.
         presence: Where the workers' heartbeats are read, if anywhere (the store's Redis:
-            `arvel_flow.brokers.redis.presence`).
+            `arvel_flow.brokers.redis.presence`, read by `WatchedElsewhere`).
     """
-
-    remote = True
-    """Jobs sent through it run in `arvel-flow worker` processes, not here."""
-    publishes_events = True
-    """Those workers publish the run's events to a Redis store (`arvel_flow.launch.follow`)."""
-
-    async def last_heartbeats(self, queues: Sequence[str]) -> dict[str, float | None]:
-        """Seconds since the newest heartbeat of a worker of each queue, as ``presence``
-        reads them (`Watched`); nothing without it: no worker is known dead or alive."""
-        if self.presence is None:
-            return {}
-        return await self.presence.last_heartbeats(queues)
 
     def __init__(
         self, url: str, *, prefix: str = "arvel-flow:", presence: Watched | None = None
     ) -> None:
         self.url = url
         self.presence = presence
-        """Where the workers' heartbeats are read (the store's Redis), if anywhere."""
         self.prefix = prefix
         self.backend = describe_url(url)
         self._connection: AbstractRobustConnection | None = None
