@@ -45,7 +45,6 @@ from arvel_flow.pipeline.walk import (
     walk_pipeline,
 )
 from arvel_flow.queue.job import JOB_SETTING_FIELDS, JobSettings
-from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
 from arvel_flow.queue.redaction import declared_secret_fields
 from arvel_flow.queue.targets import JobTarget, import_object, resolve_target
 from arvel_flow.secrets import is_secret_field_name
@@ -329,6 +328,10 @@ def _check_middleware(
         form = middleware_form(entry)
         if form is None or "use" not in entry:
             continue  # builtin forms are typed by the schema
+        # Imported here, for a `use` entry only: the middleware module brings asyncio
+        # (about 25 ms), which validate needs for nothing else.
+        from arvel_flow.queue.middleware import BUILTIN_MIDDLEWARE, JobMiddleware
+
         use, kwargs, kwargs_path = form
         if use not in BUILTIN_MIDDLEWARE and not (is_dotted_path(use) and is_well_formed(use)):
             continue  # malformed: reported by the reference checks
