@@ -34,6 +34,7 @@ from arvel_flow.queue.plan import (
     JobNode,
     Node,
     Plan,
+    Role,
     callbacks,
     compute_allowance,
 )
@@ -439,6 +440,12 @@ class Orchestrator:
     ) -> None:
         """Make ``key`` final (once) and advance whatever it belongs to."""
         parent = plan.parent(key)
+        following = _following(parent, key, state)
+        if following is not None:
+            await self._finish_chain_step(
+                run_id, plan, key, state, following, outbox, attempts=attempts, error=error
+            )
+            return
         batch = parent[0].key if parent is not None and parent[1] == "member" else None
         counters = await self.store.finish_step(
             run_id, key, state, attempts=attempts, error=error, at=self.clock.now(), batch=batch
@@ -475,6 +482,34 @@ class Orchestrator:
             # A continued batch: the slot this finish freed goes to a waiting member.
             await self._restart_members(run_id, plan, group, outbox, counters, restart)
         await self._advance(run_id, plan, group, outbox, counters)
+
+    async def _finish_chain_step(
+        self,
+        run_id: str,
+        plan: Plan,
+        key: str,
+        state: StepState,
+        following: tuple[ChainNode, Node],
+        outbox: _Outbox,
+        *,
+        attempts: int,
+        error: str | None,
+    ) -> None:
+        """Finish a chain's step that succeeded and claim the next, in one store operation.
+
+        What `_finish` then `_start_step` do, one round trip fewer per chain step.
+        """
+        chain, step = following
+        finished, claimed = await self.store.finish_and_claim(
+            run_id, key, state, step.key, attempts=attempts, error=error, at=self.clock.now()
+        )
+        if not finished:
+            return
+        if spans.hooks is not None:
+            await self._trace_group(run_id, plan, key, state, chain.key)
+        if claimed:
+            self._emit("chain.step", run_id, step=step.key, chain=chain.key)
+            await self._start_claimed(run_id, plan, step, outbox)
 
     async def _finish_run(self, run_id: str, plan: Plan, state: StepState) -> None:
         status: RunStatus = "succeeded" if state in OK_STATES else "failed"
@@ -650,6 +685,16 @@ class Orchestrator:
     ) -> None:
         if self.events.active:
             self.events.emit(Event(event, self.clock.now(), run_id, step, job, attempt, data))
+
+
+def _following(
+    parent: tuple[ChainNode | BatchNode, Role] | None, key: str, state: StepState
+) -> tuple[ChainNode, Node] | None:
+    """The chain and its step that start now that step ``key`` ended in ``state``, if any."""
+    if parent is None or state not in OK_STATES or not isinstance(parent[0], ChainNode):
+        return None
+    following = _step_after(parent[0], key)
+    return None if following is None else (parent[0], following)
 
 
 def _step_after(chain: ChainNode, key: str) -> Node | None:

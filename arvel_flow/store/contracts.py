@@ -267,6 +267,25 @@ class StoreContract(Protocol):
         """
         ...
 
+    async def finish_and_claim(
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        following: str,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+    ) -> tuple[bool, bool]:
+        """`finish_step` of a chain's step, then `claim_step` of ``following``, atomically.
+
+        ``following`` is claimed only when the finish was not a repeat. Returns whether
+        the step was finished, and whether ``following`` was claimed: a chain advances
+        in one store round trip rather than two.
+        """
+        ...
+
     async def mark_steps(
         self, run_id: str, steps: Sequence[str], state: StepState, at: float
     ) -> None:

@@ -203,6 +203,22 @@ class MemoryStore:
         self._batches[(run_id, batch)] = counters
         return counters
 
+    async def finish_and_claim(
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        following: str,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+    ) -> tuple[bool, bool]:
+        """`finish_step`, then `claim_step` of ``following`` unless it was a repeat."""
+        if not await self.finish_step(run_id, step, state, attempts=attempts, error=error, at=at):
+            return False, False
+        return True, await self.claim_step(run_id, following, at)
+
     async def mark_steps(
         self, run_id: str, steps: Sequence[str], state: StepState, at: float
     ) -> None:

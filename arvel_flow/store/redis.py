@@ -441,6 +441,31 @@ class RedisStore:
             return _counters(result)
         return bool(result)
 
+    async def finish_and_claim(
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        following: str,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+    ) -> tuple[bool, bool]:
+        """`finish_step`, then `claim_step` of ``following``, in one script."""
+        claim = {
+            "state": "queued",
+            "attempts": 0,
+            "error": None,
+            "started_at": _time(at),
+            "finished_at": None,
+        }
+        args = [step, state, attempts, *_error_args(error), _time(at), following]
+        args.append(json.dumps(claim))
+        keys = [self._key("steps", run_id)]
+        finished, claimed = await self._eval_on_run("finish_and_claim", run_id, keys, args)
+        return bool(finished), bool(claimed)
+
     async def mark_steps(
         self, run_id: str, steps: Sequence[str], state: StepState, at: float
     ) -> None:

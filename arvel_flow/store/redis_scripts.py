@@ -101,6 +101,23 @@ if ARGV[2] == 'failed' then redis.call('HINCRBY', KEYS[3], 'failed', 1) end
 return redis.call('HMGET', KEYS[3], 'claimed', 'done', 'failed', 'cancelled', 'cancel_flag')
 """
 
+FINISH_AND_CLAIM = """
+-- KEYS: run, steps | ARGV: step, state, attempts, has_error, error, at, following, record
+-- -> {finished, claimed}: FINISH_STEP without a batch, then CLAIM_STEP of the following
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+local started = ARGV[6]
+if raw then
+    local current = cjson.decode(raw)
+    if FINAL[current.state] then return {0, 0} end
+    started = current.started_at
+end
+local rec = {state = ARGV[2], attempts = tonumber(ARGV[3]), error = cjson.null,
+             started_at = started, finished_at = ARGV[6]}
+if ARGV[4] == '1' then rec.error = ARGV[5] end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(rec))
+return {1, redis.call('HSETNX', KEYS[2], ARGV[7], ARGV[8])}
+"""
+
 MARK_STEPS = """
 -- KEYS: run, steps | ARGV: state, at, step...
 for i = 3, #ARGV do
@@ -250,6 +267,7 @@ _ON_RUN = {
     "claim_step": CLAIM_STEP,
     "update_step": UPDATE_STEP,
     "finish_step": FINISH_STEP,
+    "finish_and_claim": FINISH_AND_CLAIM,
     "mark_steps": MARK_STEPS,
     "settle_retried_step": SETTLE_RETRIED_STEP,
     "reopen_run": REOPEN_RUN,

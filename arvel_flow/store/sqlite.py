@@ -365,6 +365,26 @@ class SqliteStore:
         with self._db.transaction(savepoint=False) as conn:
             return self._finish_step(conn, run_id, step, state, attempts, error, at, batch)
 
+    async def finish_and_claim(
+        self,
+        run_id: str,
+        step: str,
+        state: StepState,
+        following: str,
+        *,
+        attempts: int = 0,
+        error: str | None = None,
+        at: float,
+    ) -> tuple[bool, bool]:
+        """`finish_step`, then `claim_step` of ``following``, in one transaction."""
+        if run_id not in self._known_runs:
+            with self._db.read() as conn:
+                self._require_run(conn, run_id)
+        with self._db.transaction(savepoint=False) as conn:
+            if not self._finish_step(conn, run_id, step, state, attempts, error, at, None):
+                return False, False
+            return True, self._claim_step(conn, run_id, following, at)
+
     def _finish_step(
         self,
         conn: sqlite3.Connection,

@@ -348,6 +348,38 @@ async def test_finish_step_outside_a_batch_returns_true(store: StoreContract, ru
     assert (record.state, record.started_at, record.finished_at) == ("succeeded", T0, T0 + 3)
 
 
+async def test_finish_and_claim_finishes_a_step_and_claims_the_next(
+    store: StoreContract, run: str
+) -> None:
+    # Given a running chain step
+    await store.claim_step(run, "s0", at=T0)
+    # When it finishes and claims the next one, twice (a redelivered finish)
+    first = await store.finish_and_claim(run, "s0", "succeeded", "s1", attempts=1, at=T0 + 1)
+    again = await store.finish_and_claim(run, "s0", "failed", "s1", attempts=2, at=T0 + 2)
+    # Then the first did both, the repeat nothing: the step keeps its first outcome
+    assert (first, again) == ((True, True), (False, False))
+    steps = await store.get_steps(run)
+    assert (steps["s0"].state, steps["s0"].started_at, steps["s0"].finished_at) == (
+        "succeeded",
+        T0,
+        T0 + 1,
+    )
+    assert (steps["s1"].state, steps["s1"].started_at) == ("queued", T0 + 1)
+
+
+async def test_finish_and_claim_leaves_a_claimed_step_alone(store: StoreContract, run: str) -> None:
+    # Given a chain step whose next step was claimed already (a resume did)
+    await store.claim_step(run, "s1", at=T0)
+    # When the step finishes and claims it / Then it finished, but claimed nothing
+    assert await store.finish_and_claim(run, "s0", "duplicate", "s1", at=T0 + 1) == (True, False)
+    assert (await store.get_steps(run))["s1"].started_at == T0
+
+
+async def test_finish_and_claim_of_an_unknown_run_is_an_error(store: StoreContract) -> None:
+    with pytest.raises(RunNotFoundError):
+        await store.finish_and_claim("nope", "s0", "succeeded", "s1", at=T0)
+
+
 async def test_mark_steps_leaves_final_steps_alone(store: StoreContract, run: str) -> None:
     # Given one succeeded step, one running and one never touched
     await store.finish_step(run, "done", "succeeded", attempts=1, at=T0)
