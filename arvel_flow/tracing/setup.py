@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from arvel_flow.errors import ConfigError, ConfigIssue
 from arvel_flow.queue import spans
+from arvel_flow.secrets import scrub_text
 from arvel_flow.tracing.switch import Tracing
 
 if TYPE_CHECKING:
@@ -185,12 +186,23 @@ class ProcessTracer:
         self._closed = True
         if spans.hooks is self.hooks:
             spans.uninstall()
-        worker = threading.Thread(
-            target=self.provider.shutdown, name="arvel-flow-otel-shutdown", daemon=True
-        )
+        failures: list[BaseException] = []
+
+        def shut_down() -> None:  # its error is said below, not left to threading's hook
+            try:
+                self.provider.shutdown()
+            except Exception as error:
+                failures.append(error)
+
+        worker = threading.Thread(target=shut_down, name="arvel-flow-otel-shutdown", daemon=True)
         worker.start()
         worker.join(timeout_seconds)
-        if worker.is_alive():
+        if failures:
+            self._say(
+                f"warning: traces: the exporter failed while stopping: "
+                f"{scrub_text(str(failures[0])) or type(failures[0]).__name__}"
+            )
+        elif worker.is_alive():
             self._say(
                 f"warning: traces: the exporter did not finish within {timeout_seconds:g}s;"
                 " the spans it still held are dropped"

@@ -113,3 +113,22 @@ def test_the_service_is_arvel_flow_unless_the_environment_names_one(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "billing-worker")
     named = ProcessTracer([], print).provider.resource.attributes["service.name"]
     assert (default, named) == ("arvel-flow", "billing-worker")
+
+
+def test_an_exporter_that_raises_while_stopping_is_said_not_left_to_the_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a tracer whose provider raises when it shuts down
+    said: list[str] = []
+    tracer = ProcessTracer([Failing(False)], said.append, batch=False)
+
+    def broken() -> None:
+        raise RuntimeError("collector at https://user:hunter2@otel.example went away")
+
+    monkeypatch.setattr(tracer.provider, "shutdown", broken)
+    # When the tracer shuts down
+    tracer.shutdown()
+    # Then one warning says so, with the password scrubbed
+    assert len(said) == 1
+    assert said[0].startswith("warning: traces: the exporter failed while stopping: ")
+    assert "hunter2" not in said[0]
